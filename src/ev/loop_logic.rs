@@ -1,0 +1,876 @@
+//! The loop: the watcher table, one turn, and the [`Ctx`] every callback receives.
+
+use std::collections::VecDeque;
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::event::{Event, Interest, R_ERROR, R_FIRED, R_READ, R_WRITE};
+use super::sys::{self, Epoll, Events};
+use super::timer::TimerHeap;
+use super::wake::{WakeShared, Waker};
+use super::Watcher;
+
+/// The callback every watcher carries: shared state, the loop context, and what happened.
+type Callback<S> = Box<dyn FnMut(&mut S, &mut Ctx<S>, Event)>;
+
+/// The epoll token of the loop's own eventfd; fds use their own number as token.
+const WAKE_TOKEN: u64 = u64::MAX;
+/// epoll's registration for an fd is unknown (a new watcher may reuse an old fd number).
+const UNKNOWN: u32 = u32::MAX;
+
+#[derive(Debug)]
+enum Kind {
+    Free,
+    Io { fd: RawFd, interest: Interest },
+    Timer { after: Duration, repeat: Option<Duration>, seq: u64 },
+    Prepare,
+    Check,
+    Idle,
+    Wake { flag: Arc<AtomicBool> },
+}
+
+struct Slot<S> {
+    version: u32,
+    kind: Kind,
+    active: bool,
+    /// Readiness bits queued for the callback; zero when not pending.
+    pending: u8,
+    due: Option<Instant>,
+    cb: Option<Callback<S>>,
+}
+
+/// Per-fd bookkeeping: which io watchers are active on it and what epoll has registered.
+#[derive(Debug, Default)]
+struct FdEntry {
+    active: Vec<Watcher>,
+    /// io watchers on this fd, started or not; at zero the fd is deregistered eagerly.
+    watchers: u32,
+    registered: u32,
+    dirty: bool,
+}
+
+/// The loop context: everything a callback may do to the loop.
+///
+/// Every callback receives `&mut Ctx<S>` next to the shared `&mut S`, so it can create,
+/// start, stop or remove any watcher (its own included), change io interest, read the
+/// cached time, or stop the loop. [`Loop`] dereferences to `Ctx`, so the same methods set
+/// the loop up before it runs.
+pub struct Ctx<S> {
+    slots: Vec<Slot<S>>,
+    free: Vec<u32>,
+    epoll: Epoll,
+    events: Events,
+    fds: Vec<FdEntry>,
+    dirty_fds: Vec<RawFd>,
+    timers: TimerHeap,
+    live_timers: usize,
+    prepares: Vec<Watcher>,
+    checks: Vec<Watcher>,
+    idles: Vec<Watcher>,
+    wakes: Vec<Watcher>,
+    wake: Option<Arc<WakeShared>>,
+    pending: VecDeque<Watcher>,
+    scratch: Vec<Watcher>,
+    active: usize,
+    now: Instant,
+    stop: bool,
+    turns: u64,
+    polls: u64,
+    ctl_calls: u64,
+}
+
+/// A single-threaded, libev-style event loop over state `S`.
+///
+/// See the [module docs](super) for the turn order and the callback model.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use evnet::ev::Loop;
+///
+/// let mut ev = Loop::<Vec<&str>>::new()?;
+/// ev.timer(Duration::from_millis(2), None, |log, _cx, _e| log.push("second"));
+/// ev.timer(Duration::from_millis(1), None, |log, _cx, _e| log.push("first"));
+/// let mut log = Vec::new();
+/// ev.run(&mut log)?; // returns when no watcher is active any more
+/// assert_eq!(log, ["first", "second"]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Loop<S> {
+    ctx: Ctx<S>,
+}
+
+impl<S> Deref for Loop<S> {
+    type Target = Ctx<S>;
+    fn deref(&self) -> &Ctx<S> {
+        &self.ctx
+    }
+}
+
+impl<S> DerefMut for Loop<S> {
+    fn deref_mut(&mut self) -> &mut Ctx<S> {
+        &mut self.ctx
+    }
+}
+
+impl<S> std::fmt::Debug for Loop<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loop")
+            .field("watchers", &(self.ctx.slots.len() - self.ctx.free.len()))
+            .field("active", &self.ctx.active)
+            .field("turns", &self.ctx.turns)
+            .finish()
+    }
+}
+
+impl<S> Loop<S> {
+    /// Creates a loop (one epoll fd; the eventfd for wake watchers comes with the first one).
+    ///
+    /// # Errors
+    /// Whatever `epoll_create1` reports (e.g. `EMFILE`).
+    pub fn new() -> io::Result<Loop<S>> {
+        Ok(Loop {
+            ctx: Ctx {
+                slots: Vec::new(),
+                free: Vec::new(),
+                epoll: Epoll::new()?,
+                events: Events::with_capacity(256),
+                fds: Vec::new(),
+                dirty_fds: Vec::new(),
+                timers: TimerHeap::default(),
+                live_timers: 0,
+                prepares: Vec::new(),
+                checks: Vec::new(),
+                idles: Vec::new(),
+                wakes: Vec::new(),
+                wake: None,
+                pending: VecDeque::new(),
+                scratch: Vec::new(),
+                active: 0,
+                now: Instant::now(),
+                stop: false,
+                turns: 0,
+                polls: 0,
+                ctl_calls: 0,
+            },
+        })
+    }
+
+    /// Runs turns until [`Ctx::stop_loop`] is called or no watcher is active.
+    ///
+    /// # Errors
+    /// An error from the poller (never `EINTR`, which is retried).
+    pub fn run(&mut self, state: &mut S) -> io::Result<()> {
+        self.ctx.stop = false;
+        while !self.ctx.stop && self.ctx.active > 0 {
+            self.ctx.turn(state, true)?;
+        }
+        self.ctx.stop = false;
+        Ok(())
+    }
+
+    /// Runs one turn; it may sleep until something happens (or the next timer is due).
+    ///
+    /// # Errors
+    /// An error from the poller.
+    pub fn run_once(&mut self, state: &mut S) -> io::Result<()> {
+        self.ctx.turn(state, true)
+    }
+
+    /// Runs one turn that does not sleep: whatever is ready now is handled.
+    ///
+    /// # Errors
+    /// An error from the poller.
+    pub fn run_nowait(&mut self, state: &mut S) -> io::Result<()> {
+        self.ctx.turn(state, false)
+    }
+
+    /// Runs turns until `done(state)` holds, the loop is stopped, or `limit` passes.
+    /// Returns whether `done` held. Tests and examples use it for bounded runs.
+    ///
+    /// # Errors
+    /// An error from the poller.
+    pub fn run_until(
+        &mut self,
+        state: &mut S,
+        limit: Duration,
+        mut done: impl FnMut(&S) -> bool,
+    ) -> io::Result<bool> {
+        let deadline = Instant::now() + limit;
+        let guard = self.ctx.timer(limit, None, |_, _, _| {});
+        self.ctx.stop = false;
+        let mut ok = done(state);
+        while !ok && !self.ctx.stop && Instant::now() < deadline {
+            self.ctx.turn(state, true)?;
+            ok = done(state);
+        }
+        self.ctx.stop = false;
+        self.ctx.remove(guard);
+        Ok(ok)
+    }
+}
+
+impl<S> Ctx<S> {
+    // ----- creating watchers -------------------------------------------------------------
+
+    fn insert(&mut self, kind: Kind, cb: Callback<S>) -> Watcher {
+        let slot = Slot {
+            version: 0,
+            kind,
+            active: false,
+            pending: 0,
+            due: None,
+            cb: Some(cb),
+        };
+        match self.free.pop() {
+            Some(i) => {
+                let s = &mut self.slots[i as usize];
+                let version = s.version;
+                *s = Slot { version, ..slot };
+                Watcher { index: i, version }
+            }
+            None => {
+                self.slots.push(slot);
+                Watcher {
+                    index: (self.slots.len() - 1) as u32,
+                    version: 0,
+                }
+            }
+        }
+    }
+
+    /// Creates a started io watcher on `fd`: level-triggered, so the callback runs on every
+    /// turn while the fd stays ready for `interest`. Several watchers may share an fd.
+    ///
+    /// The fd must stay open while the watcher exists: [`remove`](Ctx::remove) the watcher
+    /// before closing the fd (stopping is not enough, as with libev).
+    pub fn io<F>(&mut self, fd: RawFd, interest: Interest, cb: F) -> Watcher
+    where
+        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
+    {
+        let w = self.insert(Kind::Io { fd, interest }, Box::new(cb));
+        let e = self.fd_entry(fd);
+        e.watchers += 1;
+        if e.watchers == 1 {
+            // A new fd, or an old number reused: epoll's registration is unknown.
+            e.registered = UNKNOWN;
+        }
+        self.start(w);
+        w
+    }
+
+    /// Creates a started timer due `after` from [`now`](Ctx::now), then every `repeat` if
+    /// given. A repeating timer stays active; a one-shot timer stops itself when it fires.
+    pub fn timer<F>(&mut self, after: Duration, repeat: Option<Duration>, cb: F) -> Watcher
+    where
+        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
+    {
+        let w = self.insert(
+            Kind::Timer {
+                after,
+                repeat,
+                seq: 0,
+            },
+            Box::new(cb),
+        );
+        self.start(w);
+        w
+    }
+
+    /// Creates a started prepare watcher: its callback runs at the start of every turn,
+    /// before the loop decides how long to sleep.
+    pub fn prepare<F>(&mut self, cb: F) -> Watcher
+    where
+        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
+    {
+        let w = self.insert(Kind::Prepare, Box::new(cb));
+        self.start(w);
+        w
+    }
+
+    /// Creates a started check watcher: its callback runs right after every poll, before
+    /// the io, timer and wake callbacks of that turn.
+    pub fn check<F>(&mut self, cb: F) -> Watcher
+    where
+        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
+    {
+        let w = self.insert(Kind::Check, Box::new(cb));
+        self.start(w);
+        w
+    }
+
+    /// Creates a started idle watcher. While any idle watcher is active the loop does not
+    /// sleep; its callback runs on turns where no io, timer or wake callback was pending.
+    pub fn idle<F>(&mut self, cb: F) -> Watcher
+    where
+        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
+    {
+        let w = self.insert(Kind::Idle, Box::new(cb));
+        self.start(w);
+        w
+    }
+
+    /// Creates a started wake watcher and the [`Waker`] other threads use to run `cb` on
+    /// the loop thread.
+    ///
+    /// # Errors
+    /// Creating or registering the loop's eventfd failed (first wake watcher only).
+    pub fn wake<F>(&mut self, cb: F) -> io::Result<(Watcher, Waker)>
+    where
+        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
+    {
+        let shared = match &self.wake {
+            Some(s) => s.clone(),
+            None => {
+                let efd = sys::EventFd::new()?;
+                self.epoll.add(efd.raw(), sys::EV_READ, WAKE_TOKEN)?;
+                let s = Arc::new(WakeShared {
+                    efd,
+                    notified: AtomicBool::new(false),
+                });
+                self.wake = Some(s.clone());
+                s
+            }
+        };
+        let flag = Arc::new(AtomicBool::new(false));
+        let w = self.insert(Kind::Wake { flag: flag.clone() }, Box::new(cb));
+        self.start(w);
+        Ok((w, Waker { shared, flag }))
+    }
+
+    // ----- starting, stopping, removing --------------------------------------------------
+
+    fn slot(&self, w: Watcher) -> Option<&Slot<S>> {
+        self.slots
+            .get(w.index as usize)
+            .filter(|s| s.version == w.version && !matches!(s.kind, Kind::Free))
+    }
+
+    fn slot_mut(&mut self, w: Watcher) -> Option<&mut Slot<S>> {
+        self.slots
+            .get_mut(w.index as usize)
+            .filter(|s| s.version == w.version && !matches!(s.kind, Kind::Free))
+    }
+
+    fn fd_entry(&mut self, fd: RawFd) -> &mut FdEntry {
+        let i = fd as usize;
+        if self.fds.len() <= i {
+            self.fds.resize_with(i + 1, FdEntry::default);
+        }
+        &mut self.fds[i]
+    }
+
+    fn mark_dirty(&mut self, fd: RawFd) {
+        let e = self.fd_entry(fd);
+        if !e.dirty {
+            e.dirty = true;
+            self.dirty_fds.push(fd);
+        }
+    }
+
+    /// Starts a watcher (a timer is scheduled `after` from the current time). Returns `false` for a
+    /// stale id; starting an active watcher is a no-op (a timer is *not* restarted: use
+    /// [`set_timer`](Ctx::set_timer)).
+    pub fn start(&mut self, w: Watcher) -> bool {
+        let Some(s) = self.slot_mut(w) else {
+            return false;
+        };
+        if s.active {
+            return true;
+        }
+        s.active = true;
+        self.active += 1;
+        let s = &mut self.slots[w.index as usize];
+        match &mut s.kind {
+            Kind::Io { fd, .. } => {
+                let fd = *fd;
+                self.fd_entry(fd).active.push(w);
+                self.mark_dirty(fd);
+            }
+            Kind::Timer { after, seq, .. } => {
+                // The real time, not the turn's cached one: a timer started late in a
+                // long callback, or before the loop first ran, is still never early.
+                let due = Instant::now() + *after;
+                s.due = Some(due);
+                *seq = self.timers.push(due, w);
+                self.live_timers += 1;
+            }
+            Kind::Prepare => self.prepares.push(w),
+            Kind::Check => self.checks.push(w),
+            Kind::Idle => self.idles.push(w),
+            Kind::Wake { flag } => {
+                let raised = flag.load(Ordering::SeqCst);
+                self.wakes.push(w);
+                if raised {
+                    if let Some(sh) = &self.wake {
+                        // Deliver a wake that arrived while the watcher was stopped.
+                        sh.notified.store(false, Ordering::SeqCst);
+                        sh.signal();
+                    }
+                }
+            }
+            Kind::Free => unreachable!("slot() filters free slots"),
+        }
+        true
+    }
+
+    /// Stops a watcher: it stays in the loop, keeps its callback, and can be started again.
+    /// A pending callback of a stopped watcher does not run. Returns `false` for a stale id.
+    pub fn stop(&mut self, w: Watcher) -> bool {
+        let Some(s) = self.slot_mut(w) else {
+            return false;
+        };
+        s.pending = 0;
+        if !s.active {
+            return true;
+        }
+        s.active = false;
+        let fd = match &mut s.kind {
+            Kind::Io { fd, .. } => Some(*fd),
+            Kind::Timer { seq, .. } => {
+                *seq = 0;
+                self.live_timers -= 1;
+                None
+            }
+            Kind::Prepare => {
+                self.prepares.retain(|x| *x != w);
+                None
+            }
+            Kind::Check => {
+                self.checks.retain(|x| *x != w);
+                None
+            }
+            Kind::Idle => {
+                self.idles.retain(|x| *x != w);
+                None
+            }
+            Kind::Wake { .. } => {
+                self.wakes.retain(|x| *x != w);
+                None
+            }
+            Kind::Free => unreachable!("slot() filters free slots"),
+        };
+        self.active -= 1;
+        if let Some(fd) = fd {
+            self.fd_entry(fd).active.retain(|x| *x != w);
+            self.mark_dirty(fd);
+        }
+        true
+    }
+
+    /// Stops a watcher and drops it with its callback; the id goes stale. Safe from any
+    /// callback, the watcher's own included (its closure is dropped when it returns).
+    /// Returns `false` for a stale id.
+    pub fn remove(&mut self, w: Watcher) -> bool {
+        if !self.stop(w) {
+            return false;
+        }
+        let s = &mut self.slots[w.index as usize];
+        let kind = std::mem::replace(&mut s.kind, Kind::Free);
+        s.version = s.version.wrapping_add(1);
+        s.due = None;
+        let cb = s.cb.take();
+        self.free.push(w.index);
+        if let Kind::Io { fd, .. } = kind {
+            let e = self.fd_entry(fd);
+            e.watchers -= 1;
+            if e.watchers == 0 {
+                // Deregister now: the caller may close the fd next.
+                e.registered = 0;
+                self.ctl_calls += 1;
+                let _ = self.epoll.delete(fd);
+            }
+        }
+        drop(cb);
+        true
+    }
+
+    /// Changes an io watcher's interest; applied before the next poll, at no syscall cost
+    /// when the interest flips back within the same turn. Returns `false` for a stale id or
+    /// a watcher that is not an io watcher.
+    pub fn set_interest(&mut self, w: Watcher, interest: Interest) -> bool {
+        let fd = match self.slot_mut(w) {
+            Some(Slot {
+                kind: Kind::Io { fd, interest: i },
+                active,
+                ..
+            }) => {
+                if *i == interest {
+                    return true;
+                }
+                *i = interest;
+                active.then_some(*fd)
+            }
+            _ => return false,
+        };
+        if let Some(fd) = fd {
+            self.mark_dirty(fd);
+        }
+        true
+    }
+
+    /// An io watcher's interest.
+    pub fn interest(&self, w: Watcher) -> Option<Interest> {
+        match self.slot(w)?.kind {
+            Kind::Io { interest, .. } => Some(interest),
+            _ => None,
+        }
+    }
+
+    /// Changes a timer's `after`/`repeat` and (re)starts it from now. Returns `false` for a
+    /// stale id or a watcher that is not a timer.
+    pub fn set_timer(&mut self, w: Watcher, after: Duration, repeat: Option<Duration>) -> bool {
+        match self.slot_mut(w) {
+            Some(Slot {
+                kind: Kind::Timer {
+                    after: a,
+                    repeat: r,
+                    ..
+                },
+                ..
+            }) => {
+                *a = after;
+                *r = repeat;
+            }
+            _ => return false,
+        }
+        self.stop(w);
+        self.start(w)
+    }
+
+    /// Whether the watcher exists and is started.
+    pub fn is_active(&self, w: Watcher) -> bool {
+        self.slot(w).is_some_and(|s| s.active)
+    }
+
+    /// Whether the watcher's callback is queued for this turn (libev's `ev_is_pending`),
+    /// and with which readiness. A watcher's prepare/check phase sees io readiness that the
+    /// poll of this turn reported before the io callback runs.
+    pub fn pending(&self, w: Watcher) -> Option<Event> {
+        let s = self.slot(w)?;
+        (s.pending != 0).then_some(Event {
+            watcher: w,
+            ready: s.pending,
+            due: s.due,
+        })
+    }
+
+    /// The loop's cached monotonic time: read once per turn, right after the poll.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Makes [`Loop::run`] return after the current turn. Safe from any callback.
+    pub fn stop_loop(&mut self) {
+        self.stop = true;
+    }
+
+    /// Counters for tests and benchmarks: turns run, polls made, epoll_ctl calls made.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            turns: self.turns,
+            polls: self.polls,
+            ctl_calls: self.ctl_calls,
+        }
+    }
+
+    // ----- one turn ------------------------------------------------------------------
+
+    fn run_phase(&mut self, state: &mut S, which: Phase) {
+        let mut list = std::mem::take(&mut self.scratch);
+        list.clear();
+        list.extend_from_slice(match which {
+            Phase::Prepare => &self.prepares,
+            Phase::Check => &self.checks,
+            Phase::Idle => &self.idles,
+        });
+        for &w in &list {
+            // A watcher stopped or removed by an earlier callback of this phase is skipped.
+            if self.is_active(w) {
+                self.dispatch(state, w, Event {
+                    watcher: w,
+                    ready: R_FIRED,
+                    due: None,
+                });
+            }
+        }
+        self.scratch = list;
+    }
+
+    fn dispatch(&mut self, state: &mut S, w: Watcher, ev: Event) {
+        let Some(mut cb) = self.slots[w.index as usize].cb.take() else {
+            return;
+        };
+        cb(state, self, ev);
+        // The watcher may have been removed (and its slot reused) by its own callback.
+        if let Some(s) = self.slot_mut(w) {
+            if s.cb.is_none() {
+                s.cb = Some(cb);
+            }
+        }
+    }
+
+    fn queue(&mut self, w: Watcher, ready: u8) {
+        if let Some(s) = self.slot_mut(w) {
+            let first = s.pending == 0;
+            s.pending |= ready;
+            if first {
+                self.pending.push_back(w);
+            }
+        }
+    }
+
+    /// Applies io interest changes to epoll. An fd nobody wants any more stays registered
+    /// (lazily), so a stop followed by a start in the next turn costs no syscall; if it
+    /// reports readiness meanwhile it is disarmed then.
+    fn reify(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty_fds);
+        for &fd in &dirty {
+            let want = self.wanted(fd);
+            let e = &mut self.fds[fd as usize];
+            e.dirty = false;
+            if want != 0 && want != e.registered {
+                let fresh = e.registered == UNKNOWN || e.registered == 0;
+                e.registered = want;
+                self.ctl_calls += 1;
+                let r = if fresh {
+                    self.epoll.add(fd, want, fd as u64)
+                } else {
+                    self.epoll.set(fd, want, fd as u64)
+                };
+                if r.is_err() {
+                    // A closed or invalid fd: report it to its watchers as an error.
+                    self.fds[fd as usize].registered = 0;
+                    self.queue_fd(fd, sys::EV_ERR);
+                }
+            }
+        }
+        dirty.clear();
+        self.dirty_fds = dirty;
+    }
+
+    fn wanted(&self, fd: RawFd) -> u32 {
+        let mut want = 0;
+        for &w in &self.fds[fd as usize].active {
+            if let Some(Slot {
+                kind: Kind::Io { interest, .. },
+                ..
+            }) = self.slot(w)
+            {
+                if interest.is_readable() {
+                    want |= sys::EV_READ;
+                }
+                if interest.is_writable() {
+                    want |= sys::EV_WRITE;
+                }
+            }
+        }
+        want
+    }
+
+    fn queue_fd(&mut self, fd: RawFd, bits: u32) {
+        let Some(e) = self.fds.get(fd as usize) else {
+            return;
+        };
+        let mut got = 0;
+        let err = bits & sys::EV_ERR != 0;
+        if bits & sys::EV_READ != 0 || err {
+            got |= R_READ;
+        }
+        if bits & sys::EV_WRITE != 0 || err {
+            got |= R_WRITE;
+        }
+        let mut matched = false;
+        for i in 0..e.active.len() {
+            let w = self.fds[fd as usize].active[i];
+            let Some(Slot {
+                kind: Kind::Io { interest, .. },
+                ..
+            }) = self.slot(w)
+            else {
+                continue;
+            };
+            let ready = got & interest.bits();
+            if ready != 0 {
+                matched = true;
+                self.queue(w, ready | if err { R_ERROR } else { 0 });
+            }
+        }
+        if !matched {
+            // Readiness nobody wants (a lazily kept registration): disarm it now.
+            let want = self.wanted(fd);
+            let e = &mut self.fds[fd as usize];
+            if e.registered != want {
+                self.ctl_calls += 1;
+                let r = if want == 0 {
+                    self.epoll.delete(fd)
+                } else {
+                    self.epoll.set(fd, want, fd as u64)
+                };
+                e.registered = if r.is_ok() { want } else { 0 };
+            }
+        }
+    }
+
+    fn turn(&mut self, state: &mut S, block: bool) -> io::Result<()> {
+        self.turns += 1;
+        if !self.prepares.is_empty() {
+            self.run_phase(state, Phase::Prepare);
+        }
+        if !self.dirty_fds.is_empty() {
+            self.reify();
+        }
+
+        let timeout = if !block || self.stop || !self.idles.is_empty() || !self.pending.is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            let slots = &self.slots;
+            let live = |w, seq| timer_live(slots, w, seq);
+            self.timers
+                .next_due(live)
+                .map(|due| due.saturating_duration_since(Instant::now()))
+        };
+
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        self.polls += 1;
+        let r = self.epoll.wait(&mut events, timeout);
+        self.now = Instant::now();
+        if let Err(e) = r {
+            self.events = events;
+            return Err(e);
+        }
+        let mut i = 0;
+        while let Some(ready) = events.get(i) {
+            i += 1;
+            if ready.token == WAKE_TOKEN {
+                self.collect_wakes();
+            } else {
+                self.queue_fd(ready.token as RawFd, ready.bits);
+            }
+        }
+        self.events = events;
+
+        if self.live_timers > 0 {
+            self.expire_timers();
+        }
+
+        if !self.checks.is_empty() {
+            self.run_phase(state, Phase::Check);
+        }
+
+        let mut ran = false;
+        while let Some(w) = self.pending.pop_front() {
+            let Some(s) = self.slot_mut(w) else { continue };
+            let ready = std::mem::take(&mut s.pending);
+            if ready == 0 {
+                continue; // stopped after it was queued
+            }
+            let due = s.due;
+            ran = true;
+            self.dispatch(state, w, Event {
+                watcher: w,
+                ready,
+                due,
+            });
+        }
+
+        if !ran && !self.idles.is_empty() {
+            self.run_phase(state, Phase::Idle);
+        }
+        Ok(())
+    }
+
+    fn collect_wakes(&mut self) {
+        if let Some(sh) = &self.wake {
+            sh.notified.store(false, Ordering::SeqCst);
+            sh.efd.drain();
+        }
+        for i in 0..self.wakes.len() {
+            let w = self.wakes[i];
+            let raised = match self.slot(w) {
+                Some(Slot {
+                    kind: Kind::Wake { flag },
+                    ..
+                }) => flag.swap(false, Ordering::SeqCst),
+                _ => false,
+            };
+            if raised {
+                self.queue(w, R_FIRED);
+            }
+        }
+    }
+
+    fn expire_timers(&mut self) {
+        let now = self.now;
+        loop {
+            let slots = &self.slots;
+            let live = |w, seq| timer_live(slots, w, seq);
+            let Some((w, due)) = self.timers.pop_expired(now, live) else {
+                break;
+            };
+            let s = &mut self.slots[w.index as usize];
+            let Kind::Timer { repeat, seq, .. } = &mut s.kind else {
+                continue;
+            };
+            match *repeat {
+                Some(rep) if !rep.is_zero() => {
+                    // Keep the cadence; if the loop fell behind, restart from now.
+                    let mut next = due + rep;
+                    if next <= now {
+                        next = now + rep;
+                    }
+                    *seq = self.timers.push(next, w);
+                    s.due = Some(next);
+                }
+                _ => {
+                    *seq = 0;
+                    s.active = false;
+                    self.active -= 1;
+                    self.live_timers -= 1;
+                }
+            }
+            // The callback sees the deadline it fired for.
+            if s.pending == 0 {
+                self.pending.push_back(w);
+            }
+            s.pending |= R_FIRED;
+            s.due = Some(due);
+        }
+        let live_count = self.live_timers;
+        let slots = &self.slots;
+        self.timers
+            .compact(live_count, |w, seq| timer_live(slots, w, seq));
+    }
+}
+
+/// Whether heap entry `seq` is the live schedule of timer `w`.
+fn timer_live<S>(slots: &[Slot<S>], w: Watcher, seq: u64) -> bool {
+    matches!(
+        slots.get(w.index as usize),
+        Some(Slot { kind: Kind::Timer { seq: s, .. }, active: true, version, .. })
+            if *s == seq && *version == w.version
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Phase {
+    Prepare,
+    Check,
+    Idle,
+}
+
+/// Loop counters, for tests and benchmarks (see [`Ctx::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Turns run.
+    pub turns: u64,
+    /// Poll syscalls made (one per turn).
+    pub polls: u64,
+    /// `epoll_ctl` syscalls made.
+    pub ctl_calls: u64,
+}

@@ -1,0 +1,43 @@
+//! evnet: network daemons in Rust that speak ZeroMQ and plain sockets from one thread,
+//! without a busy socket freezing everything else and without ever losing a message.
+//!
+//! - [`ev`]: a single-threaded, libev-style event loop (io, timer, prepare, check, idle and
+//!   wake watchers) that costs one syscall per turn.
+//! - [`zmq`]: the fair ZeroMQ adapter: the prepare/check/idle/io quartet around `ZMQ_FD`,
+//!   a bounded amount of work per socket per turn, and never a missed wake-up.
+//!
+//! ```
+//! use evnet::zmq::{Handler, Sock, ZmqWatcher};
+//! use evnet::ev::Loop;
+//!
+//! struct Count;
+//! impl Handler<usize> for Count {
+//!     fn readable(&mut self, msg: &mut [zmq::Message], _s: &mut Sock<'_>, n: &mut usize,
+//!                 _cx: &mut evnet::ev::Ctx<usize>) {
+//!         assert_eq!(&msg[0][..], b"hello");
+//!         *n += 1;
+//!     }
+//! }
+//!
+//! let ctx = zmq::Context::new();
+//! let pull = ctx.socket(zmq::PULL)?;
+//! pull.bind("inproc://doc")?;
+//! let push = ctx.socket(zmq::PUSH)?;
+//! push.connect("inproc://doc")?;
+//! for _ in 0..3 {
+//!     push.send("hello", 0)?;
+//! }
+//!
+//! let mut ev = Loop::new()?;
+//! let _w = ZmqWatcher::new(&mut ev, pull, Count)?;
+//! let mut n = 0;
+//! ev.run_until(&mut n, std::time::Duration::from_secs(5), |n| *n == 3)?;
+//! assert_eq!(n, 3);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod ev;
+pub mod guide;
+pub mod zmq;

@@ -1,0 +1,371 @@
+//! The prepare/check/idle/io quartet around `ZMQ_FD`.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::ev::{Ctx, Interest, Watcher};
+
+use super::budget::TIME_CHECK_EVERY;
+use super::handler::Flags;
+use super::{Budget, Error, Handler, InsertError, Sock};
+
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    prepare: Watcher,
+    check: Watcher,
+    idle: Watcher,
+    io: Watcher,
+}
+
+/// State shared by the prepare and check callbacks and the [`ZmqWatcher`] handle.
+struct Shared {
+    socket: zmq::Socket,
+    flags: Flags,
+    budget: Cell<Budget>,
+    /// The last check stopped on its budget, not on `EAGAIN`: work is almost surely still
+    /// queued, so prepare goes idle without reading `ZMQ_EVENTS`. `hot` only ever leads to a
+    /// non-blocking turn, never to sleeping, so it cannot lose a wake-up.
+    hot: Cell<bool>,
+    /// `ZMQ_EVENTS` as prepare read it (or assumed it, when hot), for check.
+    seen: Cell<zmq::PollEvents>,
+    /// An error prepare met, delivered to the handler by check.
+    fault: Cell<Option<Error>>,
+    /// The quartet, until it is removed.
+    ids: Cell<Option<Ids>>,
+}
+
+/// A ZeroMQ socket on a [`Loop`](crate::ev::Loop), driven fairly by the quartet, with a
+/// [`Handler`] receiving its messages.
+///
+/// This is the handle: it owns nothing the loop needs, and dropping it closes the watcher
+/// (at the start of the next turn: the handler is dropped, and the socket closes once the
+/// handle is gone too). It is `!Send` and `!Sync`, like the socket it wraps:
+///
+/// ```compile_fail
+/// fn needs_send<T: Send>() {}
+/// needs_send::<evnet::zmq::ZmqWatcher>();
+/// ```
+///
+/// ```compile_fail
+/// fn needs_sync<T: Sync>() {}
+/// needs_sync::<evnet::zmq::ZmqWatcher>();
+/// ```
+///
+/// # Caveats
+/// `ZMQ_FD` is edge-triggered: any libzmq call on the socket (a send, `get_events()`) may
+/// consume the notification that messages are waiting. The adapter re-reads `ZMQ_EVENTS`
+/// in prepare before it ever lets the loop sleep, so sends from other callbacks (timers,
+/// other sockets' handlers) are safe. Do not touch the socket from a *prepare* watcher of
+/// your own, which may run between that read and the poll.
+pub struct ZmqWatcher {
+    shared: Rc<Shared>,
+}
+
+impl std::fmt::Debug for ZmqWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZmqWatcher")
+            .field("interest", &self.shared.flags.want.get())
+            .field("budget", &self.shared.budget.get())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+impl ZmqWatcher {
+    /// Puts `socket` on the loop with `handler` and the default [`Budget`], reading.
+    ///
+    /// # Errors
+    /// Reading `ZMQ_FD` failed; the socket and handler are given back.
+    pub fn new<S: 'static, H: Handler<S>>(
+        cx: &mut Ctx<S>,
+        socket: zmq::Socket,
+        handler: H,
+    ) -> Result<ZmqWatcher, InsertError<(zmq::Socket, H)>> {
+        ZmqWatcher::with_budget(cx, socket, handler, Budget::DEFAULT)
+    }
+
+    /// As [`new`](ZmqWatcher::new), with a budget.
+    ///
+    /// # Errors
+    /// Reading `ZMQ_FD` failed; the socket and handler are given back.
+    pub fn with_budget<S: 'static, H: Handler<S>>(
+        cx: &mut Ctx<S>,
+        socket: zmq::Socket,
+        mut handler: H,
+        budget: Budget,
+    ) -> Result<ZmqWatcher, InsertError<(zmq::Socket, H)>> {
+        let fd = match socket.get_fd() {
+            Ok(fd) => fd,
+            Err(e) => {
+                return Err(InsertError {
+                    inner: (socket, handler),
+                    error: Error::from_zmq(e),
+                })
+            }
+        };
+        let shared = Rc::new(Shared {
+            socket,
+            flags: Flags {
+                want: Cell::new(Interest::READABLE),
+                blocked: Cell::new(false),
+                closing: Cell::new(false),
+            },
+            budget: Cell::new(sane(budget)),
+            hot: Cell::new(false),
+            seen: Cell::new(zmq::PollEvents::empty()),
+            fault: Cell::new(None),
+            ids: Cell::new(None),
+        });
+        // The io and idle watchers only exist to decide whether the poll may sleep; their
+        // callbacks never run because check stops both first.
+        let io = cx.io(fd, Interest::READABLE, |_, _, _| {});
+        cx.stop(io);
+        let idle = cx.idle(|_, _, _| {});
+        cx.stop(idle);
+        let sh = shared.clone();
+        let prepare = cx.prepare(move |_, cx, _| prepare(&sh, cx));
+        let sh = shared.clone();
+        let mut parts: Vec<zmq::Message> = Vec::new();
+        let check = cx.check(move |st, cx, _| check(&sh, &mut handler, &mut parts, st, cx));
+        shared.ids.set(Some(Ids {
+            prepare,
+            check,
+            idle,
+            io,
+        }));
+        Ok(ZmqWatcher { shared })
+    }
+
+    /// The socket, e.g. to send from a timer callback (use `ZMQ_DONTWAIT`) or set options.
+    pub fn socket(&self) -> &zmq::Socket {
+        &self.shared.socket
+    }
+
+    /// Asks for (or drops) `writable()` calls, from outside the handler.
+    pub fn set_writable(&self, on: bool) {
+        let f = &self.shared.flags.want;
+        f.set(f.get().with_writable(on));
+    }
+
+    /// Asks for (or drops) `readable()` calls, from outside the handler.
+    pub fn set_readable(&self, on: bool) {
+        let f = &self.shared.flags.want;
+        f.set(f.get().with_readable(on));
+    }
+
+    /// What the handler currently asks for.
+    pub fn interest(&self) -> Interest {
+        self.shared.flags.want.get()
+    }
+
+    /// Changes the turn budget; applies from the next turn.
+    pub fn set_budget(&self, budget: Budget) {
+        self.shared.budget.set(sane(budget));
+    }
+
+    /// The turn budget.
+    pub fn budget(&self) -> Budget {
+        self.shared.budget.get()
+    }
+
+    /// Whether the watcher has stopped for good (closed, terminated or failed).
+    pub fn is_finished(&self) -> bool {
+        self.shared.ids.get().is_none()
+    }
+
+    /// Stops the watcher now and drops its handler. Safe from any callback, the handler's
+    /// own included (it is dropped when that callback returns).
+    pub fn close<S>(self, cx: &mut Ctx<S>) {
+        remove_quartet(&self.shared, cx);
+    }
+}
+
+impl Drop for ZmqWatcher {
+    fn drop(&mut self) {
+        self.shared.flags.closing.set(true);
+    }
+}
+
+fn sane(b: Budget) -> Budget {
+    Budget {
+        messages: b.messages.max(1),
+        time: b.time,
+    }
+}
+
+fn remove_quartet<S>(sh: &Shared, cx: &mut Ctx<S>) {
+    if let Some(ids) = sh.ids.take() {
+        cx.remove(ids.prepare);
+        cx.remove(ids.check);
+        cx.remove(ids.idle);
+        cx.remove(ids.io);
+    }
+}
+
+fn wanted(want: Interest, ev: zmq::PollEvents) -> bool {
+    (want.is_readable() && ev.contains(zmq::POLLIN)) || (want.is_writable() && ev.contains(zmq::POLLOUT))
+}
+
+/// Prepare: work pending → idle (the poll will not block); nothing → io on `ZMQ_FD`.
+fn prepare<S>(sh: &Shared, cx: &mut Ctx<S>) {
+    let Some(ids) = sh.ids.get() else { return };
+    if sh.flags.closing.get() {
+        remove_quartet(sh, cx);
+        return;
+    }
+    let want = sh.flags.want.get();
+    if want == Interest::NONE {
+        return; // paused: neither watcher runs, and the socket keeps its queue
+    }
+    if sh.hot.get() {
+        let mut assumed = zmq::PollEvents::empty();
+        if want.is_readable() {
+            assumed |= zmq::POLLIN;
+        }
+        if want.is_writable() {
+            assumed |= zmq::POLLOUT;
+        }
+        sh.seen.set(assumed);
+        cx.start(ids.idle);
+        return;
+    }
+    match sh.socket.get_events() {
+        Ok(ev) if wanted(want, ev) => {
+            sh.seen.set(ev);
+            cx.start(ids.idle);
+        }
+        Ok(_) => {
+            cx.start(ids.io);
+        }
+        Err(e) => {
+            // Let check deliver it to the handler this very turn.
+            sh.fault.set(Some(Error::from_zmq(e)));
+            cx.start(ids.idle);
+        }
+    }
+}
+
+/// Receives one whole message into `parts` without blocking; returns its part count.
+fn recv_whole(socket: &zmq::Socket, parts: &mut Vec<zmq::Message>) -> Result<usize, zmq::Error> {
+    let mut k = 0;
+    loop {
+        if parts.len() == k {
+            parts.push(zmq::Message::new());
+        }
+        socket.recv(&mut parts[k], zmq::DONTWAIT)?;
+        k += 1;
+        if !parts[k - 1].get_more() {
+            return Ok(k);
+        }
+    }
+}
+
+/// Check: stop io and idle, then give the handler a bounded amount of work.
+fn check<S, H: Handler<S>>(
+    sh: &Shared,
+    handler: &mut H,
+    parts: &mut Vec<zmq::Message>,
+    st: &mut S,
+    cx: &mut Ctx<S>,
+) {
+    let Some(ids) = sh.ids.get() else { return };
+    if sh.flags.closing.get() {
+        remove_quartet(sh, cx);
+        return;
+    }
+    let via_idle = cx.is_active(ids.idle);
+    let fd_fired = cx.pending(ids.io).is_some();
+    cx.stop(ids.idle);
+    cx.stop(ids.io);
+    sh.hot.set(false);
+    if let Some(err) = sh.fault.take() {
+        return finish(sh, handler, err, st, cx);
+    }
+    let seen = if via_idle {
+        sh.seen.get()
+    } else if fd_fired {
+        match sh.socket.get_events() {
+            Ok(ev) => ev,
+            Err(e) => return finish(sh, handler, Error::from_zmq(e), st, cx),
+        }
+    } else {
+        return; // the poll woke for something else; ZMQ_FD stayed quiet
+    };
+
+    let budget = sh.budget.get();
+    let want = sh.flags.want.get();
+    sh.flags.blocked.set(false);
+    let mut hot = false;
+
+    if want.is_readable() && seen.contains(zmq::POLLIN) {
+        let t0 = budget.time.map(|_| Instant::now());
+        let mut n = 0u32;
+        loop {
+            match recv_whole(&sh.socket, parts) {
+                Ok(k) => {
+                    let mut sock = Sock {
+                        socket: &sh.socket,
+                        flags: &sh.flags,
+                    };
+                    handler.readable(&mut parts[..k], &mut sock, st, cx);
+                    n += 1;
+                    if sh.flags.closing.get() || !sh.flags.want.get().is_readable() {
+                        break;
+                    }
+                    if n >= budget.messages {
+                        hot = true;
+                        break;
+                    }
+                    if let (Some(limit), Some(t0)) = (budget.time, t0) {
+                        if n % TIME_CHECK_EVERY == 0 && t0.elapsed() >= limit {
+                            hot = true;
+                            break;
+                        }
+                    }
+                }
+                Err(zmq::Error::EAGAIN) => break,
+                Err(zmq::Error::EINTR) => {
+                    hot = true;
+                    break;
+                }
+                Err(e) => match Error::from_zmq(e) {
+                    Error::Terminated => return finish(sh, handler, Error::Terminated, st, cx),
+                    err => {
+                        handler.error(err, st, cx);
+                        break;
+                    }
+                },
+            }
+        }
+    }
+
+    if !sh.flags.closing.get() && sh.flags.want.get().is_writable() && seen.contains(zmq::POLLOUT) {
+        let mut n = 0u32;
+        while n < budget.messages
+            && sh.flags.want.get().is_writable()
+            && !sh.flags.blocked.get()
+            && !sh.flags.closing.get()
+        {
+            let mut sock = Sock {
+                socket: &sh.socket,
+                flags: &sh.flags,
+            };
+            handler.writable(&mut sock, st, cx);
+            n += 1;
+        }
+        if n >= budget.messages && sh.flags.want.get().is_writable() && !sh.flags.blocked.get() {
+            hot = true;
+        }
+    }
+
+    sh.hot.set(hot);
+    if sh.flags.closing.get() {
+        remove_quartet(sh, cx);
+    }
+}
+
+fn finish<S, H: Handler<S>>(sh: &Shared, handler: &mut H, err: Error, st: &mut S, cx: &mut Ctx<S>) {
+    remove_quartet(sh, cx);
+    handler.finished(err, st, cx);
+}

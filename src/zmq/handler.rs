@@ -1,0 +1,145 @@
+//! The trait applications implement, and [`Sock`], the socket view their callbacks get.
+
+use std::cell::Cell;
+
+use crate::ev::{Ctx, Interest};
+
+use super::Error;
+
+/// An application's handler for one ZeroMQ socket on the loop.
+///
+/// The adapter receives for the handler: it calls [`readable`](Handler::readable) once per
+/// whole message (every part, in order), at most [`Budget`](super::Budget) messages per
+/// turn. Receiving itself is what lets the adapter learn the socket is drained (`EAGAIN`)
+/// without an extra `ZMQ_EVENTS` syscall per message.
+///
+/// Writes use an interest toggle: call [`Sock::set_writable`] (or
+/// [`ZmqWatcher::set_writable`](super::ZmqWatcher::set_writable)) while there is output and
+/// [`writable`](Handler::writable) is called, up to the budget, while the socket can take
+/// more; turn it off when done. [`Outbox`](super::Outbox) does that bookkeeping.
+pub trait Handler<S>: 'static {
+    /// One whole message arrived. A part can be taken with
+    /// `std::mem::replace(&mut msg[i], zmq::Message::new())`; the buffers
+    /// are the adapter's and are reused for the next message.
+    fn readable(
+        &mut self,
+        msg: &mut [zmq::Message],
+        sock: &mut Sock<'_>,
+        state: &mut S,
+        cx: &mut Ctx<S>,
+    );
+
+    /// The socket can take a message and the handler asked for writable interest. Send at
+    /// most one message (never blocking: [`Sock::send`] uses `ZMQ_DONTWAIT`). The default
+    /// turns writable interest off.
+    fn writable(&mut self, sock: &mut Sock<'_>, state: &mut S, cx: &mut Ctx<S>) {
+        let _ = (state, cx);
+        sock.set_writable(false);
+    }
+
+    /// The watcher has stopped for good: the context was terminated ([`Error::Terminated`])
+    /// or the socket failed. No callback follows. Drop the
+    /// [`ZmqWatcher`](super::ZmqWatcher) handle here so the socket closes.
+    fn finished(&mut self, why: Error, state: &mut S, cx: &mut Ctx<S>) {
+        let _ = (why, state, cx);
+    }
+
+    /// A receive or send failed with an error that does not end the socket (the watcher
+    /// keeps going). The default ignores it.
+    fn error(&mut self, err: Error, state: &mut S, cx: &mut Ctx<S>) {
+        let _ = (err, state, cx);
+    }
+}
+
+/// The adapter's per-socket flags, shared by the quartet's callbacks and the handle.
+#[derive(Debug)]
+pub(crate) struct Flags {
+    pub(crate) want: Cell<Interest>,
+    /// A send saw `EAGAIN` during this turn: stop calling `writable()`.
+    pub(crate) blocked: Cell<bool>,
+    /// Close requested (handle dropped or `Sock::close`).
+    pub(crate) closing: Cell<bool>,
+}
+
+/// The socket as a handler's callback sees it: non-blocking sends, interest toggles, and
+/// the raw [`zmq::Socket`] for everything else.
+pub struct Sock<'a> {
+    pub(crate) socket: &'a zmq::Socket,
+    pub(crate) flags: &'a Flags,
+}
+
+impl Sock<'_> {
+    /// The underlying socket (options, subscribe, bind/connect). Receive through the
+    /// adapter, not here; if you do, use `ZMQ_DONTWAIT`.
+    pub fn socket(&self) -> &zmq::Socket {
+        self.socket
+    }
+
+    /// Sends one part without blocking (`ZMQ_DONTWAIT`, plus `ZMQ_SNDMORE` if `more`).
+    /// Returns `Ok(false)` when the socket cannot take it now (high-water mark or no peer):
+    /// nothing was sent, and `writable()` is not called again this turn.
+    ///
+    /// # Errors
+    /// Any libzmq error but `EAGAIN`.
+    pub fn send(&mut self, data: impl AsRef<[u8]>, more: bool) -> Result<bool, Error> {
+        let flags = zmq::DONTWAIT | if more { zmq::SNDMORE } else { 0 };
+        match self.socket.send(data.as_ref(), flags) {
+            Ok(()) => Ok(true),
+            Err(zmq::Error::EAGAIN) => {
+                self.flags.blocked.set(true);
+                Ok(false)
+            }
+            Err(e) => Err(Error::from_zmq(e)),
+        }
+    }
+
+    /// Sends a whole multipart message without blocking; `Ok(false)` as for [`send`](Sock::send).
+    ///
+    /// # Errors
+    /// Any libzmq error but `EAGAIN` on the first part.
+    pub fn send_multipart<T: AsRef<[u8]>>(&mut self, parts: &[T]) -> Result<bool, Error> {
+        let Some((last, init)) = parts.split_last() else {
+            return Ok(true);
+        };
+        for (i, p) in init.iter().enumerate() {
+            if !self.send(p, true)? {
+                if i == 0 {
+                    return Ok(false);
+                }
+                // libzmq accepts the rest of a message once its first part went in.
+                return Err(Error::Socket(zmq::Error::EAGAIN));
+            }
+        }
+        match self.send(last, false)? {
+            true => Ok(true),
+            false if init.is_empty() => Ok(false),
+            false => Err(Error::Socket(zmq::Error::EAGAIN)),
+        }
+    }
+
+    /// Asks for (or drops) `writable()` calls.
+    pub fn set_writable(&mut self, on: bool) {
+        self.flags.want.set(self.flags.want.get().with_writable(on));
+    }
+
+    /// Asks for (or drops) `readable()` calls; a socket not read from keeps its messages
+    /// queued (up to its high-water mark).
+    pub fn set_readable(&mut self, on: bool) {
+        self.flags.want.set(self.flags.want.get().with_readable(on));
+    }
+
+    /// What the handler currently asks for.
+    pub fn interest(&self) -> Interest {
+        self.flags.want.get()
+    }
+
+    /// Whether a send saw the high-water mark (`EAGAIN`) during this turn.
+    pub fn is_blocked(&self) -> bool {
+        self.flags.blocked.get()
+    }
+
+    /// Stops the watcher for good after this callback returns; the handler is dropped.
+    pub fn close(&mut self) {
+        self.flags.closing.set(true);
+    }
+}

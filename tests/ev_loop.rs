@@ -1,0 +1,339 @@
+//! The `ev` loop: turn order, watcher lifecycle from callbacks, wake-ups, timers.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use evnet::ev::{Interest, Loop, Watcher};
+
+#[test]
+fn timers_fire_in_deadline_order() {
+    let mut ev = Loop::<Vec<u32>>::new().unwrap();
+    for (i, ms) in [5u64, 1, 4, 2, 3, 2].into_iter().enumerate() {
+        ev.timer(Duration::from_millis(ms), None, move |log, _, _| log.push(i as u32));
+    }
+    let mut log = vec![];
+    ev.run(&mut log).unwrap();
+    // Equal deadlines (index 3 and 5, both 2 ms) fire in start order.
+    assert_eq!(log, vec![1, 3, 5, 4, 2, 0]);
+}
+
+#[test]
+fn timer_is_never_early_and_reports_its_deadline() {
+    let mut ev = Loop::<Vec<(Instant, Instant)>>::new().unwrap();
+    let t0 = Instant::now();
+    ev.timer(Duration::from_micros(300), Some(Duration::from_micros(700)), |log, cx, e| {
+        log.push((e.due().unwrap(), Instant::now()));
+        if log.len() == 5 {
+            cx.stop(e.watcher());
+        }
+    });
+    let mut log = vec![];
+    ev.run(&mut log).unwrap();
+    assert_eq!(log.len(), 5);
+    for (i, (due, fired)) in log.iter().enumerate() {
+        assert!(fired >= due, "fired before its deadline");
+        let expect = t0 + Duration::from_micros(300 + 700 * i as u64);
+        // Deadlines keep their cadence (not drifting by each tick's lateness).
+        assert!(*due >= expect && *due < expect + Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn repeating_timer_and_stop_from_callback() {
+    let mut ev = Loop::<u32>::new().unwrap();
+    ev.timer(Duration::from_millis(1), Some(Duration::from_millis(1)), |n, cx, _| {
+        *n += 1;
+        if *n == 10 {
+            cx.stop_loop();
+        }
+    });
+    let mut n = 0;
+    ev.run(&mut n).unwrap();
+    assert_eq!(n, 10);
+    // The timer is still active: run resumes it.
+    let w = ev.timer(Duration::from_millis(3), None, |_, cx, _| cx.stop_loop());
+    ev.run(&mut n).unwrap();
+    assert!(n > 10);
+    assert!(!ev.is_active(w));
+}
+
+#[derive(Default)]
+struct Log {
+    ran: Vec<&'static str>,
+    a: Option<Watcher>,
+    b: Option<Watcher>,
+}
+
+#[test]
+fn watcher_stopped_while_pending_does_not_run() {
+    // Two timers expire in the same turn; the first stops the second, which is pending.
+    let mut ev = Loop::<Log>::new().unwrap();
+    let a = ev.timer(Duration::from_millis(1), None, |st, cx, _| {
+        st.ran.push("a");
+        cx.stop(st.b.unwrap());
+    });
+    let b = ev.timer(Duration::from_millis(1), None, |st, _, _| st.ran.push("b"));
+    let mut st = Log {
+        a: Some(a),
+        b: Some(b),
+        ..Log::default()
+    };
+    std::thread::sleep(Duration::from_millis(3));
+    ev.run_once(&mut st).unwrap();
+    assert_eq!(st.ran, vec!["a"]);
+    assert!(ev.pending(b).is_none());
+}
+
+#[test]
+fn watcher_removed_while_pending_does_not_run_and_slot_reuse_gets_no_stale_event() {
+    let mut ev = Loop::<Log>::new().unwrap();
+    let a = ev.timer(Duration::from_millis(1), None, |st, cx, _| {
+        st.ran.push("a");
+        assert!(cx.remove(st.b.unwrap()));
+        // Reuses b's slot; must not receive b's pending expiry.
+        let c = cx.timer(Duration::from_secs(60), None, |st, _, _| st.ran.push("c"));
+        assert_eq!(cx.pending(c).map(|e| e.watcher()), None);
+        st.b = Some(c);
+    });
+    let b = ev.timer(Duration::from_millis(1), None, |st, _, _| st.ran.push("b"));
+    let mut st = Log {
+        a: Some(a),
+        b: Some(b),
+        ..Log::default()
+    };
+    std::thread::sleep(Duration::from_millis(3));
+    ev.run_once(&mut st).unwrap();
+    assert_eq!(st.ran, vec!["a"]);
+    let c = st.b.unwrap();
+    assert_ne!(c, b, "the new watcher has a new version");
+    assert!(!ev.start(b), "stale id is refused");
+    assert!(ev.is_active(c));
+    ev.remove(c);
+}
+
+#[test]
+fn watcher_removes_itself_inside_its_callback() {
+    let mut ev = Loop::<u32>::new().unwrap();
+    let w = ev.idle(|n, cx, e| {
+        *n += 1;
+        cx.remove(e.watcher());
+    });
+    let mut n = 0;
+    ev.run(&mut n).unwrap();
+    assert_eq!(n, 1);
+    assert!(!ev.is_active(w));
+    assert!(!ev.remove(w));
+}
+
+#[test]
+fn prepare_check_idle_order() {
+    let mut ev = Loop::<Vec<&'static str>>::new().unwrap();
+    ev.prepare(|l, _, _| l.push("prepare"));
+    ev.check(|l, _, _| l.push("check"));
+    ev.idle(|l, cx, _| {
+        l.push("idle");
+        cx.stop_loop();
+    });
+    let mut l = vec![];
+    ev.run(&mut l).unwrap();
+    assert_eq!(l, vec!["prepare", "check", "idle"]);
+}
+
+#[test]
+fn idle_runs_only_when_nothing_else_was_pending() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.write_all(b"x").unwrap();
+    let mut ev = Loop::<Vec<&'static str>>::new().unwrap();
+    ev.io(b.as_raw_fd(), Interest::READABLE, |l, cx, e| {
+        l.push("io");
+        cx.stop(e.watcher());
+    });
+    ev.idle(|l, cx, _| {
+        l.push("idle");
+        cx.stop_loop();
+    });
+    let mut l = vec![];
+    ev.run(&mut l).unwrap();
+    assert_eq!(l, vec!["io", "idle"]);
+    drop(a);
+}
+
+#[test]
+fn io_is_level_triggered_and_interest_changes_apply() {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    b.set_nonblocking(true).unwrap();
+    a.write_all(b"hello").unwrap();
+    struct St {
+        reads: u32,
+        writes: u32,
+    }
+    let mut ev = Loop::<St>::new().unwrap();
+    let fd = b.as_raw_fd();
+    let w = ev.io(fd, Interest::READABLE, |st, cx, e| {
+        if e.is_readable() {
+            st.reads += 1; // not reading: level-triggered, fires again next turn
+            if st.reads == 3 {
+                cx.set_interest(e.watcher(), Interest::WRITABLE);
+            }
+        }
+        if e.is_writable() {
+            st.writes += 1;
+            cx.set_interest(e.watcher(), Interest::READABLE);
+        }
+    });
+    let mut st = St { reads: 0, writes: 0 };
+    for _ in 0..3 {
+        ev.run_once(&mut st).unwrap();
+    }
+    assert_eq!(st.reads, 3);
+    ev.run_once(&mut st).unwrap();
+    assert_eq!(st.writes, 1);
+    assert_eq!(ev.interest(w), Some(Interest::READABLE));
+    let mut buf = [0u8; 5];
+    b.read_exact(&mut buf).unwrap();
+    ev.remove(w);
+}
+
+#[test]
+fn stop_start_in_the_same_turn_costs_no_epoll_ctl() {
+    let (_a, b) = UnixStream::pair().unwrap();
+    let mut ev = Loop::<()>::new().unwrap();
+    let io = ev.io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {});
+    ev.run_nowait(&mut ()).unwrap(); // registers
+    let before = ev.stats().ctl_calls;
+    // The ZeroMQ quartet's pattern: check stops io, prepare starts it again.
+    ev.check(move |_, cx, _| {
+        cx.stop(io);
+    });
+    ev.prepare(move |_, cx, _| {
+        cx.start(io);
+    });
+    for _ in 0..1000 {
+        ev.run_nowait(&mut ()).unwrap();
+    }
+    assert_eq!(ev.stats().ctl_calls, before);
+    assert_eq!(ev.stats().polls, ev.stats().turns);
+}
+
+#[test]
+fn unwanted_readiness_is_disarmed_not_spun_on() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    let mut ev = Loop::<u32>::new().unwrap();
+    let io = ev.io(b.as_raw_fd(), Interest::READABLE, |n, _, _| *n += 1);
+    ev.run_nowait(&mut 0).unwrap();
+    ev.stop(io); // lazily still registered
+    a.write_all(b"x").unwrap();
+    let mut n = 0;
+    ev.timer(Duration::from_millis(20), None, |_, _, _| {});
+    let t0 = Instant::now();
+    ev.run(&mut n).unwrap(); // must sleep until the timer, not spin on the readable fd
+    assert_eq!(n, 0);
+    assert!(ev.stats().turns < 10, "spun: {} turns", ev.stats().turns);
+    assert!(t0.elapsed() >= Duration::from_millis(20));
+    ev.start(io);
+    ev.run_once(&mut n).unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn wake_from_other_threads_runs_on_loop_thread_and_coalesces() {
+    struct St {
+        woken: u32,
+        thread: Option<std::thread::ThreadId>,
+    }
+    let mut ev = Loop::<St>::new().unwrap();
+    let (w, waker) = ev
+        .wake(|st, cx, _| {
+            st.woken += 1;
+            st.thread = Some(std::thread::current().id());
+            cx.stop_loop();
+        })
+        .unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let k = waker.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    k.wake();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut st = St {
+        woken: 0,
+        thread: None,
+    };
+    ev.run(&mut st).unwrap();
+    assert_eq!(st.woken, 1, "400 wakes before the loop ran coalesce into one");
+    assert_eq!(st.thread, Some(std::thread::current().id()));
+    // A wake while stopped is delivered when started again.
+    ev.stop(w);
+    waker.wake();
+    ev.run_nowait(&mut st).unwrap();
+    assert_eq!(st.woken, 1);
+    ev.start(w);
+    ev.run(&mut st).unwrap();
+    assert_eq!(st.woken, 2);
+}
+
+#[test]
+fn sleeping_loop_is_woken_by_thread() {
+    let mut ev = Loop::<bool>::new().unwrap();
+    let (_w, waker) = ev
+        .wake(|done, cx, _| {
+            *done = true;
+            cx.stop_loop();
+        })
+        .unwrap();
+    // A far timer so the loop would otherwise sleep for a minute.
+    ev.timer(Duration::from_secs(60), None, |_, _, _| {});
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        waker.wake();
+    });
+    let t0 = Instant::now();
+    let mut done = false;
+    ev.run(&mut done).unwrap();
+    t.join().unwrap();
+    assert!(done);
+    assert!(t0.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn run_returns_when_nothing_is_active() {
+    let mut ev = Loop::<()>::new().unwrap();
+    let t = ev.timer(Duration::from_secs(1), None, |_, _, _| {});
+    ev.stop(t);
+    ev.run(&mut ()).unwrap();
+}
+
+#[test]
+fn callback_can_restart_a_timer_and_change_another_watchers_interest() {
+    let (_a, b) = UnixStream::pair().unwrap();
+    struct St {
+        io: Option<Watcher>,
+        ticks: u32,
+    }
+    let mut ev = Loop::<St>::new().unwrap();
+    let io = ev.io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {});
+    ev.timer(Duration::from_millis(1), None, |st, cx, e| {
+        st.ticks += 1;
+        cx.set_interest(st.io.unwrap(), Interest::WRITABLE);
+        if st.ticks < 3 {
+            cx.set_timer(e.watcher(), Duration::from_millis(1), None);
+        } else {
+            cx.remove(st.io.unwrap());
+        }
+    });
+    let mut st = St {
+        io: Some(io),
+        ticks: 0,
+    };
+    ev.run(&mut st).unwrap();
+    assert_eq!(st.ticks, 3);
+}
