@@ -11,7 +11,9 @@ use evnet::ev::{Interest, Loop, Watcher};
 fn timers_fire_in_deadline_order() {
     let mut ev = Loop::<Vec<u32>>::new().unwrap();
     for (i, ms) in [5u64, 1, 4, 2, 3, 2].into_iter().enumerate() {
-        ev.timer(Duration::from_millis(ms), None, move |log, _, _| log.push(i as u32));
+        ev.timer(Duration::from_millis(ms), None, move |log, _, _| {
+            log.push(i as u32)
+        });
     }
     let mut log = vec![];
     ev.run(&mut log).unwrap();
@@ -23,12 +25,16 @@ fn timers_fire_in_deadline_order() {
 fn timer_is_never_early_and_reports_its_deadline() {
     let mut ev = Loop::<Vec<(Instant, Instant)>>::new().unwrap();
     let t0 = Instant::now();
-    ev.timer(Duration::from_micros(300), Some(Duration::from_micros(700)), |log, cx, e| {
-        log.push((e.due().unwrap(), Instant::now()));
-        if log.len() == 5 {
-            cx.stop(e.watcher());
-        }
-    });
+    ev.timer(
+        Duration::from_micros(300),
+        Some(Duration::from_micros(700)),
+        |log, cx, e| {
+            log.push((e.due().unwrap(), Instant::now()));
+            if log.len() == 5 {
+                cx.stop(e.watcher());
+            }
+        },
+    );
     let mut log = vec![];
     ev.run(&mut log).unwrap();
     assert_eq!(log.len(), 5);
@@ -43,12 +49,16 @@ fn timer_is_never_early_and_reports_its_deadline() {
 #[test]
 fn repeating_timer_and_stop_from_callback() {
     let mut ev = Loop::<u32>::new().unwrap();
-    ev.timer(Duration::from_millis(1), Some(Duration::from_millis(1)), |n, cx, _| {
-        *n += 1;
-        if *n == 10 {
-            cx.stop_loop();
-        }
-    });
+    ev.timer(
+        Duration::from_millis(1),
+        Some(Duration::from_millis(1)),
+        |n, cx, _| {
+            *n += 1;
+            if *n == 10 {
+                cx.stop_loop();
+            }
+        },
+    );
     let mut n = 0;
     ev.run(&mut n).unwrap();
     assert_eq!(n, 10);
@@ -62,7 +72,6 @@ fn repeating_timer_and_stop_from_callback() {
 #[derive(Default)]
 struct Log {
     ran: Vec<&'static str>,
-    a: Option<Watcher>,
     b: Option<Watcher>,
 }
 
@@ -70,13 +79,12 @@ struct Log {
 fn watcher_stopped_while_pending_does_not_run() {
     // Two timers expire in the same turn; the first stops the second, which is pending.
     let mut ev = Loop::<Log>::new().unwrap();
-    let a = ev.timer(Duration::from_millis(1), None, |st, cx, _| {
+    ev.timer(Duration::from_millis(1), None, |st, cx, _| {
         st.ran.push("a");
         cx.stop(st.b.unwrap());
     });
     let b = ev.timer(Duration::from_millis(1), None, |st, _, _| st.ran.push("b"));
     let mut st = Log {
-        a: Some(a),
         b: Some(b),
         ..Log::default()
     };
@@ -89,7 +97,7 @@ fn watcher_stopped_while_pending_does_not_run() {
 #[test]
 fn watcher_removed_while_pending_does_not_run_and_slot_reuse_gets_no_stale_event() {
     let mut ev = Loop::<Log>::new().unwrap();
-    let a = ev.timer(Duration::from_millis(1), None, |st, cx, _| {
+    ev.timer(Duration::from_millis(1), None, |st, cx, _| {
         st.ran.push("a");
         assert!(cx.remove(st.b.unwrap()));
         // Reuses b's slot; must not receive b's pending expiry.
@@ -99,7 +107,6 @@ fn watcher_removed_while_pending_does_not_run_and_slot_reuse_gets_no_stale_event
     });
     let b = ev.timer(Duration::from_millis(1), None, |st, _, _| st.ran.push("b"));
     let mut st = Log {
-        a: Some(a),
         b: Some(b),
         ..Log::default()
     };
@@ -183,7 +190,10 @@ fn io_is_level_triggered_and_interest_changes_apply() {
             cx.set_interest(e.watcher(), Interest::READABLE);
         }
     });
-    let mut st = St { reads: 0, writes: 0 };
+    let mut st = St {
+        reads: 0,
+        writes: 0,
+    };
     for _ in 0..3 {
         ev.run_once(&mut st).unwrap();
     }
@@ -269,7 +279,10 @@ fn wake_from_other_threads_runs_on_loop_thread_and_coalesces() {
         thread: None,
     };
     ev.run(&mut st).unwrap();
-    assert_eq!(st.woken, 1, "400 wakes before the loop ran coalesce into one");
+    assert_eq!(
+        st.woken, 1,
+        "400 wakes before the loop ran coalesce into one"
+    );
     assert_eq!(st.thread, Some(std::thread::current().id()));
     // A wake while stopped is delivered when started again.
     ev.stop(w);

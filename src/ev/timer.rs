@@ -41,7 +41,10 @@ impl TimerHeap {
     }
 
     /// The earliest live deadline; `live(w, seq)` tells whether an entry is still current.
-    pub(crate) fn next_due(&mut self, mut live: impl FnMut(Watcher, u64) -> bool) -> Option<Instant> {
+    pub(crate) fn next_due(
+        &mut self,
+        mut live: impl FnMut(Watcher, u64) -> bool,
+    ) -> Option<Instant> {
         while let Some(Reverse(e)) = self.heap.peek() {
             if live(e.watcher(), e.seq) {
                 return Some(e.due);
@@ -66,7 +69,11 @@ impl TimerHeap {
 
     /// Drops stale entries when they outnumber live ones, so restarting a timer many times
     /// without it firing cannot grow the heap without bound.
-    pub(crate) fn compact(&mut self, live_count: usize, mut live: impl FnMut(Watcher, u64) -> bool) {
+    pub(crate) fn compact(
+        &mut self,
+        live_count: usize,
+        mut live: impl FnMut(Watcher, u64) -> bool,
+    ) {
         if self.heap.len() > 64 && self.heap.len() > 4 * live_count {
             self.heap.retain(|Reverse(e)| live(e.watcher(), e.seq));
         }

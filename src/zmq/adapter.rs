@@ -204,7 +204,8 @@ fn remove_quartet<S>(sh: &Shared, cx: &mut Ctx<S>) {
 }
 
 fn wanted(want: Interest, ev: zmq::PollEvents) -> bool {
-    (want.is_readable() && ev.contains(zmq::POLLIN)) || (want.is_writable() && ev.contains(zmq::POLLOUT))
+    (want.is_readable() && ev.contains(zmq::POLLIN))
+        || (want.is_writable() && ev.contains(zmq::POLLOUT))
 }
 
 /// Prepare: work pending → idle (the poll will not block); nothing → io on `ZMQ_FD`.
