@@ -1,0 +1,64 @@
+//! Helpers shared by the benchmark harnesses: arguments, medians, CPU time, JSON.
+#![allow(dead_code)]
+
+use anyhow::{bail, Context, Result};
+
+/// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`, first field):
+/// nanosecond resolution, unlike `getrusage`'s ticks, and no `unsafe`.
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0)
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// `--name value` flags; cargo's own `--bench` is ignored.
+pub struct Args {
+    pub messages: u64,
+    pub runs: usize,
+    pub json: Option<String>,
+    pub only: Option<String>,
+}
+
+impl Args {
+    pub fn parse(default_messages: u64) -> Result<Args> {
+        let mut a = Args {
+            messages: default_messages,
+            runs: 3,
+            json: None,
+            only: None,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(k) = it.next() {
+            let mut val = || it.next().with_context(|| format!("{k} needs a value"));
+            match k.as_str() {
+                "--bench" => {}
+                "--messages" => a.messages = val()?.parse()?,
+                "--runs" => a.runs = val()?.parse()?,
+                "--json" => a.json = Some(val()?),
+                "--only" => a.only = Some(val()?),
+                other if other.starts_with('-') => bail!("unknown flag {other}"),
+                _ => {} // a cargo bench name filter
+            }
+        }
+        if a.runs == 0 || a.messages == 0 {
+            bail!("--runs and --messages must be positive");
+        }
+        Ok(a)
+    }
+}
+
+pub fn write_json(path: &str, rows: &[String]) -> Result<()> {
+    std::fs::write(path, format!("[\n{}\n]\n", rows.join(",\n")))
+        .with_context(|| format!("writing {path}"))?;
+    println!("wrote {path}");
+    Ok(())
+}
