@@ -350,3 +350,25 @@ fn callback_can_restart_a_timer_and_change_another_watchers_interest() {
     ev.run(&mut st).unwrap();
     assert_eq!(st.ticks, 3);
 }
+
+#[test]
+fn prepare_that_removes_the_last_watchers_does_not_sleep_forever() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The loop is !Send (its callbacks are), so it lives on the watched thread.
+    let t = std::thread::spawn(move || {
+        let (_a, b) = UnixStream::pair().unwrap();
+        let mut ev = Loop::<()>::new().unwrap();
+        let io = ev.io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {});
+        ev.prepare(move |_, cx, e| {
+            cx.remove(io);
+            cx.remove(e.watcher());
+        });
+        ev.run(&mut ()).unwrap();
+        tx.send(()).unwrap();
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "run() slept with nothing active"
+    );
+    t.join().unwrap();
+}

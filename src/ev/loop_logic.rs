@@ -754,7 +754,14 @@ impl<S> Ctx<S> {
             self.reify();
         }
 
-        let timeout = if !block || self.stop || !self.idles.is_empty() || !self.pending.is_empty() {
+        // Nothing active (e.g. a prepare callback removed the last watchers): nothing could
+        // ever end a sleep, so only look.
+        let timeout = if !block
+            || self.stop
+            || self.active == 0
+            || !self.idles.is_empty()
+            || !self.pending.is_empty()
+        {
             Some(Duration::ZERO)
         } else {
             let slots = &self.slots;

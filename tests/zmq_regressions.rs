@@ -1,0 +1,521 @@
+//! Missed-wake-up regressions (the bugs pyzmq, tmq, tokio-zmq, czmq and calloop users hit),
+//! error handling, closing from callbacks, and fairness counted in loop turns.
+
+mod util;
+
+use std::thread;
+use std::time::Duration;
+
+use evnet::ev::{Ctx, Loop, Watcher};
+use evnet::zmq::{Budget, Error, Flush, Handler, Outbox, Sock, ZmqWatcher};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct St {
+    got: Vec<u64>,
+    other: u64,
+    finished: Option<Error>,
+    blocked: u64,
+    errors: Vec<String>,
+    after_close: u64,
+    handle: Option<ZmqWatcher>,
+    victim: Option<ZmqWatcher>,
+    victim_sock_hits: u64,
+    turns_to_quiet: Option<u64>,
+    turn: u64,
+}
+
+fn seq(m: &[zmq::Message]) -> u64 {
+    u64::from_le_bytes(m[0][..8].try_into().unwrap())
+}
+
+struct Collect;
+impl Handler<St> for Collect {
+    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+        st.got.push(seq(m));
+    }
+    fn finished(&mut self, why: Error, st: &mut St, _: &mut Ctx<St>) {
+        st.finished = Some(why);
+        st.handle = None; // drop our handle so the socket closes
+    }
+}
+
+fn pull_push(ctx: &zmq::Context, transport: &str) -> (zmq::Socket, zmq::Socket) {
+    let pull = ctx.socket(zmq::PULL).unwrap();
+    let push = ctx.socket(zmq::PUSH).unwrap();
+    pull.set_rcvhwm(0).unwrap();
+    push.set_sndhwm(0).unwrap();
+    util::link(&pull, &push, transport, "reg").unwrap();
+    (pull, push)
+}
+
+fn in_order(got: &[u64], n: u64) {
+    assert_eq!(got.len() as u64, n, "count");
+    assert!(got.iter().enumerate().all(|(i, &s)| s == i as u64), "order");
+}
+
+#[test]
+fn burst_of_1000_read_one_per_turn_with_no_further_traffic() {
+    for t in util::TRANSPORTS {
+        let ctx = zmq::Context::new();
+        let (pull, push) = pull_push(&ctx, t);
+        let mut ev = Loop::<St>::new().unwrap();
+        let _w = ZmqWatcher::with_budget(&mut ev, pull, Collect, Budget::ONE).unwrap();
+        for i in 0..1000u64 {
+            push.send(&i.to_le_bytes()[..], 0).unwrap();
+        }
+        let mut st = St::default();
+        // The whole burst raises one edge at most; reading one message per turn must still
+        // get all of them although nothing else ever arrives.
+        ev.run_until(&mut st, LIMIT, |s| s.got.len() == 1000)
+            .unwrap();
+        in_order(&st.got, 1000);
+    }
+}
+
+struct SlowReader;
+impl Handler<St> for SlowReader {
+    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+        st.got.push(seq(m));
+        // Messages arrive while we are in here.
+        if st.got.len() % 50 == 1 {
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+#[test]
+fn messages_arriving_while_the_handler_is_inside_readable() {
+    for t in util::TRANSPORTS {
+        let ctx = zmq::Context::new();
+        let (pull, push) = pull_push(&ctx, t);
+        let mut ev = Loop::<St>::new().unwrap();
+        let _w = ZmqWatcher::with_budget(&mut ev, pull, SlowReader, Budget::messages(4)).unwrap();
+        let n = 2000u64;
+        let sender = thread::spawn(move || {
+            for i in 0..n {
+                push.send(&i.to_le_bytes()[..], 0).unwrap();
+                if i % 100 == 0 {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+            push
+        });
+        let mut st = St::default();
+        ev.run_until(&mut st, LIMIT, |s| s.got.len() as u64 == n)
+            .unwrap();
+        let _push = sender.join().unwrap();
+        in_order(&st.got, n);
+    }
+}
+
+/// A DEALER that keeps `window` requests in flight through an Outbox.
+struct Dealer {
+    out: Outbox,
+    sent: u64,
+    n: u64,
+}
+impl Handler<St> for Dealer {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        sock: &mut Sock<'_>,
+        st: &mut St,
+        _: &mut Ctx<St>,
+    ) {
+        st.got.push(seq(m));
+        if self.sent < self.n {
+            self.out.push([&self.sent.to_le_bytes()[..]]);
+            self.sent += 1;
+            sock.set_writable(true);
+        }
+    }
+    fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+        if let Err(e) = self.out.flush_one(sock) {
+            st.errors.push(e.to_string());
+        }
+    }
+}
+struct RouterEcho;
+impl Handler<St> for RouterEcho {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        sock: &mut Sock<'_>,
+        st: &mut St,
+        _: &mut Ctx<St>,
+    ) {
+        let parts: Vec<&[u8]> = m.iter().map(|p| &p[..]).collect();
+        if !matches!(sock.send_multipart(&parts), Ok(true)) {
+            st.errors.push("router echo failed".into());
+        }
+    }
+}
+
+#[test]
+fn dealer_router_echo_under_load() {
+    for t in util::TRANSPORTS {
+        let ctx = zmq::Context::new();
+        let router = ctx.socket(zmq::ROUTER).unwrap();
+        let dealer = ctx.socket(zmq::DEALER).unwrap();
+        util::link(&router, &dealer, t, "dr").unwrap();
+        let mut ev = Loop::<St>::new().unwrap();
+        let _r = ZmqWatcher::with_budget(&mut ev, router, RouterEcho, Budget::messages(3)).unwrap();
+        let n = 20_000;
+        let mut d = Dealer {
+            out: Outbox::new(),
+            sent: 0,
+            n,
+        };
+        for _ in 0..64 {
+            d.out.push([&d.sent.to_le_bytes()[..]]);
+            d.sent += 1;
+        }
+        let dw = ZmqWatcher::with_budget(&mut ev, dealer, d, Budget::messages(5)).unwrap();
+        dw.set_writable(true);
+        let mut st = St::default();
+        ev.run_until(&mut st, LIMIT, |s| {
+            s.got.len() as u64 == n || !s.errors.is_empty()
+        })
+        .unwrap();
+        assert!(st.errors.is_empty(), "{:?}", st.errors);
+        in_order(&st.got, n);
+    }
+}
+
+/// Sends `n` messages through an Outbox, counting high-water-mark push-backs.
+struct HwmSender {
+    out: Outbox,
+}
+impl Handler<St> for HwmSender {
+    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, _: &mut St, _: &mut Ctx<St>) {}
+    fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+        match self.out.flush_one(sock) {
+            Ok(Flush::Blocked) => st.blocked += 1,
+            Ok(_) => {}
+            Err(e) => st.errors.push(e.to_string()),
+        }
+    }
+}
+
+#[test]
+fn push_with_sndhwm_1_fills_stops_and_resumes_when_a_slow_receiver_drains() {
+    for t in util::TRANSPORTS {
+        let ctx = zmq::Context::new();
+        let pull = ctx.socket(zmq::PULL).unwrap();
+        let push = ctx.socket(zmq::PUSH).unwrap();
+        push.set_sndhwm(1).unwrap();
+        pull.set_rcvhwm(1).unwrap();
+        if t == "tcp" {
+            // Keep the kernel buffers from swallowing the whole test.
+            push.set_sndbuf(4096).unwrap();
+            pull.set_rcvbuf(4096).unwrap();
+        }
+        util::link(&pull, &push, t, "hwm").unwrap();
+        let n = 3000u64;
+        let mut out = Outbox::new();
+        for i in 0..n {
+            out.push([&i.to_le_bytes()[..]]);
+        }
+        let mut ev = Loop::<St>::new().unwrap();
+        let s = ZmqWatcher::new(&mut ev, push, HwmSender { out }).unwrap();
+        s.set_writable(true);
+        // The slow receiver reads only when a 1 ms timer lets it, 50 messages at a time.
+        let r = ZmqWatcher::with_budget(&mut ev, pull, Collect, Budget::messages(50)).unwrap();
+        r.set_readable(false);
+        let mut st = St {
+            handle: Some(r),
+            ..St::default()
+        };
+        ev.timer(
+            Duration::from_millis(1),
+            Some(Duration::from_millis(1)),
+            |st, _, _| {
+                if let Some(h) = &st.handle {
+                    h.set_readable(!h.interest().is_readable());
+                }
+            },
+        );
+        ev.run_until(&mut st, LIMIT, |s| s.got.len() as u64 == n)
+            .unwrap();
+        assert!(st.errors.is_empty(), "{:?}", st.errors);
+        in_order(&st.got, n);
+        assert!(st.blocked > 0, "{t}: the high-water mark never pushed back");
+        assert!(
+            !s.interest().is_writable(),
+            "writable interest dropped once drained"
+        );
+    }
+}
+
+#[test]
+fn get_events_and_sends_from_a_timer_callback_do_not_lose_an_edge() {
+    for t in util::TRANSPORTS {
+        let ctx = zmq::Context::new();
+        let (pull, push) = pull_push(&ctx, t);
+        let mut ev = Loop::<St>::new().unwrap();
+        let w = ZmqWatcher::new(&mut ev, pull, Collect).unwrap();
+        let n = 400u64;
+        let mut i = 0u64;
+        // Every ms: poke ZMQ_EVENTS on the watched socket (consuming its edge), then send
+        // two messages to it from the loop thread.
+        ev.timer(
+            Duration::from_millis(1),
+            Some(Duration::from_millis(1)),
+            move |st, _, _| {
+                if let Some(h) = &st.handle {
+                    let _ = h.socket().get_events();
+                }
+                for _ in 0..2 {
+                    if i < n {
+                        push.send(&i.to_le_bytes()[..], zmq::DONTWAIT).unwrap();
+                        i += 1;
+                    }
+                }
+                if let Some(h) = &st.handle {
+                    let _ = h.socket().get_events();
+                }
+            },
+        );
+        let mut st = St {
+            handle: Some(w),
+            ..St::default()
+        };
+        ev.run_until(&mut st, LIMIT, |s| s.got.len() as u64 == n)
+            .unwrap();
+        in_order(&st.got, n);
+    }
+}
+
+/// Reads its own socket, and also steals from (or closes) the victim's socket.
+struct Thief {
+    close_victim: bool,
+}
+impl Handler<St> for Thief {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        st: &mut St,
+        cx: &mut Ctx<St>,
+    ) {
+        st.other += 1;
+        let _ = m;
+        if self.close_victim {
+            if let Some(v) = st.victim.take() {
+                v.close(cx);
+            }
+        } else if let Some(v) = &st.victim {
+            let mut msg = zmq::Message::new();
+            while v.socket().recv(&mut msg, zmq::DONTWAIT).is_ok() {
+                st.victim_sock_hits += 1;
+            }
+        }
+    }
+}
+struct Victim;
+impl Handler<St> for Victim {
+    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+        if st.victim.is_none() {
+            st.after_close += 1;
+        }
+        st.got.push(seq(m));
+    }
+}
+
+#[test]
+fn handler_that_consumes_another_sockets_pending_work_in_the_same_turn() {
+    let ctx = zmq::Context::new();
+    let (a_pull, a_push) = pull_push(&ctx, "inproc");
+    let (v_pull, v_push) = pull_push(&ctx, "inproc");
+    let mut ev = Loop::<St>::new().unwrap();
+    // The thief's check runs first (created first), the victim's after it in the same turn.
+    let _a = ZmqWatcher::new(
+        &mut ev,
+        a_pull,
+        Thief {
+            close_victim: false,
+        },
+    )
+    .unwrap();
+    let v = ZmqWatcher::new(&mut ev, v_pull, Victim).unwrap();
+    let mut st = St {
+        victim: Some(v),
+        ..St::default()
+    };
+    for i in 0..10u64 {
+        v_push.send(&i.to_le_bytes()[..], 0).unwrap();
+    }
+    a_push.send(&0u64.to_le_bytes()[..], 0).unwrap();
+    ev.run_until(&mut st, LIMIT, |s| {
+        s.other == 1 && s.victim_sock_hits + s.got.len() as u64 == 10
+    })
+    .unwrap();
+    // The victim's adapter met EAGAIN where ZMQ_EVENTS had promised work: a no-op. Its
+    // later traffic still arrives.
+    let stolen = st.victim_sock_hits;
+    for i in 100..110u64 {
+        v_push.send(&i.to_le_bytes()[..], 0).unwrap();
+    }
+    ev.run_until(&mut st, LIMIT, |s| s.got.len() as u64 + stolen >= 20)
+        .unwrap();
+    assert_eq!(st.got.len() as u64 + stolen, 20);
+    assert!(st.errors.is_empty());
+}
+
+#[test]
+fn handler_that_closes_another_socket_with_pending_work_in_the_same_turn() {
+    let ctx = zmq::Context::new();
+    let (a_pull, a_push) = pull_push(&ctx, "inproc");
+    let (v_pull, v_push) = pull_push(&ctx, "inproc");
+    let mut ev = Loop::<St>::new().unwrap();
+    let _a = ZmqWatcher::new(&mut ev, a_pull, Thief { close_victim: true }).unwrap();
+    let v = ZmqWatcher::new(&mut ev, v_pull, Victim).unwrap();
+    let mut st = St {
+        victim: Some(v),
+        ..St::default()
+    };
+    for i in 0..10u64 {
+        v_push.send(&i.to_le_bytes()[..], 0).unwrap();
+    }
+    a_push.send(&0u64.to_le_bytes()[..], 0).unwrap();
+    ev.run_until(&mut st, Duration::from_millis(100), |_| false)
+        .unwrap();
+    assert_eq!(st.other, 1);
+    assert_eq!(
+        st.after_close, 0,
+        "the closed socket's handler ran after close"
+    );
+}
+
+struct SelfCloser;
+impl Handler<St> for SelfCloser {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        sock: &mut Sock<'_>,
+        st: &mut St,
+        _: &mut Ctx<St>,
+    ) {
+        st.got.push(seq(m));
+        sock.close();
+    }
+}
+
+#[test]
+fn close_from_own_callback_stops_further_calls() {
+    let ctx = zmq::Context::new();
+    let (pull, push) = pull_push(&ctx, "inproc");
+    let mut ev = Loop::<St>::new().unwrap();
+    let w = ZmqWatcher::new(&mut ev, pull, SelfCloser).unwrap();
+    for i in 0..5u64 {
+        push.send(&i.to_le_bytes()[..], 0).unwrap();
+    }
+    let mut st = St::default();
+    ev.run_until(&mut st, Duration::from_millis(50), |_| false)
+        .unwrap();
+    assert_eq!(st.got, vec![0]);
+    assert!(w.is_finished());
+    // With the watcher gone, nothing keeps the loop alive.
+    ev.run(&mut st).unwrap();
+}
+
+#[test]
+fn dropping_the_handle_closes_the_watcher() {
+    let ctx = zmq::Context::new();
+    let (pull, push) = pull_push(&ctx, "inproc");
+    let mut ev = Loop::<St>::new().unwrap();
+    let w = ZmqWatcher::new(&mut ev, pull, Collect).unwrap();
+    push.send(&0u64.to_le_bytes()[..], 0).unwrap();
+    let mut st = St::default();
+    ev.run_until(&mut st, LIMIT, |s| s.got.len() == 1).unwrap();
+    drop(w);
+    push.send(&1u64.to_le_bytes()[..], 0).unwrap();
+    ev.run(&mut st).unwrap(); // returns: the quartet is gone
+    assert_eq!(st.got, vec![0]);
+}
+
+#[test]
+fn context_termination_stops_the_watcher_and_tells_the_handler() {
+    let ctx = zmq::Context::new();
+    let (pull, push) = pull_push(&ctx, "inproc");
+    drop(push);
+    let mut ev = Loop::<St>::new().unwrap();
+    let w = ZmqWatcher::new(&mut ev, pull, Collect).unwrap();
+    let mut st = St {
+        handle: Some(w),
+        ..St::default()
+    };
+    ev.run_until(&mut st, Duration::from_millis(10), |_| false)
+        .unwrap();
+    let mut c = ctx.clone();
+    drop(ctx);
+    // zmq_ctx_term blocks until our socket is closed, which happens in finished().
+    let term = thread::spawn(move || c.destroy());
+    let ok = ev
+        .run_until(&mut st, LIMIT, |s| s.finished.is_some())
+        .unwrap();
+    assert!(ok, "ETERM never reached the handler");
+    assert_eq!(st.finished, Some(Error::Terminated));
+    assert!(st.handle.is_none());
+    term.join().unwrap().unwrap();
+    ev.run(&mut st).unwrap(); // nothing left on the loop
+}
+
+struct Quiet;
+impl Handler<St> for Quiet {
+    fn readable(
+        &mut self,
+        _: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        st: &mut St,
+        cx: &mut Ctx<St>,
+    ) {
+        st.turns_to_quiet = Some(cx.stats().turns - st.turn);
+    }
+}
+struct Flooded;
+impl Handler<St> for Flooded {
+    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+        st.other += 1;
+    }
+}
+
+#[test]
+fn quiet_socket_is_served_within_two_turns_while_another_is_flooded() {
+    let ctx = zmq::Context::new();
+    let (f_pull, f_push) = pull_push(&ctx, "inproc");
+    let (q_pull, q_push) = pull_push(&ctx, "inproc");
+    for _ in 0..100_000u32 {
+        f_push.send(&[0u8; 16][..], 0).unwrap();
+    }
+    let mut ev = Loop::<St>::new().unwrap();
+    let _f = ZmqWatcher::with_budget(&mut ev, f_pull, Flooded, Budget::messages(64)).unwrap();
+    let _q = ZmqWatcher::new(&mut ev, q_pull, Quiet).unwrap();
+    let mut st = St::default();
+    // Let the flood get going, then send one quiet message between two turns.
+    for _ in 0..10 {
+        ev.run_once(&mut st).unwrap();
+    }
+    let before = st.other;
+    st.turn = ev.stats().turns;
+    q_push.send(&[1u8; 8][..], 0).unwrap();
+    ev.run_until(&mut st, LIMIT, |s| s.turns_to_quiet.is_some())
+        .unwrap();
+    let turns = st.turns_to_quiet.unwrap();
+    assert!(turns <= 2, "quiet message waited {turns} turns");
+    assert!(
+        st.other - before <= 64 * turns,
+        "flood exceeded its budget per turn"
+    );
+    assert!(
+        st.other < 100_000,
+        "the flood was drained before the quiet socket got a turn"
+    );
+}
+
+#[allow(dead_code)]
+fn _watcher_is_copy(w: Watcher) -> (Watcher, Watcher) {
+    (w, w)
+}
