@@ -771,16 +771,12 @@ impl<S> Ctx<S> {
                 .map(|due| due.saturating_duration_since(Instant::now()))
         };
 
-        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         self.polls += 1;
-        let r = self.epoll.wait(&mut events, timeout);
+        let r = self.epoll.wait(&mut self.events, timeout);
         self.now = Instant::now();
-        if let Err(e) = r {
-            self.events = events;
-            return Err(e);
-        }
+        r?;
         let mut i = 0;
-        while let Some(ready) = events.get(i) {
+        while let Some(ready) = self.events.get(i) {
             i += 1;
             if ready.token == WAKE_TOKEN {
                 self.collect_wakes();
@@ -788,7 +784,6 @@ impl<S> Ctx<S> {
                 self.queue_fd(ready.token as RawFd, ready.bits);
             }
         }
-        self.events = events;
 
         if self.live_timers > 0 {
             self.expire_timers();
