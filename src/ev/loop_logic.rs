@@ -859,7 +859,6 @@ impl<S> Ctx<S> {
                         next = now + rep;
                     }
                     *seq = self.timers.push(next, w);
-                    s.due = Some(next);
                 }
                 _ => {
                     *seq = 0;
@@ -869,11 +868,8 @@ impl<S> Ctx<S> {
                 }
             }
             // The callback sees the deadline it fired for.
-            if s.pending == 0 {
-                self.pending.push_back(w);
-            }
-            s.pending |= R_FIRED;
             s.due = Some(due);
+            self.queue(w, R_FIRED);
         }
         let live_count = self.live_timers;
         let slots = &self.slots;
