@@ -67,13 +67,7 @@ fn plot(path: &str, series: &[(String, Vec<u64>)]) -> Result<()> {
 
 fn main() -> Result<()> {
     let args = util::Args::parse(1_000_000)?;
-    let modes = [
-        Mode::Naive,
-        Mode::Fair(Budget::messages(1)),
-        Mode::Fair(Budget::messages(8)),
-        Mode::Fair(Budget::messages(64)),
-        Mode::Fair(Budget::DEFAULT),
-    ];
+    let modes = Mode::SWEEP;
     println!(
         "starvation: {} x 64 B flood + quiet socket (10 ms) + 1 ms timer; median of {} runs\n",
         args.messages, args.runs

@@ -15,35 +15,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{Budget, Handler, Sock, ZmqWatcher};
-use scenario::Transport;
+use evnet::zmq::{Handler, Sock, ZmqWatcher};
+use scenario::{Mode, Transport};
 
 const SIZE: usize = 64;
 
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    Raw,
-    Naive,
-    Fair(Budget),
+/// The receiver: `None` is the raw blocking-recv ceiling, else a loop mode.
+type Recv = Option<Mode>;
+
+fn label(r: Recv) -> String {
+    r.map_or("raw blocking recv".into(), Mode::label)
 }
 
-impl Mode {
-    fn label(self) -> String {
-        match self {
-            Mode::Raw => "raw blocking recv".into(),
-            Mode::Naive => "naive edge drain".into(),
-            Mode::Fair(b) if b == Budget::DEFAULT => format!("evnet default ({})", b.messages),
-            Mode::Fair(b) => format!("evnet budget {}", b.messages),
-        }
-    }
-    fn key(self) -> String {
-        match self {
-            Mode::Raw => "raw".into(),
-            Mode::Naive => "naive".into(),
-            Mode::Fair(b) if b == Budget::DEFAULT => "evnet_default".into(),
-            Mode::Fair(b) => format!("evnet_{}", b.messages),
-        }
-    }
+fn key(r: Recv) -> String {
+    r.map_or("raw".into(), Mode::key)
 }
 
 struct Count {
@@ -68,7 +53,7 @@ impl Handler<Count> for H {
 }
 
 /// One run: (msgs/s, receiver CPU ns per message).
-fn run(t: Transport, mode: Mode, n: u64) -> Result<(f64, f64)> {
+fn run(t: Transport, mode: Recv, n: u64) -> Result<(f64, f64)> {
     let ctx = zmq::Context::new();
     let pull = ctx.socket(zmq::PULL)?;
     let ep = scenario::bind(&pull, t, "thr")?;
@@ -89,7 +74,7 @@ fn run(t: Transport, mode: Mode, n: u64) -> Result<(f64, f64)> {
     let mut c = Count { got: 0, bad: 0 };
     let (t0, cpu0);
     match mode {
-        Mode::Raw => {
+        None => {
             let mut msg = zmq::Message::new();
             pull.recv(&mut msg, 0)?;
             (t0, cpu0) = (Instant::now(), util::thread_cpu_ns());
@@ -102,7 +87,7 @@ fn run(t: Transport, mode: Mode, n: u64) -> Result<(f64, f64)> {
                 }
             }
         }
-        Mode::Naive | Mode::Fair(_) => {
+        Some(mode) => {
             // Wait for the first message outside the measurement, as the raw loop does.
             pull.poll(zmq::POLLIN, 10_000)?;
             let mut ev = Loop::<Count>::new()?;
@@ -119,7 +104,6 @@ fn run(t: Transport, mode: Mode, n: u64) -> Result<(f64, f64)> {
                 Mode::Fair(b) => {
                     keep = Some(ZmqWatcher::with_budget(&mut ev, pull, H, b).map_err(|e| e.error)?);
                 }
-                Mode::Raw => unreachable!(),
             }
             (t0, cpu0) = (Instant::now(), util::thread_cpu_ns());
             if !ev.run_until(&mut c, Duration::from_secs(60), |c| c.got >= n)? {
@@ -139,14 +123,7 @@ fn run(t: Transport, mode: Mode, n: u64) -> Result<(f64, f64)> {
 
 fn main() -> Result<()> {
     let args = util::Args::parse(1_000_000)?;
-    let modes = [
-        Mode::Raw,
-        Mode::Naive,
-        Mode::Fair(Budget::messages(1)),
-        Mode::Fair(Budget::messages(8)),
-        Mode::Fair(Budget::messages(64)),
-        Mode::Fair(Budget::DEFAULT),
-    ];
+    let modes: Vec<Recv> = std::iter::once(None).chain(Mode::SWEEP.map(Some)).collect();
     println!(
         "throughput: {} x {SIZE} B PUSH->PULL, median of {} runs (receiver CPU from schedstat)\n",
         args.messages, args.runs
@@ -179,7 +156,7 @@ fn main() -> Result<()> {
             println!(
                 "{:<8} {:<22} {:>12.0} {:>8.2} {:>12.1} {:>10.2}",
                 t.name(),
-                m.label(),
+                label(m),
                 r,
                 r / raw_rate,
                 c,
@@ -187,7 +164,7 @@ fn main() -> Result<()> {
             );
             json.push(format!(
                 "{{\"transport\":\"{}\",\"mode\":\"{}\",\"msgs_per_s\":{:.0},\"ratio_to_raw\":{:.3},\"cpu_ns_per_msg\":{:.1},\"cpu_ratio_to_raw\":{:.3}}}",
-                t.name(), m.key(), r, r / raw_rate, c, c / raw_cpu
+                t.name(), key(m), r, r / raw_rate, c, c / raw_cpu
             ));
         }
         println!();

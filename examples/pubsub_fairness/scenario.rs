@@ -76,6 +76,15 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The sweep the benchmarks run: the naive peer, then budgets 1, 8, 64 and the default.
+    pub const SWEEP: [Mode; 5] = [
+        Mode::Naive,
+        Mode::Fair(Budget::messages(1)),
+        Mode::Fair(Budget::messages(8)),
+        Mode::Fair(Budget::messages(64)),
+        Mode::Fair(Budget::DEFAULT),
+    ];
+
     pub fn label(self) -> String {
         match self {
             Mode::Naive => "naive drain".into(),
