@@ -324,23 +324,19 @@ impl Handler<St> for Victim {
     }
 }
 
-#[test]
-fn handler_that_consumes_another_sockets_pending_work_in_the_same_turn() {
-    let ctx = zmq::Context::new();
-    let (a_pull, a_push) = pull_push(&ctx, "inproc");
-    let (v_pull, v_push) = pull_push(&ctx, "inproc");
+/// The thief's socket and the victim's socket on one loop, the victim with 10 messages
+/// pending and the thief with one: both are served in the same turn, the thief first
+/// (its quartet was created first). Returns what the test needs to go on.
+fn thief_and_victim(
+    ctx: &zmq::Context,
+    close_victim: bool,
+) -> (Loop<St>, St, zmq::Socket, zmq::Socket, ZmqWatcher) {
+    let (a_pull, a_push) = pull_push(ctx, "inproc");
+    let (v_pull, v_push) = pull_push(ctx, "inproc");
     let mut ev = Loop::<St>::new().unwrap();
-    // The thief's check runs first (created first), the victim's after it in the same turn.
-    let _a = ZmqWatcher::new(
-        &mut ev,
-        a_pull,
-        Thief {
-            close_victim: false,
-        },
-    )
-    .unwrap();
+    let a = ZmqWatcher::new(&mut ev, a_pull, Thief { close_victim }).unwrap();
     let v = ZmqWatcher::new(&mut ev, v_pull, Victim).unwrap();
-    let mut st = St {
+    let st = St {
         victim: Some(v),
         ..St::default()
     };
@@ -348,6 +344,13 @@ fn handler_that_consumes_another_sockets_pending_work_in_the_same_turn() {
         v_push.send(&i.to_le_bytes()[..], 0).unwrap();
     }
     a_push.send(&0u64.to_le_bytes()[..], 0).unwrap();
+    (ev, st, a_push, v_push, a)
+}
+
+#[test]
+fn handler_that_consumes_another_sockets_pending_work_in_the_same_turn() {
+    let ctx = zmq::Context::new();
+    let (mut ev, mut st, _a_push, v_push, _a) = thief_and_victim(&ctx, false);
     ev.run_until(&mut st, LIMIT, |s| {
         s.other == 1 && s.victim_sock_hits + s.got.len() as u64 == 10
     })
@@ -367,19 +370,7 @@ fn handler_that_consumes_another_sockets_pending_work_in_the_same_turn() {
 #[test]
 fn handler_that_closes_another_socket_with_pending_work_in_the_same_turn() {
     let ctx = zmq::Context::new();
-    let (a_pull, a_push) = pull_push(&ctx, "inproc");
-    let (v_pull, v_push) = pull_push(&ctx, "inproc");
-    let mut ev = Loop::<St>::new().unwrap();
-    let _a = ZmqWatcher::new(&mut ev, a_pull, Thief { close_victim: true }).unwrap();
-    let v = ZmqWatcher::new(&mut ev, v_pull, Victim).unwrap();
-    let mut st = St {
-        victim: Some(v),
-        ..St::default()
-    };
-    for i in 0..10u64 {
-        v_push.send(&i.to_le_bytes()[..], 0).unwrap();
-    }
-    a_push.send(&0u64.to_le_bytes()[..], 0).unwrap();
+    let (mut ev, mut st, _a_push, _v_push, _a) = thief_and_victim(&ctx, true);
     ev.run_until(&mut st, Duration::from_millis(100), |_| false)
         .unwrap();
     assert_eq!(st.other, 1);
