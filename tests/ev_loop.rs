@@ -3,6 +3,8 @@
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use evnet::ev::{Interest, Loop, Watcher};
@@ -371,4 +373,54 @@ fn prepare_that_removes_the_last_watchers_does_not_sleep_forever() {
         "run() slept with nothing active"
     );
     t.join().unwrap();
+}
+
+#[test]
+fn concurrent_wakes_from_many_threads_are_never_lost() {
+    // Four threads ping-pong with the loop through their own wake watchers, which share
+    // the loop's eventfd: every wake must be delivered, or a thread waits for its ack
+    // forever. Regression: the loop once reset its "already notified" flag before draining
+    // the eventfd, so a write landing in between was swallowed and later wakes skipped
+    // their write, leaving the loop asleep with wakes raised.
+    use std::sync::atomic::AtomicU64;
+    const THREADS: usize = 4;
+    const ROUNDS: u64 = 20_000;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut ev = Loop::<u64>::new().unwrap();
+        let acks: Vec<Arc<AtomicU64>> = (0..THREADS).map(|_| Arc::default()).collect();
+        let mut threads = Vec::new();
+        for ack in &acks {
+            let loop_ack = ack.clone();
+            let (_w, waker) = ev
+                .wake(move |served, cx, e| {
+                    let n = loop_ack.load(Ordering::SeqCst) + 1;
+                    loop_ack.store(n, Ordering::SeqCst);
+                    *served += 1;
+                    if n == ROUNDS {
+                        cx.remove(e.watcher());
+                    }
+                })
+                .unwrap();
+            let ack = ack.clone();
+            threads.push(std::thread::spawn(move || {
+                for i in 0..ROUNDS {
+                    waker.wake();
+                    while ack.load(Ordering::SeqCst) == i {
+                        std::hint::spin_loop();
+                    }
+                }
+            }));
+        }
+        let mut served = 0;
+        ev.run(&mut served).unwrap();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let _ = tx.send(served);
+    });
+    let served = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a wake-up was lost: the loop slept with wakes raised");
+    assert_eq!(served, THREADS as u64 * ROUNDS);
 }

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,8 @@ type Callback<S> = Box<dyn FnMut(&mut S, &mut Ctx<S>, Event)>;
 const WAKE_TOKEN: u64 = u64::MAX;
 /// epoll's registration for an fd is unknown (a new watcher may reuse an old fd number).
 const UNKNOWN: u32 = u32::MAX;
+/// Loop identities, so services built on a loop can refuse another loop's context.
+static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug)]
 enum Kind {
@@ -69,6 +71,7 @@ struct FdEntry {
 /// cached time, or stop the loop. [`Loop`] dereferences to `Ctx`, so the same methods set
 /// the loop up before it runs.
 pub struct Ctx<S> {
+    id: u64,
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     epoll: Epoll,
@@ -150,6 +153,7 @@ impl<S> Loop<S> {
         let _ = sys::set_timer_slack(1);
         Ok(Loop {
             ctx: Ctx {
+                id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
                 slots: Vec::new(),
                 free: Vec::new(),
                 epoll: Epoll::new()?,
@@ -589,6 +593,12 @@ impl<S> Ctx<S> {
         self.now
     }
 
+    /// This loop's identity, unique in the process: services created for one loop use it to
+    /// refuse a context from another.
+    pub(crate) fn loop_id(&self) -> u64 {
+        self.id
+    }
+
     /// Makes [`Loop::run`] return after the current turn. Safe from any callback.
     pub fn stop_loop(&mut self) {
         self.stop = true;
@@ -821,8 +831,12 @@ impl<S> Ctx<S> {
 
     fn collect_wakes(&mut self) {
         if let Some(sh) = &self.wake {
-            sh.notified.store(false, Ordering::SeqCst);
+            // Drain first, then re-arm: a `wake()` that finds `notified` set relies on a
+            // write that is still to be read. Re-arming first would let this drain swallow
+            // the write of a wake that raced in, leaving `notified` set and the eventfd
+            // empty, so every later wake would skip its write and the loop sleep.
             sh.efd.drain();
+            sh.notified.store(false, Ordering::SeqCst);
         }
         for i in 0..self.wakes.len() {
             let w = self.wakes[i];
