@@ -356,10 +356,7 @@ impl<S> Ctx<S> {
             None => {
                 let efd = sys::EventFd::new()?;
                 self.epoll.add(efd.raw(), sys::EV_READ, WAKE_TOKEN)?;
-                let s = Arc::new(WakeShared {
-                    efd,
-                    notified: AtomicBool::new(false),
-                });
+                let s = Arc::new(WakeShared::new(efd));
                 self.wake = Some(s.clone());
                 s
             }
@@ -435,9 +432,9 @@ impl<S> Ctx<S> {
                 self.wakes.push(w);
                 if raised {
                     if let Some(sh) = &self.wake {
-                        // Deliver a wake that arrived while the watcher was stopped.
-                        sh.notified.store(false, Ordering::SeqCst);
-                        sh.signal();
+                        // Deliver a wake that arrived while the watcher was stopped: the
+                        // next collect picks it up (and the next poll does not sleep).
+                        sh.skipped.store(true, Ordering::SeqCst);
                     }
                 }
             }
@@ -771,6 +768,7 @@ impl<S> Ctx<S> {
             || self.active == 0
             || !self.idles.is_empty()
             || !self.pending.is_empty()
+            || self.wake_raised_before_sleep()
         {
             Some(Duration::ZERO)
         } else {
@@ -785,13 +783,20 @@ impl<S> Ctx<S> {
         let r = self.epoll.wait(&mut self.events, timeout);
         self.now = Instant::now();
         r?;
+        let mut efd_ready = false;
         let mut i = 0;
         while let Some(ready) = self.events.get(i) {
             i += 1;
             if ready.token == WAKE_TOKEN {
-                self.collect_wakes();
+                efd_ready = true;
             } else {
                 self.queue_fd(ready.token as RawFd, ready.bits);
+            }
+        }
+        if let Some(sh) = &self.wake {
+            sh.wanted.store(false, Ordering::SeqCst);
+            if efd_ready || sh.skipped.load(Ordering::SeqCst) {
+                self.collect_wakes(efd_ready);
             }
         }
 
@@ -829,14 +834,23 @@ impl<S> Ctx<S> {
         Ok(())
     }
 
-    fn collect_wakes(&mut self) {
+    /// Before a poll that may sleep: tells wakers to write the eventfd from now on, then
+    /// checks whether one already raised a wake without writing (libev's
+    /// `pipe_write_wanted` / `pipe_write_skipped`; see `wake.rs`).
+    fn wake_raised_before_sleep(&self) -> bool {
+        self.wake.as_ref().is_some_and(|sh| {
+            sh.wanted.store(true, Ordering::SeqCst);
+            sh.skipped.load(Ordering::SeqCst)
+        })
+    }
+
+    fn collect_wakes(&mut self, efd_ready: bool) {
         if let Some(sh) = &self.wake {
-            // Drain first, then re-arm: a `wake()` that finds `notified` set relies on a
-            // write that is still to be read. Re-arming first would let this drain swallow
-            // the write of a wake that raced in, leaving `notified` set and the eventfd
-            // empty, so every later wake would skip its write and the loop sleep.
-            sh.efd.drain();
-            sh.notified.store(false, Ordering::SeqCst);
+            if efd_ready {
+                sh.efd.drain();
+            }
+            // Wakes raised after this store set it again and are collected next turn.
+            sh.skipped.store(false, Ordering::SeqCst);
         }
         for i in 0..self.wakes.len() {
             let w = self.wakes[i];
@@ -844,7 +858,7 @@ impl<S> Ctx<S> {
                 Some(Slot {
                     kind: Kind::Wake { flag },
                     ..
-                }) => flag.swap(false, Ordering::SeqCst),
+                }) => flag.swap(false, Ordering::AcqRel),
                 _ => false,
             };
             if raised {
