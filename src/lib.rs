@@ -5,6 +5,7 @@
 //!   wake watchers) that costs one syscall per turn.
 //! - [`zmq`]: the fair ZeroMQ adapter: the prepare/check/idle/io quartet around `ZMQ_FD`,
 //!   a bounded amount of work per socket per turn, and never a missed wake-up.
+//! - [`thread`]: run blocking functions on a worker pool; each result comes back on the loop.
 //!
 //! ```
 //! use evnet::zmq::{Handler, Sock, ZmqWatcher};
@@ -40,4 +41,5 @@
 
 pub mod ev;
 pub mod guide;
+pub mod thread;
 pub mod zmq;

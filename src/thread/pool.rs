@@ -1,0 +1,433 @@
+//! [`Pool`]: the workers, the job queue, and delivery of results on the loop.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::io;
+use std::num::NonZeroUsize;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use super::error::Error;
+use super::job::{JobCell, JobHandle, Outcome, Run};
+use crate::ev::{Ctx, Event, Waker, Watcher};
+
+/// A job's `on_done`, type-erased for the loop-side table: `Ok(())` means the value waits
+/// in the job's cell.
+type Deliver<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<(), Error>)>;
+
+/// Results delivered per loop turn unless [`Builder::batch`] says otherwise.
+pub const DEFAULT_BATCH: usize = 64;
+
+/// A queued job: its cell, and the slot of its `on_done` in the loop-side table.
+struct Job {
+    slot: usize,
+    cell: Arc<dyn Run>,
+}
+
+struct Done {
+    slot: usize,
+    outcome: Outcome,
+}
+
+/// The loop-side half, shared (weakly) with the wake watcher's callback. It is only ever
+/// borrowed for a few lines, never across an application callback, so `on_done` can start
+/// jobs, cancel them or drop the pool.
+struct Shared<S> {
+    closed: Cell<bool>,
+    table: RefCell<Table<S>>,
+    results: Receiver<Done>,
+}
+
+struct Table<S> {
+    entries: Vec<Option<Deliver<S>>>,
+    free: Vec<usize>,
+    in_flight: usize,
+}
+
+impl<S> Table<S> {
+    fn insert(&mut self, e: Deliver<S>) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.entries[i] = Some(e);
+                i
+            }
+            None => {
+                self.entries.push(Some(e));
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    fn take(&mut self, slot: usize) -> Option<Deliver<S>> {
+        let e = self.entries.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        Some(e)
+    }
+}
+
+/// Configures a [`Pool`]: worker count, queue bound, results per turn, worker stacks.
+///
+/// ```
+/// use evnet::ev::Loop;
+/// use evnet::thread::Builder;
+///
+/// let mut ev = Loop::<()>::new()?;
+/// let pool = Builder::new().workers(2).queue_bound(1024).build(&mut ev)?;
+/// assert_eq!(pool.workers(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    workers: Option<usize>,
+    queue_bound: Option<usize>,
+    batch: usize,
+    stack_size: Option<usize>,
+    name: String,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Defaults: one worker per available CPU, an unbounded queue, [`DEFAULT_BATCH`]
+    /// results per turn, std's default stack size, threads named `evnet-worker-<n>`.
+    pub fn new() -> Builder {
+        Builder {
+            workers: None,
+            queue_bound: None,
+            batch: DEFAULT_BATCH,
+            stack_size: None,
+            name: "evnet-worker".to_owned(),
+        }
+    }
+
+    /// The number of worker threads (at least 1).
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.workers = Some(n.max(1));
+        self
+    }
+
+    /// Bounds the jobs queued and not yet picked up by a worker: past it,
+    /// [`Pool::run`] returns [`Error::QueueFull`] instead of queueing. Jobs running on a
+    /// worker and results waiting for the loop do not count. A bound of 0 accepts a job
+    /// only when a worker is idle and waiting.
+    pub fn queue_bound(mut self, n: usize) -> Builder {
+        self.queue_bound = Some(n);
+        self
+    }
+
+    /// The most `on_done` callbacks run in one loop turn (at least 1); more results wait
+    /// for the next turn, so a burst of completions cannot starve other watchers.
+    pub fn batch(mut self, n: usize) -> Builder {
+        self.batch = n.max(1);
+        self
+    }
+
+    /// Worker thread stack size in bytes.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Worker thread name prefix (`<prefix>-<n>`).
+    pub fn name(mut self, prefix: impl Into<String>) -> Builder {
+        self.name = prefix.into();
+        self
+    }
+
+    /// Creates the pool for the loop that owns `cx`, starting its workers.
+    ///
+    /// # Errors
+    /// Creating the loop's wake eventfd or spawning a worker thread failed; workers already
+    /// spawned are joined before returning.
+    pub fn build<S: 'static>(self, cx: &mut Ctx<S>) -> io::Result<Pool<S>> {
+        let workers = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
+        let (job_tx, job_rx) = match self.queue_bound {
+            Some(n) => crossbeam_channel::bounded::<Job>(n),
+            None => crossbeam_channel::unbounded(),
+        };
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
+        let shared = Rc::new(Shared {
+            closed: Cell::new(false),
+            table: RefCell::new(Table {
+                entries: Vec::new(),
+                free: Vec::new(),
+                in_flight: 0,
+            }),
+            results: done_rx,
+        });
+
+        let weak = Rc::downgrade(&shared);
+        let batch = self.batch;
+        let waker_cell: Rc<OnceCell<Waker>> = Rc::default();
+        let own_waker = waker_cell.clone();
+        let (watcher, waker) = cx.wake(move |st: &mut S, cx: &mut Ctx<S>, e: Event| {
+            deliver(&weak, batch, &own_waker, st, cx, e)
+        })?;
+        let _ = waker_cell.set(waker.clone());
+        // Stopped while nothing is in flight, so an idle pool does not keep `run` going.
+        cx.stop(watcher);
+
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let mut pool = Pool {
+            shared,
+            jobs: Some(job_tx),
+            shutdown: shutdown.clone(),
+            threads: Vec::with_capacity(workers),
+            watcher,
+            waker: waker.clone(),
+            loop_id: cx.loop_id(),
+        };
+        for n in 0..workers {
+            let mut b = std::thread::Builder::new().name(format!("{}-{n}", self.name));
+            if let Some(size) = self.stack_size {
+                b = b.stack_size(size);
+            }
+            let (jobs, done, waker, shutdown) = (
+                job_rx.clone(),
+                done_tx.clone(),
+                waker.clone(),
+                shutdown.clone(),
+            );
+            // On error `pool` drops here and joins the workers already spawned.
+            let t = b.spawn(move || work(&jobs, &done, &waker, &shutdown))?;
+            pool.threads.push(t);
+        }
+        Ok(pool)
+    }
+}
+
+/// A pool of worker threads for blocking functions, delivering each result back on the
+/// loop it was created for (libevnet's `thread_run`).
+///
+/// [`run`](Pool::run) queues a `job` (any `FnOnce() -> T + Send`); a worker runs it, and
+/// its `on_done` receives the result on the loop thread, as a callback like any other
+/// watcher's: `(&mut S, &mut Ctx<S>, Result<T, Error>)`. Results travel through a
+/// `crossbeam-channel` queue and one wake watcher; at most [`Builder::batch`] `on_done`
+/// callbacks run per loop turn.
+///
+/// - **No deadlock from callbacks**: no lock is held while `on_done` runs (libevnet 0.3.7's
+///   bug), and the loop never blocks on the queue, so `on_done` may start jobs, to any depth.
+/// - **Panics**: a panicking job's `on_done` gets [`Error::Panicked`] with the message;
+///   the worker survives and the pool keeps its size.
+/// - **Cancellation**: see [`JobHandle`]; dropping the handle cancels `on_done`.
+/// - **Shutdown**: dropping the pool skips queued jobs, waits for running ones to return
+///   (a job is never interrupted, so a job that blocks forever blocks the drop), joins
+///   every worker and drops undelivered results. No `on_done` runs after the drop.
+/// - While jobs are in flight the pool keeps the loop's [`run`](crate::ev::Loop::run)
+///   going; an idle pool does not.
+///
+/// Keep the pool in the loop state `S` (not captured by an `on_done`, which would make a
+/// reference cycle) so callbacks can reach it.
+///
+/// # Examples
+/// ```
+/// use evnet::ev::Loop;
+/// use evnet::thread::Pool;
+///
+/// struct State { pool: Pool<State>, sum: u64, left: u32 }
+///
+/// let mut ev = Loop::<State>::new()?;
+/// let pool = Pool::new(&mut ev)?;
+/// let mut st = State { pool, sum: 0, left: 3 };
+/// // A callback that starts the next job: three levels deep.
+/// fn step(st: &mut State, cx: &mut evnet::ev::Ctx<State>, r: Result<u64, evnet::thread::Error>) {
+///     st.sum += r.expect("no panic");
+///     st.left -= 1;
+///     if st.left > 0 {
+///         let n = st.left as u64;
+///         st.pool.run(cx, move || n * 10, step).expect("queued").detach();
+///     }
+/// }
+/// st.pool.run(&mut ev, || 5, step)?.detach();
+/// ev.run(&mut st)?; // returns once nothing is in flight
+/// assert_eq!(st.sum, 5 + 20 + 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Pool<S> {
+    shared: Rc<Shared<S>>,
+    jobs: Option<Sender<Job>>,
+    shutdown: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    watcher: Watcher,
+    waker: Waker,
+    loop_id: u64,
+}
+
+impl<S> std::fmt::Debug for Pool<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("workers", &self.threads.len())
+            .field("in_flight", &self.in_flight())
+            .field("queued", &self.queued())
+            .finish()
+    }
+}
+
+impl<S: 'static> Pool<S> {
+    /// A pool with [`Builder::new`]'s defaults: one worker per available CPU.
+    ///
+    /// # Errors
+    /// See [`Builder::build`].
+    pub fn new(cx: &mut Ctx<S>) -> io::Result<Pool<S>> {
+        Builder::new().build(cx)
+    }
+
+    /// Queues `job` for a worker; `on_done` receives its result on the loop thread.
+    ///
+    /// # Errors
+    /// [`Error::QueueFull`] when a [queue bound](Builder::queue_bound) is reached,
+    /// [`Error::WrongLoop`] when `cx` is not the pool's loop. Neither runs anything.
+    pub fn run<T, J, D>(&self, cx: &mut Ctx<S>, job: J, on_done: D) -> Result<JobHandle, Error>
+    where
+        T: Send + 'static,
+        J: FnOnce() -> T + Send + 'static,
+        D: FnOnce(&mut S, &mut Ctx<S>, Result<T, Error>) + 'static,
+    {
+        if cx.loop_id() != self.loop_id {
+            return Err(Error::WrongLoop);
+        }
+        let Some(jobs) = &self.jobs else {
+            return Err(Error::ShutDown);
+        };
+        let cell = Arc::new(JobCell::new(job));
+        let loop_cell = cell.clone();
+        let deliver: Deliver<S> = Box::new(move |st, cx, r| {
+            // `Ok` comes with the value in the cell; `None` means cancelled meanwhile.
+            let r = match r {
+                Ok(()) => loop_cell.claim().map(Ok),
+                Err(e) => loop_cell.claim_error().then_some(Err(e)),
+            };
+            if let Some(r) = r {
+                on_done(st, cx, r);
+            }
+        });
+        let slot = self.shared.table.borrow_mut().insert(deliver);
+        let job = Job {
+            slot,
+            cell: cell.clone(),
+        };
+        let mut table = self.shared.table.borrow_mut();
+        if let Err(e) = jobs.try_send(job) {
+            table.take(slot);
+            return Err(match e {
+                TrySendError::Full(_) => Error::QueueFull,
+                TrySendError::Disconnected(_) => Error::ShutDown,
+            });
+        }
+        table.in_flight += 1;
+        if table.in_flight == 1 {
+            cx.start(self.watcher);
+        }
+        Ok(JobHandle::new(cell))
+    }
+
+    /// Shuts the pool down like dropping it does, and also removes its wake watcher from
+    /// the loop at once (a dropped pool's watcher is removed the next time it runs).
+    pub fn close(self, cx: &mut Ctx<S>) {
+        if cx.loop_id() == self.loop_id {
+            cx.remove(self.watcher);
+        }
+    }
+}
+
+impl<S> Pool<S> {
+    /// The number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Jobs started whose result has not come back to the loop yet (cancelled ones
+    /// included until their worker reports).
+    pub fn in_flight(&self) -> usize {
+        self.shared.table.borrow().in_flight
+    }
+
+    /// Jobs queued and not yet picked up by a worker.
+    pub fn queued(&self) -> usize {
+        self.jobs.as_ref().map_or(0, Sender::len)
+    }
+}
+
+impl<S> Drop for Pool<S> {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.shared.closed.set(true);
+        // Workers skip what is still queued and exit once the queue is empty and closed.
+        drop(self.jobs.take());
+        for t in self.threads.drain(..) {
+            // Workers catch job panics, so a join error cannot carry one; nothing to report.
+            let _ = t.join();
+        }
+        // Let the wake watcher run once more to remove itself (if it is started).
+        self.waker.wake();
+    }
+}
+
+/// A worker: run jobs until the queue closes.
+fn work(jobs: &Receiver<Job>, done: &Sender<Done>, waker: &Waker, shutdown: &AtomicBool) {
+    while let Ok(job) = jobs.recv() {
+        if shutdown.load(Ordering::Acquire) {
+            continue; // dropping the pool: skip, nobody will take the result
+        }
+        let outcome = job.cell.run();
+        // Drop the worker's reference before reporting, so the loop frees the cell.
+        drop(job.cell);
+        let slot = job.slot;
+        if done.send(Done { slot, outcome }).is_ok() {
+            waker.wake();
+        }
+    }
+}
+
+/// The wake watcher's callback: run up to `batch` `on_done`s, then yield the turn.
+fn deliver<S>(
+    weak: &Weak<Shared<S>>,
+    batch: usize,
+    waker: &OnceCell<Waker>,
+    st: &mut S,
+    cx: &mut Ctx<S>,
+    e: Event,
+) {
+    let Some(shared) = weak.upgrade() else {
+        cx.remove(e.watcher());
+        return;
+    };
+    for _ in 0..batch {
+        if shared.closed.get() {
+            break;
+        }
+        let Ok(done) = shared.results.try_recv() else {
+            break;
+        };
+        let deliver = {
+            let mut table = shared.table.borrow_mut();
+            table.in_flight -= 1;
+            table.take(done.slot)
+        };
+        let Some(deliver) = deliver else { continue };
+        match done.outcome {
+            Outcome::Value => deliver(st, cx, Ok(())),
+            Outcome::Panicked(m) => deliver(st, cx, Err(Error::Panicked(m))),
+            Outcome::Skipped => {}
+        }
+    }
+    if shared.closed.get() {
+        cx.remove(e.watcher());
+    } else if !shared.results.is_empty() {
+        // More results than one batch: come back next turn, after the other watchers.
+        if let Some(w) = waker.get() {
+            w.wake();
+        }
+    } else if shared.table.borrow().in_flight == 0 {
+        cx.stop(e.watcher());
+    }
+}
