@@ -485,3 +485,29 @@ fn results_interleave_with_a_busy_timer() {
     // far more than 10 times meanwhile.
     assert!(st.ticks_while_busy >= 10, "{} ticks", st.ticks_while_busy);
 }
+
+#[test]
+fn dropping_the_loop_before_the_pool_with_jobs_in_flight() {
+    with_watchdog(Duration::from_secs(30), || {
+        let token = Arc::new(());
+        let mut ev = Loop::<()>::new().unwrap();
+        let pool = Builder::new().workers(2).build(&mut ev).unwrap();
+        for _ in 0..100 {
+            let (a, b) = (token.clone(), token.clone());
+            pool.run(
+                &mut ev,
+                move || {
+                    std::thread::sleep(Duration::from_micros(200));
+                    a
+                },
+                move |_: &mut (), _: &mut Ctx<()>, _| drop(b),
+            )
+            .unwrap()
+            .detach();
+        }
+        ev.run_nowait(&mut ()).unwrap();
+        drop(ev); // the loop goes first: its wake watcher (and its callback) with it
+        drop(pool); // then the pool: joins, and its wake goes nowhere
+        assert_eq!(Arc::strong_count(&token), 1, "nothing leaked");
+    });
+}
