@@ -5,6 +5,10 @@
 //!   wake watchers) that costs one syscall per turn.
 //! - [`zmq`]: the fair ZeroMQ adapter: the prepare/check/idle/io quartet around `ZMQ_FD`,
 //!   a bounded amount of work per socket per turn, and never a missed wake-up.
+//! - [`bufio`]: buffered streams: line/exact/chunk reads, watermarks, per-turn caps,
+//!   timeouts, graceful and abortive close.
+//! - [`socket`]: listen (every address of a `host:port`, Unix paths), accept in bounded
+//!   batches, connect with RFC 8305-style fallback.
 //! - [`thread`]: run blocking functions on a worker pool; each result comes back on the loop.
 //!
 //! ```
@@ -39,7 +43,9 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod bufio;
 pub mod ev;
 pub mod guide;
+pub mod socket;
 pub mod thread;
 pub mod zmq;

@@ -1,14 +1,17 @@
 //! The loop: the watcher table, one turn, and the [`Ctx`] every callback receives.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::event::{Event, Interest, R_ERROR, R_FIRED, R_READ, R_WRITE};
+use super::remover::{Removals, Remover};
 use super::sys::{self, Epoll, Events};
 use super::timer::TimerHeap;
 use super::wake::{WakeShared, Waker};
@@ -72,6 +75,7 @@ struct FdEntry {
 /// the loop up before it runs.
 pub struct Ctx<S> {
     id: u64,
+    removals: Rc<RefCell<Removals>>,
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     epoll: Epoll,
@@ -154,6 +158,7 @@ impl<S> Loop<S> {
         Ok(Loop {
             ctx: Ctx {
                 id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
+                removals: Rc::default(),
                 slots: Vec::new(),
                 free: Vec::new(),
                 epoll: Epoll::new()?,
@@ -596,6 +601,34 @@ impl<S> Ctx<S> {
         self.id
     }
 
+    /// A [`Remover`] for this loop: removes watchers at the start of the next turn, for
+    /// handles dropped where no `Ctx` is at hand.
+    pub fn remover(&self) -> Remover {
+        Remover {
+            queue: self.removals.clone(),
+        }
+    }
+
+    fn apply_removals(&mut self) {
+        let (watchers, owned) = {
+            let Ok(mut q) = self.removals.try_borrow_mut() else {
+                return;
+            };
+            if q.watchers.is_empty() && q.owned.is_empty() {
+                return;
+            }
+            (
+                std::mem::take(&mut q.watchers),
+                std::mem::take(&mut q.owned),
+            )
+        };
+        for w in watchers {
+            self.remove(w);
+        }
+        // Dropped only now that the watchers are gone (an fd is closed after its watcher).
+        drop(owned);
+    }
+
     /// Makes [`Loop::run`] return after the current turn. Safe from any callback.
     pub fn stop_loop(&mut self) {
         self.stop = true;
@@ -754,6 +787,7 @@ impl<S> Ctx<S> {
 
     fn turn(&mut self, state: &mut S, block: bool) -> io::Result<()> {
         self.turns += 1;
+        self.apply_removals();
         if !self.prepares.is_empty() {
             self.run_phase(state, Phase::Prepare);
         }

@@ -73,12 +73,14 @@
 
 mod event;
 mod loop_logic;
-mod sys;
+mod remover;
+pub(crate) mod sys;
 mod timer;
 mod token;
 mod wake;
 
 pub use event::{Event, Interest};
 pub use loop_logic::{Ctx, Loop, Stats};
+pub use remover::Remover;
 pub use token::Watcher;
 pub use wake::Waker;

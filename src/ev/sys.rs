@@ -230,3 +230,27 @@ pub(crate) fn set_timer_slack(ns: u64) -> io::Result<()> {
     })?;
     Ok(())
 }
+
+/// Reads from `fd` into the spare capacity of `buf`, at most `max` bytes, without zeroing
+/// it first; returns the byte count (0 at end of stream).
+pub(crate) fn read_into(fd: RawFd, buf: &mut bytes::BytesMut, max: usize) -> io::Result<usize> {
+    use bytes::BufMut;
+    buf.reserve(max);
+    let spare = buf.chunk_mut();
+    let len = spare.len().min(max);
+    loop {
+        // SAFETY: `spare` is `len` writable bytes of `buf`'s allocation; read(2) writes at
+        // most `len` bytes there and we only expose the `n` it reports.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), len) };
+        if n >= 0 {
+            let n = n as usize;
+            // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
+            unsafe { buf.advance_mut(n) };
+            return Ok(n);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The stream's error type and events.
+
+use std::fmt;
+use std::io;
+
+/// What went wrong on one stream. The stream stops reading (and, for I/O errors,
+/// writing); other streams are unaffected.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A line request found no newline within the maximum line length.
+    LineTooLong {
+        /// The limit that was exceeded.
+        max: usize,
+    },
+    /// The socket failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::LineTooLong { max } => write!(f, "line longer than {max} bytes"),
+            Error::Io(e) => write!(f, "stream i/o error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::LineTooLong { .. } => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::Io(e)
+    }
+}
+
+/// What a stream reports to [`Handler::event`](super::Handler::event).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The peer closed its side: no more input will come. Whatever a pending request
+    /// could not use is still in the input buffer.
+    Eof,
+    /// Reading or writing failed; see [`Error`].
+    Error(Error),
+    /// A read was requested and nothing arrived for the read timeout.
+    ReadTimeout,
+    /// Output was pending and none of it could be written for the write timeout.
+    WriteTimeout,
+}

@@ -1,0 +1,480 @@
+//! [`connect`]: connecting to an address list with fallback, RFC 8305 style.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::bind::stream_socket;
+use crate::ev::{Ctx, Interest, Remover, Watcher};
+use crate::thread::Pool;
+
+/// Where to connect: an IP address and port, or a Unix-domain socket path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// TCP over IPv4 or IPv6.
+    Inet(SocketAddr),
+    /// A Unix-domain stream socket.
+    Unix(PathBuf),
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(a: SocketAddr) -> Endpoint {
+        Endpoint::Inet(a)
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Inet(a) => write!(f, "{a}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Connect timing: the delay before starting the next address while an attempt is still
+/// pending, and the overall timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// RFC 8305's "connection attempt delay": 250 ms by default.
+    pub stagger: Duration,
+    /// Gives up with `TimedOut` after this long; `None` waits for the kernel (minutes).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> ConnectOptions {
+        ConnectOptions {
+            stagger: Duration::from_millis(250),
+            timeout: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// A connected, non-blocking, close-on-exec socket and the endpoint that answered.
+#[derive(Debug)]
+pub struct Connected {
+    /// The connection.
+    pub socket: Socket,
+    /// The endpoint it is connected to.
+    pub peer: Endpoint,
+}
+
+type OnDone<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Connected>)>;
+
+/// What a [`Resolve`]r calls with the addresses it found.
+pub type Resolved<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Vec<SocketAddr>>)>;
+
+/// A host-name resolver for [`connect_host`]. The [`thread::Pool`](crate::thread::Pool)
+/// implements it with the system resolver on a worker; evnet's own DNS resolver will
+/// implement it too, so callers switch by passing another resolver.
+pub trait Resolve<S> {
+    /// Starts resolving `host` (a name or a literal address) for `port`; `done` runs on the
+    /// loop with the addresses. The returned guard cancels the lookup when dropped.
+    ///
+    /// # Errors
+    /// The lookup could not be started.
+    fn resolve(
+        &self,
+        cx: &mut Ctx<S>,
+        host: &str,
+        port: u16,
+        done: Resolved<S>,
+    ) -> io::Result<Box<dyn Any>>;
+}
+
+impl<S: 'static> Resolve<S> for Pool<S> {
+    fn resolve(
+        &self,
+        cx: &mut Ctx<S>,
+        host: &str,
+        port: u16,
+        done: Resolved<S>,
+    ) -> io::Result<Box<dyn Any>> {
+        let host = host.to_owned();
+        let h = self.run(
+            cx,
+            move || -> io::Result<Vec<SocketAddr>> {
+                Ok((host.as_str(), port).to_socket_addrs()?.collect())
+            },
+            move |st, cx, r| done(st, cx, r.map_err(io::Error::from).and_then(|r| r)),
+        )?;
+        Ok(Box::new(h))
+    }
+}
+
+struct Attempt {
+    socket: Socket,
+    watcher: Watcher,
+    peer: Endpoint,
+}
+
+struct Inner<S> {
+    queue: VecDeque<Endpoint>,
+    attempts: Vec<Attempt>,
+    stagger_timer: Option<Watcher>,
+    deadline: Option<Watcher>,
+    resolving: Option<Box<dyn Any>>,
+    last_error: Option<io::Error>,
+    on_done: Option<OnDone<S>>,
+    opts: ConnectOptions,
+}
+
+/// A connection in progress (see [`connect`]). Dropping it before `on_done` ran cancels
+/// the attempt: its sockets are closed and `on_done` never runs. To let it finish without
+/// the handle, [`detach`](Connecting::detach) it.
+#[must_use = "dropping a Connecting cancels it; call .detach() to let it finish"]
+pub struct Connecting<S: 'static> {
+    inner: Option<Rc<RefCell<Inner<S>>>>,
+    remover: Remover,
+}
+
+impl<S> std::fmt::Debug for Connecting<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connecting")
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
+
+impl<S> Connecting<S> {
+    /// Whether `on_done` has run (or the attempt was cancelled).
+    pub fn is_done(&self) -> bool {
+        self.inner
+            .as_ref()
+            .map_or(true, |i| i.try_borrow().is_ok_and(|g| g.on_done.is_none()))
+    }
+
+    /// Lets the connection attempt run to its `on_done` without this handle.
+    pub fn detach(mut self) {
+        self.inner = None;
+    }
+}
+
+impl<S: 'static> Drop for Connecting<S> {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        let Ok(mut g) = inner.try_borrow_mut() else {
+            return;
+        };
+        g.on_done = None;
+        g.resolving = None;
+        let mut ws: Vec<Watcher> = g.attempts.iter().map(|a| a.watcher).collect();
+        ws.extend(g.stagger_timer.take());
+        ws.extend(g.deadline.take());
+        let socks: Vec<Socket> = g.attempts.drain(..).map(|a| a.socket).collect();
+        g.queue.clear();
+        self.remover.remove_then_drop(&ws, socks);
+    }
+}
+
+/// Connects to the first endpoint of `endpoints` that answers, and calls `on_done` with
+/// the socket (or the last error) on the loop.
+///
+/// Addresses are tried in an order that alternates IPv6 and IPv4 (starting with the family
+/// of the first one given), RFC 8305 style: the next attempt starts when the previous one
+/// fails, or after [`ConnectOptions::stagger`] if it is still pending. The first success
+/// wins and the other attempts are closed. [`ConnectOptions::timeout`] bounds the whole
+/// operation.
+///
+/// ```
+/// use std::time::Duration;
+/// use evnet::ev::Loop;
+/// use evnet::socket::{connect, ConnectOptions, Endpoint};
+///
+/// let server = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let good = server.local_addr()?;
+/// // A port nobody listens on: refused at once, then the fallback answers.
+/// let refused = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+/// let mut ev = Loop::<Option<std::io::Result<Endpoint>>>::new()?;
+/// connect(&mut ev, vec![refused.into(), good.into()], ConnectOptions::default(),
+///         |out, _cx, r| *out = Some(r.map(|c| c.peer))).detach();
+/// let mut out = None;
+/// ev.run_until(&mut out, Duration::from_secs(5), |o| o.is_some())?;
+/// assert_eq!(out.unwrap()?, Endpoint::Inet(good));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn connect<S: 'static, F>(
+    cx: &mut Ctx<S>,
+    endpoints: Vec<Endpoint>,
+    opts: ConnectOptions,
+    on_done: F,
+) -> Connecting<S>
+where
+    F: FnOnce(&mut S, &mut Ctx<S>, io::Result<Connected>) + 'static,
+{
+    let inner = new_inner(opts, Box::new(on_done));
+    arm_deadline(&inner, cx);
+    inner.borrow_mut().queue = interleave(endpoints);
+    start_next(&inner, cx);
+    Connecting {
+        inner: Some(inner),
+        remover: cx.remover(),
+    }
+}
+
+/// Resolves `host` with `resolver` (e.g. a [`Pool`](crate::thread::Pool), which runs the
+/// system resolver on a worker), then [`connect`]s to its addresses. The timeout covers
+/// the lookup too.
+pub fn connect_host<S: 'static, R, F>(
+    cx: &mut Ctx<S>,
+    resolver: &R,
+    host: &str,
+    port: u16,
+    opts: ConnectOptions,
+    on_done: F,
+) -> Connecting<S>
+where
+    R: Resolve<S> + ?Sized,
+    F: FnOnce(&mut S, &mut Ctx<S>, io::Result<Connected>) + 'static,
+{
+    let inner = new_inner(opts, Box::new(on_done));
+    arm_deadline(&inner, cx);
+    let me = inner.clone();
+    let started = resolver.resolve(
+        cx,
+        host,
+        port,
+        Box::new(move |st, cx, r| {
+            let inner = me;
+            inner.borrow_mut().resolving = None;
+            match r {
+                Ok(addrs) => {
+                    let eps = addrs.into_iter().map(Endpoint::Inet).collect();
+                    inner.borrow_mut().queue = interleave(eps);
+                    start_next(&inner, cx);
+                    drive(&inner, st, cx);
+                }
+                Err(e) => finish(&inner, st, cx, Err(e)),
+            }
+        }),
+    );
+    match started {
+        Ok(guard) => inner.borrow_mut().resolving = Some(guard),
+        Err(e) => {
+            // Report on the next turn, like any other failure.
+            let me = inner.clone();
+            let mut err = Some(e);
+            let t = cx.timer(Duration::ZERO, None, move |st, cx, e| {
+                cx.remove(e.watcher());
+                if let Some(err) = err.take() {
+                    finish(&me, st, cx, Err(err));
+                }
+            });
+            inner.borrow_mut().stagger_timer = Some(t);
+        }
+    }
+    Connecting {
+        inner: Some(inner),
+        remover: cx.remover(),
+    }
+}
+
+fn new_inner<S>(opts: ConnectOptions, on_done: OnDone<S>) -> Rc<RefCell<Inner<S>>> {
+    Rc::new(RefCell::new(Inner {
+        queue: VecDeque::new(),
+        attempts: Vec::new(),
+        stagger_timer: None,
+        deadline: None,
+        resolving: None,
+        last_error: None,
+        on_done: Some(on_done),
+        opts,
+    }))
+}
+
+fn arm_deadline<S: 'static>(inner: &Rc<RefCell<Inner<S>>>, cx: &mut Ctx<S>) {
+    let Some(limit) = inner.borrow().opts.timeout else {
+        return;
+    };
+    let me = inner.clone();
+    let t = cx.timer(limit, None, move |st, cx, _| {
+        me.borrow_mut().deadline = None;
+        let e = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+        finish(&me, st, cx, Err(e));
+    });
+    inner.borrow_mut().deadline = Some(t);
+}
+
+/// IPv6 and IPv4 alternate, starting with the first endpoint's family; Unix paths keep
+/// their place among them.
+fn interleave(eps: Vec<Endpoint>) -> VecDeque<Endpoint> {
+    let first_v6 = matches!(eps.first(), Some(Endpoint::Inet(a)) if a.is_ipv6());
+    let (mut a, mut b): (VecDeque<_>, VecDeque<_>) = eps
+        .into_iter()
+        .partition(|e| matches!(e, Endpoint::Inet(x) if x.is_ipv6()) == first_v6);
+    let mut out = VecDeque::with_capacity(a.len() + b.len());
+    loop {
+        match (a.pop_front(), b.pop_front()) {
+            (None, None) => return out,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
+}
+
+/// Starts attempts until one is pending or the queue is empty. Immediate results (a Unix
+/// connect) are recorded for [`drive`].
+fn start_next<S: 'static>(inner: &Rc<RefCell<Inner<S>>>, cx: &mut Ctx<S>) {
+    loop {
+        let Some(ep) = inner.borrow_mut().queue.pop_front() else {
+            return;
+        };
+        match begin(&ep) {
+            Ok((socket, true)) => {
+                // Connected at once: park it as a finished attempt on a dummy watcher-less
+                // path by making it writable-ready; the io watcher fires on the next turn.
+                add_attempt(inner, cx, socket, ep);
+                return;
+            }
+            Ok((socket, false)) => {
+                add_attempt(inner, cx, socket, ep);
+                arm_stagger(inner, cx);
+                return;
+            }
+            Err(e) => {
+                inner.borrow_mut().last_error = Some(annotate(e, &ep));
+            }
+        }
+    }
+}
+
+fn annotate(e: io::Error, ep: &Endpoint) -> io::Error {
+    io::Error::new(e.kind(), format!("connect {ep}: {e}"))
+}
+
+/// Creates a socket and starts connecting; `true` if already connected.
+fn begin(ep: &Endpoint) -> io::Result<(Socket, bool)> {
+    let (socket, addr) = match ep {
+        Endpoint::Inet(a) => (stream_socket(a)?, SockAddr::from(*a)),
+        Endpoint::Unix(p) => (
+            Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?,
+            SockAddr::unix(p)?,
+        ),
+    };
+    match socket.connect(&addr) {
+        Ok(()) => Ok((socket, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((socket, false)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((socket, false)),
+        Err(e) => Err(e),
+    }
+}
+
+fn add_attempt<S: 'static>(
+    inner: &Rc<RefCell<Inner<S>>>,
+    cx: &mut Ctx<S>,
+    socket: Socket,
+    peer: Endpoint,
+) {
+    // Watchers hold the state strongly: a detached attempt lives as long as they do, and
+    // removing them (cancel, finish, or the loop dropped) frees it.
+    let me = inner.clone();
+    let fd = socket.as_raw_fd();
+    let w = cx.io(fd, Interest::WRITABLE, move |st, cx, e| {
+        settle(&me, e.watcher(), st, cx);
+    });
+    inner.borrow_mut().attempts.push(Attempt {
+        socket,
+        watcher: w,
+        peer,
+    });
+}
+
+fn arm_stagger<S: 'static>(inner: &Rc<RefCell<Inner<S>>>, cx: &mut Ctx<S>) {
+    if inner.borrow().queue.is_empty() {
+        return;
+    }
+    let stagger = inner.borrow().opts.stagger;
+    let me = inner.clone();
+    let t = cx.timer(stagger, None, move |st, cx, _| {
+        me.borrow_mut().stagger_timer = None;
+        start_next(&me, cx);
+        drive(&me, st, cx);
+    });
+    if let Some(old) = inner.borrow_mut().stagger_timer.replace(t) {
+        cx.remove(old);
+    }
+}
+
+/// An attempt's socket became writable: connected, or failed.
+fn settle<S: 'static>(inner: &Rc<RefCell<Inner<S>>>, w: Watcher, st: &mut S, cx: &mut Ctx<S>) {
+    let attempt = {
+        let mut g = inner.borrow_mut();
+        let Some(i) = g.attempts.iter().position(|a| a.watcher == w) else {
+            return;
+        };
+        g.attempts.swap_remove(i)
+    };
+    cx.remove(attempt.watcher);
+    let err = match attempt.socket.take_error() {
+        Ok(None) => attempt.socket.peer_addr().err(),
+        Ok(Some(e)) | Err(e) => Some(e),
+    };
+    match err {
+        None => {
+            let c = Connected {
+                socket: attempt.socket,
+                peer: attempt.peer,
+            };
+            finish(inner, st, cx, Ok(c));
+        }
+        Some(e) => {
+            inner.borrow_mut().last_error = Some(annotate(e, &attempt.peer));
+            drop(attempt.socket);
+            // A failure starts the next address at once, without waiting for the stagger.
+            start_next(inner, cx);
+            drive(inner, st, cx);
+        }
+    }
+}
+
+/// Ends the operation if nothing is left to try.
+fn drive<S: 'static>(inner: &Rc<RefCell<Inner<S>>>, st: &mut S, cx: &mut Ctx<S>) {
+    let exhausted = {
+        let g = inner.borrow();
+        g.attempts.is_empty() && g.queue.is_empty() && g.resolving.is_none()
+    };
+    if exhausted {
+        let e = inner.borrow_mut().last_error.take().unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "no addresses to connect to")
+        });
+        finish(inner, st, cx, Err(e));
+    }
+}
+
+fn finish<S: 'static>(
+    inner: &Rc<RefCell<Inner<S>>>,
+    st: &mut S,
+    cx: &mut Ctx<S>,
+    r: io::Result<Connected>,
+) {
+    let (cb, attempts, timers) = {
+        let mut g = inner.borrow_mut();
+        let Some(cb) = g.on_done.take() else { return };
+        g.queue.clear();
+        g.resolving = None;
+        let timers: Vec<Watcher> = g
+            .stagger_timer
+            .take()
+            .into_iter()
+            .chain(g.deadline.take())
+            .collect();
+        (cb, std::mem::take(&mut g.attempts), timers)
+    };
+    for a in attempts {
+        cx.remove(a.watcher); // the losers: removed, then closed
+    }
+    for t in timers {
+        cx.remove(t);
+    }
+    cb(st, cx, r);
+}
