@@ -217,6 +217,16 @@ where
     arm_deadline(&inner, cx);
     inner.borrow_mut().queue = interleave(endpoints);
     start_next(&inner, cx);
+    if inner.borrow().attempts.is_empty() {
+        // Every address failed at once (or there were none): report on the next turn,
+        // from a callback, like any other outcome.
+        let me = inner.clone();
+        let t = cx.timer(Duration::ZERO, None, move |st, cx, e| {
+            cx.remove(e.watcher());
+            drive(&me, st, cx);
+        });
+        inner.borrow_mut().stagger_timer = Some(t);
+    }
     Connecting {
         inner: Some(inner),
         remover: cx.remover(),
