@@ -187,7 +187,10 @@ fn connect_to_a_unix_path() {
     let path = std::env::temp_dir().join(format!("evnet-conn-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let _l = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    let peer = connect_and_wait(vec![Endpoint::Unix(path.clone())], ConnectOptions::default());
+    let peer = connect_and_wait(
+        vec![Endpoint::Unix(path.clone())],
+        ConnectOptions::default(),
+    );
     assert_eq!(peer.unwrap(), Endpoint::Unix(path.clone()));
     let _ = std::fs::remove_file(&path);
 }

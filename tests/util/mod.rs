@@ -53,3 +53,64 @@ pub fn count_for(transport: &str) -> u64 {
         20_000
     }
 }
+
+use evnet::bufio::{Conn, Event as StreamEvent};
+use evnet::ev::Ctx;
+
+type ReadFn<S> = Box<dyn FnMut(&Conn<S>, bytes::Bytes, &mut S, &mut Ctx<S>)>;
+type WriteFn<S> = Box<dyn FnMut(&Conn<S>, &mut S, &mut Ctx<S>)>;
+type EventFn<S> = Box<dyn FnMut(&Conn<S>, StreamEvent, &mut S, &mut Ctx<S>)>;
+
+/// A `bufio::Handler` made of closures, for tests.
+pub struct Fns<S> {
+    read: ReadFn<S>,
+    write: WriteFn<S>,
+    event: EventFn<S>,
+}
+
+impl<S: 'static> Fns<S> {
+    pub fn new(
+        read: impl FnMut(&Conn<S>, bytes::Bytes, &mut S, &mut Ctx<S>) + 'static,
+        event: impl FnMut(&Conn<S>, StreamEvent, &mut S, &mut Ctx<S>) + 'static,
+    ) -> Fns<S> {
+        Fns {
+            read: Box::new(read),
+            write: Box::new(|_, _, _| {}),
+            event: Box::new(event),
+        }
+    }
+
+    pub fn on_write(
+        mut self,
+        write: impl FnMut(&Conn<S>, &mut S, &mut Ctx<S>) + 'static,
+    ) -> Fns<S> {
+        self.write = Box::new(write);
+        self
+    }
+}
+
+impl<S: 'static> evnet::bufio::Handler<S> for Fns<S> {
+    fn read(&mut self, c: &Conn<S>, d: bytes::Bytes, st: &mut S, cx: &mut Ctx<S>) {
+        (self.read)(c, d, st, cx)
+    }
+    fn write(&mut self, c: &Conn<S>, st: &mut S, cx: &mut Ctx<S>) {
+        (self.write)(c, st, cx)
+    }
+    fn event(&mut self, c: &Conn<S>, e: StreamEvent, st: &mut S, cx: &mut Ctx<S>) {
+        (self.event)(c, e, st, cx)
+    }
+}
+
+/// A connected TCP pair on loopback, as socket2 sockets.
+pub fn tcp_pair() -> (socket2::Socket, socket2::Socket) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (b, _) = l.accept().unwrap();
+    (socket2::Socket::from(a), socket2::Socket::from(b))
+}
+
+/// A connected Unix stream pair, as socket2 sockets.
+pub fn unix_pair() -> (socket2::Socket, socket2::Socket) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    (socket2::Socket::from(a), socket2::Socket::from(b))
+}
