@@ -23,6 +23,7 @@
 
 mod error;
 mod options;
+mod output;
 mod read;
 mod stream;
 

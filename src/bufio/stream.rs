@@ -7,11 +7,12 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use socket2::Socket;
 
 use super::error::{Error, Event};
 use super::options::Options;
+use super::output::Output;
 use super::read::{needs_more, satisfy, Outcome, Request};
 use crate::ev::{sys, Ctx, Interest, Remover, Watcher};
 
@@ -41,7 +42,9 @@ struct State {
     kick: Option<Watcher>,
     timer: Option<Watcher>,
     input: BytesMut,
-    output: BytesMut,
+    output: Output,
+    /// The loop's time at this turn's first activity (saves a clock read per syscall).
+    now: Instant,
     scanned: usize,
     req: Option<Request>,
     opts: Options,
@@ -194,7 +197,8 @@ impl<S: 'static> Stream<S> {
                 kick: None,
                 timer: None,
                 input: BytesMut::new(),
-                output: BytesMut::new(),
+                output: Output::default(),
+                now,
                 scanned: 0,
                 req: None,
                 opts: opts.sane(),
@@ -283,7 +287,7 @@ impl<S: 'static> Conn<S> {
         {
             let mut g = self.st.borrow_mut();
             if g.req.is_none() && req.is_some() {
-                g.last_read = Instant::now();
+                g.last_read = self.clock(cx);
             }
             if g.req != req {
                 g.scanned = 0;
@@ -307,9 +311,25 @@ impl<S: 'static> Conn<S> {
                 return;
             }
             if g.output.is_empty() {
-                g.last_write = Instant::now();
+                g.last_write = self.clock(cx);
             }
-            g.output.extend_from_slice(data);
+            g.output.push_slice(data);
+        }
+        self.changed(cx);
+    }
+
+    /// Queues `data` for writing without copying it when nothing else is queued (e.g. an
+    /// echo of what [`Handler::read`] delivered).
+    pub fn write_bytes(&self, cx: &mut Ctx<S>, data: Bytes) {
+        {
+            let mut g = self.st.borrow_mut();
+            if g.closing || g.write_failed {
+                return;
+            }
+            if g.output.is_empty() {
+                g.last_write = self.clock(cx);
+            }
+            g.output.push_bytes(data);
         }
         self.changed(cx);
     }
@@ -433,6 +453,16 @@ impl<S: 'static> Conn<S> {
 
     // ----- the engine ------------------------------------------------------------------
 
+    /// The time for activity stamps: the turn's cached time inside this stream's callbacks,
+    /// a fresh reading elsewhere (the cached one may be old before the loop runs).
+    fn clock(&self, cx: &Ctx<S>) -> Instant {
+        if self.in_dispatch.get() {
+            cx.now()
+        } else {
+            Instant::now()
+        }
+    }
+
     /// A request, write or option changed: inside a callback of this stream the dispatch
     /// loop picks it up; elsewhere the stream runs on the next turn.
     fn changed(&self, cx: &mut Ctx<S>) {
@@ -465,6 +495,7 @@ impl<S: 'static> Conn<S> {
         let mut g = self.st.borrow_mut();
         if g.turn != turn {
             g.turn = turn;
+            g.now = cx.now();
             g.read_turn = 0;
             g.written_turn = 0;
         }
@@ -486,7 +517,7 @@ impl<S: 'static> Conn<S> {
             Ok(n) => {
                 g.read_turn += n;
                 g.total_read += n as u64;
-                g.last_read = Instant::now();
+                g.last_read = g.now;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
@@ -508,13 +539,14 @@ impl<S: 'static> Conn<S> {
         if cap == 0 {
             return false;
         }
-        let n = g.output.len().min(cap);
-        match sock.send(&g.output[..n]) {
+        let chunk = g.output.chunk();
+        let n = chunk.len().min(cap);
+        match sock.send(&chunk[..n]) {
             Ok(n) => {
                 g.output.advance(n);
                 g.written_turn += n;
                 g.total_written += n as u64;
-                g.last_write = Instant::now();
+                g.last_write = g.now;
                 if g.output.len() <= g.opts.write_low && !g.closing {
                     g.write_cb_due = true;
                 }

@@ -1,0 +1,260 @@
+//! Echo over loopback: 100 concurrent connections doing ping-pong with 64 B and 16 KiB
+//! messages, against evnet's `bufio` echo server and a minimal tokio current-thread echo
+//! server, in one run. Each server runs on its own thread; the same evnet-based client
+//! drives both.
+//!
+//! ```text
+//! cargo bench --bench echo -- [--runs R] [--json PATH]
+//! ```
+
+mod util;
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use evnet::bufio::{Conn, Event, Handler, Stream};
+use evnet::ev::{Ctx, Loop};
+use evnet::socket::{bind_tcp_all, connect, Accept, ConnectOptions, Listener};
+
+const CONNS: usize = 100;
+const WARMUP: Duration = Duration::from_millis(300);
+const MEASURE: Duration = Duration::from_secs(2);
+
+// ----- the servers ---------------------------------------------------------------------
+
+struct Echo;
+impl Handler<()> for Echo {
+    fn read(&mut self, c: &Conn<()>, data: Bytes, _: &mut (), cx: &mut Ctx<()>) {
+        c.write_bytes(cx, data);
+        c.read_chunk(cx);
+    }
+    fn event(&mut self, c: &Conn<()>, _: Event, _: &mut (), cx: &mut Ctx<()>) {
+        c.abort(cx);
+    }
+}
+
+/// evnet: a Listener and one bufio Stream per connection, echoing chunks. Sends back its
+/// address and a waker that stops it.
+fn evnet_server(tx: mpsc::Sender<(SocketAddr, Option<evnet::ev::Waker>)>) {
+    let run = || -> Result<()> {
+        let mut ev = Loop::<()>::new()?;
+        let socks = bind_tcp_all(Some("127.0.0.1"), 0)?;
+        let addr = socks[0].local_addr()?.as_socket().context("inet")?;
+        let l = Listener::new(&mut ev, socks, |_, cx, a| {
+            if let Accept::Conn(c) = a {
+                let _ = c.socket.set_nodelay(true);
+                if let Ok(s) = Stream::new(cx, c.socket, Echo) {
+                    s.read_chunk(cx);
+                    s.detach();
+                }
+            }
+        });
+        let (_w, waker) = ev.wake(|_, cx, _| cx.stop_loop())?;
+        tx.send((addr, Some(waker)))?;
+        ev.run(&mut ())?;
+        drop(l);
+        Ok(())
+    };
+    if let Err(e) = run() {
+        eprintln!("evnet server: {e:#}");
+    }
+}
+
+/// tokio: the minimal current-thread echo server (accept loop, a task per connection).
+fn tokio_server(tx: mpsc::Sender<(SocketAddr, Option<evnet::ev::Waker>)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return eprintln!("tokio runtime: {e}"),
+    };
+    rt.block_on(async move {
+        let Ok(l) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+            return;
+        };
+        let Ok(addr) = l.local_addr() else { return };
+        if tx.send((addr, None)).is_err() {
+            return;
+        }
+        while let Ok((mut s, _)) = l.accept().await {
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+// ----- the client ----------------------------------------------------------------------
+
+struct Client {
+    size: usize,
+    msg: Bytes,
+    start: Instant,
+    sent_at: Vec<Instant>,
+    rtts: Vec<f64>,
+    done: usize,
+    connected: usize,
+    streams: Vec<Stream<Client>>,
+}
+
+struct Ping(usize);
+impl Handler<Client> for Ping {
+    fn read(&mut self, c: &Conn<Client>, data: Bytes, st: &mut Client, cx: &mut Ctx<Client>) {
+        let now = cx.now();
+        if data.len() == st.size && now >= st.start + WARMUP {
+            st.rtts
+                .push(now.duration_since(st.sent_at[self.0]).as_nanos() as f64 / 1e3);
+            st.done += 1;
+        }
+        st.sent_at[self.0] = Instant::now();
+        c.write_bytes(cx, st.msg.clone());
+        c.read_exact(cx, st.size);
+    }
+    fn event(&mut self, _: &Conn<Client>, e: Event, _: &mut Client, _: &mut Ctx<Client>) {
+        eprintln!("client connection: {e:?}");
+    }
+}
+
+struct Sample {
+    msgs_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn drive(addr: SocketAddr, size: usize) -> Result<Sample> {
+    let mut ev = Loop::<Client>::new()?;
+    for i in 0..CONNS {
+        connect(
+            &mut ev,
+            vec![addr.into()],
+            ConnectOptions::default(),
+            move |st: &mut Client, cx: &mut Ctx<Client>, r| {
+                let Ok(c) = r else {
+                    return eprintln!("connect failed");
+                };
+                let _ = c.socket.set_nodelay(true);
+                let Ok(s) = Stream::new(cx, c.socket, Ping(i)) else {
+                    return;
+                };
+                st.sent_at[i] = Instant::now();
+                s.write_bytes(cx, st.msg.clone());
+                s.read_exact(cx, st.size);
+                st.streams.push(s);
+                st.connected += 1;
+            },
+        )
+        .detach();
+    }
+    let mut st = Client {
+        size,
+        msg: Bytes::from(vec![b'e'; size]),
+        start: Instant::now(),
+        sent_at: vec![Instant::now(); CONNS],
+        rtts: Vec::with_capacity(1 << 20),
+        done: 0,
+        connected: 0,
+        streams: Vec::new(),
+    };
+    ev.run_until(&mut st, Duration::from_secs(10), |s| s.connected == CONNS)?;
+    anyhow::ensure!(st.connected == CONNS, "only {} connected", st.connected);
+    st.start = Instant::now();
+    ev.run_until(&mut st, WARMUP + MEASURE, |_| false)?;
+    let n = st.done;
+    anyhow::ensure!(n > 0, "no round trips");
+    st.rtts.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| st.rtts[((st.rtts.len() - 1) as f64 * p) as usize];
+    Ok(Sample {
+        msgs_per_s: n as f64 / MEASURE.as_secs_f64(),
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+    })
+}
+
+fn main() -> Result<()> {
+    let args = util::Args::parse(1)?;
+    println!(
+        "echo: {CONNS} connections ping-pong on loopback, {}s measured after {}ms warm-up; median of {} runs",
+        MEASURE.as_secs(),
+        WARMUP.as_millis(),
+        args.runs
+    );
+    println!(
+        "{:<7} {:<28} {:>10} {:>8} {:>9} {:>9} {:>8}",
+        "size", "server", "msgs/s", "x tokio", "p50 us", "p99 us", "x tokio"
+    );
+    let mut rows = Vec::new();
+    for size in [64usize, 16 * 1024] {
+        let mut base: Option<(f64, f64)> = None;
+        for key in ["tokio", "evnet"] {
+            if args
+                .only
+                .as_deref()
+                .is_some_and(|o| o != key && o != size.to_string())
+            {
+                continue;
+            }
+            let mut s = Vec::new();
+            for _ in 0..args.runs {
+                let (tx, rx) = mpsc::channel();
+                let server = match key {
+                    "tokio" => std::thread::spawn(move || tokio_server(tx)),
+                    _ => std::thread::spawn(move || evnet_server(tx)),
+                };
+                let (addr, stop) = rx.recv_timeout(Duration::from_secs(5))?;
+                s.push(drive(addr, size)?);
+                // evnet's server stops on its waker; the tokio one idles in accept until the
+                // process exits (its connections are closed, so it costs nothing).
+                if let Some(stop) = stop {
+                    stop.wake();
+                    let _ = server.join();
+                }
+            }
+            let mut m: Vec<f64> = s.iter().map(|x| x.msgs_per_s).collect();
+            let mut p50: Vec<f64> = s.iter().map(|x| x.p50_us).collect();
+            let mut p99: Vec<f64> = s.iter().map(|x| x.p99_us).collect();
+            let (m, p50, p99) = (
+                util::median(&mut m),
+                util::median(&mut p50),
+                util::median(&mut p99),
+            );
+            let (bm, bp) = *base.get_or_insert((m, p99));
+            let label = if key == "tokio" {
+                "tokio current-thread"
+            } else {
+                "evnet bufio"
+            };
+            println!(
+                "{:<7} {:<28} {:>10.0} {:>8.2} {:>9.1} {:>9.1} {:>8.2}",
+                size,
+                label,
+                m,
+                m / bm,
+                p50,
+                p99,
+                p99 / bp
+            );
+            rows.push(format!(
+                "  {{\"size\": {size}, \"server\": \"{key}\", \"msgs_per_s\": {m:.0}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}}}"
+            ));
+        }
+    }
+    if let Some(p) = &args.json {
+        util::write_json(p, &rows)?;
+    }
+    Ok(())
+}

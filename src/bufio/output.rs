@@ -1,0 +1,77 @@
+//! The output queue: a contiguous buffer, plus one whole `Bytes` sent without a copy.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Queued output. A [`Bytes`] written while the queue is empty is kept as it is and sent
+/// from its own memory (an echo server writes back what it read without copying it);
+/// anything else is appended to one contiguous buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    front: Bytes,
+    rest: BytesMut,
+}
+
+impl Output {
+    pub(crate) fn len(&self) -> usize {
+        self.front.len() + self.rest.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.front.is_empty() && self.rest.is_empty()
+    }
+
+    pub(crate) fn push_slice(&mut self, data: &[u8]) {
+        self.rest.extend_from_slice(data);
+    }
+
+    pub(crate) fn push_bytes(&mut self, data: Bytes) {
+        if self.is_empty() {
+            self.front = data;
+        } else {
+            self.rest.extend_from_slice(&data);
+        }
+    }
+
+    /// The next contiguous bytes to send.
+    pub(crate) fn chunk(&self) -> &[u8] {
+        if self.front.is_empty() {
+            &self.rest
+        } else {
+            &self.front
+        }
+    }
+
+    pub(crate) fn advance(&mut self, n: usize) {
+        if self.front.is_empty() {
+            self.rest.advance(n);
+        } else {
+            self.front.advance(n);
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.front = Bytes::new();
+        self.rest.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_then_slices_keep_order() {
+        let mut o = Output::default();
+        o.push_bytes(Bytes::from_static(b"ab"));
+        o.push_slice(b"cd");
+        o.push_bytes(Bytes::from_static(b"ef"));
+        assert_eq!(o.len(), 6);
+        let mut got = Vec::new();
+        while !o.is_empty() {
+            let c = o.chunk()[..1].to_vec();
+            got.extend_from_slice(&c);
+            o.advance(1);
+        }
+        assert_eq!(got, b"abcdef");
+    }
+}
