@@ -22,12 +22,14 @@
 //! one that was already due.
 
 mod error;
+mod limit;
 mod options;
 mod output;
 mod read;
 mod stream;
 
 pub use error::{Error, Event};
+pub use limit::{RateGroup, RateLimit, DEFAULT_MIN_SHARE, MIN_TICK};
 pub use options::Options;
 pub use read::Request;
 pub use stream::{Conn, Handler, Stream};

@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use socket2::Socket;
 
 use super::error::{Error, Event};
+use super::limit::{Limiter, Membership, RateGroup, RateLimit};
 use super::options::Options;
 use super::output::Output;
 use super::read::{needs_more, satisfy, Outcome, Request};
@@ -41,6 +42,9 @@ struct State {
     io: Option<Watcher>,
     kick: Option<Watcher>,
     timer: Option<Watcher>,
+    rate_timer: Option<Watcher>,
+    limit: Option<Limiter>,
+    group: Option<Membership>,
     input: BytesMut,
     output: Output,
     /// The loop's time at this turn's first activity (saves a clock read per syscall).
@@ -196,6 +200,9 @@ impl<S: 'static> Stream<S> {
                 io: None,
                 kick: None,
                 timer: None,
+                rate_timer: None,
+                limit: None,
+                group: None,
                 input: BytesMut::new(),
                 output: Output::default(),
                 now,
@@ -388,6 +395,72 @@ impl<S: 'static> Conn<S> {
         self.closed.get() || self.st.borrow().closing
     }
 
+    // ----- rate limits -----------------------------------------------------------------
+
+    /// Sets (or with `None` removes) this stream's own rate limit; its buckets start full.
+    pub fn set_rate_limit(&self, cx: &mut Ctx<S>, limit: Option<RateLimit>) {
+        self.st.borrow_mut().limit = limit.map(|l| Limiter::new(&l, Instant::now()));
+        self.changed(cx);
+    }
+
+    /// Joins `group`, leaving any group the stream was in. The lower of the stream's own
+    /// limit and its share of the group wins.
+    pub fn join_group(&self, cx: &mut Ctx<S>, group: &RateGroup) {
+        let m = Membership::join(group);
+        let old = self.st.borrow_mut().group.replace(m);
+        drop(old);
+        self.changed(cx);
+    }
+
+    /// Leaves the stream's rate-limit group, if any (dropping the stream does this too).
+    pub fn leave_group(&self, cx: &mut Ctx<S>) {
+        let old = self.st.borrow_mut().group.take();
+        drop(old);
+        self.changed(cx);
+    }
+
+    /// How many bytes the stream may read now under its own limit and its group's share
+    /// (`usize::MAX` when unlimited).
+    pub fn read_allowance(&self) -> usize {
+        let mut g = self.st.borrow_mut();
+        g.now = Instant::now();
+        allowance(&mut g, true)
+    }
+
+    /// How many bytes the stream may write now (`usize::MAX` when unlimited).
+    pub fn write_allowance(&self) -> usize {
+        let mut g = self.st.borrow_mut();
+        g.now = Instant::now();
+        allowance(&mut g, false)
+    }
+
+    /// Takes `n` bytes from the stream's read bucket (and its group's) by hand.
+    pub fn decrement_read(&self, n: usize) {
+        charge(&mut self.st.borrow_mut(), true, n);
+    }
+
+    /// Takes `n` bytes from the stream's write bucket (and its group's) by hand.
+    pub fn decrement_write(&self, n: usize) {
+        charge(&mut self.st.borrow_mut(), false, n);
+    }
+
+    fn arm_rate_timer(&self, cx: &mut Ctx<S>, at: Instant) {
+        let after = at.saturating_duration_since(Instant::now());
+        let existing = self.st.borrow().rate_timer;
+        match existing {
+            Some(t) => {
+                cx.set_timer(t, after, None);
+            }
+            None => {
+                let Some(me) = self.self_weak.borrow().as_ref().and_then(Weak::upgrade) else {
+                    return;
+                };
+                let t = cx.timer(after, None, move |st, cx, _| me.dispatch(st, cx));
+                self.st.borrow_mut().rate_timer = Some(t);
+            }
+        }
+    }
+
     // ----- closing ---------------------------------------------------------------------
 
     /// Graceful close: no more reads or callbacks; queued output is flushed, then the
@@ -423,10 +496,16 @@ impl<S: 'static> Conn<S> {
             let Ok(mut g) = self.st.try_borrow_mut() else {
                 return;
             };
-            let ws: Vec<Watcher> = [g.io.take(), g.kick.take(), g.timer.take()]
-                .into_iter()
-                .flatten()
-                .collect();
+            g.group = None; // leaves the rate-limit group
+            let ws: Vec<Watcher> = [
+                g.io.take(),
+                g.kick.take(),
+                g.timer.take(),
+                g.rate_timer.take(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             g.output.clear();
             g.req = None;
             (ws, g.sock.take())
@@ -508,13 +587,18 @@ impl<S: 'static> Conn<S> {
         if g.eof || g.read_failed || g.closing {
             return;
         }
-        let cap = g.opts.max_read.saturating_sub(g.read_turn);
+        let cap = g
+            .opts
+            .max_read
+            .saturating_sub(g.read_turn)
+            .min(allowance(g, true));
         if cap == 0 {
             return;
         }
         match sys::read_into(g.fd, &mut g.input, cap) {
             Ok(0) => g.eof = true,
             Ok(n) => {
+                charge(g, true, n);
                 g.read_turn += n;
                 g.total_read += n as u64;
                 g.last_read = g.now;
@@ -534,7 +618,11 @@ impl<S: 'static> Conn<S> {
         if g.output.is_empty() || g.write_failed {
             return false;
         }
-        let cap = g.opts.max_write.saturating_sub(g.written_turn);
+        let cap = g
+            .opts
+            .max_write
+            .saturating_sub(g.written_turn)
+            .min(allowance(g, false));
         let Some(sock) = &g.sock else { return false };
         if cap == 0 {
             return false;
@@ -543,6 +631,7 @@ impl<S: 'static> Conn<S> {
         let n = chunk.len().min(cap);
         match sock.send(&chunk[..n]) {
             Ok(n) => {
+                charge(g, false, n);
                 g.output.advance(n);
                 g.written_turn += n;
                 g.total_written += n as u64;
@@ -658,14 +747,26 @@ impl<S: 'static> Conn<S> {
 
     /// After a dispatch: finish a graceful close, or set the socket interest.
     fn settle(&self, cx: &mut Ctx<S>) {
-        let (io, want, done_closing) = {
-            let g = self.st.borrow();
-            let want_read = !g.eof
+        let (io, want, done_closing, refill_at) = {
+            let mut g = self.st.borrow_mut();
+            let g = &mut *g;
+            let mut want_read = !g.eof
                 && !g.read_failed
                 && !g.closing
                 && (g.input.len() < g.opts.read_high
                     || needs_more(g.req, g.input.len(), g.opts.read_low, g.opts.max_line));
-            let want_write = !g.output.is_empty() && !g.write_failed;
+            let mut want_write = !g.output.is_empty() && !g.write_failed;
+            // Out of tokens: stop asking the poller and come back at the next refill.
+            let mut blocked = false;
+            if want_read && allowance(g, true) == 0 {
+                want_read = false;
+                blocked = true;
+            }
+            if want_write && allowance(g, false) == 0 {
+                want_write = false;
+                blocked = true;
+            }
+            let refill_at = if blocked { next_refill(g) } else { None };
             let want = match (want_read, want_write) {
                 (true, true) => Interest::BOTH,
                 (true, false) => Interest::READABLE,
@@ -676,8 +777,12 @@ impl<S: 'static> Conn<S> {
                 g.io,
                 want,
                 g.closing && (g.output.is_empty() || g.write_failed),
+                refill_at,
             )
         };
+        if let Some(at) = refill_at {
+            self.arm_rate_timer(cx, at);
+        }
         if done_closing {
             if let Some(s) = &self.st.borrow().sock {
                 let _ = s.shutdown(std::net::Shutdown::Write);
@@ -763,6 +868,62 @@ impl<S: 'static> Conn<S> {
         }
         self.dispatch(st, cx);
     }
+}
+
+/// What the stream may move now: the lower of its own bucket and its group share.
+fn allowance(g: &mut State, read: bool) -> usize {
+    let now = g.now;
+    let mut a = usize::MAX;
+    if let Some(l) = &mut g.limit {
+        let b = if read { &mut l.read } else { &mut l.write };
+        b.refill(now);
+        a = a.min(b.allowance());
+    }
+    if let Some(m) = &g.group {
+        if let Ok(mut grp) = m.group.try_borrow_mut() {
+            a = a.min(grp.share(read, now));
+        }
+    }
+    a
+}
+
+/// Takes `n` moved bytes from the stream's bucket and its group's.
+fn charge(g: &mut State, read: bool, n: usize) {
+    if let Some(l) = &mut g.limit {
+        if read {
+            l.read.consume(n);
+        } else {
+            l.write.consume(n);
+        }
+    }
+    if let Some(m) = &g.group {
+        if let Ok(mut grp) = m.group.try_borrow_mut() {
+            if read {
+                grp.limiter.read.consume(n);
+                grp.total_read += n as u64;
+            } else {
+                grp.limiter.write.consume(n);
+                grp.total_written += n as u64;
+            }
+        }
+    }
+}
+
+/// The earliest refill of any bucket the stream depends on.
+fn next_refill(g: &State) -> Option<Instant> {
+    let own = g
+        .limit
+        .as_ref()
+        .map(|l| l.read.next_tick().min(l.write.next_tick()));
+    let grp = g.group.as_ref().and_then(|m| {
+        m.group.try_borrow().ok().map(|grp| {
+            grp.limiter
+                .read
+                .next_tick()
+                .min(grp.limiter.write.next_tick())
+        })
+    });
+    own.into_iter().chain(grp).min()
 }
 
 enum Due {
