@@ -28,11 +28,21 @@ fn slow_reader_with_small_rcvbuf_gets_10_mib_in_order() {
         bad: usize,
         reader: Option<Stream<St>>,
     }
-    let (w, r) = tcp_pair();
-    // Small, but not below one loopback MSS (64 KiB): a receive window that can never
-    // open to one segment stalls TCP itself (persist-timer backoff), whatever reads it.
-    r.set_recv_buffer_size(32 * 1024).unwrap();
+    // A small receive buffer (32 KiB against 10 MiB). Both ends use an Ethernet-sized MSS:
+    // with loopback's 64 KiB MSS a window this small could never open to one segment, and
+    // TCP itself would crawl on persist-timer probes whatever the reader did.
+    use socket2::{Domain, Socket, Type};
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    l.set_mss(1460).unwrap();
+    l.set_recv_buffer_size(32 * 1024).unwrap();
+    l.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
+        .unwrap();
+    l.listen(1).unwrap();
+    let w = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    w.set_mss(1460).unwrap();
     w.set_send_buffer_size(32 * 1024).unwrap();
+    w.connect(&l.local_addr().unwrap()).unwrap();
+    let (r, _) = l.accept().unwrap();
     let mut ev = Loop::<St>::new().unwrap();
     const PIECE: usize = 64 * 1024;
     let writer = Stream::with_options(
