@@ -35,8 +35,13 @@ fn slow_reader_with_small_rcvbuf_gets_10_mib_in_order() {
     let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     l.set_mss(1460).unwrap();
     l.set_recv_buffer_size(32 * 1024).unwrap();
-    l.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
-        .unwrap();
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
     l.listen(1).unwrap();
     let w = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     w.set_mss(1460).unwrap();
