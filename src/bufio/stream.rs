@@ -85,7 +85,7 @@ pub struct Conn<S> {
     closed: Cell<bool>,
     in_dispatch: Cell<bool>,
     self_weak: RefCell<Option<Weak<Conn<S>>>>,
-    remover: Remover,
+    remover: Remover<S>,
 }
 
 /// A buffered stream on the loop (libevent's bufferevent, libevnet's bufio): input and

@@ -75,7 +75,7 @@ struct FdEntry {
 /// the loop up before it runs.
 pub struct Ctx<S> {
     id: u64,
-    removals: Rc<RefCell<Removals>>,
+    removals: Rc<RefCell<Removals<S>>>,
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     epoll: Epoll,
@@ -603,23 +603,24 @@ impl<S> Ctx<S> {
 
     /// A [`Remover`] for this loop: removes watchers at the start of the next turn, for
     /// handles dropped where no `Ctx` is at hand.
-    pub fn remover(&self) -> Remover {
+    pub fn remover(&self) -> Remover<S> {
         Remover {
             queue: self.removals.clone(),
         }
     }
 
     fn apply_removals(&mut self) {
-        let (watchers, owned) = {
+        let (watchers, owned, deferred) = {
             let Ok(mut q) = self.removals.try_borrow_mut() else {
                 return;
             };
-            if q.watchers.is_empty() && q.owned.is_empty() {
+            if q.watchers.is_empty() && q.owned.is_empty() && q.deferred.is_empty() {
                 return;
             }
             (
                 std::mem::take(&mut q.watchers),
                 std::mem::take(&mut q.owned),
+                std::mem::take(&mut q.deferred),
             )
         };
         for w in watchers {
@@ -627,6 +628,9 @@ impl<S> Ctx<S> {
         }
         // Dropped only now that the watchers are gone (an fd is closed after its watcher).
         drop(owned);
+        for f in deferred {
+            f(self);
+        }
     }
 
     /// Makes [`Loop::run`] return after the current turn. Safe from any callback.

@@ -1,17 +1,30 @@
-//! [`Remover`]: removing watchers from code that has no [`Ctx`](super::Ctx), such as a
-//! handle's `Drop`.
+//! [`Remover`]: removing watchers (and deferring loop work) from code that has no
+//! [`Ctx`], such as a handle's `Drop`.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::Watcher;
+use super::{Ctx, Watcher};
 
-#[derive(Default)]
-pub(crate) struct Removals {
+/// Work deferred to the start of the next turn.
+type Deferred<S> = Box<dyn FnOnce(&mut Ctx<S>)>;
+
+pub(crate) struct Removals<S> {
     pub(crate) watchers: Vec<Watcher>,
     /// Dropped after the watchers above are removed: typically the fd they watch.
     pub(crate) owned: Vec<Box<dyn Any>>,
+    pub(crate) deferred: Vec<Deferred<S>>,
+}
+
+impl<S> Default for Removals<S> {
+    fn default() -> Removals<S> {
+        Removals {
+            watchers: Vec::new(),
+            owned: Vec::new(),
+            deferred: Vec::new(),
+        }
+    }
 }
 
 /// Queues watcher removals for the start of the loop's next turn, before any callback runs.
@@ -34,12 +47,19 @@ pub(crate) struct Removals {
 /// assert!(!ev.is_active(t));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone)]
-pub struct Remover {
-    pub(crate) queue: Rc<RefCell<Removals>>,
+pub struct Remover<S> {
+    pub(crate) queue: Rc<RefCell<Removals<S>>>,
 }
 
-impl std::fmt::Debug for Remover {
+impl<S> Clone for Remover<S> {
+    fn clone(&self) -> Remover<S> {
+        Remover {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Remover<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let q = self.queue.borrow();
         f.debug_struct("Remover")
@@ -48,7 +68,7 @@ impl std::fmt::Debug for Remover {
     }
 }
 
-impl Remover {
+impl<S> Remover<S> {
     /// Removes `w` at the start of the next turn (a stale id is ignored then).
     pub fn remove(&self, w: Watcher) {
         self.queue.borrow_mut().watchers.push(w);
@@ -59,5 +79,12 @@ impl Remover {
         let mut q = self.queue.borrow_mut();
         q.watchers.extend_from_slice(watchers);
         q.owned.push(Box::new(value));
+    }
+
+    /// Runs `f` with the loop context at the start of the next turn, after the queued
+    /// removals: for teardown that needs the loop (closing a stream gracefully from a
+    /// `Drop`).
+    pub fn defer(&self, f: impl FnOnce(&mut Ctx<S>) + 'static) {
+        self.queue.borrow_mut().deferred.push(Box::new(f));
     }
 }

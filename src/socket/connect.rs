@@ -134,7 +134,7 @@ struct Inner<S> {
 #[must_use = "dropping a Connecting cancels it; call .detach() to let it finish"]
 pub struct Connecting<S: 'static> {
     inner: Option<Rc<RefCell<Inner<S>>>>,
-    remover: Remover,
+    remover: Remover<S>,
 }
 
 impl<S> std::fmt::Debug for Connecting<S> {

@@ -74,7 +74,7 @@ struct Inner<S> {
 /// ```
 pub struct Listener<S> {
     inner: Rc<RefCell<Inner<S>>>,
-    remover: Remover,
+    remover: Remover<S>,
 }
 
 impl<S> std::fmt::Debug for Listener<S> {
