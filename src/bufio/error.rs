@@ -15,6 +15,8 @@ pub enum Error {
     },
     /// The socket failed.
     Io(io::Error),
+    /// A [`Filter`](super::Filter) rejected its input or output.
+    Filter(String),
 }
 
 impl fmt::Display for Error {
@@ -22,6 +24,7 @@ impl fmt::Display for Error {
         match self {
             Error::LineTooLong { max } => write!(f, "line longer than {max} bytes"),
             Error::Io(e) => write!(f, "stream i/o error: {e}"),
+            Error::Filter(m) => write!(f, "stream filter error: {m}"),
         }
     }
 }
@@ -30,7 +33,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
-            Error::LineTooLong { .. } => None,
+            Error::LineTooLong { .. } | Error::Filter(_) => None,
         }
     }
 }
@@ -45,8 +48,9 @@ impl From<io::Error> for Error {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
-    /// The peer closed its side: no more input will come. Whatever a pending request
-    /// could not use is still in the input buffer.
+    /// The peer closed its side: no more input will come. It is reported after the data:
+    /// when a pending request cannot be satisfied by what is left (that remainder, e.g. a
+    /// partial line, stays in the input buffer), or when nothing is left.
     Eof,
     /// Reading or writing failed; see [`Error`].
     Error(Error),

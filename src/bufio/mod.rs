@@ -22,6 +22,7 @@
 //! one that was already due.
 
 mod error;
+mod filter;
 mod limit;
 mod options;
 mod output;
@@ -29,6 +30,7 @@ mod read;
 mod stream;
 
 pub use error::{Error, Event};
+pub use filter::{Filter, FilterResult, Flush};
 pub use limit::{RateGroup, RateLimit, DEFAULT_MIN_SHARE, MIN_TICK};
 pub use options::Options;
 pub use read::Request;

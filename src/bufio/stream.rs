@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use socket2::Socket;
 
 use super::error::{Error, Event};
+use super::filter::{Filter, FilterResult, Flush};
 use super::limit::{Limiter, Membership, RateGroup, RateLimit};
 use super::options::Options;
 use super::output::Output;
@@ -36,9 +37,36 @@ pub trait Handler<S>: 'static {
     fn event(&mut self, conn: &Conn<S>, event: Event, st: &mut S, cx: &mut Ctx<S>);
 }
 
-struct State {
-    sock: Option<Socket>,
+/// What a stream's bytes go through.
+enum Link<S: 'static> {
+    /// Closed: nothing.
+    Closed,
+    /// A non-blocking socket, watched by the stream's io watcher.
+    Socket(Socket),
+    /// The other half of an in-memory pair.
+    Pair(Weak<Conn<S>>),
+    /// A filter over an underlying stream.
+    Filter(Box<Filtered<S>>),
+}
+
+struct Filtered<S: 'static> {
+    under: Stream<S>,
+    filter: Box<dyn Filter>,
+    /// Bytes from the underlying stream the filter has not taken yet.
+    raw_in: BytesMut,
+    /// Bytes written to this stream the filter has not taken yet.
+    raw_out: BytesMut,
+    /// The underlying stream reached end of stream.
+    under_eof: bool,
+}
+
+struct State<S: 'static> {
+    link: Link<S>,
     fd: RawFd,
+    /// After output drains: shut down (socket), EOF to the partner (pair), finish the
+    /// underlying stream (filter).
+    finishing: bool,
+    finished: bool,
     io: Option<Watcher>,
     kick: Option<Watcher>,
     timer: Option<Watcher>,
@@ -79,8 +107,8 @@ struct State {
 /// stream's own callbacks the change takes effect when the callback returns; anywhere else
 /// (a timer, another stream's callback) the stream runs it on the next loop turn. Either
 /// way no callback of this stream runs inside the call.
-pub struct Conn<S> {
-    st: RefCell<State>,
+pub struct Conn<S: 'static> {
+    st: RefCell<State<S>>,
     handler: RefCell<Option<Box<dyn Handler<S>>>>,
     closed: Cell<bool>,
     in_dispatch: Cell<bool>,
@@ -192,11 +220,124 @@ impl<S: 'static> Stream<S> {
     ) -> io::Result<Stream<S>> {
         socket.set_nonblocking(true)?;
         let fd = socket.as_raw_fd();
+        let conn = Conn::build(cx, Link::Socket(socket), fd, opts, Box::new(handler));
+        // The watchers hold the stream strongly: a detached stream lives as long as they
+        // do, and removing them (close, drop of the handle, or the loop dropped) frees it.
+        let c = conn.clone();
+        let io = cx.io(fd, Interest::READABLE, move |st, cx, e| {
+            c.on_io(e.is_readable(), e.is_writable(), st, cx);
+        });
+        conn.st.borrow_mut().io = Some(io);
+        Ok(Stream {
+            conn,
+            detached: false,
+        })
+    }
+
+    /// Two streams linked in memory (libevent's bufferevent pair): what one writes, the
+    /// other reads. Callbacks are always deferred to a later turn, never run from inside
+    /// the partner's call; watermarks and per-turn caps apply as over a socket (a side
+    /// above its read high watermark stops taking bytes, and the writer's output waits).
+    /// [`Flush::Finished`] delivers end of stream to the partner after the data; dropping
+    /// one side unlinks the other without an end of stream.
+    pub fn pair<A: Handler<S>, B: Handler<S>>(
+        cx: &mut Ctx<S>,
+        opts: Options,
+        a: A,
+        b: B,
+    ) -> (Stream<S>, Stream<S>) {
+        let x = Conn::build(cx, Link::Closed, -1, opts, Box::new(a));
+        let y = Conn::build(cx, Link::Closed, -1, opts, Box::new(b));
+        x.st.borrow_mut().link = Link::Pair(Rc::downgrade(&y));
+        y.st.borrow_mut().link = Link::Pair(Rc::downgrade(&x));
+        // A pair reads nothing from a poller: its input arrives from the partner.
+        for c in [&x, &y] {
+            c.st.borrow_mut().interest = Interest::NONE;
+        }
+        (
+            Stream {
+                conn: x,
+                detached: false,
+            },
+            Stream {
+                conn: y,
+                detached: false,
+            },
+        )
+    }
+
+    /// A stream that runs `filter` over `under` (libevent's filtering bufferevent): bytes
+    /// read from `under` pass through [`Filter::input`] into this stream's input, bytes
+    /// written here pass through [`Filter::output`] into `under`'s output. The filtered
+    /// stream owns `under` and replaces its handler.
+    ///
+    /// Nothing is ever stuck between the layers: when this stream stops taking input (its
+    /// read high watermark, a rate limit) `under` stops reading, and as soon as the
+    /// application drains below the watermark `under` is asked for more and delivers what
+    /// it buffered meanwhile. Dropping the filtered stream with output queued runs the
+    /// filter one last time with [`Flush::Finished`] and closes `under` gracefully, so the
+    /// bytes are flushed, not discarded.
+    pub fn filter<F: Filter, H: Handler<S>>(
+        cx: &mut Ctx<S>,
+        under: Stream<S>,
+        filter: F,
+        opts: Options,
+        handler: H,
+    ) -> Stream<S> {
+        let fd = under.fd();
+        let under_conn = under.conn.clone();
+        let link = Link::Filter(Box::new(Filtered {
+            under,
+            filter: Box::new(filter),
+            raw_in: BytesMut::new(),
+            raw_out: BytesMut::new(),
+            under_eof: false,
+        }));
+        let conn = Conn::build(cx, link, fd, opts, Box::new(handler));
+        conn.st.borrow_mut().interest = Interest::NONE;
+        let bridge = Bridge {
+            upper: Rc::downgrade(&conn),
+        };
+        *under_conn.handler.borrow_mut() = Some(Box::new(bridge));
+        under_conn.request(cx, Some(Request::Chunk));
+        Stream {
+            conn,
+            detached: false,
+        }
+    }
+
+    /// Gives the stream to the loop: it lives until one of its callbacks (or any holder of
+    /// a `&Conn`) closes or aborts it, or the loop is dropped.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+}
+
+impl<S: 'static> Drop for Stream<S> {
+    fn drop(&mut self) {
+        if !self.detached {
+            self.conn.teardown(None, false);
+        }
+    }
+}
+
+impl<S: 'static> Conn<S> {
+    /// A stream's state and its kick timer (and timeout timer); a socket stream adds its io
+    /// watcher.
+    fn build(
+        cx: &mut Ctx<S>,
+        link: Link<S>,
+        fd: RawFd,
+        opts: Options,
+        handler: Box<dyn Handler<S>>,
+    ) -> Rc<Conn<S>> {
         let now = Instant::now();
         let conn = Rc::new(Conn {
             st: RefCell::new(State {
-                sock: Some(socket),
+                link,
                 fd,
+                finishing: false,
+                finished: false,
                 io: None,
                 kick: None,
                 timer: None,
@@ -227,50 +368,21 @@ impl<S: 'static> Stream<S> {
                 total_read: 0,
                 total_written: 0,
             }),
-            handler: RefCell::new(Some(Box::new(handler))),
+            handler: RefCell::new(Some(handler)),
             closed: Cell::new(false),
             in_dispatch: Cell::new(false),
             self_weak: RefCell::new(None),
             remover: cx.remover(),
         });
         *conn.self_weak.borrow_mut() = Some(Rc::downgrade(&conn));
-        // The watchers hold the stream strongly: a detached stream lives as long as they
-        // do, and removing them (close, drop of the handle, or the loop dropped) frees it.
-        let c = conn.clone();
-        let io = cx.io(fd, Interest::READABLE, move |st, cx, e| {
-            c.on_io(e.is_readable(), e.is_writable(), st, cx);
-        });
         let c = conn.clone();
         let kick = cx.timer(Duration::ZERO, None, move |st, cx, _| c.dispatch(st, cx));
         cx.stop(kick);
-        {
-            let mut g = conn.st.borrow_mut();
-            g.io = Some(io);
-            g.kick = Some(kick);
-        }
+        conn.st.borrow_mut().kick = Some(kick);
         conn.arm_timeouts(cx);
-        Ok(Stream {
-            conn,
-            detached: false,
-        })
+        conn
     }
 
-    /// Gives the stream to the loop: it lives until one of its callbacks (or any holder of
-    /// a `&Conn`) closes or aborts it, or the loop is dropped.
-    pub fn detach(mut self) {
-        self.detached = true;
-    }
-}
-
-impl<S: 'static> Drop for Stream<S> {
-    fn drop(&mut self) {
-        if !self.detached {
-            self.conn.teardown(None, false);
-        }
-    }
-}
-
-impl<S: 'static> Conn<S> {
     // ----- requests and writes ---------------------------------------------------------
 
     /// Requests the next line (LF or CRLF, terminator stripped): [`Handler::read`] gets it.
@@ -339,6 +451,46 @@ impl<S: 'static> Conn<S> {
             g.output.push_bytes(data);
         }
         self.changed(cx);
+    }
+
+    /// Pushes output on now (libevent's `bufferevent_flush`). [`Flush::Flush`] makes a
+    /// filter emit what it holds back; [`Flush::Finished`] also ends the stream's output
+    /// once it has drained: a socket shuts down its write side, a pair delivers end of
+    /// stream to its partner, a filter finishes and passes `Finished` down. Reading goes on.
+    pub fn flush(&self, cx: &mut Ctx<S>, mode: Flush) {
+        {
+            let mut g = self.st.borrow_mut();
+            match mode {
+                Flush::Normal => {}
+                Flush::Flush => {
+                    if let Link::Filter(f) = &mut g.link {
+                        let mut dst = BytesMut::new();
+                        let r = f
+                            .filter
+                            .output(&mut f.raw_out, &mut dst, usize::MAX, Flush::Flush);
+                        if let FilterResult::Error(m) = r {
+                            g.error.get_or_insert(Error::Filter(m));
+                        } else if !dst.is_empty() {
+                            f.under.write_bytes(cx, dst.freeze());
+                        }
+                    }
+                }
+                Flush::Finished => g.finishing = true,
+            }
+        }
+        if self.in_dispatch.get() {
+            return;
+        }
+        self.push_out(cx);
+        self.changed(cx);
+    }
+
+    /// The other stream of a [`pair`](Stream::pair), while it exists.
+    pub fn partner(&self) -> Option<Rc<Conn<S>>> {
+        match &self.st.borrow().link {
+            Link::Pair(p) => p.upgrade(),
+            _ => None,
+        }
     }
 
     /// Bytes buffered from the socket and not yet delivered.
@@ -487,12 +639,14 @@ impl<S: 'static> Conn<S> {
     }
 
     /// Closes now: watchers removed (through `cx`, or at the start of the next turn), the
-    /// socket closed after them, the handler dropped.
+    /// socket closed after them, the handler dropped. A filter hands its remaining output,
+    /// run through the filter with [`Flush::Finished`], to the underlying stream and closes
+    /// that gracefully; a pair's partner is unlinked (no end of stream).
     fn teardown(&self, cx: Option<&mut Ctx<S>>, reset: bool) {
         if self.closed.replace(true) {
             return;
         }
-        let (ws, sock) = {
+        let (ws, link, pending) = {
             let Ok(mut g) = self.st.try_borrow_mut() else {
                 return;
             };
@@ -506,27 +660,81 @@ impl<S: 'static> Conn<S> {
             .into_iter()
             .flatten()
             .collect();
-            g.output.clear();
+            let mut pending = BytesMut::new();
+            while !g.output.is_empty() {
+                let c = g.output.chunk();
+                let n = c.len();
+                pending.extend_from_slice(c);
+                g.output.advance(n);
+            }
             g.req = None;
-            (ws, g.sock.take())
+            (ws, std::mem::replace(&mut g.link, Link::Closed), pending)
         };
-        if reset {
-            if let Some(s) = &sock {
+        let mut link = link;
+        if let Link::Socket(s) = &link {
+            if reset {
                 let _ = s.set_linger(Some(Duration::ZERO));
             }
         }
-        match cx {
-            Some(cx) => {
-                for w in ws {
-                    cx.remove(w);
+        if let Link::Filter(f) = &mut link {
+            if !reset {
+                // Never discard: what was written goes through the filter, finished.
+                f.raw_out.extend_from_slice(&pending);
+                let mut out = BytesMut::new();
+                let r = f
+                    .filter
+                    .output(&mut f.raw_out, &mut out, usize::MAX, Flush::Finished);
+                if let FilterResult::Error(m) = r {
+                    // Reported, not hidden: the underlying stream is reset instead.
+                    eprintln!("evnet: filter failed while flushing on close: {m}");
                 }
-                drop(sock);
+                f.under.conn.push_output(out.freeze());
             }
-            None => self.remover.remove_then_drop(&ws, sock),
+        }
+        let under = match link {
+            Link::Filter(f) => Some((f.under, reset)),
+            other => {
+                match cx {
+                    Some(cx) => {
+                        for w in &ws {
+                            cx.remove(*w);
+                        }
+                        drop(other);
+                    }
+                    None => self.remover.remove_then_drop(&ws, other),
+                }
+                None
+            }
+        };
+        if let Some((under, reset)) = under {
+            // The filter's own watchers go; the underlying stream closes with `cx`, now or
+            // at the start of the next turn.
+            let fin = move |cx: &mut Ctx<S>| {
+                for w in &ws {
+                    cx.remove(*w);
+                }
+                if reset {
+                    under.abort(cx);
+                } else {
+                    under.close(cx);
+                    // Its watchers keep it until the flush and shutdown are done.
+                    under.detach();
+                }
+            };
+            self.remover.defer(fin);
         }
         // Outside its own callback the handler goes now; inside, when the callback returns.
         if let Ok(mut h) = self.handler.try_borrow_mut() {
             drop(h.take());
+        }
+    }
+
+    /// Queues output from inside the crate, without waking anything (a closing filter).
+    fn push_output(&self, data: Bytes) {
+        if let Ok(mut g) = self.st.try_borrow_mut() {
+            if !data.is_empty() {
+                g.output.push_bytes(data);
+            }
         }
     }
 
@@ -564,7 +772,7 @@ impl<S: 'static> Conn<S> {
             self.fill();
         }
         if writable {
-            self.flush();
+            self.push_out(cx);
         }
         self.dispatch(st, cx);
     }
@@ -595,6 +803,9 @@ impl<S: 'static> Conn<S> {
         if cap == 0 {
             return;
         }
+        if !matches!(g.link, Link::Socket(_)) {
+            return;
+        }
         match sys::read_into(g.fd, &mut g.input, cap) {
             Ok(0) => g.eof = true,
             Ok(n) => {
@@ -611,45 +822,194 @@ impl<S: 'static> Conn<S> {
         }
     }
 
-    /// One write to the socket, within this turn's cap. Returns whether bytes went out.
-    fn flush(&self) -> bool {
+    /// Moves output on, within this turn's cap: to the socket, into the partner's input,
+    /// or through the filter into the underlying stream. Returns whether bytes moved.
+    fn push_out(&self, cx: &mut Ctx<S>) -> bool {
+        let moved = {
+            let mut g = self.st.borrow_mut();
+            let g = &mut *g;
+            if g.write_failed {
+                return false;
+            }
+            let cap = g
+                .opts
+                .max_write
+                .saturating_sub(g.written_turn)
+                .min(allowance(g, false));
+            let r = match &mut g.link {
+                Link::Closed => Ok(0),
+                Link::Socket(sock) => send_some(sock, &mut g.output, cap),
+                Link::Pair(p) => Ok(match p.upgrade() {
+                    Some(p) => p.take_from_partner(&mut g.output, cap, cx),
+                    None => 0, // unlinked: the output stays, nobody reads it
+                }),
+                Link::Filter(f) => filter_out(f, &mut g.output, cap, g.finishing, cx),
+            };
+            match r {
+                Ok(n) => {
+                    if n > 0 {
+                        charge(g, false, n);
+                        g.written_turn += n;
+                        g.total_written += n as u64;
+                        g.last_write = g.now;
+                        if g.output.len() <= g.opts.write_low && !g.closing {
+                            g.write_cb_due = true;
+                        }
+                    }
+                    n
+                }
+                Err(e) => {
+                    g.write_failed = true;
+                    g.read_failed = true;
+                    g.output.clear();
+                    g.error.get_or_insert(e);
+                    0
+                }
+            }
+        };
+        self.finish_if_drained(cx);
+        moved > 0
+    }
+
+    /// A finishing stream whose output has drained signals the end downstream, once.
+    fn finish_if_drained(&self, cx: &mut Ctx<S>) {
+        let partner = {
+            let mut g = self.st.borrow_mut();
+            if !g.finishing || g.finished || !g.output.is_empty() {
+                return;
+            }
+            g.finished = true;
+            match &g.link {
+                Link::Socket(s) => {
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                    None
+                }
+                Link::Pair(p) => p.upgrade(),
+                Link::Filter(f) => {
+                    let u = f.under.conn.clone();
+                    drop(g);
+                    u.flush(cx, Flush::Finished);
+                    return;
+                }
+                Link::Closed => None,
+            }
+        };
+        if let Some(p) = partner {
+            p.st.borrow_mut().eof = true;
+            p.changed(cx);
+        }
+    }
+
+    /// Runs the input side of a filter over bytes from the underlying stream, as far as
+    /// this stream has room. Returns whether input grew (or end of stream arrived).
+    fn pump_in(&self, _cx: &mut Ctx<S>) -> bool {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
-        if g.output.is_empty() || g.write_failed {
+        if g.eof || g.read_failed || g.closing {
             return false;
         }
-        let cap = g
-            .opts
-            .max_write
-            .saturating_sub(g.written_turn)
-            .min(allowance(g, false));
-        let Some(sock) = &g.sock else { return false };
-        if cap == 0 {
+        let room = if needs_more(g.req, g.input.len(), g.opts.read_low, g.opts.max_line) {
+            g.opts.max_read
+        } else {
+            g.opts.read_high.saturating_sub(g.input.len())
+        };
+        let Link::Filter(f) = &mut g.link else {
+            return false;
+        };
+        if room == 0 || (f.raw_in.is_empty() && !f.under_eof) {
             return false;
         }
-        let chunk = g.output.chunk();
-        let n = chunk.len().min(cap);
-        match sock.send(&chunk[..n]) {
-            Ok(n) => {
-                charge(g, false, n);
-                g.output.advance(n);
-                g.written_turn += n;
-                g.total_written += n as u64;
-                g.last_write = g.now;
-                if g.output.len() <= g.opts.write_low && !g.closing {
-                    g.write_cb_due = true;
-                }
-                n > 0
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-            Err(e) => {
-                g.write_failed = true;
+        let mode = if f.under_eof {
+            Flush::Finished
+        } else {
+            Flush::Normal
+        };
+        let before = g.input.len();
+        let r = f.filter.input(&mut f.raw_in, &mut g.input, room, mode);
+        let grew = g.input.len() - before;
+        let ended = f.under_eof && f.raw_in.is_empty();
+        match r {
+            FilterResult::Error(m) => {
                 g.read_failed = true;
-                g.output.clear();
-                g.error.get_or_insert(Error::Io(e));
-                false
+                g.error.get_or_insert(Error::Filter(m));
+                return true;
+            }
+            FilterResult::NeedMore if f.under_eof => {
+                // The stream ended inside a unit the filter needed whole.
+                g.read_failed = true;
+                g.error
+                    .get_or_insert(Error::Filter("end of stream inside a filtered unit".into()));
+                return true;
+            }
+            _ => {}
+        }
+        if grew > 0 {
+            g.total_read += grew as u64;
+            g.last_read = g.now;
+        }
+        if ended {
+            g.eof = true;
+            return true;
+        }
+        grew > 0
+    }
+
+    /// Bytes (or the end) from the underlying stream of a filter.
+    fn take_from_under(&self, data: Option<Bytes>, err: Option<Error>) {
+        let mut g = self.st.borrow_mut();
+        let g = &mut *g;
+        if let Some(e) = err {
+            g.read_failed = true;
+            g.error.get_or_insert(e);
+        }
+        if let Link::Filter(f) = &mut g.link {
+            match data {
+                Some(d) => f.raw_in.extend_from_slice(&d),
+                None => f.under_eof = true,
             }
         }
+    }
+
+    /// A pair partner's flush: take up to `cap` bytes of `out` into this stream's input,
+    /// as much as its read high watermark leaves room for (more if a request needs it).
+    fn take_from_partner(&self, out: &mut Output, cap: usize, cx: &mut Ctx<S>) -> usize {
+        if self.closed.get() {
+            return 0;
+        }
+        let moved = {
+            let Ok(mut g) = self.st.try_borrow_mut() else {
+                return 0;
+            };
+            let g = &mut *g;
+            if g.eof {
+                return 0;
+            }
+            let room = if needs_more(g.req, g.input.len(), g.opts.read_low, g.opts.max_line) {
+                usize::MAX
+            } else {
+                g.opts.read_high.saturating_sub(g.input.len())
+            };
+            let read_cap = allowance(g, true);
+            let mut moved = 0;
+            let limit = cap.min(room).min(read_cap);
+            while moved < limit && !out.is_empty() {
+                let c = out.chunk();
+                let n = c.len().min(limit - moved);
+                g.input.extend_from_slice(&c[..n]);
+                out.advance(n);
+                moved += n;
+            }
+            if moved > 0 {
+                charge(g, true, moved);
+                g.total_read += moved as u64;
+                g.last_read = g.now;
+            }
+            moved
+        };
+        if moved > 0 {
+            self.changed(cx);
+        }
+        moved
     }
 
     /// Runs callbacks until nothing is due: satisfied reads, events, write callbacks and
@@ -666,7 +1026,7 @@ impl<S: 'static> Conn<S> {
                 Some(Due::Event(e)) => self.call(st, cx, |h, c, st, cx| h.event(c, e, st, cx)),
                 Some(Due::Write) => self.call(st, cx, |h, c, st, cx| h.write(c, st, cx)),
                 None => {
-                    if !self.flush() {
+                    if !self.push_out(cx) && !self.pump_in(cx) {
                         break;
                     }
                 }
@@ -712,7 +1072,9 @@ impl<S: 'static> Conn<S> {
         if let Some(e) = g.error.take() {
             return Some(Due::Event(Event::Error(e)));
         }
-        if g.eof && !g.eof_reported {
+        // End of stream comes after the data: with input left and no request pending it
+        // waits for the next request (which gets the data first).
+        if g.eof && !g.eof_reported && (g.req.is_some() || g.input.is_empty()) {
             g.eof_reported = true;
             return Some(Due::Event(Event::Eof));
         }
@@ -784,17 +1146,46 @@ impl<S: 'static> Conn<S> {
             self.arm_rate_timer(cx, at);
         }
         if done_closing {
-            if let Some(s) = &self.st.borrow().sock {
-                let _ = s.shutdown(std::net::Shutdown::Write);
-            }
+            self.st.borrow_mut().finishing = true;
+            self.finish_if_drained(cx);
             self.teardown(Some(cx), false);
             return;
         }
-        let mut g = self.st.borrow_mut();
-        if g.interest != want {
-            g.interest = want;
-            if let Some(io) = io {
-                cx.set_interest(io, want);
+        enum Next<S: 'static> {
+            Nothing,
+            Resume(Rc<Conn<S>>),
+            Pull(Rc<Conn<S>>, bool),
+        }
+        let next = {
+            let mut g = self.st.borrow_mut();
+            if g.interest != want {
+                g.interest = want;
+                if let Some(io) = io {
+                    cx.set_interest(io, want);
+                }
+            }
+            let want_read = want.is_readable();
+            match &g.link {
+                // Room again: the partner's waiting output may come in.
+                Link::Pair(p) => match p.upgrade() {
+                    Some(p) if want_read && p.output_len() > 0 => Next::Resume(p),
+                    _ => Next::Nothing,
+                },
+                // Ask the underlying stream for more exactly while this one wants it.
+                Link::Filter(f) => Next::Pull(f.under.conn.clone(), want_read),
+                _ => Next::Nothing,
+            }
+        };
+        match next {
+            Next::Nothing => {}
+            Next::Resume(p) => p.changed(cx),
+            Next::Pull(u, want) => {
+                let has = u.pending_request().is_some();
+                if want && !has {
+                    u.request(cx, Some(Request::Chunk));
+                } else if !want && has {
+                    u.request(cx, None);
+                }
             }
         }
     }
@@ -870,8 +1261,60 @@ impl<S: 'static> Conn<S> {
     }
 }
 
+/// One `send` of at most `cap` bytes.
+fn send_some(sock: &Socket, out: &mut Output, cap: usize) -> Result<usize, Error> {
+    if out.is_empty() || cap == 0 {
+        return Ok(0);
+    }
+    let c = out.chunk();
+    let n = c.len().min(cap);
+    match sock.send(&c[..n]) {
+        Ok(n) => {
+            out.advance(n);
+            Ok(n)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+/// Runs the output side of a filter over up to `cap` bytes of `out`, into the underlying
+/// stream. Returns how many bytes of `out` the filter took.
+fn filter_out<S: 'static>(
+    f: &mut Filtered<S>,
+    out: &mut Output,
+    cap: usize,
+    finishing: bool,
+    cx: &mut Ctx<S>,
+) -> Result<usize, Error> {
+    let mut taken = 0;
+    while taken < cap && !out.is_empty() {
+        let c = out.chunk();
+        let n = c.len().min(cap - taken);
+        f.raw_out.extend_from_slice(&c[..n]);
+        out.advance(n);
+        taken += n;
+    }
+    let mode = if finishing && out.is_empty() {
+        Flush::Finished
+    } else if taken > 0 {
+        Flush::Normal
+    } else {
+        return Ok(0);
+    };
+    let mut dst = BytesMut::new();
+    match f.filter.output(&mut f.raw_out, &mut dst, usize::MAX, mode) {
+        FilterResult::Ok | FilterResult::NeedMore => {}
+        FilterResult::Error(m) => return Err(Error::Filter(m)),
+    }
+    if !dst.is_empty() {
+        f.under.write_bytes(cx, dst.freeze());
+    }
+    Ok(taken)
+}
+
 /// What the stream may move now: the lower of its own bucket and its group share.
-fn allowance(g: &mut State, read: bool) -> usize {
+fn allowance<S>(g: &mut State<S>, read: bool) -> usize {
     let now = g.now;
     let mut a = usize::MAX;
     if let Some(l) = &mut g.limit {
@@ -888,7 +1331,7 @@ fn allowance(g: &mut State, read: bool) -> usize {
 }
 
 /// Takes `n` moved bytes from the stream's bucket and its group's.
-fn charge(g: &mut State, read: bool, n: usize) {
+fn charge<S>(g: &mut State<S>, read: bool, n: usize) {
     if let Some(l) = &mut g.limit {
         if read {
             l.read.consume(n);
@@ -910,7 +1353,7 @@ fn charge(g: &mut State, read: bool, n: usize) {
 }
 
 /// The earliest refill of any bucket the stream depends on.
-fn next_refill(g: &State) -> Option<Instant> {
+fn next_refill<S>(g: &State<S>) -> Option<Instant> {
     let own = g
         .limit
         .as_ref()
@@ -924,6 +1367,49 @@ fn next_refill(g: &State) -> Option<Instant> {
         })
     });
     own.into_iter().chain(grp).min()
+}
+
+/// The handler a filter installs on its underlying stream: everything goes up.
+struct Bridge<S: 'static> {
+    upper: Weak<Conn<S>>,
+}
+
+impl<S: 'static> Handler<S> for Bridge<S> {
+    fn read(&mut self, under: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>) {
+        if let Some(up) = self.upper.upgrade() {
+            up.take_from_under(Some(data), None);
+            // Keep pulling while the upper stream wants input; its settle stops us.
+            under.read_chunk(cx);
+            up.dispatch(st, cx);
+        }
+    }
+
+    fn write(&mut self, _: &Conn<S>, st: &mut S, cx: &mut Ctx<S>) {
+        // The underlying output drained: the filter may move more of the upper output.
+        if let Some(up) = self.upper.upgrade() {
+            up.dispatch(st, cx);
+        }
+    }
+
+    fn event(&mut self, under: &Conn<S>, e: Event, st: &mut S, cx: &mut Ctx<S>) {
+        let Some(up) = self.upper.upgrade() else {
+            return;
+        };
+        match e {
+            Event::Eof => {
+                // What the underlying stream still buffers comes before the end.
+                let rest = under.take_input(cx);
+                if !rest.is_empty() {
+                    up.take_from_under(Some(rest), None);
+                }
+                up.take_from_under(None, None);
+            }
+            Event::Error(e) => up.take_from_under(None, Some(e)),
+            Event::ReadTimeout => up.st.borrow_mut().read_timed_out = true,
+            Event::WriteTimeout => up.st.borrow_mut().write_timed_out = true,
+        }
+        up.dispatch(st, cx);
+    }
 }
 
 enum Due {

@@ -62,7 +62,7 @@ type WriteFn<S> = Box<dyn FnMut(&Conn<S>, &mut S, &mut Ctx<S>)>;
 type EventFn<S> = Box<dyn FnMut(&Conn<S>, StreamEvent, &mut S, &mut Ctx<S>)>;
 
 /// A `bufio::Handler` made of closures, for tests.
-pub struct Fns<S> {
+pub struct Fns<S: 'static> {
     read: ReadFn<S>,
     write: WriteFn<S>,
     event: EventFn<S>,

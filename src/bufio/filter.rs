@@ -1,0 +1,85 @@
+//! [`Filter`]: transforming the bytes of a stream stacked on another (libevent's
+//! filtering bufferevents). TLS plugs in here.
+
+use bytes::BytesMut;
+
+/// How hard a flush pushes (libevent's `BEV_NORMAL` / `BEV_FLUSH` / `BEV_FINISHED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Move what is convenient; a filter may hold bytes back to batch them.
+    Normal,
+    /// Move everything that can be moved now; a filter emits what it holds back.
+    Flush,
+    /// As `Flush`, and no more data will follow: a filter writes its trailer, a pair
+    /// delivers end of stream to its partner, a socket shuts down its write side.
+    Finished,
+}
+
+/// What one filter step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterResult {
+    /// Some bytes were produced (or there was nothing to do).
+    Ok,
+    /// Nothing can be produced until more source bytes arrive.
+    NeedMore,
+    /// The source is malformed: the stream fails with
+    /// [`Error::Filter`](super::Error::Filter) carrying this message.
+    Error(String),
+}
+
+/// A transformation between a stream and the stream under it. Each side is optional: the
+/// default methods pass bytes through unchanged.
+///
+/// A step consumes from `src` (advancing it), appends at most about `limit` bytes to `dst`,
+/// and leaves what it cannot use yet in `src`; it is called again when more source bytes
+/// arrive, when room appears in `dst`, and on every flush. With [`Flush::Finished`] no
+/// more source will come.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use evnet::bufio::{Filter, FilterResult, Flush};
+///
+/// /// Inverts every byte, both ways.
+/// struct Invert;
+/// impl Filter for Invert {
+///     fn input(&mut self, src: &mut BytesMut, dst: &mut BytesMut, limit: usize, _: Flush) -> FilterResult {
+///         let n = src.len().min(limit);
+///         dst.extend(src.split_to(n).iter().map(|b| !b));
+///         FilterResult::Ok
+///     }
+///     fn output(&mut self, src: &mut BytesMut, dst: &mut BytesMut, limit: usize, m: Flush) -> FilterResult {
+///         self.input(src, dst, limit, m)
+///     }
+/// }
+/// ```
+pub trait Filter: 'static {
+    /// Bytes read from the underlying stream (`src`) into this stream's input (`dst`).
+    fn input(
+        &mut self,
+        src: &mut BytesMut,
+        dst: &mut BytesMut,
+        limit: usize,
+        mode: Flush,
+    ) -> FilterResult {
+        let _ = mode;
+        pass(src, dst, limit)
+    }
+
+    /// Bytes written to this stream (`src`) into the underlying stream's output (`dst`).
+    fn output(
+        &mut self,
+        src: &mut BytesMut,
+        dst: &mut BytesMut,
+        limit: usize,
+        mode: Flush,
+    ) -> FilterResult {
+        let _ = mode;
+        pass(src, dst, limit)
+    }
+}
+
+fn pass(src: &mut BytesMut, dst: &mut BytesMut, limit: usize) -> FilterResult {
+    let n = src.len().min(limit);
+    dst.extend_from_slice(&src.split_to(n));
+    FilterResult::Ok
+}
