@@ -51,7 +51,15 @@ pub enum FilterResult {
 ///         self.input(src, dst, limit, m)
 ///     }
 /// }
+///
+/// let mut src = BytesMut::from(&b"ab"[..]);
+/// let mut dst = BytesMut::new();
+/// assert_eq!(Invert.output(&mut src, &mut dst, 16, Flush::Normal), FilterResult::Ok);
+/// assert_eq!(&dst[..], &[!b'a', !b'b']);
+/// assert!(src.is_empty());
 /// ```
+///
+/// Stack it with [`Stream::filter`](super::Stream::filter).
 pub trait Filter: 'static {
     /// Bytes read from the underlying stream (`src`) into this stream's input (`dst`).
     fn input(
