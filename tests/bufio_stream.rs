@@ -555,3 +555,56 @@ fn write_low_watermark_calls_back_when_output_drains_to_it() {
     assert!(st.calls.iter().all(|&n| n <= 1000), "{:?}", st.calls);
     drop(w);
 }
+
+#[test]
+fn a_connecting_stream_reports_connected_then_sends_what_was_queued() {
+    let mut ev = Loop::<Vec<String>>::new().unwrap();
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let s = Stream::connect(
+        &mut ev,
+        vec![refused.into(), addr.into()],
+        evnet::socket::ConnectOptions::default(),
+        Options::default(),
+        Fns::new(
+            |_, line, log: &mut Vec<String>, _| log.push(String::from_utf8_lossy(&line).into()),
+            |_, e, log: &mut Vec<String>, _| log.push(format!("{e:?}")),
+        ),
+    );
+    s.write(&mut ev, b"queued before connecting\n"); // goes out once connected
+    s.read_line(&mut ev);
+    let echo = std::thread::spawn(move || {
+        let (mut c, _) = server.accept().unwrap();
+        let mut buf = [0u8; 25];
+        c.read_exact(&mut buf).unwrap();
+        c.write_all(b"reply\n").unwrap();
+        buf
+    });
+    let mut log = Vec::new();
+    ev.run_until(&mut log, Duration::from_secs(10), |l| l.len() == 2)
+        .unwrap();
+    assert_eq!(log, ["Connected", "reply"]);
+    assert_eq!(&echo.join().unwrap(), b"queued before connecting\n");
+
+    // A connect that fails is an error event for that stream.
+    let bad = Stream::connect(
+        &mut ev,
+        vec![refused.into()],
+        evnet::socket::ConnectOptions::default(),
+        Options::default(),
+        Fns::new(
+            |_, _, _, _| {},
+            |_, e, log: &mut Vec<String>, _| log.push(format!("{e:?}")),
+        ),
+    );
+    let failed = |l: &Vec<String>| l.iter().any(|x| x.starts_with("Error(Io("));
+    ev.run_until(&mut log, Duration::from_secs(10), failed)
+        .unwrap();
+    assert!(failed(&log), "{log:?}");
+    drop(bad);
+    drop(s);
+}

@@ -275,3 +275,34 @@ fn connect_by_host_name_resolves_on_the_pool() {
     drop(h);
     assert!(st.out.unwrap().is_err());
 }
+
+#[test]
+fn a_hanging_first_address_is_overtaken_after_the_stagger_and_closed() {
+    // The first address never answers (a full accept queue); the second does. The second
+    // attempt starts one stagger after the first, wins, and the first is closed.
+    let hang = bind_tcp("127.0.0.1:0".parse().unwrap(), 0).unwrap();
+    let hang_addr = port_of(&hang);
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&hang_addr.into());
+        fillers.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let good = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let opts = ConnectOptions {
+        stagger: Duration::from_millis(100),
+        timeout: Some(Duration::from_secs(5)),
+    };
+    let t = std::time::Instant::now();
+    let peer = connect_and_wait(
+        vec![hang_addr.into(), good.local_addr().unwrap().into()],
+        opts,
+    );
+    let took = t.elapsed();
+    assert_eq!(peer.unwrap(), Endpoint::Inet(good.local_addr().unwrap()));
+    // Not before the stagger (the second attempt waited for it), well before the timeout.
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}

@@ -48,6 +48,9 @@ impl From<io::Error> for Error {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
+    /// A stream started with [`Stream::connect`](super::Stream::connect) is connected;
+    /// queued writes go out now.
+    Connected,
     /// The peer closed its side: no more input will come. It is reported after the data:
     /// when a pending request cannot be satisfied by what is left (that remainder, e.g. a
     /// partial line, stays in the input buffer), or when nothing is left.

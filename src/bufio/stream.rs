@@ -17,6 +17,7 @@ use super::options::Options;
 use super::output::Output;
 use super::read::{needs_more, satisfy, Outcome, Request};
 use crate::ev::{sys, Ctx, Interest, Remover, Watcher};
+use crate::socket::{self, ConnectOptions, Connected, Connecting, Endpoint, Resolve};
 
 /// The callbacks of a [`Stream`] (libevent's read / write / event callbacks).
 ///
@@ -67,6 +68,9 @@ struct State<S: 'static> {
     /// underlying stream (filter).
     finishing: bool,
     finished: bool,
+    /// A connect in progress (dropping the stream cancels it).
+    connecting: Option<Connecting<S>>,
+    connected_due: bool,
     io: Option<Watcher>,
     kick: Option<Watcher>,
     timer: Option<Watcher>,
@@ -234,6 +238,59 @@ impl<S: 'static> Stream<S> {
         })
     }
 
+    /// A stream that connects to the first of `endpoints` that answers (see
+    /// [`socket::connect`](crate::socket::connect): RFC 8305 fallback, stagger, timeout).
+    /// Requests and writes may be issued at once; they take effect when the connection is
+    /// up, announced by [`Event::Connected`]. A failed connect is an [`Event::Error`].
+    /// Dropping the stream cancels the connect.
+    pub fn connect<H: Handler<S>>(
+        cx: &mut Ctx<S>,
+        endpoints: Vec<Endpoint>,
+        copts: ConnectOptions,
+        opts: Options,
+        handler: H,
+    ) -> Stream<S> {
+        let conn = Conn::build(cx, Link::Closed, -1, opts, Box::new(handler));
+        conn.st.borrow_mut().interest = Interest::NONE;
+        let weak = Rc::downgrade(&conn);
+        let h = socket::connect(cx, endpoints, copts, move |st, cx, r| {
+            if let Some(c) = weak.upgrade() {
+                c.on_connected(r, st, cx);
+            }
+        });
+        conn.st.borrow_mut().connecting = Some(h);
+        Stream {
+            conn,
+            detached: false,
+        }
+    }
+
+    /// As [`connect`](Stream::connect), resolving `host` first with `resolver` (e.g. a
+    /// [`thread::Pool`](crate::thread::Pool)).
+    pub fn connect_host<R: Resolve<S> + ?Sized, H: Handler<S>>(
+        cx: &mut Ctx<S>,
+        resolver: &R,
+        host: &str,
+        port: u16,
+        copts: ConnectOptions,
+        opts: Options,
+        handler: H,
+    ) -> Stream<S> {
+        let conn = Conn::build(cx, Link::Closed, -1, opts, Box::new(handler));
+        conn.st.borrow_mut().interest = Interest::NONE;
+        let weak = Rc::downgrade(&conn);
+        let h = socket::connect_host(cx, resolver, host, port, copts, move |st, cx, r| {
+            if let Some(c) = weak.upgrade() {
+                c.on_connected(r, st, cx);
+            }
+        });
+        conn.st.borrow_mut().connecting = Some(h);
+        Stream {
+            conn,
+            detached: false,
+        }
+    }
+
     /// Two streams linked in memory (libevent's bufferevent pair): what one writes, the
     /// other reads. Callbacks are always deferred to a later turn, never run from inside
     /// the partner's call; watermarks and per-turn caps apply as over a socket (a side
@@ -338,6 +395,8 @@ impl<S: 'static> Conn<S> {
                 fd,
                 finishing: false,
                 finished: false,
+                connecting: None,
+                connected_due: false,
                 io: None,
                 kick: None,
                 timer: None,
@@ -381,6 +440,39 @@ impl<S: 'static> Conn<S> {
         conn.st.borrow_mut().kick = Some(kick);
         conn.arm_timeouts(cx);
         conn
+    }
+
+    fn on_connected(self: &Rc<Self>, r: io::Result<Connected>, st: &mut S, cx: &mut Ctx<S>) {
+        if self.closed.get() {
+            return;
+        }
+        // The connect finished: its handle has nothing left to cancel.
+        let done = self.st.borrow_mut().connecting.take();
+        if let Some(h) = done {
+            h.detach();
+        }
+        match r.and_then(|c| c.socket.set_nonblocking(true).map(|()| c.socket)) {
+            Ok(sock) => {
+                let fd = sock.as_raw_fd();
+                let c = self.clone();
+                let io = cx.io(fd, Interest::READABLE, move |st, cx, e| {
+                    c.on_io(e.is_readable(), e.is_writable(), st, cx);
+                });
+                let mut g = self.st.borrow_mut();
+                g.link = Link::Socket(sock);
+                g.fd = fd;
+                g.io = Some(io);
+                g.interest = Interest::READABLE;
+                g.connected_due = true;
+            }
+            Err(e) => {
+                let mut g = self.st.borrow_mut();
+                g.read_failed = true;
+                g.write_failed = true;
+                g.error.get_or_insert(Error::Io(e));
+            }
+        }
+        self.dispatch(st, cx);
     }
 
     // ----- requests and writes ---------------------------------------------------------
@@ -651,6 +743,7 @@ impl<S: 'static> Conn<S> {
                 return;
             };
             g.group = None; // leaves the rate-limit group
+            g.connecting = None; // cancels a connect in progress
             let ws: Vec<Watcher> = [
                 g.io.take(),
                 g.kick.take(),
@@ -1044,6 +1137,9 @@ impl<S: 'static> Conn<S> {
         if g.closing {
             return None;
         }
+        if std::mem::take(&mut g.connected_due) {
+            return Some(Due::Event(Event::Connected));
+        }
         if let Some(req) = g.req {
             if !g.read_failed || !g.input.is_empty() {
                 match satisfy(
@@ -1405,6 +1501,7 @@ impl<S: 'static> Handler<S> for Bridge<S> {
                 up.take_from_under(None, None);
             }
             Event::Error(e) => up.take_from_under(None, Some(e)),
+            Event::Connected => {}
             Event::ReadTimeout => up.st.borrow_mut().read_timed_out = true,
             Event::WriteTimeout => up.st.borrow_mut().write_timed_out = true,
         }
