@@ -1,7 +1,8 @@
 //! Echo over loopback: 100 concurrent connections doing ping-pong with 64 B and 16 KiB
 //! messages, against evnet's `bufio` echo server and a minimal tokio current-thread echo
-//! server, in one run. Each server runs on its own thread; the same evnet-based client
-//! drives both.
+//! server, in one run. Each server runs on its own thread. Two clients drive both servers
+//! in turn: a tokio current-thread client (100 tasks) and an evnet client (100 streams),
+//! since on a 2-core machine the client's own scheduling shapes the latency tail.
 //!
 //! ```text
 //! cargo bench --bench echo -- [--runs R] [--json PATH]
@@ -130,6 +131,61 @@ impl Handler<Client> for Ping {
     }
 }
 
+/// The same ping-pong from a tokio current-thread client: 100 tasks, one per connection.
+fn drive_tokio(addr: SocketAddr, size: usize) -> Result<Sample> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let (rtts, n) = rt.block_on(async move {
+        let start = Instant::now();
+        let measure_from = start + WARMUP;
+        let end = measure_from + MEASURE;
+        let mut tasks = Vec::new();
+        for _ in 0..CONNS {
+            tasks.push(tokio::spawn(async move {
+                let mut rtts = Vec::new();
+                let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+                    return rtts;
+                };
+                let _ = s.set_nodelay(true);
+                let msg = vec![b'e'; size];
+                let mut buf = vec![0u8; size];
+                loop {
+                    let t = Instant::now();
+                    if t >= end {
+                        return rtts;
+                    }
+                    if s.write_all(&msg).await.is_err() || s.read_exact(&mut buf).await.is_err() {
+                        return rtts;
+                    }
+                    if t >= measure_from {
+                        rtts.push(t.elapsed().as_nanos() as f64 / 1e3);
+                    }
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            if let Ok(v) = t.await {
+                all.extend(v);
+            }
+        }
+        let n = all.len();
+        (all, n)
+    });
+    anyhow::ensure!(n > 0, "no round trips");
+    let mut rtts = rtts;
+    rtts.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| rtts[((rtts.len() - 1) as f64 * p) as usize];
+    Ok(Sample {
+        msgs_per_s: n as f64 / MEASURE.as_secs_f64(),
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+    })
+}
+
 struct Sample {
     msgs_per_s: f64,
     p50_us: f64,
@@ -194,63 +250,71 @@ fn main() -> Result<()> {
         args.runs
     );
     println!(
-        "{:<7} {:<28} {:>10} {:>8} {:>9} {:>9} {:>8}",
-        "size", "server", "msgs/s", "x tokio", "p50 us", "p99 us", "x tokio"
+        "{:<7} {:<7} {:<22} {:>10} {:>8} {:>9} {:>9} {:>8}",
+        "client", "size", "server", "msgs/s", "x tokio", "p50 us", "p99 us", "x tokio"
     );
     let mut rows = Vec::new();
-    for size in [64usize, 16 * 1024] {
-        let mut base: Option<(f64, f64)> = None;
-        for key in ["tokio", "evnet"] {
-            if args
-                .only
-                .as_deref()
-                .is_some_and(|o| o != key && o != size.to_string())
-            {
-                continue;
-            }
-            let mut s = Vec::new();
-            for _ in 0..args.runs {
-                let (tx, rx) = mpsc::channel();
-                let server = match key {
-                    "tokio" => std::thread::spawn(move || tokio_server(tx)),
-                    _ => std::thread::spawn(move || evnet_server(tx)),
-                };
-                let (addr, stop) = rx.recv_timeout(Duration::from_secs(5))?;
-                s.push(drive(addr, size)?);
-                // evnet's server stops on its waker; the tokio one idles in accept until the
-                // process exits (its connections are closed, so it costs nothing).
-                if let Some(stop) = stop {
-                    stop.wake();
-                    let _ = server.join();
+    for client in ["tokio", "evnet"] {
+        let tokio_client = client == "tokio";
+        for size in [64usize, 16 * 1024] {
+            let mut base: Option<(f64, f64)> = None;
+            for key in ["tokio", "evnet"] {
+                if args
+                    .only
+                    .as_deref()
+                    .is_some_and(|o| o != key && o != size.to_string())
+                {
+                    continue;
                 }
-            }
-            let mut m: Vec<f64> = s.iter().map(|x| x.msgs_per_s).collect();
-            let mut p50: Vec<f64> = s.iter().map(|x| x.p50_us).collect();
-            let mut p99: Vec<f64> = s.iter().map(|x| x.p99_us).collect();
-            let (m, p50, p99) = (
-                util::median(&mut m),
-                util::median(&mut p50),
-                util::median(&mut p99),
-            );
-            let (bm, bp) = *base.get_or_insert((m, p99));
-            let label = if key == "tokio" {
-                "tokio current-thread"
-            } else {
-                "evnet bufio"
-            };
-            println!(
-                "{:<7} {:<28} {:>10.0} {:>8.2} {:>9.1} {:>9.1} {:>8.2}",
-                size,
-                label,
-                m,
-                m / bm,
-                p50,
-                p99,
-                p99 / bp
-            );
-            rows.push(format!(
-                "  {{\"size\": {size}, \"server\": \"{key}\", \"msgs_per_s\": {m:.0}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}}}"
+                let mut s = Vec::new();
+                for _ in 0..args.runs {
+                    let (tx, rx) = mpsc::channel();
+                    let server = match key {
+                        "tokio" => std::thread::spawn(move || tokio_server(tx)),
+                        _ => std::thread::spawn(move || evnet_server(tx)),
+                    };
+                    let (addr, stop) = rx.recv_timeout(Duration::from_secs(5))?;
+                    s.push(if tokio_client {
+                        drive_tokio(addr, size)?
+                    } else {
+                        drive(addr, size)?
+                    });
+                    // evnet's server stops on its waker; the tokio one idles in accept until the
+                    // process exits (its connections are closed, so it costs nothing).
+                    if let Some(stop) = stop {
+                        stop.wake();
+                        let _ = server.join();
+                    }
+                }
+                let mut m: Vec<f64> = s.iter().map(|x| x.msgs_per_s).collect();
+                let mut p50: Vec<f64> = s.iter().map(|x| x.p50_us).collect();
+                let mut p99: Vec<f64> = s.iter().map(|x| x.p99_us).collect();
+                let (m, p50, p99) = (
+                    util::median(&mut m),
+                    util::median(&mut p50),
+                    util::median(&mut p99),
+                );
+                let (bm, bp) = *base.get_or_insert((m, p99));
+                let label = if key == "tokio" {
+                    "tokio current-thread"
+                } else {
+                    "evnet bufio"
+                };
+                println!(
+                    "{:<7} {:<7} {:<22} {:>10.0} {:>8.2} {:>9.1} {:>9.1} {:>8.2}",
+                    client,
+                    size,
+                    label,
+                    m,
+                    m / bm,
+                    p50,
+                    p99,
+                    p99 / bp
+                );
+                rows.push(format!(
+                "  {{\"client\": \"{client}\", \"size\": {size}, \"server\": \"{key}\", \"msgs_per_s\": {m:.0}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}}}"
             ));
+            }
         }
     }
     if let Some(p) = &args.json {

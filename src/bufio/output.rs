@@ -46,6 +46,11 @@ impl Output {
             self.rest.advance(n);
         } else {
             self.front.advance(n);
+            if self.front.is_empty() {
+                // Let go of the allocation now: an empty `Bytes` still holds it, and the
+                // input buffer it came from could not be reused.
+                self.front = Bytes::new();
+            }
         }
     }
 
