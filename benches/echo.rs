@@ -11,7 +11,8 @@
 mod util;
 
 use std::net::SocketAddr;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -26,22 +27,27 @@ const MEASURE: Duration = Duration::from_secs(2);
 
 // ----- the servers ---------------------------------------------------------------------
 
+/// Echoes chunks back, counting them in the loop state.
 struct Echo;
-impl Handler<()> for Echo {
-    fn read(&mut self, c: &Conn<()>, data: Bytes, _: &mut (), cx: &mut Ctx<()>) {
+impl Handler<u64> for Echo {
+    fn read(&mut self, c: &Conn<u64>, data: Bytes, n: &mut u64, cx: &mut Ctx<u64>) {
+        *n += 1;
         c.write_bytes(cx, data);
         c.read_chunk(cx);
     }
-    fn event(&mut self, c: &Conn<()>, _: Event, _: &mut (), cx: &mut Ctx<()>) {
+    fn event(&mut self, c: &Conn<u64>, _: Event, _: &mut u64, cx: &mut Ctx<u64>) {
         c.abort(cx);
     }
 }
 
+/// What a server thread reports when stopped: its CPU time and the echoes it did.
+type ServerReport = (u64, u64);
+
 /// evnet: a Listener and one bufio Stream per connection, echoing chunks. Sends back its
 /// address and a waker that stops it.
-fn evnet_server(tx: mpsc::Sender<(SocketAddr, Option<evnet::ev::Waker>)>) {
-    let run = || -> Result<()> {
-        let mut ev = Loop::<()>::new()?;
+fn evnet_server(tx: mpsc::Sender<(SocketAddr, Stopper)>) -> ServerReport {
+    let run = || -> Result<ServerReport> {
+        let mut ev = Loop::<u64>::new()?;
         let socks = bind_tcp_all(Some("127.0.0.1"), 0)?;
         let addr = socks[0].local_addr()?.as_socket().context("inet")?;
         let l = Listener::new(&mut ev, socks, |_, cx, a| {
@@ -54,50 +60,83 @@ fn evnet_server(tx: mpsc::Sender<(SocketAddr, Option<evnet::ev::Waker>)>) {
             }
         });
         let (_w, waker) = ev.wake(|_, cx, _| cx.stop_loop())?;
-        tx.send((addr, Some(waker)))?;
-        ev.run(&mut ())?;
+        tx.send((addr, Stopper::Waker(waker)))?;
+        let mut echoes = 0;
+        ev.run(&mut echoes)?;
         drop(l);
-        Ok(())
+        Ok((util::thread_cpu_ns(), echoes))
     };
-    if let Err(e) = run() {
+    run().unwrap_or_else(|e| {
         eprintln!("evnet server: {e:#}");
+        (0, 0)
+    })
+}
+
+/// How the driver stops a server.
+enum Stopper {
+    Waker(evnet::ev::Waker),
+    Flag(Arc<AtomicBool>),
+}
+
+impl Stopper {
+    fn stop(&self) {
+        match self {
+            Stopper::Waker(w) => w.wake(),
+            Stopper::Flag(f) => f.store(true, Ordering::SeqCst),
+        }
     }
 }
 
 /// tokio: the minimal current-thread echo server (accept loop, a task per connection).
-fn tokio_server(tx: mpsc::Sender<(SocketAddr, Option<evnet::ev::Waker>)>) {
+fn tokio_server(tx: mpsc::Sender<(SocketAddr, Stopper)>) -> ServerReport {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return eprintln!("tokio runtime: {e}"),
+        Err(e) => {
+            eprintln!("tokio runtime: {e}");
+            return (0, 0);
+        }
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    let echoes = Arc::new(AtomicU64::new(0));
+    let counted = echoes.clone();
     rt.block_on(async move {
         let Ok(l) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
             return;
         };
         let Ok(addr) = l.local_addr() else { return };
-        if tx.send((addr, None)).is_err() {
+        if tx.send((addr, Stopper::Flag(stop.clone()))).is_err() {
             return;
         }
-        while let Ok((mut s, _)) = l.accept().await {
-            let _ = s.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    let n = match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    if s.write_all(&buf[..n]).await.is_err() {
-                        return;
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let _ = s.set_nodelay(true);
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        if s.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
                     }
-                }
-            });
+                });
+            }
+        });
+        // Polled every 10 ms: a hundred timer wake-ups a second against ~10^5 echoes.
+        while !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
+    (util::thread_cpu_ns(), echoes.load(Ordering::Relaxed))
 }
 
 // ----- the client ----------------------------------------------------------------------
@@ -183,6 +222,7 @@ fn drive_tokio(addr: SocketAddr, size: usize) -> Result<Sample> {
         msgs_per_s: n as f64 / MEASURE.as_secs_f64(),
         p50_us: pct(0.5),
         p99_us: pct(0.99),
+        server_ns: 0.0,
     })
 }
 
@@ -190,6 +230,8 @@ struct Sample {
     msgs_per_s: f64,
     p50_us: f64,
     p99_us: f64,
+    /// Server thread CPU per echo.
+    server_ns: f64,
 }
 
 fn drive(addr: SocketAddr, size: usize) -> Result<Sample> {
@@ -238,6 +280,7 @@ fn drive(addr: SocketAddr, size: usize) -> Result<Sample> {
         msgs_per_s: n as f64 / MEASURE.as_secs_f64(),
         p50_us: pct(0.5),
         p99_us: pct(0.99),
+        server_ns: 0.0,
     })
 }
 
@@ -250,14 +293,23 @@ fn main() -> Result<()> {
         args.runs
     );
     println!(
-        "{:<7} {:<7} {:<22} {:>10} {:>8} {:>9} {:>9} {:>8}",
-        "client", "size", "server", "msgs/s", "x tokio", "p50 us", "p99 us", "x tokio"
+        "{:<7} {:<7} {:<22} {:>10} {:>8} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "client",
+        "size",
+        "server",
+        "msgs/s",
+        "x tokio",
+        "p50 us",
+        "p99 us",
+        "x tokio",
+        "srv ns",
+        "x tokio"
     );
     let mut rows = Vec::new();
     for client in ["tokio", "evnet"] {
         let tokio_client = client == "tokio";
         for size in [64usize, 16 * 1024] {
-            let mut base: Option<(f64, f64)> = None;
+            let mut base: Option<(f64, f64, f64)> = None;
             for key in ["tokio", "evnet"] {
                 if args
                     .only
@@ -274,34 +326,36 @@ fn main() -> Result<()> {
                         _ => std::thread::spawn(move || evnet_server(tx)),
                     };
                     let (addr, stop) = rx.recv_timeout(Duration::from_secs(5))?;
-                    s.push(if tokio_client {
+                    let mut sample = if tokio_client {
                         drive_tokio(addr, size)?
                     } else {
                         drive(addr, size)?
-                    });
-                    // evnet's server stops on its waker; the tokio one idles in accept until the
-                    // process exits (its connections are closed, so it costs nothing).
-                    if let Some(stop) = stop {
-                        stop.wake();
-                        let _ = server.join();
-                    }
+                    };
+                    stop.stop();
+                    let (cpu, echoes) = server
+                        .join()
+                        .map_err(|_| anyhow::anyhow!("server panicked"))?;
+                    sample.server_ns = cpu as f64 / echoes.max(1) as f64;
+                    s.push(sample);
                 }
                 let mut m: Vec<f64> = s.iter().map(|x| x.msgs_per_s).collect();
                 let mut p50: Vec<f64> = s.iter().map(|x| x.p50_us).collect();
                 let mut p99: Vec<f64> = s.iter().map(|x| x.p99_us).collect();
-                let (m, p50, p99) = (
+                let mut cpu: Vec<f64> = s.iter().map(|x| x.server_ns).collect();
+                let (m, p50, p99, cpu) = (
                     util::median(&mut m),
                     util::median(&mut p50),
                     util::median(&mut p99),
+                    util::median(&mut cpu),
                 );
-                let (bm, bp) = *base.get_or_insert((m, p99));
+                let (bm, bp, bc) = *base.get_or_insert((m, p99, cpu));
                 let label = if key == "tokio" {
                     "tokio current-thread"
                 } else {
                     "evnet bufio"
                 };
                 println!(
-                    "{:<7} {:<7} {:<22} {:>10.0} {:>8.2} {:>9.1} {:>9.1} {:>8.2}",
+                    "{:<7} {:<7} {:<22} {:>10.0} {:>8.2} {:>9.1} {:>9.1} {:>8.2} {:>9.0} {:>8.2}",
                     client,
                     size,
                     label,
@@ -309,10 +363,12 @@ fn main() -> Result<()> {
                     m / bm,
                     p50,
                     p99,
-                    p99 / bp
+                    p99 / bp,
+                    cpu,
+                    cpu / bc
                 );
                 rows.push(format!(
-                "  {{\"client\": \"{client}\", \"size\": {size}, \"server\": \"{key}\", \"msgs_per_s\": {m:.0}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}}}"
+                "  {{\"client\": \"{client}\", \"size\": {size}, \"server\": \"{key}\", \"msgs_per_s\": {m:.0}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}, \"server_cpu_ns\": {cpu:.0}}}"
             ));
             }
         }
