@@ -44,8 +44,8 @@ fn line_reader(tag: &'static str) -> Fns<Log> {
     )
 }
 
-#[test]
-fn a_pair_links_two_streams_with_deferred_callbacks() {
+/// A loop and a pair of line readers tagged "a" and "b".
+fn line_pair() -> (Loop<Log>, Stream<Log>, Stream<Log>) {
     let mut ev = Loop::<Log>::new().unwrap();
     let (a, b) = Stream::pair(
         &mut ev,
@@ -53,6 +53,12 @@ fn a_pair_links_two_streams_with_deferred_callbacks() {
         line_reader("a"),
         line_reader("b"),
     );
+    (ev, a, b)
+}
+
+#[test]
+fn a_pair_links_two_streams_with_deferred_callbacks() {
+    let (mut ev, a, b) = line_pair();
     assert!(std::ptr::eq(&*a.partner().unwrap(), &*b));
     assert!(std::ptr::eq(&*b.partner().unwrap(), &*a));
     a.read_line(&mut ev);
@@ -68,13 +74,7 @@ fn a_pair_links_two_streams_with_deferred_callbacks() {
 
 #[test]
 fn pair_flush_modes_and_finished_delivers_eof_after_the_data() {
-    let mut ev = Loop::<Log>::new().unwrap();
-    let (a, b) = Stream::pair(
-        &mut ev,
-        Options::default(),
-        line_reader("a"),
-        line_reader("b"),
-    );
+    let (mut ev, a, b) = line_pair();
     b.read_line(&mut ev);
     a.write(&mut ev, b"one\n");
     a.flush(&mut ev, Flush::Normal);
@@ -101,13 +101,7 @@ fn pair_flush_modes_and_finished_delivers_eof_after_the_data() {
 
 #[test]
 fn dropping_one_side_unlinks_the_other_without_eof() {
-    let mut ev = Loop::<Log>::new().unwrap();
-    let (a, b) = Stream::pair(
-        &mut ev,
-        Options::default(),
-        line_reader("a"),
-        line_reader("b"),
-    );
+    let (mut ev, a, b) = line_pair();
     b.read_line(&mut ev);
     drop(a);
     let mut log = Log::default();

@@ -195,10 +195,9 @@ fn connect_to_a_unix_path() {
     let _ = std::fs::remove_file(&path);
 }
 
-#[test]
-fn connect_times_out_on_a_full_accept_queue() {
-    // A listener that never accepts, its backlog filled: the kernel drops further SYNs, so
-    // a connect neither succeeds nor fails, on loopback.
+/// A listener that never accepts, with its accept queue filled: the kernel drops further
+/// SYNs, so a connect to it neither succeeds nor fails. Keep all three alive.
+fn hanging_listener() -> (socket2::Socket, SocketAddr, Vec<socket2::Socket>) {
     let l = bind_tcp("127.0.0.1:0".parse().unwrap(), 0).unwrap();
     let addr = port_of(&l);
     let mut fillers = Vec::new();
@@ -209,6 +208,14 @@ fn connect_times_out_on_a_full_accept_queue() {
         fillers.push(s);
     }
     std::thread::sleep(Duration::from_millis(50));
+    (l, addr, fillers)
+}
+
+#[test]
+fn connect_times_out_on_a_full_accept_queue() {
+    // A listener that never accepts, its backlog filled: the kernel drops further SYNs, so
+    // a connect neither succeeds nor fails, on loopback.
+    let (_l, addr, _fillers) = hanging_listener();
     let opts = ConnectOptions {
         timeout: Some(Duration::from_millis(300)),
         ..ConnectOptions::default()
@@ -280,16 +287,7 @@ fn connect_by_host_name_resolves_on_the_pool() {
 fn a_hanging_first_address_is_overtaken_after_the_stagger_and_closed() {
     // The first address never answers (a full accept queue); the second does. The second
     // attempt starts one stagger after the first, wins, and the first is closed.
-    let hang = bind_tcp("127.0.0.1:0".parse().unwrap(), 0).unwrap();
-    let hang_addr = port_of(&hang);
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        s.set_nonblocking(true).unwrap();
-        let _ = s.connect(&hang_addr.into());
-        fillers.push(s);
-    }
-    std::thread::sleep(Duration::from_millis(50));
+    let (_hang, hang_addr, _fillers) = hanging_listener();
     let good = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let opts = ConnectOptions {
         stagger: Duration::from_millis(100),

@@ -516,22 +516,16 @@ impl<S: 'static> Conn<S> {
     /// Queues `data` for writing. Writes go out when the current callback returns, or on
     /// the next turn, at most [`Options::max_write`] bytes per turn.
     pub fn write(&self, cx: &mut Ctx<S>, data: &[u8]) {
-        {
-            let mut g = self.st.borrow_mut();
-            if g.closing || g.write_failed {
-                return;
-            }
-            if g.output.is_empty() {
-                g.last_write = self.clock(cx);
-            }
-            g.output.push_slice(data);
-        }
-        self.changed(cx);
+        self.queue_output(cx, |out| out.push_slice(data));
     }
 
     /// Queues `data` for writing without copying it when nothing else is queued (e.g. an
     /// echo of what [`Handler::read`] delivered).
     pub fn write_bytes(&self, cx: &mut Ctx<S>, data: Bytes) {
+        self.queue_output(cx, |out| out.push_bytes(data));
+    }
+
+    fn queue_output(&self, cx: &mut Ctx<S>, push: impl FnOnce(&mut Output)) {
         {
             let mut g = self.st.borrow_mut();
             if g.closing || g.write_failed {
@@ -540,7 +534,7 @@ impl<S: 'static> Conn<S> {
             if g.output.is_empty() {
                 g.last_write = self.clock(cx);
             }
-            g.output.push_bytes(data);
+            push(&mut g.output);
         }
         self.changed(cx);
     }
