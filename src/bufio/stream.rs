@@ -38,6 +38,9 @@ pub trait Handler<S>: 'static {
     fn event(&mut self, conn: &Conn<S>, event: Event, st: &mut S, cx: &mut Ctx<S>);
 }
 
+/// The callback a connecting stream hands to `socket::connect`.
+type OnConnected<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Connected>)>;
+
 /// What a stream's bytes go through.
 enum Link<S: 'static> {
     /// Closed: nothing.
@@ -250,19 +253,9 @@ impl<S: 'static> Stream<S> {
         opts: Options,
         handler: H,
     ) -> Stream<S> {
-        let conn = Conn::build(cx, Link::Closed, -1, opts, Box::new(handler));
-        conn.st.borrow_mut().interest = Interest::NONE;
-        let weak = Rc::downgrade(&conn);
-        let h = socket::connect(cx, endpoints, copts, move |st, cx, r| {
-            if let Some(c) = weak.upgrade() {
-                c.on_connected(r, st, cx);
-            }
-        });
-        conn.st.borrow_mut().connecting = Some(h);
-        Stream {
-            conn,
-            detached: false,
-        }
+        Stream::connecting(cx, opts, Box::new(handler), |cx, done| {
+            socket::connect(cx, endpoints, copts, done)
+        })
     }
 
     /// As [`connect`](Stream::connect), resolving `host` first with `resolver` (e.g. a
@@ -276,14 +269,29 @@ impl<S: 'static> Stream<S> {
         opts: Options,
         handler: H,
     ) -> Stream<S> {
-        let conn = Conn::build(cx, Link::Closed, -1, opts, Box::new(handler));
+        Stream::connecting(cx, opts, Box::new(handler), |cx, done| {
+            socket::connect_host(cx, resolver, host, port, copts, done)
+        })
+    }
+
+    /// A stream waiting for the connect that `start` begins (and that dropping it cancels).
+    fn connecting(
+        cx: &mut Ctx<S>,
+        opts: Options,
+        handler: Box<dyn Handler<S>>,
+        start: impl FnOnce(&mut Ctx<S>, OnConnected<S>) -> Connecting<S>,
+    ) -> Stream<S> {
+        let conn = Conn::build(cx, Link::Closed, -1, opts, handler);
         conn.st.borrow_mut().interest = Interest::NONE;
         let weak = Rc::downgrade(&conn);
-        let h = socket::connect_host(cx, resolver, host, port, copts, move |st, cx, r| {
-            if let Some(c) = weak.upgrade() {
-                c.on_connected(r, st, cx);
-            }
-        });
+        let h = start(
+            cx,
+            Box::new(move |st, cx, r| {
+                if let Some(c) = weak.upgrade() {
+                    c.on_connected(r, st, cx);
+                }
+            }),
+        );
         conn.st.borrow_mut().connecting = Some(h);
         Stream {
             conn,
