@@ -78,7 +78,7 @@ pub(crate) struct Bucket {
     per_tick: i64,
     tick: Duration,
     origin: Instant,
-    last_tick: u64,
+    pub(crate) last_tick: u64,
 }
 
 impl Bucket {
@@ -145,14 +145,17 @@ pub(crate) struct GroupInner {
     pub(crate) limiter: Limiter,
     pub(crate) min_share: usize,
     pub(crate) members: usize,
+    pub(crate) next_id: u64,
     pub(crate) total_read: u64,
     pub(crate) total_written: u64,
 }
 
 impl GroupInner {
-    /// What one member may move now: an equal share of the bucket, at least `min_share`,
-    /// nothing while the bucket is empty (libevent's group semantics).
-    pub(crate) fn share(&mut self, read: bool, now: Instant) -> usize {
+    /// What member `id` may move now: an equal share of the bucket, nothing while it is
+    /// empty (libevent's group semantics). When the bucket holds less than a minimum share
+    /// per member, only as many members as it has minimum shares for get one this tick,
+    /// and which ones rotates from tick to tick, so none is starved.
+    pub(crate) fn share(&mut self, read: bool, now: Instant, id: u64) -> usize {
         let b = if read {
             &mut self.limiter.read
         } else {
@@ -160,10 +163,21 @@ impl GroupInner {
         };
         b.refill(now);
         let have = b.allowance();
+        let tick = b.last_tick;
         if have == 0 {
             return 0;
         }
-        (have / self.members.max(1)).max(self.min_share)
+        let members = self.members.max(1);
+        let even = have / members;
+        if even >= self.min_share || self.min_share == 0 {
+            return even;
+        }
+        let served = (have / self.min_share).max(1) as u64;
+        if id.wrapping_add(tick) % (members as u64) < served {
+            self.min_share
+        } else {
+            0
+        }
     }
 }
 
@@ -209,6 +223,7 @@ impl RateGroup {
                 limiter: Limiter::new(&limit, Instant::now()),
                 min_share: DEFAULT_MIN_SHARE,
                 members: 0,
+                next_id: 0,
                 total_read: 0,
                 total_written: 0,
             })),
@@ -267,13 +282,18 @@ impl RateGroup {
 /// A stream's membership; dropping it leaves the group.
 pub(crate) struct Membership {
     pub(crate) group: Rc<RefCell<GroupInner>>,
+    pub(crate) id: u64,
 }
 
 impl Membership {
     pub(crate) fn join(g: &RateGroup) -> Membership {
-        g.inner.borrow_mut().members += 1;
+        let mut inner = g.inner.borrow_mut();
+        inner.members += 1;
+        let id = inner.next_id;
+        inner.next_id += 1;
         Membership {
             group: g.inner.clone(),
+            id,
         }
     }
 }
@@ -341,16 +361,48 @@ mod tests {
         let g = RateGroup::new(RateLimit::symmetric(0, 1000));
         let m: Vec<Membership> = (0..4).map(|_| Membership::join(&g)).collect();
         let now = Instant::now();
-        assert_eq!(g.inner.borrow_mut().share(true, now), 250);
-        g.decrement_read(900);
-        assert_eq!(
-            g.inner.borrow_mut().share(true, now),
-            64,
-            "100/4 raised to the minimum"
-        );
+        assert_eq!(g.inner.borrow_mut().share(true, now, 0), 250);
+        g.decrement_read(870);
+        // 130 left: two minimum shares of 64 for four members; two get one.
+        let shares: Vec<usize> = m
+            .iter()
+            .map(|x| g.inner.borrow_mut().share(true, now, x.id))
+            .collect();
+        assert_eq!(shares.iter().filter(|&&s| s == 64).count(), 2, "{shares:?}");
+        assert_eq!(shares.iter().filter(|&&s| s == 0).count(), 2, "{shares:?}");
         g.set_min_share(0);
-        assert_eq!(g.inner.borrow_mut().share(true, now), 25);
+        assert_eq!(g.inner.borrow_mut().share(true, now, 0), 32);
         drop(m);
         assert_eq!(g.members(), 0, "dropping memberships leaves the group");
+    }
+
+    #[test]
+    fn scarce_group_tokens_rotate_among_members_tick_by_tick() {
+        // Each tick refills one minimum share for four members: over 400 ticks each
+        // member is the one served on about a quarter of them.
+        let t0 = Instant::now();
+        let tick = Duration::from_millis(1);
+        let g = RateGroup::new(RateLimit::symmetric(64_000, 64).tick(tick));
+        g.inner.borrow_mut().limiter = Limiter {
+            read: Bucket::new(64, 64, tick, t0),
+            write: Bucket::new(64, 64, tick, t0),
+        };
+        let m: Vec<Membership> = (0..4).map(|_| Membership::join(&g)).collect();
+        let mut served = [0usize; 4];
+        for t in 1..=400u32 {
+            let now = t0 + tick * t;
+            for (i, x) in m.iter().enumerate() {
+                let mut inner = g.inner.borrow_mut();
+                let s = inner.share(true, now, x.id);
+                if s > 0 {
+                    inner.limiter.read.consume(s);
+                    served[i] += 1;
+                }
+            }
+        }
+        assert!(
+            served.iter().all(|&n| (90..=110).contains(&n)),
+            "{served:?}"
+        );
     }
 }

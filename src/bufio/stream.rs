@@ -1422,7 +1422,7 @@ fn allowance<S>(g: &mut State<S>, read: bool) -> usize {
     }
     if let Some(m) = &g.group {
         if let Ok(mut grp) = m.group.try_borrow_mut() {
-            a = a.min(grp.share(read, now));
+            a = a.min(grp.share(read, now, m.id));
         }
     }
     a
