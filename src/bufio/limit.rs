@@ -183,8 +183,9 @@ impl GroupInner {
 
 /// A rate-limit group: streams that share one pair of buckets (libevent's
 /// `bufferevent_rate_limit_group`). Each member reads or writes at most an equal share of
-/// what the group has (at least the minimum share, default 64 bytes) at a time, and at most
-/// what its own limit allows: the lower limit wins. A stream is in at most one group and
+/// what the group has at a time, and at most what its own limit allows: the lower limit
+/// wins. When the bucket holds less than the minimum share (default 64 bytes) per member,
+/// members get a minimum share in turn, rotating tick by tick, so none is starved. A stream is in at most one group and
 /// leaves it when dropped. Cloning gives another handle to the same group.
 ///
 /// ```
