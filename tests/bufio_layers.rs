@@ -330,3 +330,21 @@ impl Lossy for Event {
         format!("{self:?}")
     }
 }
+
+#[test]
+fn closing_a_filter_over_a_pair_delivers_the_data_then_eof_to_the_far_side() {
+    let mut ev = Loop::<Log>::new().unwrap();
+    let quiet = || Fns::new(|_, _, _, _| {}, |_, _, _, _| {});
+    let (p1, p2) = Stream::pair(&mut ev, Options::default(), quiet(), quiet());
+    let near = Stream::filter(&mut ev, p1, Invert, Options::default(), quiet());
+    let far = Stream::filter(&mut ev, p2, Invert, Options::default(), line_reader("far"));
+    far.read_line(&mut ev);
+    near.write(&mut ev, b"first\nsecond\n");
+    near.close(&mut ev); // graceful: through the filter, the pair, then end of stream
+    let mut log = Log::default();
+    ev.run_until(&mut log, Duration::from_secs(5), |l| l.eofs == 1)
+        .unwrap();
+    assert_eq!(log.lines, ["far:first", "far:second"]);
+    assert_eq!(log.eofs, 1);
+    assert!(near.is_closed());
+}
