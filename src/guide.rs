@@ -33,3 +33,19 @@
 //! about 0.4× the raw receive rate. The default, 64 messages or 200 µs, keeps ≥ 0.9× of the
 //! raw rate while a 1 ms timer stays within tens of microseconds of its deadline; see
 //! `docs/benchmarks.md` for the measured frontier.
+//!
+//! # The same rule for every service
+//! Each service on the loop does a bounded amount of work per turn and then yields:
+//! - [`thread::Pool`](crate::thread::Pool) runs at most `batch` (64) `on_done` callbacks per
+//!   turn; if more results wait, it wakes the loop again for the next turn.
+//! - [`socket::Listener`](crate::socket::Listener) accepts at most 64 connections per
+//!   listening socket per turn.
+//! - A [`bufio::Stream`](crate::bufio::Stream) reads and writes at most 16 KiB per turn
+//!   (`Options::max_read` / `max_write`), and a rate limit can make that less.
+//!
+//! Callbacks never nest. A stream delivers satisfied requests from a loop inside the
+//! stream, so a read callback that issues the next read gets it on the next iteration of
+//! that loop, not from a recursive call. A pair or a filter hands data to its partner and
+//! wakes it for a later turn. A stream handle dropped anywhere (even inside another
+//! callback) runs no callback afterwards: its watchers are removed at the start of the
+//! next turn by the loop's [`Remover`](crate::ev::Remover).
