@@ -54,6 +54,19 @@ impl Output {
         }
     }
 
+    /// Moves up to `max` bytes, oldest first, to the end of `dst`; returns how many.
+    pub(crate) fn move_into(&mut self, dst: &mut BytesMut, max: usize) -> usize {
+        let mut moved = 0;
+        while moved < max && !self.is_empty() {
+            let c = self.chunk();
+            let n = c.len().min(max - moved);
+            dst.extend_from_slice(&c[..n]);
+            self.advance(n);
+            moved += n;
+        }
+        moved
+    }
+
     pub(crate) fn clear(&mut self) {
         self.front = Bytes::new();
         self.rest.clear();
@@ -78,5 +91,18 @@ mod tests {
             o.advance(1);
         }
         assert_eq!(got, b"abcdef");
+    }
+
+    #[test]
+    fn move_into_respects_the_limit_across_both_parts() {
+        let mut o = Output::default();
+        o.push_bytes(Bytes::from_static(b"ab"));
+        o.push_slice(b"cde");
+        let mut dst = BytesMut::new();
+        assert_eq!(o.move_into(&mut dst, 3), 3);
+        assert_eq!(&dst[..], b"abc");
+        assert_eq!(o.move_into(&mut dst, usize::MAX), 2);
+        assert_eq!(&dst[..], b"abcde");
+        assert!(o.is_empty());
     }
 }

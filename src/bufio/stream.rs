@@ -558,14 +558,12 @@ impl<S: 'static> Conn<S> {
                 Flush::Normal => {}
                 Flush::Flush => {
                     if let Link::Filter(f) = &mut g.link {
-                        let mut dst = BytesMut::new();
-                        let r = f
-                            .filter
-                            .output(&mut f.raw_out, &mut dst, usize::MAX, Flush::Flush);
-                        if let FilterResult::Error(m) = r {
-                            g.error.get_or_insert(Error::Filter(m));
-                        } else if !dst.is_empty() {
-                            f.under.write_bytes(cx, dst.freeze());
+                        match f.emit(Flush::Flush) {
+                            (_, Some(e)) => {
+                                g.error.get_or_insert(e);
+                            }
+                            (out, None) if !out.is_empty() => f.under.write_bytes(cx, out),
+                            _ => {}
                         }
                     }
                 }
@@ -669,15 +667,13 @@ impl<S: 'static> Conn<S> {
     /// (`usize::MAX` when unlimited).
     pub fn read_allowance(&self) -> usize {
         let mut g = self.st.borrow_mut();
-        g.now = Instant::now();
-        allowance(&mut g, true)
+        allowance(&mut g, true, Instant::now())
     }
 
     /// How many bytes the stream may write now (`usize::MAX` when unlimited).
     pub fn write_allowance(&self) -> usize {
         let mut g = self.st.borrow_mut();
-        g.now = Instant::now();
-        allowance(&mut g, false)
+        allowance(&mut g, false, Instant::now())
     }
 
     /// Takes `n` bytes from the stream's read bucket (and its group's) by hand.
@@ -692,7 +688,19 @@ impl<S: 'static> Conn<S> {
 
     fn arm_rate_timer(&self, cx: &mut Ctx<S>, at: Instant) {
         let after = at.saturating_duration_since(Instant::now());
-        let existing = self.st.borrow().rate_timer;
+        self.arm(cx, |g| &mut g.rate_timer, after, Conn::dispatch);
+    }
+
+    /// Starts the stream's one-shot timer in `slot` to fire `after` from now, creating it
+    /// on first use with `fire` as its callback.
+    fn arm(
+        &self,
+        cx: &mut Ctx<S>,
+        slot: fn(&mut State<S>) -> &mut Option<Watcher>,
+        after: Duration,
+        fire: fn(&Rc<Conn<S>>, &mut S, &mut Ctx<S>),
+    ) {
+        let existing = *slot(&mut self.st.borrow_mut());
         match existing {
             Some(t) => {
                 cx.set_timer(t, after, None);
@@ -701,8 +709,8 @@ impl<S: 'static> Conn<S> {
                 let Some(me) = self.self_weak.borrow().as_ref().and_then(Weak::upgrade) else {
                     return;
                 };
-                let t = cx.timer(after, None, move |st, cx, _| me.dispatch(st, cx));
-                self.st.borrow_mut().rate_timer = Some(t);
+                let t = cx.timer(after, None, move |st, cx, _| fire(&me, st, cx));
+                *slot(&mut self.st.borrow_mut()) = Some(t);
             }
         }
     }
@@ -755,14 +763,8 @@ impl<S: 'static> Conn<S> {
             .into_iter()
             .flatten()
             .collect();
-            let mut pending = BytesMut::new();
-            while !g.output.is_empty() {
-                let c = g.output.chunk();
-                let n = c.len();
-                pending.extend_from_slice(c);
-                g.output.advance(n);
-            }
             g.req = None;
+            let pending = std::mem::take(&mut g.output);
             (ws, std::mem::replace(&mut g.link, Link::Closed), pending)
         };
         let mut link = link;
@@ -774,16 +776,14 @@ impl<S: 'static> Conn<S> {
         if let Link::Filter(f) = &mut link {
             if !reset {
                 // Never discard: what was written goes through the filter, finished.
-                f.raw_out.extend_from_slice(&pending);
-                let mut out = BytesMut::new();
-                let r = f
-                    .filter
-                    .output(&mut f.raw_out, &mut out, usize::MAX, Flush::Finished);
-                if let FilterResult::Error(m) = r {
-                    // Reported, not hidden: the underlying stream is reset instead.
-                    eprintln!("evnet: filter failed while flushing on close: {m}");
+                let mut pending = pending;
+                pending.move_into(&mut f.raw_out, usize::MAX);
+                let (out, err) = f.emit(Flush::Finished);
+                if let Some(e) = err {
+                    // Reported, not hidden; what the filter produced still goes out.
+                    eprintln!("evnet: filter failed while flushing on close: {e}");
                 }
-                f.under.conn.push_output(out.freeze());
+                f.under.conn.push_output(out);
             }
         }
         let under = match link {
@@ -894,7 +894,7 @@ impl<S: 'static> Conn<S> {
             .opts
             .max_read
             .saturating_sub(g.read_turn)
-            .min(allowance(g, true));
+            .min(allowance(g, true, g.now));
         if cap == 0 {
             return;
         }
@@ -930,7 +930,7 @@ impl<S: 'static> Conn<S> {
                 .opts
                 .max_write
                 .saturating_sub(g.written_turn)
-                .min(allowance(g, false));
+                .min(allowance(g, false, g.now));
             let r = match &mut g.link {
                 Link::Closed => Ok(0),
                 Link::Socket(sock) => send_some(sock, &mut g.output, cap),
@@ -1084,16 +1084,8 @@ impl<S: 'static> Conn<S> {
             } else {
                 g.opts.read_high.saturating_sub(g.input.len())
             };
-            let read_cap = allowance(g, true);
-            let mut moved = 0;
-            let limit = cap.min(room).min(read_cap);
-            while moved < limit && !out.is_empty() {
-                let c = out.chunk();
-                let n = c.len().min(limit - moved);
-                g.input.extend_from_slice(&c[..n]);
-                out.advance(n);
-                moved += n;
-            }
+            let read_cap = allowance(g, true, g.now);
+            let moved = out.move_into(&mut g.input, cap.min(room).min(read_cap));
             if moved > 0 {
                 charge(g, true, moved);
                 g.total_read += moved as u64;
@@ -1218,11 +1210,11 @@ impl<S: 'static> Conn<S> {
             let mut want_write = !g.output.is_empty() && !g.write_failed;
             // Out of tokens: stop asking the poller and come back at the next refill.
             let mut blocked = false;
-            if want_read && allowance(g, true) == 0 {
+            if want_read && allowance(g, true, g.now) == 0 {
                 want_read = false;
                 blocked = true;
             }
-            if want_write && allowance(g, false) == 0 {
+            if want_write && allowance(g, false, g.now) == 0 {
                 want_write = false;
                 blocked = true;
             }
@@ -1300,18 +1292,7 @@ impl<S: 'static> Conn<S> {
             }
             return;
         };
-        let t = match timer {
-            Some(t) => t,
-            None => {
-                let Some(me) = self.self_weak.borrow().as_ref().and_then(Weak::upgrade) else {
-                    return;
-                };
-                let t = cx.timer(first, None, move |st, cx, _| me.on_timer(st, cx));
-                self.st.borrow_mut().timer = Some(t);
-                return;
-            }
-        };
-        cx.set_timer(t, first, None);
+        self.arm(cx, |g| &mut g.timer, first, Conn::on_timer);
     }
 
     fn on_timer(self: &Rc<Self>, st: &mut S, cx: &mut Ctx<S>) {
@@ -1385,14 +1366,7 @@ fn filter_out<S: 'static>(
     finishing: bool,
     cx: &mut Ctx<S>,
 ) -> Result<usize, Error> {
-    let mut taken = 0;
-    while taken < cap && !out.is_empty() {
-        let c = out.chunk();
-        let n = c.len().min(cap - taken);
-        f.raw_out.extend_from_slice(&c[..n]);
-        out.advance(n);
-        taken += n;
-    }
+    let taken = out.move_into(&mut f.raw_out, cap);
     let mode = if finishing && out.is_empty() {
         Flush::Finished
     } else if taken > 0 {
@@ -1400,20 +1374,34 @@ fn filter_out<S: 'static>(
     } else {
         return Ok(0);
     };
-    let mut dst = BytesMut::new();
-    match f.filter.output(&mut f.raw_out, &mut dst, usize::MAX, mode) {
-        FilterResult::Ok | FilterResult::NeedMore => {}
-        FilterResult::Error(m) => return Err(Error::Filter(m)),
+    let (bytes, err) = f.emit(mode);
+    if let Some(e) = err {
+        return Err(e);
     }
-    if !dst.is_empty() {
-        f.under.write_bytes(cx, dst.freeze());
+    if !bytes.is_empty() {
+        f.under.write_bytes(cx, bytes);
     }
     Ok(taken)
 }
 
+impl<S: 'static> Filtered<S> {
+    /// Runs the output side of the filter over what it holds (`raw_out`) with `mode`:
+    /// what it produced for the underlying stream, and its error if it failed.
+    fn emit(&mut self, mode: Flush) -> (Bytes, Option<Error>) {
+        let mut dst = BytesMut::new();
+        let err = match self
+            .filter
+            .output(&mut self.raw_out, &mut dst, usize::MAX, mode)
+        {
+            FilterResult::Ok | FilterResult::NeedMore => None,
+            FilterResult::Error(m) => Some(Error::Filter(m)),
+        };
+        (dst.freeze(), err)
+    }
+}
+
 /// What the stream may move now: the lower of its own bucket and its group share.
-fn allowance<S>(g: &mut State<S>, read: bool) -> usize {
-    let now = g.now;
+fn allowance<S>(g: &mut State<S>, read: bool, now: Instant) -> usize {
     let mut a = usize::MAX;
     if let Some(l) = &mut g.limit {
         let b = if read { &mut l.read } else { &mut l.write };
