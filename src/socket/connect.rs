@@ -218,14 +218,8 @@ where
     inner.borrow_mut().queue = interleave(endpoints);
     start_next(&inner, cx);
     if inner.borrow().attempts.is_empty() {
-        // Every address failed at once (or there were none): report on the next turn,
-        // from a callback, like any other outcome.
-        let me = inner.clone();
-        let t = cx.timer(Duration::ZERO, None, move |st, cx, e| {
-            cx.remove(e.watcher());
-            drive(&me, st, cx);
-        });
-        inner.borrow_mut().stagger_timer = Some(t);
+        // Every address failed at once (or there were none).
+        drive_next_turn(&inner, cx);
     }
     Connecting {
         inner: Some(inner),
@@ -272,16 +266,8 @@ where
     match started {
         Ok(guard) => inner.borrow_mut().resolving = Some(guard),
         Err(e) => {
-            // Report on the next turn, like any other failure.
-            let me = inner.clone();
-            let mut err = Some(e);
-            let t = cx.timer(Duration::ZERO, None, move |st, cx, e| {
-                cx.remove(e.watcher());
-                if let Some(err) = err.take() {
-                    finish(&me, st, cx, Err(err));
-                }
-            });
-            inner.borrow_mut().stagger_timer = Some(t);
+            inner.borrow_mut().last_error = Some(e);
+            drive_next_turn(&inner, cx);
         }
     }
     Connecting {
@@ -445,6 +431,17 @@ fn settle<S: 'static>(inner: &Rc<RefCell<Inner<S>>>, w: Watcher, st: &mut S, cx:
             drive(inner, st, cx);
         }
     }
+}
+
+/// Runs [`drive`] on the next turn, so an outcome known at once is still reported from a
+/// callback, like any other. The timer is the stagger timer's slot: cancelling removes it.
+fn drive_next_turn<S: 'static>(inner: &Rc<RefCell<Inner<S>>>, cx: &mut Ctx<S>) {
+    let me = inner.clone();
+    let t = cx.timer(Duration::ZERO, None, move |st, cx, e| {
+        cx.remove(e.watcher());
+        drive(&me, st, cx);
+    });
+    inner.borrow_mut().stagger_timer = Some(t);
 }
 
 /// Ends the operation if nothing is left to try.
