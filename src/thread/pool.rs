@@ -310,14 +310,16 @@ impl<S: 'static> Pool<S> {
                 on_done(st, cx, r);
             }
         });
-        let slot = self.shared.table.borrow_mut().insert(deliver);
+        let mut table = self.shared.table.borrow_mut();
+        let slot = table.insert(deliver);
         let job = Job {
             slot,
             cell: cell.clone(),
         };
-        let mut table = self.shared.table.borrow_mut();
         if let Err(e) = jobs.try_send(job) {
-            table.take(slot);
+            let refused = table.take(slot);
+            drop(table);
+            drop(refused); // the refused `on_done` is dropped with nothing borrowed
             return Err(match e {
                 TrySendError::Full(_) => Error::QueueFull,
                 TrySendError::Disconnected(_) => Error::ShutDown,
