@@ -216,12 +216,10 @@ fn drive_tokio(addr: SocketAddr, size: usize) -> Result<Sample> {
     });
     anyhow::ensure!(n > 0, "no round trips");
     let mut rtts = rtts;
-    rtts.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| rtts[((rtts.len() - 1) as f64 * p) as usize];
     Ok(Sample {
         msgs_per_s: n as f64 / MEASURE.as_secs_f64(),
-        p50_us: pct(0.5),
-        p99_us: pct(0.99),
+        p50_us: util::percentile(&mut rtts, 0.5),
+        p99_us: util::percentile(&mut rtts, 0.99),
         server_ns: 0.0,
     })
 }
@@ -274,12 +272,10 @@ fn drive(addr: SocketAddr, size: usize) -> Result<Sample> {
     ev.run_until(&mut st, WARMUP + MEASURE, |_| false)?;
     let n = st.done;
     anyhow::ensure!(n > 0, "no round trips");
-    st.rtts.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| st.rtts[((st.rtts.len() - 1) as f64 * p) as usize];
     Ok(Sample {
         msgs_per_s: n as f64 / MEASURE.as_secs_f64(),
-        p50_us: pct(0.5),
-        p99_us: pct(0.99),
+        p50_us: util::percentile(&mut st.rtts, 0.5),
+        p99_us: util::percentile(&mut st.rtts, 0.99),
         server_ns: 0.0,
     })
 }

@@ -77,11 +77,6 @@ struct Sample {
     p99_us: f64,
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
 fn std_run(workers: usize, burst: u64, trips: u64) -> Result<Sample> {
     let pool = StdPool::new(workers);
     // Round trips, one in flight.
@@ -106,8 +101,8 @@ fn std_run(workers: usize, burst: u64, trips: u64) -> Result<Sample> {
     anyhow::ensure!(sum == burst * (burst - 1) / 2, "lost results");
     Ok(Sample {
         jobs_per_s: burst as f64 / secs,
-        p50_us: pct(&mut lat, 0.50),
-        p99_us: pct(&mut lat, 0.99),
+        p50_us: util::percentile(&mut lat, 0.50),
+        p99_us: util::percentile(&mut lat, 0.99),
     })
 }
 
@@ -180,8 +175,8 @@ fn evnet_run(workers: usize, burst: u64, trips: u64) -> Result<Sample> {
     );
     Ok(Sample {
         jobs_per_s: burst as f64 / secs,
-        p50_us: pct(&mut st.lat, 0.50),
-        p99_us: pct(&mut st.lat, 0.99),
+        p50_us: util::percentile(&mut st.lat, 0.50),
+        p99_us: util::percentile(&mut st.lat, 0.99),
     })
 }
 

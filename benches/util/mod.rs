@@ -20,6 +20,16 @@ pub fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// The `p` quantile (0..=1) of `v`, nearest rank, as `Pcts::of` in the demo's scenario;
+/// sorts `v`. 0 for no samples.
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
 /// `--name value` flags; cargo's own `--bench` is ignored.
 pub struct Args {
     pub messages: u64,
