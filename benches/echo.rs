@@ -2,10 +2,16 @@
 //! messages, against evnet's `bufio` echo server and a minimal tokio current-thread echo
 //! server, in one run. Each server runs on its own thread. Two clients drive both servers
 //! in turn: a tokio current-thread client (100 tasks) and an evnet client (100 streams),
-//! since on a 2-core machine the client's own scheduling shapes the latency tail.
+//! since on a 2-core machine the client's own scheduling shapes the latency tail. Each run
+//! of a row starts a fresh server; the two servers alternate run by run (tokio first on
+//! even runs, evnet first on odd ones), so drift on the machine hits both alike.
+//!
+//! `--threads T` spreads the 100 connections over T client threads (default 1). With one
+//! client thread, client and server each have a core of a 2-core machine; more threads
+//! oversubscribe it and the scheduler shapes the numbers.
 //!
 //! ```text
-//! cargo bench --bench echo -- [--runs R] [--json PATH]
+//! cargo bench --bench echo -- [--runs R] [--threads T] [--only 64|16384] [--json PATH]
 //! ```
 
 mod util;
@@ -139,15 +145,34 @@ fn tokio_server(tx: mpsc::Sender<(SocketAddr, Stopper)>) -> ServerReport {
     (util::thread_cpu_ns(), echoes.load(Ordering::Relaxed))
 }
 
-// ----- the client ----------------------------------------------------------------------
+// ----- the clients ---------------------------------------------------------------------
+
+/// When a client measures: round trips sent in `[from, to)` count, those before warm up.
+#[derive(Clone, Copy)]
+struct Window {
+    from: Instant,
+    to: Instant,
+}
+
+impl Window {
+    fn new() -> Window {
+        let from = Instant::now() + WARMUP;
+        Window {
+            from,
+            to: from + MEASURE,
+        }
+    }
+}
+
+/// What one client thread measured: round-trip times in µs.
+type Rtts = Vec<f64>;
 
 struct Client {
     size: usize,
     msg: Bytes,
-    start: Instant,
+    window: Window,
     sent_at: Vec<Instant>,
-    rtts: Vec<f64>,
-    done: usize,
+    rtts: Rtts,
     connected: usize,
     streams: Vec<Stream<Client>>,
 }
@@ -155,11 +180,10 @@ struct Client {
 struct Ping(usize);
 impl Handler<Client> for Ping {
     fn read(&mut self, c: &Conn<Client>, data: Bytes, st: &mut Client, cx: &mut Ctx<Client>) {
-        let now = cx.now();
-        if data.len() == st.size && now >= st.start + WARMUP {
+        let sent = st.sent_at[self.0];
+        if data.len() == st.size && sent >= st.window.from && sent < st.window.to {
             st.rtts
-                .push(now.duration_since(st.sent_at[self.0]).as_nanos() as f64 / 1e3);
-            st.done += 1;
+                .push(cx.now().duration_since(sent).as_nanos() as f64 / 1e3);
         }
         st.sent_at[self.0] = Instant::now();
         c.write_bytes(cx, st.msg.clone());
@@ -170,19 +194,16 @@ impl Handler<Client> for Ping {
     }
 }
 
-/// The same ping-pong from a tokio current-thread client: 100 tasks, one per connection.
-fn drive_tokio(addr: SocketAddr, size: usize) -> Result<Sample> {
+/// One tokio current-thread client: `conns` tasks, one per connection.
+fn tokio_client(addr: SocketAddr, size: usize, conns: usize, w: Window) -> Result<Rtts> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()?;
-    let (rtts, n) = rt.block_on(async move {
-        let start = Instant::now();
-        let measure_from = start + WARMUP;
-        let end = measure_from + MEASURE;
+    Ok(rt.block_on(async move {
         let mut tasks = Vec::new();
-        for _ in 0..CONNS {
+        for _ in 0..conns {
             tasks.push(tokio::spawn(async move {
                 let mut rtts = Vec::new();
                 let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
@@ -193,13 +214,13 @@ fn drive_tokio(addr: SocketAddr, size: usize) -> Result<Sample> {
                 let mut buf = vec![0u8; size];
                 loop {
                     let t = Instant::now();
-                    if t >= end {
+                    if t >= w.to {
                         return rtts;
                     }
                     if s.write_all(&msg).await.is_err() || s.read_exact(&mut buf).await.is_err() {
                         return rtts;
                     }
-                    if t >= measure_from {
+                    if t >= w.from {
                         rtts.push(t.elapsed().as_nanos() as f64 / 1e3);
                     }
                 }
@@ -211,30 +232,14 @@ fn drive_tokio(addr: SocketAddr, size: usize) -> Result<Sample> {
                 all.extend(v);
             }
         }
-        let n = all.len();
-        (all, n)
-    });
-    anyhow::ensure!(n > 0, "no round trips");
-    let mut rtts = rtts;
-    Ok(Sample {
-        msgs_per_s: n as f64 / MEASURE.as_secs_f64(),
-        p50_us: util::percentile(&mut rtts, 0.5),
-        p99_us: util::percentile(&mut rtts, 0.99),
-        server_ns: 0.0,
-    })
+        all
+    }))
 }
 
-struct Sample {
-    msgs_per_s: f64,
-    p50_us: f64,
-    p99_us: f64,
-    /// Server thread CPU per echo.
-    server_ns: f64,
-}
-
-fn drive(addr: SocketAddr, size: usize) -> Result<Sample> {
+/// One evnet client: a loop with `conns` bufio streams.
+fn evnet_client(addr: SocketAddr, size: usize, conns: usize, w: Window) -> Result<Rtts> {
     let mut ev = Loop::<Client>::new()?;
-    for i in 0..CONNS {
+    for i in 0..conns {
         connect(
             &mut ev,
             vec![addr.into()],
@@ -259,37 +264,101 @@ fn drive(addr: SocketAddr, size: usize) -> Result<Sample> {
     let mut st = Client {
         size,
         msg: Bytes::from(vec![b'e'; size]),
-        start: Instant::now(),
-        sent_at: vec![Instant::now(); CONNS],
+        window: w,
+        sent_at: vec![Instant::now(); conns],
         rtts: Vec::with_capacity(1 << 20),
-        done: 0,
         connected: 0,
         streams: Vec::new(),
     };
-    ev.run_until(&mut st, Duration::from_secs(10), |s| s.connected == CONNS)?;
-    anyhow::ensure!(st.connected == CONNS, "only {} connected", st.connected);
-    st.start = Instant::now();
-    ev.run_until(&mut st, WARMUP + MEASURE, |_| false)?;
-    let n = st.done;
-    anyhow::ensure!(n > 0, "no round trips");
+    ev.run_until(
+        &mut st,
+        w.from.saturating_duration_since(Instant::now()),
+        |s| s.connected == conns,
+    )?;
+    anyhow::ensure!(st.connected == conns, "only {} connected", st.connected);
+    ev.run_until(
+        &mut st,
+        w.to.saturating_duration_since(Instant::now()),
+        |_| false,
+    )?;
+    Ok(st.rtts)
+}
+
+struct Sample {
+    msgs_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+    /// Server thread CPU per echo.
+    server_ns: f64,
+}
+
+/// Drives the server at `addr` with `CONNS` connections spread over `threads` client
+/// threads of the given kind, all measuring the same window.
+fn drive(kind: &str, threads: usize, addr: SocketAddr, size: usize) -> Result<Sample> {
+    let w = Window::new();
+    let mut clients = Vec::new();
+    for t in 0..threads {
+        let conns = CONNS / threads + usize::from(t < CONNS % threads);
+        let evnet = kind == "evnet";
+        clients.push(std::thread::spawn(move || {
+            if evnet {
+                evnet_client(addr, size, conns, w)
+            } else {
+                tokio_client(addr, size, conns, w)
+            }
+        }));
+    }
+    let mut rtts = Vec::new();
+    for c in clients {
+        rtts.extend(c.join().map_err(|_| anyhow::anyhow!("client panicked"))??);
+    }
+    anyhow::ensure!(!rtts.is_empty(), "no round trips");
     Ok(Sample {
-        msgs_per_s: n as f64 / MEASURE.as_secs_f64(),
-        p50_us: util::percentile(&mut st.rtts, 0.5),
-        p99_us: util::percentile(&mut st.rtts, 0.99),
+        msgs_per_s: rtts.len() as f64 / MEASURE.as_secs_f64(),
+        p50_us: util::percentile(&mut rtts, 0.5),
+        p99_us: util::percentile(&mut rtts, 0.99),
         server_ns: 0.0,
     })
 }
 
+/// One run: starts the server of `key` on its own thread, drives it, stops it.
+fn run_once(key: &str, client: &str, threads: usize, size: usize) -> Result<Sample> {
+    let (tx, rx) = mpsc::channel();
+    let server = if key == "tokio" {
+        std::thread::Builder::new()
+            .name("srv-tokio".into())
+            .spawn(move || tokio_server(tx))?
+    } else {
+        std::thread::Builder::new()
+            .name("srv-evnet".into())
+            .spawn(move || evnet_server(tx))?
+    };
+    let (addr, stop) = rx.recv_timeout(Duration::from_secs(5))?;
+    let sample = drive(client, threads, addr, size);
+    stop.stop();
+    let (cpu, echoes) = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server panicked"))?;
+    let mut sample = sample?;
+    sample.server_ns = cpu as f64 / echoes.max(1) as f64;
+    Ok(sample)
+}
+
 fn main() -> Result<()> {
     let args = util::Args::parse(1)?;
+    let threads: Vec<usize> = match args.threads {
+        Some(t) => vec![t],
+        None => vec![1],
+    };
     println!(
-        "echo: {CONNS} connections ping-pong on loopback, {}s measured after {}ms warm-up; median of {} runs",
+        "echo: {CONNS} connections ping-pong on loopback, {}s measured after {}ms warm-up; \
+         median of {} runs, the two servers alternating",
         MEASURE.as_secs(),
         WARMUP.as_millis(),
         args.runs
     );
     println!(
-        "{:<7} {:<7} {:<22} {:>10} {:>8} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "{:<9} {:<7} {:<22} {:>10} {:>8} {:>9} {:>9} {:>8} {:>9} {:>8}",
         "client",
         "size",
         "server",
@@ -302,70 +371,53 @@ fn main() -> Result<()> {
         "x tokio"
     );
     let mut rows = Vec::new();
-    for client in ["tokio", "evnet"] {
-        let tokio_client = client == "tokio";
-        for size in [64usize, 16 * 1024] {
-            let mut base: Option<(f64, f64, f64)> = None;
-            for key in ["tokio", "evnet"] {
-                if args
-                    .only
-                    .as_deref()
-                    .is_some_and(|o| o != key && o != size.to_string())
-                {
+    for &t in &threads {
+        for client in ["tokio", "evnet"] {
+            for size in [64usize, 16 * 1024] {
+                if args.only.as_deref().is_some_and(|o| o != size.to_string()) {
                     continue;
                 }
-                let mut s = Vec::new();
-                for _ in 0..args.runs {
-                    let (tx, rx) = mpsc::channel();
-                    let server = match key {
-                        "tokio" => std::thread::spawn(move || tokio_server(tx)),
-                        _ => std::thread::spawn(move || evnet_server(tx)),
-                    };
-                    let (addr, stop) = rx.recv_timeout(Duration::from_secs(5))?;
-                    let mut sample = if tokio_client {
-                        drive_tokio(addr, size)?
-                    } else {
-                        drive(addr, size)?
-                    };
-                    stop.stop();
-                    let (cpu, echoes) = server
-                        .join()
-                        .map_err(|_| anyhow::anyhow!("server panicked"))?;
-                    sample.server_ns = cpu as f64 / echoes.max(1) as f64;
-                    s.push(sample);
+                let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+                for r in 0..args.runs {
+                    // Alternate which server goes first, so drift hits both alike.
+                    for k in [r % 2, 1 - r % 2] {
+                        let key = ["tokio", "evnet"][k];
+                        samples[k].push(run_once(key, client, t, size)?);
+                    }
                 }
-                let mut m: Vec<f64> = s.iter().map(|x| x.msgs_per_s).collect();
-                let mut p50: Vec<f64> = s.iter().map(|x| x.p50_us).collect();
-                let mut p99: Vec<f64> = s.iter().map(|x| x.p99_us).collect();
-                let mut cpu: Vec<f64> = s.iter().map(|x| x.server_ns).collect();
-                let (m, p50, p99, cpu) = (
-                    util::median(&mut m),
-                    util::median(&mut p50),
-                    util::median(&mut p99),
-                    util::median(&mut cpu),
-                );
-                let (bm, bp, bc) = *base.get_or_insert((m, p99, cpu));
-                let label = if key == "tokio" {
-                    "tokio current-thread"
-                } else {
-                    "evnet bufio"
-                };
-                println!(
-                    "{:<7} {:<7} {:<22} {:>10.0} {:>8.2} {:>9.1} {:>9.1} {:>8.2} {:>9.0} {:>8.2}",
-                    client,
-                    size,
-                    label,
-                    m,
-                    m / bm,
-                    p50,
-                    p99,
-                    p99 / bp,
-                    cpu,
-                    cpu / bc
-                );
-                rows.push(format!(
-                "  {{\"client\": \"{client}\", \"size\": {size}, \"server\": \"{key}\", \"msgs_per_s\": {m:.0}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}, \"server_cpu_ns\": {cpu:.0}}}"
-            ));
+                let mut base: Option<(f64, f64, f64)> = None;
+                for (k, s) in samples.iter().enumerate() {
+                    let med = |f: fn(&Sample) -> f64| {
+                        let mut v: Vec<f64> = s.iter().map(f).collect();
+                        util::median(&mut v)
+                    };
+                    let (m, p50, p99, cpu) = (
+                        med(|x| x.msgs_per_s),
+                        med(|x| x.p50_us),
+                        med(|x| x.p99_us),
+                        med(|x| x.server_ns),
+                    );
+                    let (bm, bp, bc) = *base.get_or_insert((m, p99, cpu));
+                    let (key, label) =
+                        [("tokio", "tokio current-thread"), ("evnet", "evnet bufio")][k];
+                    let who = format!("{client} x{t}");
+                    println!(
+                        "{:<9} {:<7} {:<22} {:>10.0} {:>8.2} {:>9.1} {:>9.1} {:>8.2} {:>9.0} {:>8.2}",
+                        who,
+                        size,
+                        label,
+                        m,
+                        m / bm,
+                        p50,
+                        p99,
+                        p99 / bp,
+                        cpu,
+                        cpu / bc
+                    );
+                    rows.push(format!(
+                        "  {{\"client\": \"{client}\", \"client_threads\": {t}, \"size\": {size}, \"server\": \"{key}\", \"msgs_per_s\": {m:.0}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}, \"server_cpu_ns\": {cpu:.0}}}"
+                    ));
+                }
             }
         }
     }

@@ -36,6 +36,7 @@ pub struct Args {
     pub runs: usize,
     pub json: Option<String>,
     pub only: Option<String>,
+    pub threads: Option<usize>,
 }
 
 impl Args {
@@ -45,6 +46,7 @@ impl Args {
             runs: 3,
             json: None,
             only: None,
+            threads: None,
         };
         let mut it = std::env::args().skip(1);
         while let Some(k) = it.next() {
@@ -55,12 +57,13 @@ impl Args {
                 "--runs" => a.runs = val()?.parse()?,
                 "--json" => a.json = Some(val()?),
                 "--only" => a.only = Some(val()?),
+                "--threads" => a.threads = Some(val()?.parse()?),
                 other if other.starts_with('-') => bail!("unknown flag {other}"),
                 _ => {} // a cargo bench name filter
             }
         }
-        if a.runs == 0 || a.messages == 0 {
-            bail!("--runs and --messages must be positive");
+        if a.runs == 0 || a.messages == 0 || a.threads == Some(0) {
+            bail!("--runs, --messages and --threads must be positive");
         }
         Ok(a)
     }

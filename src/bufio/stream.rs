@@ -901,7 +901,7 @@ impl<S: 'static> Conn<S> {
         if !matches!(g.link, Link::Socket(_)) {
             return;
         }
-        match sys::read_into(g.fd, &mut g.input, cap) {
+        match sys::recv_into(g.fd, &mut g.input, cap) {
             Ok(0) => g.eof = true,
             Ok(n) => {
                 charge(g, true, n);

@@ -231,17 +231,19 @@ pub(crate) fn set_timer_slack(ns: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads from `fd` into the spare capacity of `buf`, at most `max` bytes, without zeroing
-/// it first; returns the byte count (0 at end of stream).
-pub(crate) fn read_into(fd: RawFd, buf: &mut bytes::BytesMut, max: usize) -> io::Result<usize> {
+/// Receives from the socket `fd` into the spare capacity of `buf`, at most `max` bytes,
+/// without zeroing it first; returns the byte count (0 at end of stream). `recv(2)` rather
+/// than `read(2)`: the same bytes without the VFS layer's per-call checks (what std, mio
+/// and tokio use for sockets).
+pub(crate) fn recv_into(fd: RawFd, buf: &mut bytes::BytesMut, max: usize) -> io::Result<usize> {
     use bytes::BufMut;
     buf.reserve(max);
     let spare = buf.chunk_mut();
     let len = spare.len().min(max);
     loop {
-        // SAFETY: `spare` is `len` writable bytes of `buf`'s allocation; read(2) writes at
+        // SAFETY: `spare` is `len` writable bytes of `buf`'s allocation; recv(2) writes at
         // most `len` bytes there and we only expose the `n` it reports.
-        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), len) };
+        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), len, 0) };
         if n >= 0 {
             let n = n as usize;
             // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
