@@ -28,6 +28,8 @@ use evnet::ev::{Ctx, Loop};
 use evnet::socket::{bind_tcp_all, connect, Accept, ConnectOptions, Listener};
 
 const CONNS: usize = 100;
+/// The servers compared, by key and label; the first is the baseline.
+const SERVERS: [(&str, &str); 2] = [("tokio", "tokio current-thread"), ("evnet", "evnet bufio")];
 const WARMUP: Duration = Duration::from_millis(300);
 const MEASURE: Duration = Duration::from_secs(2);
 
@@ -147,7 +149,7 @@ fn tokio_server(tx: mpsc::Sender<(SocketAddr, Stopper)>) -> ServerReport {
 
 // ----- the clients ---------------------------------------------------------------------
 
-/// When a client measures: round trips sent in `[from, to)` count, those before warm up.
+/// When a client measures: round trips sent in `[from, to)` count; earlier ones warm up.
 #[derive(Clone, Copy)]
 struct Window {
     from: Instant,
@@ -296,10 +298,10 @@ struct Sample {
 /// threads of the given kind, all measuring the same window.
 fn drive(kind: &str, threads: usize, addr: SocketAddr, size: usize) -> Result<Sample> {
     let w = Window::new();
+    let evnet = kind == "evnet";
     let mut clients = Vec::new();
     for t in 0..threads {
         let conns = CONNS / threads + usize::from(t < CONNS % threads);
-        let evnet = kind == "evnet";
         clients.push(std::thread::spawn(move || {
             if evnet {
                 evnet_client(addr, size, conns, w)
@@ -324,15 +326,14 @@ fn drive(kind: &str, threads: usize, addr: SocketAddr, size: usize) -> Result<Sa
 /// One run: starts the server of `key` on its own thread, drives it, stops it.
 fn run_once(key: &str, client: &str, threads: usize, size: usize) -> Result<Sample> {
     let (tx, rx) = mpsc::channel();
-    let server = if key == "tokio" {
-        std::thread::Builder::new()
-            .name("srv-tokio".into())
-            .spawn(move || tokio_server(tx))?
+    let serve: fn(mpsc::Sender<(SocketAddr, Stopper)>) -> ServerReport = if key == "tokio" {
+        tokio_server
     } else {
-        std::thread::Builder::new()
-            .name("srv-evnet".into())
-            .spawn(move || evnet_server(tx))?
+        evnet_server
     };
+    let server = std::thread::Builder::new()
+        .name(format!("srv-{key}"))
+        .spawn(move || serve(tx))?;
     let (addr, stop) = rx.recv_timeout(Duration::from_secs(5))?;
     let sample = drive(client, threads, addr, size);
     stop.stop();
@@ -346,10 +347,7 @@ fn run_once(key: &str, client: &str, threads: usize, size: usize) -> Result<Samp
 
 fn main() -> Result<()> {
     let args = util::Args::parse(1)?;
-    let threads: Vec<usize> = match args.threads {
-        Some(t) => vec![t],
-        None => vec![1],
-    };
+    let t = args.threads.unwrap_or(1);
     println!(
         "echo: {CONNS} connections ping-pong on loopback, {}s measured after {}ms warm-up; \
          median of {} runs, the two servers alternating",
@@ -371,53 +369,49 @@ fn main() -> Result<()> {
         "x tokio"
     );
     let mut rows = Vec::new();
-    for &t in &threads {
-        for client in ["tokio", "evnet"] {
-            for size in [64usize, 16 * 1024] {
-                if args.only.as_deref().is_some_and(|o| o != size.to_string()) {
-                    continue;
+    for client in ["tokio", "evnet"] {
+        for size in [64usize, 16 * 1024] {
+            if args.only.as_deref().is_some_and(|o| o != size.to_string()) {
+                continue;
+            }
+            let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+            for r in 0..args.runs {
+                // Alternate which server goes first, so drift hits both alike.
+                for k in [r % 2, 1 - r % 2] {
+                    samples[k].push(run_once(SERVERS[k].0, client, t, size)?);
                 }
-                let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
-                for r in 0..args.runs {
-                    // Alternate which server goes first, so drift hits both alike.
-                    for k in [r % 2, 1 - r % 2] {
-                        let key = ["tokio", "evnet"][k];
-                        samples[k].push(run_once(key, client, t, size)?);
-                    }
-                }
-                let mut base: Option<(f64, f64, f64)> = None;
-                for (k, s) in samples.iter().enumerate() {
-                    let med = |f: fn(&Sample) -> f64| {
-                        let mut v: Vec<f64> = s.iter().map(f).collect();
-                        util::median(&mut v)
-                    };
-                    let (m, p50, p99, cpu) = (
-                        med(|x| x.msgs_per_s),
-                        med(|x| x.p50_us),
-                        med(|x| x.p99_us),
-                        med(|x| x.server_ns),
-                    );
-                    let (bm, bp, bc) = *base.get_or_insert((m, p99, cpu));
-                    let (key, label) =
-                        [("tokio", "tokio current-thread"), ("evnet", "evnet bufio")][k];
-                    let who = format!("{client} x{t}");
-                    println!(
-                        "{:<9} {:<7} {:<22} {:>10.0} {:>8.2} {:>9.1} {:>9.1} {:>8.2} {:>9.0} {:>8.2}",
-                        who,
-                        size,
-                        label,
-                        m,
-                        m / bm,
-                        p50,
-                        p99,
-                        p99 / bp,
-                        cpu,
-                        cpu / bc
-                    );
-                    rows.push(format!(
-                        "  {{\"client\": \"{client}\", \"client_threads\": {t}, \"size\": {size}, \"server\": \"{key}\", \"msgs_per_s\": {m:.0}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}, \"server_cpu_ns\": {cpu:.0}}}"
-                    ));
-                }
+            }
+            let mut base: Option<(f64, f64, f64)> = None;
+            for (k, s) in samples.iter().enumerate() {
+                let med = |f: fn(&Sample) -> f64| {
+                    let mut v: Vec<f64> = s.iter().map(f).collect();
+                    util::median(&mut v)
+                };
+                let (m, p50, p99, cpu) = (
+                    med(|x| x.msgs_per_s),
+                    med(|x| x.p50_us),
+                    med(|x| x.p99_us),
+                    med(|x| x.server_ns),
+                );
+                let (bm, bp, bc) = *base.get_or_insert((m, p99, cpu));
+                let (key, label) = SERVERS[k];
+                let who = format!("{client} x{t}");
+                println!(
+                    "{:<9} {:<7} {:<22} {:>10.0} {:>8.2} {:>9.1} {:>9.1} {:>8.2} {:>9.0} {:>8.2}",
+                    who,
+                    size,
+                    label,
+                    m,
+                    m / bm,
+                    p50,
+                    p99,
+                    p99 / bp,
+                    cpu,
+                    cpu / bc
+                );
+                rows.push(format!(
+                    "  {{\"client\": \"{client}\", \"client_threads\": {t}, \"size\": {size}, \"server\": \"{key}\", \"msgs_per_s\": {m:.0}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}, \"server_cpu_ns\": {cpu:.0}}}"
+                ));
             }
         }
     }
