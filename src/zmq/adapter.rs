@@ -22,17 +22,52 @@ struct Ids {
 struct Shared {
     socket: zmq::Socket,
     flags: Flags,
+    /// What this socket type can ever do: `ZMQ_EVENTS` never reports the rest (PUSH and PUB
+    /// cannot receive, PULL and SUB cannot send), so the hot path never assumes it either.
+    able: zmq::PollEvents,
+    /// REQ and REP alternate strictly: after a turn's last message the other direction is
+    /// due, so a full budget says nothing about what comes next and they are never hot.
+    lockstep: bool,
     budget: Cell<Budget>,
-    /// The last check stopped on its budget, not on `EAGAIN`: work is almost surely still
-    /// queued, so prepare goes idle without reading `ZMQ_EVENTS`. `hot` only ever leads to a
-    /// non-blocking turn, never to sleeping, so it cannot lose a wake-up.
-    hot: Cell<bool>,
+    /// The directions whose last check stopped on the budget, not on `EAGAIN`: work is
+    /// almost surely still queued there, so prepare goes idle without reading `ZMQ_EVENTS`
+    /// when these cover everything wanted. Hot only ever leads to a non-blocking turn,
+    /// never to sleeping, so it cannot lose a wake-up.
+    hot: Cell<zmq::PollEvents>,
     /// `ZMQ_EVENTS` as prepare read it (or assumed it, when hot), for check.
     seen: Cell<zmq::PollEvents>,
     /// An error prepare met, delivered to the handler by check.
     fault: Cell<Option<Error>>,
     /// The quartet, until it is removed.
     ids: Cell<Option<Ids>>,
+}
+
+impl Shared {
+    /// The directions the handler wants that this socket type can ever be ready for.
+    fn wanted(&self) -> zmq::PollEvents {
+        events_of(self.flags.want.get()) & self.able
+    }
+}
+
+fn events_of(i: Interest) -> zmq::PollEvents {
+    let mut e = zmq::PollEvents::empty();
+    if i.is_readable() {
+        e |= zmq::POLLIN;
+    }
+    if i.is_writable() {
+        e |= zmq::POLLOUT;
+    }
+    e
+}
+
+/// What a socket type can do, and whether it alternates strictly.
+fn abilities(kind: Option<zmq::SocketType>) -> (zmq::PollEvents, bool) {
+    match kind {
+        Some(zmq::PUSH | zmq::PUB) => (zmq::POLLOUT, false),
+        Some(zmq::PULL | zmq::SUB) => (zmq::POLLIN, false),
+        Some(zmq::REQ | zmq::REP) => (zmq::POLLIN | zmq::POLLOUT, true),
+        _ => (zmq::POLLIN | zmq::POLLOUT, false),
+    }
 }
 
 /// A ZeroMQ socket on a [`Loop`](crate::ev::Loop), driven fairly by the quartet, with a
@@ -73,7 +108,9 @@ impl std::fmt::Debug for ZmqWatcher {
 }
 
 impl ZmqWatcher {
-    /// Puts `socket` on the loop with `handler` and the default [`Budget`], reading.
+    /// Puts `socket` on the loop with `handler` and the default [`Budget`]; reading, unless
+    /// the socket type cannot receive (PUSH and PUB start with no interest: ask for
+    /// writable when there is something to send).
     ///
     /// # Errors
     /// Reading `ZMQ_FD` failed; the socket and handler are given back.
@@ -104,15 +141,24 @@ impl ZmqWatcher {
                 })
             }
         };
+        let (able, lockstep) = abilities(socket.get_socket_type().ok());
+        let want = if able.contains(zmq::POLLIN) {
+            Interest::READABLE
+        } else {
+            Interest::NONE
+        };
         let shared = Rc::new(Shared {
             socket,
             flags: Flags {
-                want: Cell::new(Interest::READABLE),
+                want: Cell::new(want),
                 blocked: Cell::new(false),
                 closing: Cell::new(false),
+                terminated: Cell::new(false),
             },
+            able,
+            lockstep,
             budget: Cell::new(sane(budget)),
-            hot: Cell::new(false),
+            hot: Cell::new(zmq::PollEvents::empty()),
             seen: Cell::new(zmq::PollEvents::empty()),
             fault: Cell::new(None),
             ids: Cell::new(None),
@@ -203,11 +249,6 @@ fn remove_quartet<S>(sh: &Shared, cx: &mut Ctx<S>) {
     }
 }
 
-fn wanted(want: Interest, ev: zmq::PollEvents) -> bool {
-    (want.is_readable() && ev.contains(zmq::POLLIN))
-        || (want.is_writable() && ev.contains(zmq::POLLOUT))
-}
-
 /// Prepare: work pending → idle (the poll will not block); nothing → io on `ZMQ_FD`.
 fn prepare<S>(sh: &Shared, cx: &mut Ctx<S>) {
     let Some(ids) = sh.ids.get() else { return };
@@ -215,24 +256,22 @@ fn prepare<S>(sh: &Shared, cx: &mut Ctx<S>) {
         remove_quartet(sh, cx);
         return;
     }
-    let want = sh.flags.want.get();
-    if want == Interest::NONE {
-        return; // paused: neither watcher runs, and the socket keeps its queue
+    let want = sh.wanted();
+    if want.is_empty() {
+        // Paused (or asking only for what this socket type can never do): no handler call,
+        // the socket keeps its queue, but the loop still sleeps on ZMQ_FD so that check
+        // learns of a terminated context (libzmq signals it there) and can finish.
+        cx.start(ids.io);
+        return;
     }
-    if sh.hot.get() {
-        let mut assumed = zmq::PollEvents::empty();
-        if want.is_readable() {
-            assumed |= zmq::POLLIN;
-        }
-        if want.is_writable() {
-            assumed |= zmq::POLLOUT;
-        }
-        sh.seen.set(assumed);
+    let hot = sh.hot.get() & want;
+    if !sh.lockstep && hot == want {
+        sh.seen.set(hot);
         cx.start(ids.idle);
         return;
     }
     match sh.socket.get_events() {
-        Ok(ev) if wanted(want, ev) => {
+        Ok(ev) if ev.intersects(want) => {
             sh.seen.set(ev);
             cx.start(ids.idle);
         }
@@ -279,13 +318,14 @@ fn check<S, H: Handler<S>>(
     let fd_fired = cx.pending(ids.io).is_some();
     cx.stop(ids.idle);
     cx.stop(ids.io);
-    sh.hot.set(false);
+    sh.hot.set(zmq::PollEvents::empty());
     if let Some(err) = sh.fault.take() {
         return finish(sh, handler, err, st, cx);
     }
     let seen = if via_idle {
         sh.seen.get()
     } else if fd_fired {
+        // Also the paused watcher's only look: termination shows here as an error.
         match sh.socket.get_events() {
             Ok(ev) => ev,
             Err(e) => return finish(sh, handler, Error::from_zmq(e), st, cx),
@@ -295,74 +335,118 @@ fn check<S, H: Handler<S>>(
     };
 
     let budget = sh.budget.get();
-    let want = sh.flags.want.get();
     sh.flags.blocked.set(false);
-    let mut hot = false;
-
-    if want.is_readable() && seen.contains(zmq::POLLIN) {
-        let t0 = budget.time.map(|_| Instant::now());
-        let mut n = 0u32;
-        loop {
-            match recv_whole(&sh.socket, parts) {
-                Ok(k) => {
-                    let mut sock = Sock {
-                        socket: &sh.socket,
-                        flags: &sh.flags,
-                    };
-                    handler.readable(&mut parts[..k], &mut sock, st, cx);
-                    n += 1;
-                    if sh.flags.closing.get() || !sh.flags.want.get().is_readable() {
-                        break;
-                    }
-                    if n >= budget.messages {
-                        hot = true;
-                        break;
-                    }
-                    if let (Some(limit), Some(t0)) = (budget.time, t0) {
-                        if n % TIME_CHECK_EVERY == 0 && t0.elapsed() >= limit {
-                            hot = true;
-                            break;
-                        }
-                    }
-                }
-                Err(zmq::Error::EAGAIN) => break,
-                Err(zmq::Error::EINTR) => {
-                    hot = true;
-                    break;
-                }
-                Err(e) => match Error::from_zmq(e) {
-                    Error::Terminated => return finish(sh, handler, Error::Terminated, st, cx),
-                    err => {
-                        handler.error(err, st, cx);
-                        break;
-                    }
-                },
-            }
+    let mut hot = zmq::PollEvents::empty();
+    if sh.wanted().contains(zmq::POLLIN) && seen.contains(zmq::POLLIN) {
+        match read_turn(sh, handler, parts, budget, st, cx) {
+            Turn::Drained => {}
+            Turn::Hot => hot |= zmq::POLLIN,
+            Turn::Finished(err) => return finish(sh, handler, err, st, cx),
         }
     }
-
-    if !sh.flags.closing.get() && sh.flags.want.get().is_writable() && seen.contains(zmq::POLLOUT) {
-        let mut n = 0u32;
-        while n < budget.messages
-            && sh.flags.want.get().is_writable()
-            && !sh.flags.blocked.get()
-            && !sh.flags.closing.get()
-        {
-            let mut sock = Sock {
-                socket: &sh.socket,
-                flags: &sh.flags,
-            };
-            handler.writable(&mut sock, st, cx);
-            n += 1;
-        }
-        if n >= budget.messages && sh.flags.want.get().is_writable() && !sh.flags.blocked.get() {
-            hot = true;
+    if !sh.flags.closing.get() && sh.wanted().contains(zmq::POLLOUT) && seen.contains(zmq::POLLOUT)
+    {
+        match write_turn(sh, handler, budget, st, cx) {
+            Turn::Drained => {}
+            Turn::Hot => hot |= zmq::POLLOUT,
+            Turn::Finished(err) => return finish(sh, handler, err, st, cx),
         }
     }
-
     sh.hot.set(hot);
     if sh.flags.closing.get() {
         remove_quartet(sh, cx);
+    }
+}
+
+/// How one direction's share of a turn ended.
+enum Turn {
+    /// `EAGAIN`, the handler stopped asking, or it closed the watcher.
+    Drained,
+    /// The budget ran out with work almost surely left.
+    Hot,
+    /// The socket is done for good: finish the watcher.
+    Finished(Error),
+}
+
+/// Up to the budget of whole messages through `readable()`.
+fn read_turn<S, H: Handler<S>>(
+    sh: &Shared,
+    handler: &mut H,
+    parts: &mut Vec<zmq::Message>,
+    budget: Budget,
+    st: &mut S,
+    cx: &mut Ctx<S>,
+) -> Turn {
+    let t0 = budget.time.map(|_| Instant::now());
+    let mut n = 0u32;
+    loop {
+        match recv_whole(&sh.socket, parts) {
+            Ok(k) => {
+                let mut sock = Sock {
+                    socket: &sh.socket,
+                    flags: &sh.flags,
+                };
+                handler.readable(&mut parts[..k], &mut sock, st, cx);
+                n += 1;
+                if sh.flags.terminated.get() {
+                    return Turn::Finished(Error::Terminated);
+                }
+                if sh.flags.closing.get() || !sh.flags.want.get().is_readable() {
+                    return Turn::Drained;
+                }
+                if n >= budget.messages {
+                    return Turn::Hot;
+                }
+                if let (Some(limit), Some(t0)) = (budget.time, t0) {
+                    if n % TIME_CHECK_EVERY == 0 && t0.elapsed() >= limit {
+                        return Turn::Hot;
+                    }
+                }
+            }
+            Err(zmq::Error::EAGAIN) => return Turn::Drained,
+            Err(zmq::Error::EINTR) => return Turn::Hot,
+            // REQ/REP after the message that must be answered first: nothing to receive
+            // now (`ZMQ_EVENTS` would not show POLLIN); not an error.
+            Err(zmq::Error::EFSM) if sh.lockstep => return Turn::Drained,
+            Err(e) => match Error::from_zmq(e) {
+                Error::Terminated => return Turn::Finished(Error::Terminated),
+                err => {
+                    handler.error(err, st, cx);
+                    return Turn::Drained;
+                }
+            },
+        }
+    }
+}
+
+/// `writable()` calls while the handler asks for them, up to the budget.
+fn write_turn<S, H: Handler<S>>(
+    sh: &Shared,
+    handler: &mut H,
+    budget: Budget,
+    st: &mut S,
+    cx: &mut Ctx<S>,
+) -> Turn {
+    let mut n = 0u32;
+    while n < budget.messages
+        && sh.flags.want.get().is_writable()
+        && !sh.flags.blocked.get()
+        && !sh.flags.closing.get()
+    {
+        let mut sock = Sock {
+            socket: &sh.socket,
+            flags: &sh.flags,
+        };
+        handler.writable(&mut sock, st, cx);
+        n += 1;
+        if sh.flags.terminated.get() {
+            return Turn::Finished(Error::Terminated);
+        }
+    }
+    if n >= budget.messages && sh.flags.want.get().is_writable() && !sh.flags.blocked.get() {
+        Turn::Hot
+    } else {
+        Turn::Drained
     }
 }
 

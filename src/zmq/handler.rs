@@ -21,13 +21,21 @@ pub trait Handler<S>: 'static {
     /// One whole message arrived. A part can be taken with
     /// `std::mem::replace(&mut msg[i], zmq::Message::new())`; the buffers
     /// are the adapter's and are reused for the next message.
+    ///
+    /// Send-only sockets (PUSH, PUB) start without readable interest and never get here,
+    /// so their handlers need not implement it. The default turns readable interest off:
+    /// further messages stay queued in the socket (up to its high-water mark), none is
+    /// discarded.
     fn readable(
         &mut self,
         msg: &mut [zmq::Message],
         sock: &mut Sock<'_>,
         state: &mut S,
         cx: &mut Ctx<S>,
-    );
+    ) {
+        let _ = (msg, state, cx);
+        sock.set_readable(false);
+    }
 
     /// The socket can take a message and the handler asked for writable interest. Send at
     /// most one message (never blocking: [`Sock::send`] uses `ZMQ_DONTWAIT`). The default
@@ -59,6 +67,8 @@ pub(crate) struct Flags {
     pub(crate) blocked: Cell<bool>,
     /// Close requested (handle dropped or `Sock::close`).
     pub(crate) closing: Cell<bool>,
+    /// A send met `ETERM`: the watcher finishes after the callback, as for a receive.
+    pub(crate) terminated: Cell<bool>,
 }
 
 /// The socket as a handler's callback sees it: non-blocking sends, interest toggles, and
@@ -80,7 +90,9 @@ impl Sock<'_> {
     /// nothing was sent, and `writable()` is not called again this turn.
     ///
     /// # Errors
-    /// Any libzmq error but `EAGAIN`.
+    /// Any libzmq error but `EAGAIN`. [`Error::Terminated`] is final: when the callback
+    /// returns, the watcher stops and [`Handler::finished`] is called, exactly as when a
+    /// receive meets it.
     pub fn send(&mut self, data: impl AsRef<[u8]>, more: bool) -> Result<bool, Error> {
         let flags = zmq::DONTWAIT | if more { zmq::SNDMORE } else { 0 };
         match self.socket.send(data.as_ref(), flags) {
@@ -89,7 +101,11 @@ impl Sock<'_> {
                 self.flags.blocked.set(true);
                 Ok(false)
             }
-            Err(e) => Err(Error::from_zmq(e)),
+            Err(zmq::Error::ETERM) => {
+                self.flags.terminated.set(true);
+                Err(Error::Terminated)
+            }
+            Err(e) => Err(Error::Socket(e)),
         }
     }
 

@@ -75,4 +75,4 @@ pub use adapter::ZmqWatcher;
 pub use budget::Budget;
 pub use error::{Error, InsertError};
 pub use handler::{Handler, Sock};
-pub use outbox::{Flush, Outbox};
+pub use outbox::{Flush, FlushError, Outbox};

@@ -1,6 +1,7 @@
 //! [`Outbox`]: a queue of multipart messages sent one per `writable()` call.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use super::{Error, Sock};
 
@@ -25,7 +26,9 @@ pub enum Flush {
 /// callback) and then ask for writable with
 /// [`ZmqWatcher::set_writable`](super::ZmqWatcher::set_writable) or [`Sock::set_writable`].
 ///
-/// A message stays queued until libzmq accepted it, so [`Flush::Blocked`] loses nothing.
+/// A message stays queued until libzmq accepted it, so [`Flush::Blocked`] loses nothing,
+/// and a send that fails hands the message back in [`FlushError`]: the outbox never drops
+/// a message.
 ///
 /// # Examples
 /// ```
@@ -69,12 +72,21 @@ impl Outbox {
         self.queue.is_empty()
     }
 
+    /// Takes every queued message out, oldest first (e.g. after the watcher finished).
+    pub fn drain(&mut self) -> impl Iterator<Item = Vec<zmq::Message>> + '_ {
+        self.sent_parts = 0;
+        self.queue.drain(..)
+    }
+
     /// Sends the front message without blocking.
     ///
     /// # Errors
-    /// A libzmq error other than `EAGAIN`; the message is dropped so one bad message cannot
-    /// wedge the queue.
-    pub fn flush_one(&mut self, sock: &mut Sock<'_>) -> Result<Flush, Error> {
+    /// A libzmq error other than `EAGAIN`: the front message leaves the queue and comes
+    /// back in the [`FlushError`] (so one message a ROUTER cannot route does not wedge the
+    /// queue); the rest stay queued. After [`Error::Terminated`] the watcher finishes and no
+    /// further `writable()` call comes; what is still queued can be taken with
+    /// [`drain`](Outbox::drain).
+    pub fn flush_one(&mut self, sock: &mut Sock<'_>) -> Result<Flush, FlushError> {
         let Some(front) = self.queue.front() else {
             sock.set_writable(false);
             return Ok(Flush::Empty);
@@ -85,10 +97,10 @@ impl Outbox {
             match sock.send(&front[self.sent_parts][..], more) {
                 Ok(true) => self.sent_parts += 1,
                 Ok(false) => return Ok(Flush::Blocked),
-                Err(e) => {
-                    self.queue.pop_front();
+                Err(error) => {
                     self.sent_parts = 0;
-                    return Err(e);
+                    let message = self.queue.pop_front().unwrap_or_default();
+                    return Err(FlushError { error, message });
                 }
             }
         }
@@ -100,5 +112,33 @@ impl Outbox {
         } else {
             Ok(Flush::Sent)
         }
+    }
+}
+
+/// A queued message could not be sent: why, and the message itself, handed back whole.
+#[derive(Debug)]
+pub struct FlushError {
+    /// The libzmq error (never `EAGAIN`).
+    pub error: Error,
+    /// The message that was not sent, every part of it.
+    pub message: Vec<zmq::Message>,
+}
+
+impl fmt::Display for FlushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "queued {}-part message not sent: {}",
+            self.message.len(),
+            self.error
+        )
+    }
+}
+
+impl std::error::Error for FlushError {}
+
+impl From<FlushError> for Error {
+    fn from(e: FlushError) -> Error {
+        e.error
     }
 }
