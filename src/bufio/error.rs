@@ -13,6 +13,14 @@ pub enum Error {
         /// The limit that was exceeded.
         max: usize,
     },
+    /// An [`Exact`](super::Request::Exact) read asked for more than
+    /// [`Options::max_exact`](super::Options::max_exact).
+    ExactTooLarge {
+        /// The bytes requested.
+        requested: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The socket failed.
     Io(io::Error),
     /// A [`Filter`](super::Filter) rejected its input or output.
@@ -23,6 +31,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::LineTooLong { max } => write!(f, "line longer than {max} bytes"),
+            Error::ExactTooLarge { requested, max } => {
+                write!(f, "read of {requested} bytes above the {max}-byte limit")
+            }
             Error::Io(e) => write!(f, "stream i/o error: {e}"),
             Error::Filter(m) => write!(f, "stream filter error: {m}"),
         }
@@ -33,7 +44,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
-            Error::LineTooLong { .. } | Error::Filter(_) => None,
+            Error::LineTooLong { .. } | Error::ExactTooLarge { .. } | Error::Filter(_) => None,
         }
     }
 }

@@ -93,6 +93,11 @@ struct State<S: 'static> {
     read_failed: bool,
     /// Writing stopped for good.
     write_failed: bool,
+    /// Output went above the write high watermark and has not drained to the low one
+    /// yet: reading is paused.
+    backpressure: bool,
+    /// A graceful close gives up (resets) at this time.
+    close_deadline: Option<Instant>,
     error: Option<Error>,
     write_cb_due: bool,
     read_timed_out: bool,
@@ -421,6 +426,8 @@ impl<S: 'static> Conn<S> {
                 eof_reported: false,
                 read_failed: false,
                 write_failed: false,
+                backpressure: false,
+                close_deadline: None,
                 error: None,
                 write_cb_due: false,
                 read_timed_out: false,
@@ -718,7 +725,8 @@ impl<S: 'static> Conn<S> {
     // ----- closing ---------------------------------------------------------------------
 
     /// Graceful close: no more reads or callbacks; queued output is flushed, then the
-    /// write side is shut down and the socket closed.
+    /// write side is shut down and the socket closed. A peer that does not take the output
+    /// within [`Options::close_timeout`] gets a reset instead.
     pub fn close(&self, cx: &mut Ctx<S>) {
         {
             let mut g = self.st.borrow_mut();
@@ -727,10 +735,12 @@ impl<S: 'static> Conn<S> {
             }
             g.closing = true;
             g.req = None;
+            g.close_deadline = g.opts.close_timeout.map(|t| self.clock(cx) + t);
         }
         // No callback after a close: drop the handler now (or when its callback returns).
         let h = self.handler.borrow_mut().take();
         drop(h);
+        self.arm_timeouts(cx);
         self.changed(cx);
     }
 
@@ -887,7 +897,7 @@ impl<S: 'static> Conn<S> {
     fn fill(&self) {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
-        if g.eof || g.read_failed || g.closing {
+        if g.eof || g.read_failed || g.closing || over_write_high(g) {
             return;
         }
         let cap = g
@@ -918,7 +928,8 @@ impl<S: 'static> Conn<S> {
     }
 
     /// Moves output on, within this turn's cap: to the socket, into the partner's input,
-    /// or through the filter into the underlying stream. Returns whether bytes moved.
+    /// or through the filter into the underlying stream. Returns whether bytes moved or
+    /// the output side failed (an error is then due).
     fn push_out(&self, cx: &mut Ctx<S>) -> bool {
         let moved = {
             let mut g = self.st.borrow_mut();
@@ -958,7 +969,9 @@ impl<S: 'static> Conn<S> {
                     g.read_failed = true;
                     g.output.clear();
                     g.error.get_or_insert(e);
-                    0
+                    // Not bytes moved, but progress all the same: an error is due, and
+                    // dispatch must deliver it rather than settle with no interest left.
+                    usize::MAX
                 }
             }
         };
@@ -1000,10 +1013,10 @@ impl<S: 'static> Conn<S> {
     fn pump_in(&self, _cx: &mut Ctx<S>) -> bool {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
-        if g.eof || g.read_failed || g.closing {
+        if g.eof || g.read_failed || g.closing || over_write_high(g) {
             return false;
         }
-        let room = if needs_more(g.req, g.input.len(), g.opts.read_low, g.opts.max_line) {
+        let room = if needs_more(g.req, g.input.len(), g.opts.limits()) {
             g.opts.max_read
         } else {
             g.opts.read_high.saturating_sub(g.input.len())
@@ -1076,10 +1089,10 @@ impl<S: 'static> Conn<S> {
                 return 0;
             };
             let g = &mut *g;
-            if g.eof {
+            if g.eof || over_write_high(g) {
                 return 0;
             }
-            let room = if needs_more(g.req, g.input.len(), g.opts.read_low, g.opts.max_line) {
+            let room = if needs_more(g.req, g.input.len(), g.opts.limits()) {
                 usize::MAX
             } else {
                 g.opts.read_high.saturating_sub(g.input.len())
@@ -1136,14 +1149,7 @@ impl<S: 'static> Conn<S> {
         }
         if let Some(req) = g.req {
             if !g.read_failed || !g.input.is_empty() {
-                match satisfy(
-                    req,
-                    &mut g.input,
-                    &mut g.scanned,
-                    g.opts.read_low,
-                    g.opts.max_line,
-                    g.eof,
-                ) {
+                match satisfy(req, &mut g.input, &mut g.scanned, g.opts.limits(), g.eof) {
                     Outcome::Data(d) => {
                         g.req = None;
                         return Some(Due::Read(d));
@@ -1153,6 +1159,18 @@ impl<S: 'static> Conn<S> {
                         g.read_failed = true;
                         return Some(Due::Event(Event::Error(Error::LineTooLong {
                             max: g.opts.max_line,
+                        })));
+                    }
+                    Outcome::TooLarge => {
+                        g.req = None;
+                        g.read_failed = true;
+                        let requested = match req {
+                            Request::Exact(n) => n,
+                            _ => 0,
+                        };
+                        return Some(Due::Event(Event::Error(Error::ExactTooLarge {
+                            requested,
+                            max: g.opts.max_exact,
                         })));
                     }
                     Outcome::Wait => {}
@@ -1202,11 +1220,17 @@ impl<S: 'static> Conn<S> {
         let (io, want, done_closing, refill_at) = {
             let mut g = self.st.borrow_mut();
             let g = &mut *g;
+            if g.output.len() > g.opts.write_high {
+                g.backpressure = true;
+            } else if g.output.len() <= g.opts.write_low {
+                g.backpressure = false;
+            }
             let mut want_read = !g.eof
                 && !g.read_failed
                 && !g.closing
+                && !g.backpressure
                 && (g.input.len() < g.opts.read_high
-                    || needs_more(g.req, g.input.len(), g.opts.read_low, g.opts.max_line));
+                    || needs_more(g.req, g.input.len(), g.opts.limits()));
             let mut want_write = !g.output.is_empty() && !g.write_failed;
             // Out of tokens: stop asking the poller and come back at the next refill.
             let mut blocked = false;
@@ -1282,11 +1306,14 @@ impl<S: 'static> Conn<S> {
 
     /// (Re)arms the timeout timer for the earliest deadline.
     fn arm_timeouts(&self, cx: &mut Ctx<S>) {
-        let (rt, wt, timer) = {
+        let (rt, wt, ct, timer) = {
             let g = self.st.borrow();
-            (g.opts.read_timeout, g.opts.write_timeout, g.timer)
+            let ct = g
+                .close_deadline
+                .map(|d| d.saturating_duration_since(self.clock(cx)));
+            (g.opts.read_timeout, g.opts.write_timeout, ct, g.timer)
         };
-        let Some(first) = [rt, wt].into_iter().flatten().min() else {
+        let Some(first) = [rt, wt, ct].into_iter().flatten().min() else {
             if let Some(t) = timer {
                 cx.stop(t);
             }
@@ -1300,23 +1327,31 @@ impl<S: 'static> Conn<S> {
             return;
         }
         let now = cx.now();
+        let give_up = self
+            .st
+            .borrow()
+            .close_deadline
+            .map(|d| d.saturating_duration_since(now));
+        if give_up == Some(Duration::ZERO) {
+            // A graceful close that could not drain: reset, as `abort` does.
+            return self.teardown(Some(cx), true);
+        }
         let next = {
             let mut g = self.st.borrow_mut();
             let g = &mut *g;
-            let mut next: Option<Duration> = None;
+            let mut next: Option<Duration> = give_up;
             if let Some(rt) = g.opts.read_timeout {
+                let mut r = rt;
                 if g.req.is_some() && !g.eof && !g.read_failed {
                     let idle = now.saturating_duration_since(g.last_read);
                     if idle >= rt {
                         g.read_timed_out = true;
                         g.last_read = now;
-                        next = Some(rt);
                     } else {
-                        next = Some(rt - idle);
+                        r = rt - idle;
                     }
-                } else {
-                    next = Some(rt);
                 }
+                next = Some(next.map_or(r, |n| n.min(r)));
             }
             if let Some(wt) = g.opts.write_timeout {
                 let mut w = wt;
@@ -1347,7 +1382,8 @@ fn send_some(sock: &Socket, out: &mut Output, cap: usize) -> Result<usize, Error
     }
     let c = out.chunk();
     let n = c.len().min(cap);
-    match sock.send(&c[..n]) {
+    // Never SIGPIPE: a peer that went away is this stream's error, not the process's end.
+    match sock.send_with_flags(&c[..n], sys::SEND_FLAGS) {
         Ok(n) => {
             out.advance(n);
             Ok(n)
@@ -1398,6 +1434,12 @@ impl<S: 'static> Filtered<S> {
         };
         (dst.freeze(), err)
     }
+}
+
+/// Whether output is above the write high watermark (or still draining from it): the
+/// stream takes no more input.
+fn over_write_high<S>(g: &State<S>) -> bool {
+    g.backpressure || g.output.len() > g.opts.write_high
 }
 
 /// What the stream may move now: the lower of its own bucket and its group share.

@@ -256,3 +256,12 @@ pub(crate) fn recv_into(fd: RawFd, buf: &mut bytes::BytesMut, max: usize) -> io:
         }
     }
 }
+
+/// Flags for every stream `send(2)`: a peer that went away must be an `EPIPE` for that
+/// stream, never a `SIGPIPE` that kills a process which has not ignored it (a C host, a
+/// binary that keeps `SIG_DFL`).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+/// Elsewhere `SO_NOSIGPIPE` is set on each socket instead.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub(crate) const SEND_FLAGS: libc::c_int = 0;
