@@ -2,18 +2,24 @@
 //! burst of empty jobs, against a plain `std::thread` + `std::sync::mpsc` pool with a
 //! blocking receive, in one run, at 1 worker and at one worker per CPU.
 //!
+//! Then the loop's side: how late a 1 ms timer fires while the same burst of results is
+//! delivered and a ZeroMQ PUSH→PULL flood shares the loop (p50/p99/max lateness), at the
+//! default worker count and at one worker per CPU.
+//!
 //! ```text
 //! cargo bench --bench thread -- [--messages JOBS] [--runs R] [--only std|evnet] [--json PATH]
 //! ```
 
 mod util;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use evnet::ev::{Ctx, Loop};
 use evnet::thread::{Builder, Error, Pool};
+use evnet::zmq::{Handler, Sock, ZmqWatcher};
 
 type Job = Box<dyn FnOnce() -> u64 + Send>;
 
@@ -180,6 +186,108 @@ fn evnet_run(workers: usize, burst: u64, trips: u64) -> Result<Sample> {
     })
 }
 
+/// Loop state for the interference run.
+struct Busy {
+    pool: Option<Pool<Busy>>,
+    got: u64,
+    want: u64,
+    zmq: u64,
+    late_us: Vec<f64>,
+    due: Instant,
+}
+
+struct Drain;
+impl Handler<Busy> for Drain {
+    fn readable(
+        &mut self,
+        _: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        st: &mut Busy,
+        _: &mut Ctx<Busy>,
+    ) {
+        st.zmq += 1;
+    }
+}
+
+struct Interference {
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    results_per_s: f64,
+    zmq_msgs: u64,
+}
+
+/// `burst` empty jobs queued at once, their results delivered while a 1 ms timer and a
+/// ZeroMQ flood (a sender thread, PUSH→PULL over inproc) share the loop.
+fn interference(workers: Option<usize>, burst: u64) -> Result<Interference> {
+    let ctx = zmq::Context::new();
+    let pull = ctx.socket(zmq::PULL)?;
+    pull.bind("inproc://interference")?;
+    let push = ctx.socket(zmq::PUSH)?;
+    push.connect("inproc://interference")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let flood = std::thread::spawn(move || {
+        let payload = [7u8; 64];
+        while !s2.load(Ordering::Relaxed) {
+            if push.send(&payload[..], zmq::DONTWAIT).is_err() {
+                std::thread::yield_now();
+            }
+        }
+    });
+    let mut ev = Loop::<Busy>::new()?;
+    let mut b = Builder::new();
+    if let Some(w) = workers {
+        b = b.workers(w);
+    }
+    let pool = b.build(&mut ev)?;
+    let _w = ZmqWatcher::new(&mut ev, pull, Drain).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut st = Busy {
+        pool: None,
+        got: 0,
+        want: burst,
+        zmq: 0,
+        late_us: Vec::with_capacity(4096),
+        due: Instant::now(),
+    };
+    // Let the flood reach full speed before the burst.
+    ev.run_until(&mut st, Duration::from_millis(50), |_| false)?;
+    for _ in 0..burst {
+        pool.run(
+            &mut ev,
+            || (),
+            |st: &mut Busy, _: &mut Ctx<Busy>, _r: Result<(), Error>| st.got += 1,
+        )?
+        .detach();
+    }
+    st.pool = Some(pool);
+    let t0 = Instant::now();
+    st.due = t0 + Duration::from_millis(1);
+    ev.timer(Duration::from_millis(1), None, |st: &mut Busy, cx, e| {
+        let now = Instant::now();
+        st.late_us
+            .push(now.saturating_duration_since(st.due).as_nanos() as f64 / 1e3);
+        st.due = now + Duration::from_millis(1);
+        if st.got < st.want {
+            cx.set_timer(e.watcher(), Duration::from_millis(1), None);
+        }
+    });
+    ev.run_until(&mut st, Duration::from_secs(120), |s| s.got == s.want)?;
+    let secs = t0.elapsed().as_secs_f64();
+    anyhow::ensure!(st.got == burst, "lost results");
+    stop.store(true, Ordering::Relaxed);
+    flood.join().ok().context("flood thread")?;
+    let mut late = std::mem::take(&mut st.late_us);
+    let max = late.iter().copied().fold(0.0, f64::max);
+    Ok(Interference {
+        p50_us: util::percentile(&mut late, 0.50),
+        p99_us: util::percentile(&mut late, 0.99),
+        max_us: max,
+        results_per_s: burst as f64 / secs,
+        zmq_msgs: st.zmq,
+    })
+}
+
 fn main() -> Result<()> {
     let args = util::Args::parse(200_000)?;
     let burst = args.messages;
@@ -233,6 +341,44 @@ fn main() -> Result<()> {
                 "  {{\"workers\": {w}, \"pool\": \"{key}\", \"jobs_per_s\": {jps:.0}, \"p50_us\": {p50:.2}, \"p99_us\": {p99:.2}}}"
             ));
         }
+    }
+    println!();
+    println!(
+        "1 ms timer lateness while {burst} results are delivered and a zmq PUSH->PULL flood shares the loop; median of {} runs",
+        args.runs
+    );
+    println!(
+        "{:<18} {:>9} {:>9} {:>9} {:>12} {:>12}",
+        "workers", "p50 us", "p99 us", "max us", "results/s", "zmq msgs"
+    );
+    let default_workers = {
+        let mut ev = Loop::<()>::new()?;
+        Builder::new().build(&mut ev)?.workers()
+    };
+    let mut configs = vec![(format!("{default_workers} (default)"), None)];
+    if cpus != default_workers {
+        configs.push((format!("{cpus} (one per CPU)"), Some(cpus)));
+    }
+    for (label, w) in configs {
+        let mut s = Vec::new();
+        for _ in 0..args.runs {
+            s.push(interference(w, burst)?);
+        }
+        let med = |f: fn(&Interference) -> f64| {
+            let mut v: Vec<f64> = s.iter().map(f).collect();
+            util::median(&mut v)
+        };
+        let (p50, p99, max, rps, zm) = (
+            med(|x| x.p50_us),
+            med(|x| x.p99_us),
+            med(|x| x.max_us),
+            med(|x| x.results_per_s),
+            med(|x| x.zmq_msgs as f64),
+        );
+        println!("{label:<18} {p50:>9.1} {p99:>9.1} {max:>9.1} {rps:>12.0} {zm:>12.0}");
+        rows.push(format!(
+            "  {{\"interference\": \"{label}\", \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}, \"max_us\": {max:.1}, \"results_per_s\": {rps:.0}}}"
+        ));
     }
     if let Some(path) = &args.json {
         util::write_json(path, &rows)?;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
 use super::error::Error;
 use super::job::{JobCell, JobHandle, Outcome, Run};
@@ -20,6 +20,15 @@ type Deliver<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<(), Error>)>;
 
 /// Results delivered per loop turn unless [`Builder::batch`] says otherwise.
 pub const DEFAULT_BATCH: usize = 64;
+
+/// Results that may wait for the loop; a worker with a result beyond it waits for room.
+/// The queue is one preallocated array (crossbeam's `bounded`): unlike the unbounded list,
+/// whose blocks a worker allocates and the loop frees, taking a result never frees memory
+/// another thread allocated, so the loop never waits on a worker's malloc arena lock.
+const RESULT_QUEUE: usize = 1024;
+
+/// How often a worker blocked on a full result queue looks at the shutdown flag.
+const SHUTDOWN_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A queued job: its cell, and the slot of its `on_done` in the loop-side table.
 struct Job {
@@ -95,8 +104,14 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Defaults: one worker per available CPU, an unbounded queue, [`DEFAULT_BATCH`]
-    /// results per turn, std's default stack size, threads named `evnet-worker-<n>`.
+    /// Defaults: one worker per available CPU but one (the loop keeps a core of its own;
+    /// at least one worker), an unbounded queue, [`DEFAULT_BATCH`] results per turn, std's
+    /// default stack size, threads named `evnet-worker-<n>`.
+    ///
+    /// Why leave a core: on a small machine, workers as many as the CPUs preempt the loop
+    /// thread whenever results come in bursts, and the loop's timers run late by whole
+    /// scheduler slices (`benches/thread` measures it). Ask for more with
+    /// [`workers`](Builder::workers) when jobs block rather than compute.
     pub fn new() -> Builder {
         Builder {
             workers: None,
@@ -147,14 +162,17 @@ impl Builder {
     /// Creating the loop's wake eventfd or spawning a worker thread failed; workers already
     /// spawned are joined before returning.
     pub fn build<S: 'static>(self, cx: &mut Ctx<S>) -> io::Result<Pool<S>> {
-        let workers = self
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
+        let workers = self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, NonZeroUsize::get)
+                .saturating_sub(1)
+                .max(1)
+        });
         let (job_tx, job_rx) = match self.queue_bound {
             Some(n) => crossbeam_channel::bounded::<Job>(n),
             None => crossbeam_channel::unbounded(),
         };
-        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(RESULT_QUEUE);
         let shared = Rc::new(Shared {
             closed: Cell::new(false),
             table: RefCell::new(Table {
@@ -273,7 +291,7 @@ impl<S> std::fmt::Debug for Pool<S> {
 }
 
 impl<S: 'static> Pool<S> {
-    /// A pool with [`Builder::new`]'s defaults: one worker per available CPU.
+    /// A pool with [`Builder::new`]'s defaults: one worker per available CPU but one.
     ///
     /// # Errors
     /// See [`Builder::build`].
@@ -383,9 +401,24 @@ fn work(jobs: &Receiver<Job>, done: &Sender<Done>, waker: &Waker, shutdown: &Ato
         let outcome = job.cell.run();
         // Drop the worker's reference before reporting, so the loop frees the cell.
         drop(job.cell);
-        let slot = job.slot;
-        if done.send(Done { slot, outcome }).is_ok() {
-            waker.wake();
+        let mut result = Done {
+            slot: job.slot,
+            outcome,
+        };
+        // The result queue is bounded: wait for room, but not past a shutdown (the loop
+        // that would make room may be the one dropping the pool).
+        loop {
+            match done.send_timeout(result, SHUTDOWN_POLL) {
+                Ok(()) => {
+                    waker.wake();
+                    break;
+                }
+                Err(SendTimeoutError::Timeout(r)) if !shutdown.load(Ordering::Acquire) => {
+                    waker.wake();
+                    result = r;
+                }
+                Err(_) => return,
+            }
         }
     }
 }
