@@ -186,6 +186,9 @@ fn evnet_run(workers: usize, burst: u64, trips: u64) -> Result<Sample> {
     })
 }
 
+/// Bursts per interference run: one burst gives too few 1 ms ticks for a p99.
+const ROUNDS: u64 = 40;
+
 /// Loop state for the interference run.
 struct Busy {
     pool: Option<Pool<Busy>>,
@@ -194,6 +197,7 @@ struct Busy {
     zmq: u64,
     late_us: Vec<f64>,
     due: Instant,
+    measuring: bool,
 }
 
 struct Drain;
@@ -214,12 +218,27 @@ struct Interference {
     p99_us: f64,
     max_us: f64,
     results_per_s: f64,
+    preempt_per_s: f64,
     zmq_msgs: u64,
 }
 
-/// `burst` empty jobs queued at once, their results delivered while a 1 ms timer and a
-/// ZeroMQ flood (a sender thread, PUSH→PULL over inproc) share the loop.
-fn interference(workers: Option<usize>, burst: u64) -> Result<Interference> {
+/// Times the calling thread was taken off the CPU while runnable (preempted), from
+/// `/proc/thread-self/status`.
+fn preemptions() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `rounds` bursts of `burst` empty jobs, each queued at once and its results delivered
+/// while a 1 ms timer and a ZeroMQ flood (a sender thread, PUSH→PULL over inproc) share
+/// the loop; the timer's lateness is recorded only while results are being delivered.
+fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Interference> {
     let ctx = zmq::Context::new();
     let pull = ctx.socket(zmq::PULL)?;
     pull.bind("inproc://interference")?;
@@ -249,32 +268,51 @@ fn interference(workers: Option<usize>, burst: u64) -> Result<Interference> {
         zmq: 0,
         late_us: Vec::with_capacity(4096),
         due: Instant::now(),
+        measuring: false,
     };
-    // Let the flood reach full speed before the burst.
+    // Let the flood reach full speed before the first burst.
     ev.run_until(&mut st, Duration::from_millis(50), |_| false)?;
-    for _ in 0..burst {
-        pool.run(
-            &mut ev,
-            || (),
-            |st: &mut Busy, _: &mut Ctx<Busy>, _r: Result<(), Error>| st.got += 1,
-        )?
-        .detach();
-    }
     st.pool = Some(pool);
-    let t0 = Instant::now();
-    st.due = t0 + Duration::from_millis(1);
     ev.timer(Duration::from_millis(1), None, |st: &mut Busy, cx, e| {
         let now = Instant::now();
-        st.late_us
-            .push(now.saturating_duration_since(st.due).as_nanos() as f64 / 1e3);
-        st.due = now + Duration::from_millis(1);
-        if st.got < st.want {
-            cx.set_timer(e.watcher(), Duration::from_millis(1), None);
+        if st.measuring {
+            st.late_us
+                .push(now.saturating_duration_since(st.due).as_nanos() as f64 / 1e3);
         }
+        st.due = now + Duration::from_millis(1);
+        cx.set_timer(e.watcher(), Duration::from_millis(1), None);
     });
-    ev.run_until(&mut st, Duration::from_secs(120), |s| s.got == s.want)?;
-    let secs = t0.elapsed().as_secs_f64();
-    anyhow::ensure!(st.got == burst, "lost results");
+    let mut busy = Duration::ZERO;
+    let mut preempted = 0u64;
+    for _ in 0..rounds {
+        // Submitting is the application's own loop work: not measured.
+        st.measuring = false;
+        let pool = st.pool.take().context("pool")?;
+        for _ in 0..burst {
+            pool.run(
+                &mut ev,
+                || (),
+                |st: &mut Busy, _: &mut Ctx<Busy>, _r: Result<(), Error>| st.got += 1,
+            )?
+            .detach();
+        }
+        st.pool = Some(pool);
+        st.got = 0;
+        st.want = burst;
+        st.measuring = true;
+        let t0 = Instant::now();
+        let cs0 = preemptions();
+        st.due = t0 + Duration::from_millis(1);
+        if burst == 0 {
+            // The reference: the same timer and flood, no results, for a burst's time.
+            ev.run_until(&mut st, Duration::from_millis(40), |_| false)?;
+        }
+        ev.run_until(&mut st, Duration::from_secs(120), |s| s.got == s.want)?;
+        busy += t0.elapsed();
+        preempted += preemptions() - cs0;
+        anyhow::ensure!(st.got == burst, "lost results");
+    }
+    let secs = busy.as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     flood.join().ok().context("flood thread")?;
     let mut late = std::mem::take(&mut st.late_us);
@@ -283,7 +321,8 @@ fn interference(workers: Option<usize>, burst: u64) -> Result<Interference> {
         p50_us: util::percentile(&mut late, 0.50),
         p99_us: util::percentile(&mut late, 0.99),
         max_us: max,
-        results_per_s: burst as f64 / secs,
+        results_per_s: (burst * rounds) as f64 / secs.max(1e-9),
+        preempt_per_s: preempted as f64 / secs.max(1e-9),
         zmq_msgs: st.zmq,
     })
 }
@@ -344,38 +383,42 @@ fn main() -> Result<()> {
     }
     println!();
     println!(
-        "1 ms timer lateness while {burst} results are delivered and a zmq PUSH->PULL flood shares the loop; median of {} runs",
+        "1 ms timer lateness while bursts of {burst} results are delivered ({ROUNDS} per run) and a zmq PUSH->PULL flood shares the loop; median of {} runs",
         args.runs
     );
     println!(
-        "{:<18} {:>9} {:>9} {:>9} {:>12} {:>12}",
-        "workers", "p50 us", "p99 us", "max us", "results/s", "zmq msgs"
+        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10}",
+        "workers", "p50 us", "p99 us", "max us", "results/s", "zmq msgs", "preempt/s"
     );
     let default_workers = {
         let mut ev = Loop::<()>::new()?;
         Builder::new().build(&mut ev)?.workers()
     };
-    let mut configs = vec![(format!("{default_workers} (default)"), None)];
+    let mut configs = vec![
+        ("no results (reference)".to_owned(), None, 0),
+        (format!("{default_workers} (default)"), None, burst),
+    ];
     if cpus != default_workers {
-        configs.push((format!("{cpus} (one per CPU)"), Some(cpus)));
+        configs.push((format!("{cpus} (one per CPU)"), Some(cpus), burst));
     }
-    for (label, w) in configs {
+    for (label, w, n) in configs {
         let mut s = Vec::new();
         for _ in 0..args.runs {
-            s.push(interference(w, burst)?);
+            s.push(interference(w, n, ROUNDS)?);
         }
         let med = |f: fn(&Interference) -> f64| {
             let mut v: Vec<f64> = s.iter().map(f).collect();
             util::median(&mut v)
         };
-        let (p50, p99, max, rps, zm) = (
+        let (p50, p99, max, rps, zm, pre) = (
             med(|x| x.p50_us),
             med(|x| x.p99_us),
             med(|x| x.max_us),
             med(|x| x.results_per_s),
             med(|x| x.zmq_msgs as f64),
+            med(|x| x.preempt_per_s),
         );
-        println!("{label:<18} {p50:>9.1} {p99:>9.1} {max:>9.1} {rps:>12.0} {zm:>12.0}");
+        println!("{label:<24} {p50:>9.1} {p99:>9.1} {max:>9.1} {rps:>12.0} {zm:>12.0} {pre:>10.0}");
         rows.push(format!(
             "  {{\"interference\": \"{label}\", \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}, \"max_us\": {max:.1}, \"results_per_s\": {rps:.0}}}"
         ));

@@ -5,46 +5,15 @@
 //! lock; the pool's results now travel through one preallocated array. Also: the default
 //! worker count leaves the loop a core.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod util;
+
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop};
 use evnet::thread::{Builder, Error};
 
-struct Counting;
-
-static WORKER_ALLOCS: AtomicU64 = AtomicU64::new(0);
-thread_local! {
-    /// Set by the first job a worker runs: this thread is a pool worker.
-    static WORKER: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if WORKER.with(|c| c.get()) {
-            WORKER_ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if WORKER.with(|c| c.get()) {
-            WORKER_ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: util::alloc::Counting = util::alloc::Counting;
 
 struct St {
     got: u64,
@@ -55,7 +24,7 @@ fn burst(ev: &mut Loop<St>, pool: &evnet::thread::Pool<St>, st: &mut St, n: u64)
     for _ in 0..n {
         pool.run(
             ev,
-            || WORKER.with(|w| w.set(true)),
+            || util::alloc::count_this_thread(true), // runs on a worker
             |st: &mut St, _: &mut Ctx<St>, r: Result<(), Error>| {
                 r.unwrap();
                 st.got += 1;
@@ -77,9 +46,9 @@ fn a_burst_of_200k_results_allocates_nothing_on_the_workers() {
     let mut st = St { got: 0 };
     // Warm-up: every worker has run jobs (and met a full result queue) before counting.
     burst(&mut ev, &pool, &mut st, 20_000);
-    let before = WORKER_ALLOCS.load(Ordering::Relaxed);
+    let before = util::alloc::allocations();
     burst(&mut ev, &pool, &mut st, 200_000);
-    let allocs = WORKER_ALLOCS.load(Ordering::Relaxed) - before;
+    let allocs = util::alloc::allocations() - before;
     // A worker's first wait on a full queue may set up its blocking context once; nothing
     // may scale with the number of results.
     assert!(

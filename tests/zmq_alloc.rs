@@ -2,45 +2,15 @@
 //! (counting only on the loop thread) sees zero allocations while 50,000 messages, some
 //! of them multipart, go through `readable()` after warm-up.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod util;
+
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop};
 use evnet::zmq::{Budget, Handler, Sock, ZmqWatcher};
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: util::alloc::Counting = util::alloc::Counting;
 
 struct Count(u64);
 impl Handler<u64> for Count {
@@ -84,13 +54,13 @@ fn no_heap_allocation_per_message_in_the_adapter() {
     assert_eq!(n, 1000);
     send(50_000);
     n = 0;
-    COUNTING.with(|c| c.set(true));
+    util::alloc::count_this_thread(true);
     while n < 50_000 {
         ev.run_nowait(&mut n).unwrap();
     }
-    COUNTING.with(|c| c.set(false));
+    util::alloc::count_this_thread(false);
     assert_eq!(
-        ALLOCS.load(Ordering::Relaxed),
+        util::alloc::allocations(),
         0,
         "allocations in the adapter's path"
     );

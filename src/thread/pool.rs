@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::error::Error;
 use super::job::{JobCell, JobHandle, Outcome, Run};
+use super::room::Room;
 use crate::ev::{Ctx, Event, Waker, Watcher};
 
 /// A job's `on_done`, type-erased for the loop-side table: `Ok(())` means the value waits
@@ -26,9 +27,6 @@ pub const DEFAULT_BATCH: usize = 64;
 /// whose blocks a worker allocates and the loop frees, taking a result never frees memory
 /// another thread allocated, so the loop never waits on a worker's malloc arena lock.
 const RESULT_QUEUE: usize = 1024;
-
-/// How often a worker blocked on a full result queue looks at the shutdown flag.
-const SHUTDOWN_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A queued job: its cell, and the slot of its `on_done` in the loop-side table.
 struct Job {
@@ -48,6 +46,7 @@ struct Shared<S> {
     closed: Cell<bool>,
     table: RefCell<Table<S>>,
     results: Receiver<Done>,
+    room: Arc<Room>,
 }
 
 struct Table<S> {
@@ -173,6 +172,7 @@ impl Builder {
             None => crossbeam_channel::unbounded(),
         };
         let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(RESULT_QUEUE);
+        let room = Arc::new(Room::default());
         let shared = Rc::new(Shared {
             closed: Cell::new(false),
             table: RefCell::new(Table {
@@ -181,6 +181,7 @@ impl Builder {
                 in_flight: 0,
             }),
             results: done_rx,
+            room: room.clone(),
         });
 
         let weak = Rc::downgrade(&shared);
@@ -209,14 +210,15 @@ impl Builder {
             if let Some(size) = self.stack_size {
                 b = b.stack_size(size);
             }
-            let (jobs, done, waker, shutdown) = (
+            let (jobs, done, waker, shutdown, room) = (
                 job_rx.clone(),
                 done_tx.clone(),
                 waker.clone(),
                 shutdown.clone(),
+                room.clone(),
             );
             // On error `pool` drops here and joins the workers already spawned.
-            let t = b.spawn(move || work(&jobs, &done, &waker, &shutdown))?;
+            let t = b.spawn(move || work(&jobs, &done, &waker, &shutdown, &room))?;
             pool.threads.push(t);
         }
         Ok(pool)
@@ -393,7 +395,13 @@ impl<S> Drop for Pool<S> {
 }
 
 /// A worker: run jobs until the queue closes.
-fn work(jobs: &Receiver<Job>, done: &Sender<Done>, waker: &Waker, shutdown: &AtomicBool) {
+fn work(
+    jobs: &Receiver<Job>,
+    done: &Sender<Done>,
+    waker: &Waker,
+    shutdown: &AtomicBool,
+    room: &Room,
+) {
     while let Ok(job) = jobs.recv() {
         if shutdown.load(Ordering::Acquire) {
             continue; // dropping the pool: skip, nobody will take the result
@@ -405,17 +413,22 @@ fn work(jobs: &Receiver<Job>, done: &Sender<Done>, waker: &Waker, shutdown: &Ato
             slot: job.slot,
             outcome,
         };
-        // The result queue is bounded: wait for room, but not past a shutdown (the loop
-        // that would make room may be the one dropping the pool).
+        // The result queue is bounded: a worker that finds it full waits in the room until
+        // the loop has taken it down to half (or the pool shuts down: the loop that would
+        // make room may be the one dropping the pool).
         loop {
-            match done.send_timeout(result, SHUTDOWN_POLL) {
+            match done.try_send(result) {
                 Ok(()) => {
                     waker.wake();
                     break;
                 }
-                Err(SendTimeoutError::Timeout(r)) if !shutdown.load(Ordering::Acquire) => {
+                Err(TrySendError::Full(r)) if !shutdown.load(Ordering::Acquire) => {
                     waker.wake();
                     result = r;
+                    room.wait(
+                        || done.len() <= RESULT_QUEUE / 2,
+                        || shutdown.load(Ordering::Acquire),
+                    );
                 }
                 Err(_) => return,
             }
@@ -455,6 +468,8 @@ fn deliver<S>(
             Outcome::Skipped => {}
         }
     }
+    let results = &shared.results;
+    shared.room.wake_if(|| results.len() <= RESULT_QUEUE / 2);
     if shared.closed.get() {
         cx.remove(e.watcher());
     } else if !shared.results.is_empty() {

@@ -17,10 +17,22 @@
 //! Two refinements keep the cost per message near a raw `recv`:
 //! - the adapter receives for the handler, so `EAGAIN` tells it the socket is drained
 //!   without an extra `ZMQ_EVENTS` syscall per message;
-//! - a turn that ended on its budget (not on `EAGAIN`) marks the socket *hot*: the next
-//!   prepare goes idle without reading `ZMQ_EVENTS`. Hot only ever prevents sleeping, and
-//!   the loop sleeps on `ZMQ_FD` only right after a `ZMQ_EVENTS` read that found no wanted
-//!   work, so no wake-up is ever missed.
+//! - a direction (receiving or sending) whose turn ended on its budget (not on `EAGAIN`)
+//!   is *hot*: when every direction the handler wants is hot, the next prepare goes idle
+//!   without reading `ZMQ_EVENTS`. Only directions the socket type can do are assumed
+//!   (PUSH/PUB never receive, PULL/SUB never send), and never for REQ/REP, which alternate
+//!   strictly. Hot only ever prevents sleeping, and the loop sleeps on `ZMQ_FD` only right
+//!   after a `ZMQ_EVENTS` read that found no wanted work, so no wake-up is ever missed.
+//!
+//! A watcher with no interest (paused, or a send-only socket with nothing to send) still
+//! sleeps on `ZMQ_FD`, reading `ZMQ_EVENTS` only when it fires, so a terminated context
+//! reaches [`Handler::finished`] and `zmq_ctx_term` can return. `ETERM` from a send ends
+//! the watcher exactly as from a receive.
+//!
+//! Sending from outside the handler (a timer, another socket's callback) is safe for the
+//! adapter; a sender that meets the high-water mark there should queue the message (an
+//! [`Outbox`]) and ask for writable interest, which is what wakes it when the socket can
+//! take more.
 //!
 //! ```
 //! use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod alloc;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const TRANSPORTS: [&str; 3] = ["inproc", "ipc", "tcp"];
