@@ -158,7 +158,8 @@ fn idle_runs_only_when_nothing_else_was_pending() {
     ev.io(b.as_raw_fd(), Interest::READABLE, |l, cx, e| {
         l.push("io");
         cx.stop(e.watcher());
-    });
+    })
+    .unwrap();
     ev.idle(|l, cx, _| {
         l.push("idle");
         cx.stop_loop();
@@ -180,18 +181,20 @@ fn io_is_level_triggered_and_interest_changes_apply() {
     }
     let mut ev = Loop::<St>::new().unwrap();
     let fd = b.as_raw_fd();
-    let w = ev.io(fd, Interest::READABLE, |st, cx, e| {
-        if e.is_readable() {
-            st.reads += 1; // not reading: level-triggered, fires again next turn
-            if st.reads == 3 {
-                cx.set_interest(e.watcher(), Interest::WRITABLE);
+    let w = ev
+        .io(fd, Interest::READABLE, |st, cx, e| {
+            if e.is_readable() {
+                st.reads += 1; // not reading: level-triggered, fires again next turn
+                if st.reads == 3 {
+                    cx.set_interest(e.watcher(), Interest::WRITABLE);
+                }
             }
-        }
-        if e.is_writable() {
-            st.writes += 1;
-            cx.set_interest(e.watcher(), Interest::READABLE);
-        }
-    });
+            if e.is_writable() {
+                st.writes += 1;
+                cx.set_interest(e.watcher(), Interest::READABLE);
+            }
+        })
+        .unwrap();
     let mut st = St {
         reads: 0,
         writes: 0,
@@ -212,7 +215,9 @@ fn io_is_level_triggered_and_interest_changes_apply() {
 fn stop_start_in_the_same_turn_costs_no_epoll_ctl() {
     let (_a, b) = UnixStream::pair().unwrap();
     let mut ev = Loop::<()>::new().unwrap();
-    let io = ev.io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {});
+    let io = ev
+        .io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {})
+        .unwrap();
     ev.run_nowait(&mut ()).unwrap(); // registers
     let before = ev.stats().ctl_calls;
     // The ZeroMQ quartet's pattern: check stops io, prepare starts it again.
@@ -233,7 +238,9 @@ fn stop_start_in_the_same_turn_costs_no_epoll_ctl() {
 fn unwanted_readiness_is_disarmed_not_spun_on() {
     let (mut a, b) = UnixStream::pair().unwrap();
     let mut ev = Loop::<u32>::new().unwrap();
-    let io = ev.io(b.as_raw_fd(), Interest::READABLE, |n, _, _| *n += 1);
+    let io = ev
+        .io(b.as_raw_fd(), Interest::READABLE, |n, _, _| *n += 1)
+        .unwrap();
     ev.run_nowait(&mut 0).unwrap();
     ev.stop(io); // lazily still registered
     a.write_all(b"x").unwrap();
@@ -335,7 +342,9 @@ fn callback_can_restart_a_timer_and_change_another_watchers_interest() {
         ticks: u32,
     }
     let mut ev = Loop::<St>::new().unwrap();
-    let io = ev.io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {});
+    let io = ev
+        .io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {})
+        .unwrap();
     ev.timer(Duration::from_millis(1), None, |st, cx, e| {
         st.ticks += 1;
         cx.set_interest(st.io.unwrap(), Interest::WRITABLE);
@@ -360,7 +369,9 @@ fn prepare_that_removes_the_last_watchers_does_not_sleep_forever() {
     let t = std::thread::spawn(move || {
         let (_a, b) = UnixStream::pair().unwrap();
         let mut ev = Loop::<()>::new().unwrap();
-        let io = ev.io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {});
+        let io = ev
+            .io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {})
+            .unwrap();
         ev.prepare(move |_, cx, e| {
             cx.remove(io);
             cx.remove(e.watcher());
@@ -423,4 +434,24 @@ fn concurrent_wakes_from_many_threads_are_never_lost() {
         .recv_timeout(Duration::from_secs(60))
         .expect("a wake-up was lost: the loop slept with wakes raised");
     assert_eq!(served, THREADS as u64 * ROUNDS);
+}
+
+#[test]
+fn an_io_watcher_on_a_negative_fd_is_an_error_not_a_panic() {
+    let mut ev = Loop::<()>::new().unwrap();
+    let e = ev.io(-1, Interest::READABLE, |_, _, _| {}).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    ev.run_nowait(&mut ()).unwrap();
+}
+
+#[test]
+fn run_for_runs_timers_for_the_given_time_and_returns() {
+    let mut ev = Loop::<u32>::new().unwrap();
+    let ms = Duration::from_millis(1);
+    ev.timer(ms, Some(ms), |n, _, _| *n += 1);
+    let mut n = 0;
+    let t0 = std::time::Instant::now();
+    ev.run_for(&mut n, Duration::from_millis(30)).unwrap();
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    assert!(n >= 10, "a 1 ms timer fired {n} times in 30 ms");
 }

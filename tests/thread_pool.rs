@@ -511,3 +511,20 @@ fn dropping_the_loop_before_the_pool_with_jobs_in_flight() {
         assert_eq!(Arc::strong_count(&token), 1, "nothing leaked");
     });
 }
+
+#[test]
+fn spawn_runs_a_job_and_forgets_its_result() {
+    let mut ev = Loop::<()>::new().unwrap();
+    let pool = Builder::new().workers(1).build(&mut ev).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..100 {
+        let r = ran.clone();
+        pool.spawn(&mut ev, move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    ev.run(&mut ()).unwrap(); // returns once nothing is in flight
+    assert_eq!(ran.load(Ordering::SeqCst), 100);
+    assert_eq!(pool.in_flight(), 0);
+}

@@ -138,7 +138,7 @@ pub fn watch_naive<S: 'static>(
     let d = drain.clone();
     let io = cx.io(fd, Interest::READABLE, move |st, cx, _| {
         (d.borrow_mut())(st, cx)
-    });
+    })?;
     let start = cx.timer(Duration::ZERO, None, move |st, cx, _| {
         (drain.borrow_mut())(st, cx)
     });

@@ -174,6 +174,7 @@ pub struct Conn<S: 'static> {
 /// assert_eq!(n, 3);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "dropping a Stream closes it at once; keep it, or call .detach() to hand it to the loop"]
 pub struct Stream<S: 'static> {
     conn: Rc<Conn<S>>,
     detached: bool,
@@ -239,6 +240,13 @@ impl<S: 'static> Stream<S> {
         let io = cx.io(fd, Interest::READABLE, move |st, cx, e| {
             c.on_io(e.is_readable(), e.is_writable(), st, cx);
         });
+        let io = match io {
+            Ok(io) => io,
+            Err(e) => {
+                conn.teardown(Some(cx), false);
+                return Err(e);
+            }
+        };
         conn.st.borrow_mut().io = Some(io);
         Ok(Stream {
             conn,
@@ -466,13 +474,18 @@ impl<S: 'static> Conn<S> {
         if let Some(h) = done {
             h.detach();
         }
-        match r.and_then(|c| c.socket.set_nonblocking(true).map(|()| c.socket)) {
-            Ok(sock) => {
-                let fd = sock.as_raw_fd();
+        let up = r
+            .and_then(|c| c.socket.set_nonblocking(true).map(|()| c.socket))
+            .and_then(|sock| {
                 let c = self.clone();
-                let io = cx.io(fd, Interest::READABLE, move |st, cx, e| {
+                let io = cx.io(sock.as_raw_fd(), Interest::READABLE, move |st, cx, e| {
                     c.on_io(e.is_readable(), e.is_writable(), st, cx);
-                });
+                })?;
+                Ok((sock, io))
+            });
+        match up {
+            Ok((sock, io)) => {
+                let fd = sock.as_raw_fd();
                 let mut g = self.st.borrow_mut();
                 g.link = Link::Socket(sock);
                 g.fd = fd;

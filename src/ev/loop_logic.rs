@@ -133,6 +133,17 @@ impl<S> DerefMut for Loop<S> {
     }
 }
 
+impl<S> std::fmt::Debug for Ctx<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("loop", &self.id)
+            .field("watchers", &(self.slots.len() - self.free.len()))
+            .field("active", &self.active)
+            .field("turns", &self.turns)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S> std::fmt::Debug for Loop<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loop")
@@ -222,6 +233,14 @@ impl<S> Loop<S> {
         self.ctx.turn(state, false)
     }
 
+    /// Runs turns for `limit` (sleeping when idle), or until [`Ctx::stop_loop`] is called.
+    ///
+    /// # Errors
+    /// An error from the poller.
+    pub fn run_for(&mut self, state: &mut S, limit: Duration) -> io::Result<()> {
+        self.run_until(state, limit, |_| false).map(|_| ())
+    }
+
     /// Runs turns until `done(state)` holds, the loop is stopped, or `limit` passes.
     /// Returns whether `done` held. Tests and examples use it for bounded runs.
     ///
@@ -281,10 +300,16 @@ impl<S> Ctx<S> {
     ///
     /// The fd must stay open while the watcher exists: [`remove`](Ctx::remove) the watcher
     /// before closing the fd (stopping is not enough, as with libev).
-    pub fn io<F>(&mut self, fd: RawFd, interest: Interest, cb: F) -> Watcher
+    ///
+    /// # Errors
+    /// `EBADF` for a negative `fd` (nothing is created).
+    pub fn io<F>(&mut self, fd: RawFd, interest: Interest, cb: F) -> io::Result<Watcher>
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
         let w = self.insert(Kind::Io { fd, interest }, Box::new(cb));
         let e = self.fd_entry(fd);
         e.watchers += 1;
@@ -293,7 +318,7 @@ impl<S> Ctx<S> {
             e.registered = UNKNOWN;
         }
         self.start(w);
-        w
+        Ok(w)
     }
 
     /// Creates a started timer due `after` from [`now`](Ctx::now), then every `repeat` if

@@ -74,6 +74,7 @@
 mod event;
 mod loop_logic;
 mod remover;
+#[allow(unsafe_code)] // the one place for syscalls: every block has a SAFETY comment
 pub(crate) mod sys;
 mod timer;
 mod token;

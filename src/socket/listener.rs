@@ -72,6 +72,7 @@ struct Inner<S> {
 /// assert_eq!(n, 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "dropping a Listener stops accepting and closes its sockets; keep it while it should accept"]
 pub struct Listener<S> {
     inner: Rc<RefCell<Inner<S>>>,
     remover: Remover<S>,
@@ -115,11 +116,13 @@ impl<S: 'static> Listener<S> {
         }));
         for (i, s) in sockets.into_iter().enumerate() {
             let weak = Rc::downgrade(&inner);
-            let w = cx.io(s.as_raw_fd(), Interest::READABLE, move |st, cx, _e| {
+            let Ok(w) = cx.io(s.as_raw_fd(), Interest::READABLE, move |st, cx, _e| {
                 if let Some(inner) = weak.upgrade() {
                     accept_batch(&inner, i, st, cx);
                 }
-            });
+            }) else {
+                continue; // cannot happen: a `Socket`'s fd is never negative
+            };
             let mut g = inner.borrow_mut();
             g.sockets.push(s);
             g.watchers.push(w);

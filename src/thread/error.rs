@@ -16,8 +16,6 @@ pub enum Error {
     /// The context passed to [`Pool::run`](super::Pool::run) belongs to another loop than
     /// the one the pool was created for.
     WrongLoop,
-    /// The pool's workers are gone; it cannot run jobs any more.
-    ShutDown,
 }
 
 impl fmt::Display for Error {
@@ -26,7 +24,6 @@ impl fmt::Display for Error {
             Error::Panicked(m) => write!(f, "job panicked: {m}"),
             Error::QueueFull => f.write_str("thread pool queue is full"),
             Error::WrongLoop => f.write_str("thread pool used with another loop's context"),
-            Error::ShutDown => f.write_str("thread pool is shut down"),
         }
     }
 }
@@ -38,7 +35,6 @@ impl From<Error> for io::Error {
         let kind = match e {
             Error::QueueFull => io::ErrorKind::WouldBlock,
             Error::WrongLoop => io::ErrorKind::InvalidInput,
-            Error::ShutDown => io::ErrorKind::BrokenPipe,
             Error::Panicked(_) => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)

@@ -198,7 +198,7 @@ impl Builder {
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut pool = Pool {
             shared,
-            jobs: Some(job_tx),
+            jobs: job_tx,
             shutdown: shutdown.clone(),
             threads: Vec::with_capacity(workers),
             watcher,
@@ -274,7 +274,8 @@ impl Builder {
 /// ```
 pub struct Pool<S> {
     shared: Rc<Shared<S>>,
-    jobs: Option<Sender<Job>>,
+    /// Replaced by a disconnected sender on drop, which closes the queue.
+    jobs: Sender<Job>,
     shutdown: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     watcher: Watcher,
@@ -315,9 +316,7 @@ impl<S: 'static> Pool<S> {
         if cx.loop_id() != self.loop_id {
             return Err(Error::WrongLoop);
         }
-        let Some(jobs) = &self.jobs else {
-            return Err(Error::ShutDown);
-        };
+        let jobs = &self.jobs;
         let cell = Arc::new(JobCell::new(job));
         let loop_cell = cell.clone();
         let deliver: Deliver<S> = Box::new(move |st, cx, r| {
@@ -340,16 +339,28 @@ impl<S: 'static> Pool<S> {
             let refused = table.take(slot);
             drop(table);
             drop(refused); // the refused `on_done` is dropped with nothing borrowed
-            return Err(match e {
-                TrySendError::Full(_) => Error::QueueFull,
-                TrySendError::Disconnected(_) => Error::ShutDown,
-            });
+                           // Disconnected cannot happen: the workers hold the receivers until the pool is
+                           // dropped, and they catch panics.
+            debug_assert!(matches!(e, TrySendError::Full(_)));
+            return Err(Error::QueueFull);
         }
         table.in_flight += 1;
         if table.in_flight == 1 {
             cx.start(self.watcher);
         }
         Ok(JobHandle::new(cell))
+    }
+
+    /// Runs `job` on a worker and forgets its result (fire-and-forget). A panic in it is
+    /// caught on the worker and lost.
+    ///
+    /// # Errors
+    /// As [`run`](Pool::run).
+    pub fn spawn<J>(&self, cx: &mut Ctx<S>, job: J) -> Result<(), Error>
+    where
+        J: FnOnce() + Send + 'static,
+    {
+        self.run(cx, job, |_, _, _| {}).map(JobHandle::detach)
     }
 
     /// Shuts the pool down like dropping it does, and also removes its wake watcher from
@@ -375,7 +386,7 @@ impl<S> Pool<S> {
 
     /// Jobs queued and not yet picked up by a worker.
     pub fn queued(&self) -> usize {
-        self.jobs.as_ref().map_or(0, Sender::len)
+        self.jobs.len()
     }
 }
 
@@ -384,7 +395,10 @@ impl<S> Drop for Pool<S> {
         self.shutdown.store(true, Ordering::Release);
         self.shared.closed.set(true);
         // Workers skip what is still queued and exit once the queue is empty and closed.
-        drop(self.jobs.take());
+        drop(std::mem::replace(
+            &mut self.jobs,
+            crossbeam_channel::bounded(0).0,
+        ));
         for t in self.threads.drain(..) {
             // Workers catch job panics, so a join error cannot carry one; nothing to report.
             let _ = t.join();

@@ -93,6 +93,7 @@ fn abilities(kind: Option<zmq::SocketType>) -> (zmq::PollEvents, bool) {
 /// in prepare before it ever lets the loop sleep, so sends from other callbacks (timers,
 /// other sockets' handlers) are safe. Do not touch the socket from a *prepare* watcher of
 /// your own, which may run between that read and the poll.
+#[must_use = "dropping a ZmqWatcher closes it; keep it (e.g. in the loop state) while the socket should be watched"]
 pub struct ZmqWatcher {
     shared: Rc<Shared>,
 }
@@ -141,6 +142,17 @@ impl ZmqWatcher {
                 })
             }
         };
+        // The io and idle watchers only exist to decide whether the poll may sleep; their
+        // callbacks never run because check stops both first.
+        let io = match cx.io(fd, Interest::READABLE, |_, _, _| {}) {
+            Ok(io) => io,
+            Err(_) => {
+                return Err(InsertError {
+                    inner: (socket, handler),
+                    error: Error::Socket(zmq::Error::EINVAL),
+                })
+            }
+        };
         let (able, lockstep) = abilities(socket.get_socket_type().ok());
         let want = if able.contains(zmq::POLLIN) {
             Interest::READABLE
@@ -163,9 +175,6 @@ impl ZmqWatcher {
             fault: Cell::new(None),
             ids: Cell::new(None),
         });
-        // The io and idle watchers only exist to decide whether the poll may sleep; their
-        // callbacks never run because check stops both first.
-        let io = cx.io(fd, Interest::READABLE, |_, _, _| {});
         cx.stop(io);
         let idle = cx.idle(|_, _, _| {});
         cx.stop(idle);

@@ -78,6 +78,16 @@ pub struct Sock<'a> {
     pub(crate) flags: &'a Flags,
 }
 
+impl std::fmt::Debug for Sock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sock")
+            .field("interest", &self.flags.want.get())
+            .field("blocked", &self.flags.blocked.get())
+            .field("closing", &self.flags.closing.get())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Sock<'_> {
     /// The underlying socket (options, subscribe, bind/connect). Receive through the
     /// adapter, not here; if you do, use `ZMQ_DONTWAIT`.
