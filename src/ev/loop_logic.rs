@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::event::{Event, Interest, R_ERROR, R_FIRED, R_READ, R_WRITE};
 use super::remover::{Removals, Remover};
+use super::signal::Signals;
 use super::sys::{self, Epoll, Events};
 use super::timer::TimerHeap;
 use super::wake::{WakeShared, Waker};
@@ -22,6 +23,8 @@ type Callback<S> = Box<dyn FnMut(&mut S, &mut Ctx<S>, Event)>;
 
 /// The epoll token of the loop's own eventfd; fds use their own number as token.
 const WAKE_TOKEN: u64 = u64::MAX;
+/// The epoll token of the loop's signalfd.
+const SIGNAL_TOKEN: u64 = u64::MAX - 1;
 /// epoll's registration for an fd is unknown (a new watcher may reuse an old fd number).
 const UNKNOWN: u32 = u32::MAX;
 /// Loop identities, so services built on a loop can refuse another loop's context.
@@ -44,6 +47,9 @@ enum Kind {
     Idle,
     Wake {
         flag: Arc<AtomicBool>,
+    },
+    Signal {
+        signo: i32,
     },
 }
 
@@ -89,6 +95,7 @@ pub struct Ctx<S> {
     idles: Vec<Watcher>,
     wakes: Vec<Watcher>,
     wake: Option<Arc<WakeShared>>,
+    signals: Option<Signals>,
     pending: VecDeque<Watcher>,
     scratch: Vec<Watcher>,
     active: usize,
@@ -183,6 +190,7 @@ impl<S> Loop<S> {
                 idles: Vec::new(),
                 wakes: Vec::new(),
                 wake: None,
+                signals: None,
                 pending: VecDeque::new(),
                 scratch: Vec::new(),
                 active: 0,
@@ -372,6 +380,59 @@ impl<S> Ctx<S> {
         w
     }
 
+    /// Creates a started signal watcher (libev's `ev_signal`): `cb` runs on the loop, as a
+    /// callback like any other, each time `signo` (e.g. `libc::SIGTERM`) is delivered to
+    /// the process. Several watchers may take the same signal; all of them fire.
+    ///
+    /// The signal is read through a `signalfd` and blocked in the loop thread. There is no
+    /// rule about thread creation order to follow: when the kernel hands the signal to
+    /// another thread (libzmq's I/O threads, a worker pool, any thread started before or
+    /// after), a handler installed here forwards it to the loop thread. From the first
+    /// signal watcher until the loop is dropped the signal belongs to this loop (its
+    /// previous disposition comes back then); a signal that arrives while no watcher for
+    /// it is started is consumed and dropped. Create the loop on the thread that runs it,
+    /// and let one loop per process take a given signal.
+    ///
+    /// ```
+    /// use evnet::ev::Loop;
+    ///
+    /// let mut ev = Loop::<Vec<&str>>::new()?;
+    /// ev.signal(libc::SIGUSR1, |log, cx, _| {
+    ///     log.push("usr1");
+    ///     cx.stop_loop();
+    /// })?;
+    /// std::process::Command::new("kill")
+    ///     .args(["-USR1", &std::process::id().to_string()])
+    ///     .status()?;
+    /// let mut log = Vec::new();
+    /// ev.run_until(&mut log, std::time::Duration::from_secs(10), |l| !l.is_empty())?;
+    /// assert_eq!(log, ["usr1"]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `EINVAL` for a signal that cannot be caught (`SIGKILL`, `SIGSTOP`) or is out of
+    /// range; what `signalfd`, `sigaction` or `epoll_ctl` report.
+    pub fn signal<F>(&mut self, signo: i32, cb: F) -> io::Result<Watcher>
+    where
+        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
+    {
+        if !super::sys_signal::valid(signo) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        if self.signals.is_none() {
+            let sg = Signals::new()?;
+            self.epoll.add(sg.raw(), sys::EV_READ, SIGNAL_TOKEN)?;
+            self.signals = Some(sg);
+        }
+        if let Some(sg) = &mut self.signals {
+            sg.claim(signo)?;
+        }
+        let w = self.insert(Kind::Signal { signo }, Box::new(cb));
+        self.start(w);
+        Ok(w)
+    }
+
     /// Creates a started wake watcher and the [`Waker`] other threads use to run `cb` on
     /// the loop thread.
     ///
@@ -468,6 +529,12 @@ impl<S> Ctx<S> {
                     }
                 }
             }
+            Kind::Signal { signo } => {
+                let signo = *signo;
+                if let Some(sg) = &mut self.signals {
+                    sg.start(signo, w);
+                }
+            }
             Kind::Free => unreachable!("slot() filters free slots"),
         }
         true
@@ -505,6 +572,12 @@ impl<S> Ctx<S> {
             }
             Kind::Wake { .. } => {
                 self.wakes.retain(|x| *x != w);
+                None
+            }
+            Kind::Signal { .. } => {
+                if let Some(sg) = &mut self.signals {
+                    sg.stop(w);
+                }
                 None
             }
             Kind::Free => unreachable!("slot() filters free slots"),
@@ -847,11 +920,14 @@ impl<S> Ctx<S> {
         self.now = Instant::now();
         r?;
         let mut efd_ready = false;
+        let mut signal_ready = false;
         let mut i = 0;
         while let Some(ready) = self.events.get(i) {
             i += 1;
             if ready.token == WAKE_TOKEN {
                 efd_ready = true;
+            } else if ready.token == SIGNAL_TOKEN {
+                signal_ready = true;
             } else {
                 self.queue_fd(ready.token as RawFd, ready.bits);
             }
@@ -863,6 +939,9 @@ impl<S> Ctx<S> {
             }
         }
 
+        if signal_ready {
+            self.collect_signals();
+        }
         if self.live_timers > 0 {
             self.expire_timers();
         }
@@ -905,6 +984,19 @@ impl<S> Ctx<S> {
             sh.wanted.store(true, Ordering::SeqCst);
             sh.skipped.load(Ordering::SeqCst)
         })
+    }
+
+    fn collect_signals(&mut self) {
+        let mut fired = std::mem::take(&mut self.scratch);
+        fired.clear();
+        if let Some(sg) = &mut self.signals {
+            sg.collect(&mut fired);
+        }
+        for &w in &fired {
+            self.queue(w, R_FIRED);
+        }
+        fired.clear();
+        self.scratch = fired;
     }
 
     fn collect_wakes(&mut self, efd_ready: bool) {

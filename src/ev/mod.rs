@@ -74,8 +74,11 @@
 mod event;
 mod loop_logic;
 mod remover;
+mod signal;
 #[allow(unsafe_code)] // the one place for syscalls: every block has a SAFETY comment
 pub(crate) mod sys;
+#[allow(unsafe_code)] // signal syscalls: every block has a SAFETY comment
+mod sys_signal;
 mod timer;
 mod token;
 mod wake;
