@@ -1,6 +1,7 @@
 //! The prepare/check/idle/io quartet around `ZMQ_FD`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::io;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use crate::ev::{Ctx, Interest, Watcher};
 
 use super::budget::TIME_CHECK_EVERY;
 use super::handler::Flags;
+use super::mailbox::{Mail, Mailbox, Sent};
 use super::{Budget, Error, Handler, InsertError, Sock};
 
 #[derive(Debug, Clone, Copy)]
@@ -40,12 +42,18 @@ struct Shared {
     fault: Cell<Option<Error>>,
     /// The quartet, until it is removed.
     ids: Cell<Option<Ids>>,
+    /// Messages other threads queued through a [`Mailbox`], once one was asked for.
+    mail: RefCell<Option<Mail>>,
 }
 
 impl Shared {
     /// The directions the handler wants that this socket type can ever be ready for.
     fn wanted(&self) -> zmq::PollEvents {
-        events_of(self.flags.want.get()) & self.able
+        let mut e = events_of(self.flags.want.get());
+        if self.mail.borrow().as_ref().is_some_and(Mail::pending) {
+            e |= zmq::POLLOUT;
+        }
+        e & self.able
     }
 }
 
@@ -174,6 +182,7 @@ impl ZmqWatcher {
             seen: Cell::new(zmq::PollEvents::empty()),
             fault: Cell::new(None),
             ids: Cell::new(None),
+            mail: RefCell::new(None),
         });
         cx.stop(io);
         let idle = cx.idle(|_, _, _| {});
@@ -224,6 +233,25 @@ impl ZmqWatcher {
         self.shared.budget.get()
     }
 
+    /// A [`Mailbox`] through which other threads send on this socket: a bounded queue of
+    /// `capacity` multipart messages (at least 1), drained in the watcher's writable turns.
+    /// Every call returns a handle to the same queue (the first call's capacity holds).
+    ///
+    /// # Errors
+    /// Creating the loop's wake eventfd failed (the first wake watcher of a loop only).
+    pub fn mailbox<S: 'static>(&self, cx: &mut Ctx<S>, capacity: usize) -> io::Result<Mailbox> {
+        if let Some(m) = self.shared.mail.borrow().as_ref() {
+            return Ok(Mailbox::from_parts(m.tx.clone(), m.waker.clone()));
+        }
+        // The wake only ends a sleep: the next prepare sees the queued mail and asks for
+        // writable interest on the socket's behalf.
+        let (w, waker) = cx.wake(|_, _, _| {})?;
+        let mail = Mail::new(capacity, waker, w);
+        let mb = Mailbox::from_parts(mail.tx.clone(), mail.waker.clone());
+        *self.shared.mail.borrow_mut() = Some(mail);
+        Ok(mb)
+    }
+
     /// Whether the watcher has stopped for good (closed, terminated or failed).
     pub fn is_finished(&self) -> bool {
         self.shared.ids.get().is_none()
@@ -255,6 +283,10 @@ fn remove_quartet<S>(sh: &Shared, cx: &mut Ctx<S>) {
         cx.remove(ids.check);
         cx.remove(ids.idle);
         cx.remove(ids.io);
+    }
+    // Mailbox senders see `Closed` from now on.
+    if let Some(mail) = sh.mail.borrow_mut().take() {
+        cx.remove(mail.watcher);
     }
 }
 
@@ -428,7 +460,8 @@ fn read_turn<S, H: Handler<S>>(
     }
 }
 
-/// `writable()` calls while the handler asks for them, up to the budget.
+/// Mailbox messages first, then `writable()` calls while the handler asks for them, up to
+/// the budget.
 fn write_turn<S, H: Handler<S>>(
     sh: &Shared,
     handler: &mut H,
@@ -437,22 +470,33 @@ fn write_turn<S, H: Handler<S>>(
     cx: &mut Ctx<S>,
 ) -> Turn {
     let mut n = 0u32;
-    while n < budget.messages
-        && sh.flags.want.get().is_writable()
-        && !sh.flags.blocked.get()
-        && !sh.flags.closing.get()
-    {
+    while n < budget.messages && !sh.flags.blocked.get() && !sh.flags.closing.get() {
         let mut sock = Sock {
             socket: &sh.socket,
             flags: &sh.flags,
         };
-        handler.writable(&mut sock, st, cx);
+        let mailed = match sh.mail.borrow_mut().as_mut() {
+            Some(mail) => mail.flush_one(&mut sock),
+            None => Ok(Sent::Empty),
+        };
+        match mailed {
+            Ok(Sent::One) => {}
+            Ok(Sent::Blocked) => break,
+            Ok(Sent::Empty) if sh.flags.want.get().is_writable() => {
+                handler.writable(&mut sock, st, cx);
+            }
+            Ok(Sent::Empty) => break,
+            Err(e) if sh.flags.terminated.get() => return Turn::Finished(e),
+            Err(e) => handler.error(e, st, cx),
+        }
         n += 1;
         if sh.flags.terminated.get() {
             return Turn::Finished(Error::Terminated);
         }
     }
-    if n >= budget.messages && sh.flags.want.get().is_writable() && !sh.flags.blocked.get() {
+    let more =
+        sh.flags.want.get().is_writable() || sh.mail.borrow().as_ref().is_some_and(Mail::pending);
+    if n >= budget.messages && more && !sh.flags.blocked.get() {
         Turn::Hot
     } else {
         Turn::Drained

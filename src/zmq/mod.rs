@@ -81,10 +81,12 @@ mod adapter;
 mod budget;
 mod error;
 mod handler;
+mod mailbox;
 mod outbox;
 
 pub use adapter::ZmqWatcher;
 pub use budget::Budget;
 pub use error::{Error, InsertError};
 pub use handler::{Handler, Sock};
+pub use mailbox::{MailError, Mailbox};
 pub use outbox::{Flush, FlushError, Outbox};
