@@ -43,7 +43,7 @@ use crate::ev::{Waker, Watcher};
 /// let mailbox = tx.mailbox(&mut ev, 1024)?;
 /// let t = std::thread::spawn(move || {
 ///     for i in 0..100u32 {
-///         mailbox.send([i.to_le_bytes()]).expect("the watcher is open");
+///         mailbox.send([&i.to_le_bytes()[..]]).expect("the watcher is open");
 ///     }
 /// });
 /// let mut n = 0;
