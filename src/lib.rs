@@ -45,6 +45,10 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
+/// The `bytes` crate, as evnet's public API uses it (`Bytes` in `bufio`), so users need
+/// not add it with a matching version.
+pub use bytes;
+
 pub mod bufio;
 pub mod ev;
 pub mod guide;

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use evnet::bufio::{Error, Event, Filter, FilterResult, Flush, Options, Stream};
+use evnet::bufio::{Error, Event, Filter, FilterResult, FlushMode, Options, Stream};
 use evnet::ev::Loop;
 use util::{unix_pair, Fns};
 
@@ -77,15 +77,15 @@ fn pair_flush_modes_and_finished_delivers_eof_after_the_data() {
     let (mut ev, a, b) = line_pair();
     b.read_line(&mut ev);
     a.write(&mut ev, b"one\n");
-    a.flush(&mut ev, Flush::Normal);
+    a.flush(&mut ev, FlushMode::Normal);
     a.write(&mut ev, b"two\n");
-    a.flush(&mut ev, Flush::Flush);
+    a.flush(&mut ev, FlushMode::Flush);
     let mut log = Log::default();
     ev.run_until(&mut log, Duration::from_secs(5), |l| l.lines.len() == 2)
         .unwrap();
     assert_eq!(log.eofs, 0, "Normal and Flush do not end the stream");
     a.write(&mut ev, b"three\n");
-    a.flush(&mut ev, Flush::Finished);
+    a.flush(&mut ev, FlushMode::Finished);
     ev.run_until(&mut log, Duration::from_secs(5), |l| l.eofs == 1)
         .unwrap();
     assert_eq!(log.lines, ["b:one", "b:two", "b:three"]);
@@ -123,7 +123,7 @@ impl Filter for Invert {
         src: &mut BytesMut,
         dst: &mut BytesMut,
         limit: usize,
-        _: Flush,
+        _: FlushMode,
     ) -> FilterResult {
         let n = src.len().min(limit);
         dst.extend(src.split_to(n).iter().map(|b| !b));
@@ -134,7 +134,7 @@ impl Filter for Invert {
         src: &mut BytesMut,
         dst: &mut BytesMut,
         limit: usize,
-        m: Flush,
+        m: FlushMode,
     ) -> FilterResult {
         self.input(src, dst, limit, m)
     }
@@ -180,7 +180,7 @@ fn an_inverting_filter_round_trips_over_a_pair_with_low_watermarks_and_a_slow_re
                     c.write(cx, &(from..to).map(pattern).collect::<Vec<u8>>());
                     s.set(to);
                     if to == N {
-                        c.flush(cx, Flush::Finished);
+                        c.flush(cx, FlushMode::Finished);
                     }
                 }
             },
@@ -284,7 +284,7 @@ fn a_filter_error_fails_that_stream_only() {
             src: &mut BytesMut,
             _: &mut BytesMut,
             _: usize,
-            _: Flush,
+            _: FlushMode,
         ) -> FilterResult {
             if src.contains(&b'!') {
                 FilterResult::Error("bang".into())

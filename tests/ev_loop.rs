@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evnet::ev::{Interest, Loop, Watcher};
+use evnet::ev::{Interest, Loop, WatcherId};
 
 #[test]
 fn timers_fire_in_deadline_order() {
@@ -74,7 +74,7 @@ fn repeating_timer_and_stop_from_callback() {
 #[derive(Default)]
 struct Log {
     ran: Vec<&'static str>,
-    b: Option<Watcher>,
+    b: Option<WatcherId>,
 }
 
 #[test]
@@ -338,7 +338,7 @@ fn run_returns_when_nothing_is_active() {
 fn callback_can_restart_a_timer_and_change_another_watchers_interest() {
     let (_a, b) = UnixStream::pair().unwrap();
     struct St {
-        io: Option<Watcher>,
+        io: Option<WatcherId>,
         ticks: u32,
     }
     let mut ev = Loop::<St>::new().unwrap();

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{Budget, Error, Flush as Flushed, Handler, Outbox, Sock, ZmqWatcher};
+use evnet::zmq::{Budget, Error, Flushed, Handler, Outbox, Sock, ZmqWatcher};
 
 const LIMIT: Duration = Duration::from_secs(20);
 

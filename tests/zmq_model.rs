@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{Budget, Flush, Handler, Outbox, Sock, ZmqWatcher};
+use evnet::zmq::{Budget, Flushed, Handler, Outbox, Sock, ZmqWatcher};
 use util::Rng;
 
 const PAIRS: usize = 4;
@@ -38,7 +38,7 @@ impl Handler<St> for Tx {
             return;
         }
         match st.outs[self.pair].flush_one(sock) {
-            Ok(Flush::Empty) => st.errors.push("writable with nothing queued".into()),
+            Ok(Flushed::Empty) => st.errors.push("writable with nothing queued".into()),
             Ok(_) => {}
             Err(e) => st.errors.push(e.to_string()),
         }
@@ -126,7 +126,7 @@ fn model(seed: u64) -> Result<(), String> {
                 }
             }
         }
-        // Flush backlogs without blocking, straight from the model (outside handlers).
+        // Flushed backlogs without blocking, straight from the model (outside handlers).
         for (j, q) in backlog.iter_mut().enumerate() {
             while let Some(&s) = q.front() {
                 let sock = txs[j].socket();

@@ -6,8 +6,8 @@ mod util;
 use std::thread;
 use std::time::Duration;
 
-use evnet::ev::{Ctx, Loop, Watcher};
-use evnet::zmq::{Budget, Error, Flush, Handler, Outbox, Sock, ZmqWatcher};
+use evnet::ev::{Ctx, Loop, WatcherId};
+use evnet::zmq::{Budget, Error, Flushed, Handler, Outbox, Sock, ZmqWatcher};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -192,7 +192,7 @@ impl Handler<St> for HwmSender {
     fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, _: &mut St, _: &mut Ctx<St>) {}
     fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         match self.out.flush_one(sock) {
-            Ok(Flush::Blocked) => st.blocked += 1,
+            Ok(Flushed::Blocked) => st.blocked += 1,
             Ok(_) => {}
             Err(e) => st.errors.push(e.to_string()),
         }
@@ -507,6 +507,6 @@ fn quiet_socket_is_served_within_two_turns_while_another_is_flooded() {
 }
 
 #[allow(dead_code)]
-fn _watcher_is_copy(w: Watcher) -> (Watcher, Watcher) {
+fn _watcher_is_copy(w: WatcherId) -> (WatcherId, WatcherId) {
     (w, w)
 }

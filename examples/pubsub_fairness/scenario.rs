@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use evnet::ev::{Ctx, Interest, Loop, Watcher};
+use evnet::ev::{Ctx, Interest, Loop, WatcherId};
 use evnet::zmq::{Budget, Handler, Sock, ZmqWatcher};
 
 /// Where the sockets talk.
@@ -111,7 +111,7 @@ pub fn watch_naive<S: 'static>(
     cx: &mut Ctx<S>,
     socket: zmq::Socket,
     mut on_msg: impl FnMut(&mut S, &mut Ctx<S>, &[zmq::Message]) + 'static,
-) -> Result<[Watcher; 2]> {
+) -> Result<[WatcherId; 2]> {
     let fd = socket.get_fd()?;
     let mut parts: Vec<zmq::Message> = Vec::new();
     let drain = Rc::new(RefCell::new(move |st: &mut S, cx: &mut Ctx<S>| {
@@ -340,7 +340,7 @@ pub fn run(cfg: &Config, mode: Mode, flood: bool) -> Result<Report> {
     let mut ev = Loop::<St>::new()?;
     let quiet_sock = sub(&ctx, &quiet_ep)?;
     let mut handles: Vec<ZmqWatcher> = Vec::new();
-    let mut naive: Vec<[Watcher; 2]> = Vec::new();
+    let mut naive: Vec<[WatcherId; 2]> = Vec::new();
     match mode {
         Mode::Naive => naive.push(watch_naive(&mut ev, quiet_sock, |st, _, m| st.on_quiet(m))?),
         Mode::Fair(b) => handles

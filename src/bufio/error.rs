@@ -40,14 +40,9 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io(e) => Some(e),
-            Error::LineTooLong { .. } | Error::ExactTooLarge { .. } | Error::Filter(_) => None,
-        }
-    }
-}
+/// `Display` already includes the I/O error's text, so `source()` is `None`: an error
+/// chain (anyhow's `{:#}`) prints it once. The `io::Error` itself is in [`Error::Io`].
+impl std::error::Error for Error {}
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Error {

@@ -5,7 +5,7 @@ use bytes::BytesMut;
 
 /// How hard a flush pushes (libevent's `BEV_NORMAL` / `BEV_FLUSH` / `BEV_FINISHED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
+pub enum FlushMode {
     /// Move what is convenient; a filter may hold bytes back to batch them.
     Normal,
     /// Move everything that can be moved now; a filter emits what it holds back.
@@ -32,29 +32,29 @@ pub enum FilterResult {
 ///
 /// A step consumes from `src` (advancing it), appends at most about `limit` bytes to `dst`,
 /// and leaves what it cannot use yet in `src`; it is called again when more source bytes
-/// arrive, when room appears in `dst`, and on every flush. With [`Flush::Finished`] no
+/// arrive, when room appears in `dst`, and on every flush. With [`FlushMode::Finished`] no
 /// more source will come.
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use evnet::bufio::{Filter, FilterResult, Flush};
+/// use evnet::bufio::{Filter, FilterResult, FlushMode};
 ///
 /// /// Inverts every byte, both ways.
 /// struct Invert;
 /// impl Filter for Invert {
-///     fn input(&mut self, src: &mut BytesMut, dst: &mut BytesMut, limit: usize, _: Flush) -> FilterResult {
+///     fn input(&mut self, src: &mut BytesMut, dst: &mut BytesMut, limit: usize, _: FlushMode) -> FilterResult {
 ///         let n = src.len().min(limit);
 ///         dst.extend(src.split_to(n).iter().map(|b| !b));
 ///         FilterResult::Ok
 ///     }
-///     fn output(&mut self, src: &mut BytesMut, dst: &mut BytesMut, limit: usize, m: Flush) -> FilterResult {
+///     fn output(&mut self, src: &mut BytesMut, dst: &mut BytesMut, limit: usize, m: FlushMode) -> FilterResult {
 ///         self.input(src, dst, limit, m)
 ///     }
 /// }
 ///
 /// let mut src = BytesMut::from(&b"ab"[..]);
 /// let mut dst = BytesMut::new();
-/// assert_eq!(Invert.output(&mut src, &mut dst, 16, Flush::Normal), FilterResult::Ok);
+/// assert_eq!(Invert.output(&mut src, &mut dst, 16, FlushMode::Normal), FilterResult::Ok);
 /// assert_eq!(&dst[..], &[!b'a', !b'b']);
 /// assert!(src.is_empty());
 /// ```
@@ -67,7 +67,7 @@ pub trait Filter: 'static {
         src: &mut BytesMut,
         dst: &mut BytesMut,
         limit: usize,
-        mode: Flush,
+        mode: FlushMode,
     ) -> FilterResult {
         let _ = mode;
         pass(src, dst, limit)
@@ -79,7 +79,7 @@ pub trait Filter: 'static {
         src: &mut BytesMut,
         dst: &mut BytesMut,
         limit: usize,
-        mode: Flush,
+        mode: FlushMode,
     ) -> FilterResult {
         let _ = mode;
         pass(src, dst, limit)

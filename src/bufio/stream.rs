@@ -11,12 +11,12 @@ use bytes::{Bytes, BytesMut};
 use socket2::Socket;
 
 use super::error::{Error, Event};
-use super::filter::{Filter, FilterResult, Flush};
+use super::filter::{Filter, FilterResult, FlushMode};
 use super::limit::{Limiter, Membership, RateGroup, RateLimit};
 use super::options::Options;
 use super::output::Output;
 use super::read::{needs_more, satisfy, Outcome, Request};
-use crate::ev::{sys, Ctx, Interest, Remover, Watcher};
+use crate::ev::{sys, Ctx, Interest, Remover, WatcherId};
 use crate::socket::{self, ConnectOptions, Connected, Connecting, Endpoint, Resolve};
 
 /// The callbacks of a [`Stream`] (libevent's read / write / event callbacks).
@@ -74,10 +74,10 @@ struct State<S: 'static> {
     /// A connect in progress (dropping the stream cancels it).
     connecting: Option<Connecting<S>>,
     connected_due: bool,
-    io: Option<Watcher>,
-    kick: Option<Watcher>,
-    timer: Option<Watcher>,
-    rate_timer: Option<Watcher>,
+    io: Option<WatcherId>,
+    kick: Option<WatcherId>,
+    timer: Option<WatcherId>,
+    rate_timer: Option<WatcherId>,
     limit: Option<Limiter>,
     group: Option<Membership>,
     input: BytesMut,
@@ -316,7 +316,7 @@ impl<S: 'static> Stream<S> {
     /// other reads. Callbacks are always deferred to a later turn, never run from inside
     /// the partner's call; watermarks and per-turn caps apply as over a socket (a side
     /// above its read high watermark stops taking bytes, and the writer's output waits).
-    /// [`Flush::Finished`] delivers end of stream to the partner after the data; dropping
+    /// [`FlushMode::Finished`] delivers end of stream to the partner after the data; dropping
     /// one side unlinks the other without an end of stream.
     pub fn pair<A: Handler<S>, B: Handler<S>>(
         cx: &mut Ctx<S>,
@@ -353,7 +353,7 @@ impl<S: 'static> Stream<S> {
     /// read high watermark, a rate limit) `under` stops reading, and as soon as the
     /// application drains below the watermark `under` is asked for more and delivers what
     /// it buffered meanwhile. Dropping the filtered stream with output queued runs the
-    /// filter one last time with [`Flush::Finished`] and closes `under` gracefully, so the
+    /// filter one last time with [`FlushMode::Finished`] and closes `under` gracefully, so the
     /// bytes are flushed, not discarded.
     pub fn filter<F: Filter, H: Handler<S>>(
         cx: &mut Ctx<S>,
@@ -567,18 +567,18 @@ impl<S: 'static> Conn<S> {
         self.changed(cx);
     }
 
-    /// Pushes output on now (libevent's `bufferevent_flush`). [`Flush::Flush`] makes a
-    /// filter emit what it holds back; [`Flush::Finished`] also ends the stream's output
+    /// Pushes output on now (libevent's `bufferevent_flush`). [`FlushMode::Flush`] makes a
+    /// filter emit what it holds back; [`FlushMode::Finished`] also ends the stream's output
     /// once it has drained: a socket shuts down its write side, a pair delivers end of
     /// stream to its partner, a filter finishes and passes `Finished` down. Reading goes on.
-    pub fn flush(&self, cx: &mut Ctx<S>, mode: Flush) {
+    pub fn flush(&self, cx: &mut Ctx<S>, mode: FlushMode) {
         {
             let mut g = self.st.borrow_mut();
             match mode {
-                Flush::Normal => {}
-                Flush::Flush => {
+                FlushMode::Normal => {}
+                FlushMode::Flush => {
                     if let Link::Filter(f) = &mut g.link {
-                        match f.emit(Flush::Flush) {
+                        match f.emit(FlushMode::Flush) {
                             (_, Some(e)) => {
                                 g.error.get_or_insert(e);
                             }
@@ -587,7 +587,7 @@ impl<S: 'static> Conn<S> {
                         }
                     }
                 }
-                Flush::Finished => g.finishing = true,
+                FlushMode::Finished => g.finishing = true,
             }
         }
         if self.in_dispatch.get() {
@@ -716,7 +716,7 @@ impl<S: 'static> Conn<S> {
     fn arm(
         &self,
         cx: &mut Ctx<S>,
-        slot: fn(&mut State<S>) -> &mut Option<Watcher>,
+        slot: fn(&mut State<S>) -> &mut Option<WatcherId>,
         after: Duration,
         fire: fn(&Rc<Conn<S>>, &mut S, &mut Ctx<S>),
     ) {
@@ -765,7 +765,7 @@ impl<S: 'static> Conn<S> {
 
     /// Closes now: watchers removed (through `cx`, or at the start of the next turn), the
     /// socket closed after them, the handler dropped. A filter hands its remaining output,
-    /// run through the filter with [`Flush::Finished`], to the underlying stream and closes
+    /// run through the filter with [`FlushMode::Finished`], to the underlying stream and closes
     /// that gracefully; a pair's partner is unlinked (no end of stream).
     fn teardown(&self, cx: Option<&mut Ctx<S>>, reset: bool) {
         if self.closed.replace(true) {
@@ -777,7 +777,7 @@ impl<S: 'static> Conn<S> {
             };
             g.group = None; // leaves the rate-limit group
             g.connecting = None; // cancels a connect in progress
-            let ws: Vec<Watcher> = [
+            let ws: Vec<WatcherId> = [
                 g.io.take(),
                 g.kick.take(),
                 g.timer.take(),
@@ -796,21 +796,25 @@ impl<S: 'static> Conn<S> {
                 let _ = s.set_linger(Some(Duration::ZERO));
             }
         }
+        let mut filter_failed = false;
         if let Link::Filter(f) = &mut link {
             if !reset {
                 // Never discard: what was written goes through the filter, finished.
                 let mut pending = pending;
                 pending.move_into(&mut f.raw_out, usize::MAX);
-                let (out, err) = f.emit(Flush::Finished);
-                if let Some(e) = err {
-                    // Reported, not hidden; what the filter produced still goes out.
-                    eprintln!("evnet: filter failed while flushing on close: {e}");
+                let (out, err) = f.emit(FlushMode::Finished);
+                if err.is_some() {
+                    // Nobody is left to tell (the handler goes with the close), and the
+                    // peer must not take a truncated stream for a complete one: reset
+                    // the underlying connection instead of closing it gracefully.
+                    filter_failed = true;
+                } else {
+                    f.under.conn.push_output(out);
                 }
-                f.under.conn.push_output(out);
             }
         }
         let under = match link {
-            Link::Filter(f) => Some((f.under, reset)),
+            Link::Filter(f) => Some((f.under, reset || filter_failed)),
             other => {
                 match cx {
                     Some(cx) => {
@@ -1009,7 +1013,7 @@ impl<S: 'static> Conn<S> {
                 Link::Filter(f) => {
                     let u = f.under.conn.clone();
                     drop(g);
-                    u.flush(cx, Flush::Finished);
+                    u.flush(cx, FlushMode::Finished);
                     return;
                 }
                 Link::Closed => None,
@@ -1041,9 +1045,9 @@ impl<S: 'static> Conn<S> {
             return false;
         }
         let mode = if f.under_eof {
-            Flush::Finished
+            FlushMode::Finished
         } else {
-            Flush::Normal
+            FlushMode::Normal
         };
         let before = g.input.len();
         let r = f.filter.input(&mut f.raw_in, &mut g.input, room, mode);
@@ -1417,9 +1421,9 @@ fn filter_out<S: 'static>(
 ) -> Result<usize, Error> {
     let taken = out.move_into(&mut f.raw_out, cap);
     let mode = if finishing && out.is_empty() {
-        Flush::Finished
+        FlushMode::Finished
     } else if taken > 0 {
-        Flush::Normal
+        FlushMode::Normal
     } else {
         return Ok(0);
     };
@@ -1436,7 +1440,7 @@ fn filter_out<S: 'static>(
 impl<S: 'static> Filtered<S> {
     /// Runs the output side of the filter over what it holds (`raw_out`) with `mode`:
     /// what it produced for the underlying stream, and its error if it failed.
-    fn emit(&mut self, mode: Flush) -> (Bytes, Option<Error>) {
+    fn emit(&mut self, mode: FlushMode) -> (Bytes, Option<Error>) {
         let mut dst = BytesMut::new();
         let err = match self
             .filter

@@ -3,7 +3,7 @@
 use std::ops::BitOr;
 use std::time::Instant;
 
-use super::Watcher;
+use super::WatcherId;
 
 /// Readiness an io watcher asks for: readable, writable, or both.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,7 +80,7 @@ pub(crate) const R_FIRED: u8 = 8;
 /// What a callback is told about why it runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Event {
-    pub(crate) watcher: Watcher,
+    pub(crate) watcher: WatcherId,
     pub(crate) ready: u8,
     pub(crate) due: Option<std::time::Instant>,
 }
@@ -88,7 +88,7 @@ pub struct Event {
 impl Event {
     /// The watcher whose callback this is: pass it to [`Ctx::stop`](super::Ctx::stop) or
     /// [`Ctx::remove`](super::Ctx::remove) to stop or drop the watcher from its own callback.
-    pub fn watcher(&self) -> Watcher {
+    pub fn watcher(&self) -> WatcherId {
         self.watcher
     }
 

@@ -16,7 +16,7 @@ use super::signal::Signals;
 use super::sys::{self, Epoll, Events};
 use super::timer::TimerHeap;
 use super::wake::{WakeShared, Waker};
-use super::Watcher;
+use super::WatcherId;
 
 /// The callback every watcher carries: shared state, the loop context, and what happened.
 type Callback<S> = Box<dyn FnMut(&mut S, &mut Ctx<S>, Event)>;
@@ -66,7 +66,7 @@ struct Slot<S> {
 /// Per-fd bookkeeping: which io watchers are active on it and what epoll has registered.
 #[derive(Debug, Default)]
 struct FdEntry {
-    active: Vec<Watcher>,
+    active: Vec<WatcherId>,
     /// io watchers on this fd, started or not; at zero the fd is deregistered eagerly.
     watchers: u32,
     registered: u32,
@@ -90,14 +90,14 @@ pub struct Ctx<S> {
     dirty_fds: Vec<RawFd>,
     timers: TimerHeap,
     live_timers: usize,
-    prepares: Vec<Watcher>,
-    checks: Vec<Watcher>,
-    idles: Vec<Watcher>,
-    wakes: Vec<Watcher>,
+    prepares: Vec<WatcherId>,
+    checks: Vec<WatcherId>,
+    idles: Vec<WatcherId>,
+    wakes: Vec<WatcherId>,
     wake: Option<Arc<WakeShared>>,
     signals: Option<Signals>,
-    pending: VecDeque<Watcher>,
-    scratch: Vec<Watcher>,
+    pending: VecDeque<WatcherId>,
+    scratch: Vec<WatcherId>,
     active: usize,
     now: Instant,
     stop: bool,
@@ -277,7 +277,7 @@ impl<S> Loop<S> {
 impl<S> Ctx<S> {
     // ----- creating watchers -------------------------------------------------------------
 
-    fn insert(&mut self, kind: Kind, cb: Callback<S>) -> Watcher {
+    fn insert(&mut self, kind: Kind, cb: Callback<S>) -> WatcherId {
         let slot = Slot {
             version: 0,
             kind,
@@ -291,11 +291,11 @@ impl<S> Ctx<S> {
                 let s = &mut self.slots[i as usize];
                 let version = s.version;
                 *s = Slot { version, ..slot };
-                Watcher { index: i, version }
+                WatcherId { index: i, version }
             }
             None => {
                 self.slots.push(slot);
-                Watcher {
+                WatcherId {
                     index: (self.slots.len() - 1) as u32,
                     version: 0,
                 }
@@ -311,7 +311,7 @@ impl<S> Ctx<S> {
     ///
     /// # Errors
     /// `EBADF` for a negative `fd` (nothing is created).
-    pub fn io<F>(&mut self, fd: RawFd, interest: Interest, cb: F) -> io::Result<Watcher>
+    pub fn io<F>(&mut self, fd: RawFd, interest: Interest, cb: F) -> io::Result<WatcherId>
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
@@ -331,7 +331,7 @@ impl<S> Ctx<S> {
 
     /// Creates a started timer due `after` from [`now`](Ctx::now), then every `repeat` if
     /// given. A repeating timer stays active; a one-shot timer stops itself when it fires.
-    pub fn timer<F>(&mut self, after: Duration, repeat: Option<Duration>, cb: F) -> Watcher
+    pub fn timer<F>(&mut self, after: Duration, repeat: Option<Duration>, cb: F) -> WatcherId
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
@@ -349,7 +349,7 @@ impl<S> Ctx<S> {
 
     /// Creates a started prepare watcher: its callback runs at the start of every turn,
     /// before the loop decides how long to sleep.
-    pub fn prepare<F>(&mut self, cb: F) -> Watcher
+    pub fn prepare<F>(&mut self, cb: F) -> WatcherId
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
@@ -360,7 +360,7 @@ impl<S> Ctx<S> {
 
     /// Creates a started check watcher: its callback runs right after every poll, before
     /// the io, timer and wake callbacks of that turn.
-    pub fn check<F>(&mut self, cb: F) -> Watcher
+    pub fn check<F>(&mut self, cb: F) -> WatcherId
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
@@ -371,7 +371,7 @@ impl<S> Ctx<S> {
 
     /// Creates a started idle watcher. While any idle watcher is active the loop does not
     /// sleep; its callback runs on turns where no io, timer or wake callback was pending.
-    pub fn idle<F>(&mut self, cb: F) -> Watcher
+    pub fn idle<F>(&mut self, cb: F) -> WatcherId
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
@@ -413,7 +413,7 @@ impl<S> Ctx<S> {
     /// # Errors
     /// `EINVAL` for a signal that cannot be caught (`SIGKILL`, `SIGSTOP`) or is out of
     /// range; what `signalfd`, `sigaction` or `epoll_ctl` report.
-    pub fn signal<F>(&mut self, signo: i32, cb: F) -> io::Result<Watcher>
+    pub fn signal<F>(&mut self, signo: i32, cb: F) -> io::Result<WatcherId>
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
@@ -438,7 +438,7 @@ impl<S> Ctx<S> {
     ///
     /// # Errors
     /// Creating or registering the loop's eventfd failed (first wake watcher only).
-    pub fn wake<F>(&mut self, cb: F) -> io::Result<(Watcher, Waker)>
+    pub fn wake<F>(&mut self, cb: F) -> io::Result<(WatcherId, Waker)>
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
@@ -460,13 +460,13 @@ impl<S> Ctx<S> {
 
     // ----- starting, stopping, removing --------------------------------------------------
 
-    fn slot(&self, w: Watcher) -> Option<&Slot<S>> {
+    fn slot(&self, w: WatcherId) -> Option<&Slot<S>> {
         self.slots
             .get(w.index as usize)
             .filter(|s| s.version == w.version && !matches!(s.kind, Kind::Free))
     }
 
-    fn slot_mut(&mut self, w: Watcher) -> Option<&mut Slot<S>> {
+    fn slot_mut(&mut self, w: WatcherId) -> Option<&mut Slot<S>> {
         self.slots
             .get_mut(w.index as usize)
             .filter(|s| s.version == w.version && !matches!(s.kind, Kind::Free))
@@ -491,7 +491,7 @@ impl<S> Ctx<S> {
     /// Starts a watcher (a timer is scheduled `after` from the current time). Returns `false` for a
     /// stale id; starting an active watcher is a no-op (a timer is *not* restarted: use
     /// [`set_timer`](Ctx::set_timer)).
-    pub fn start(&mut self, w: Watcher) -> bool {
+    pub fn start(&mut self, w: WatcherId) -> bool {
         let Some(s) = self.slot_mut(w) else {
             return false;
         };
@@ -542,7 +542,7 @@ impl<S> Ctx<S> {
 
     /// Stops a watcher: it stays in the loop, keeps its callback, and can be started again.
     /// A pending callback of a stopped watcher does not run. Returns `false` for a stale id.
-    pub fn stop(&mut self, w: Watcher) -> bool {
+    pub fn stop(&mut self, w: WatcherId) -> bool {
         let Some(s) = self.slot_mut(w) else {
             return false;
         };
@@ -593,7 +593,7 @@ impl<S> Ctx<S> {
     /// Stops a watcher and drops it with its callback; the id goes stale. Safe from any
     /// callback, the watcher's own included (its closure is dropped when it returns).
     /// Returns `false` for a stale id.
-    pub fn remove(&mut self, w: Watcher) -> bool {
+    pub fn remove(&mut self, w: WatcherId) -> bool {
         if !self.stop(w) {
             return false;
         }
@@ -620,7 +620,7 @@ impl<S> Ctx<S> {
     /// Changes an io watcher's interest; applied before the next poll, at no syscall cost
     /// when the interest flips back within the same turn. Returns `false` for a stale id or
     /// a watcher that is not an io watcher.
-    pub fn set_interest(&mut self, w: Watcher, interest: Interest) -> bool {
+    pub fn set_interest(&mut self, w: WatcherId, interest: Interest) -> bool {
         let fd = match self.slot_mut(w) {
             Some(Slot {
                 kind: Kind::Io { fd, interest: i },
@@ -642,7 +642,7 @@ impl<S> Ctx<S> {
     }
 
     /// An io watcher's interest.
-    pub fn interest(&self, w: Watcher) -> Option<Interest> {
+    pub fn interest(&self, w: WatcherId) -> Option<Interest> {
         match self.slot(w)?.kind {
             Kind::Io { interest, .. } => Some(interest),
             _ => None,
@@ -651,7 +651,7 @@ impl<S> Ctx<S> {
 
     /// Changes a timer's `after`/`repeat` and (re)starts it from now. Returns `false` for a
     /// stale id or a watcher that is not a timer.
-    pub fn set_timer(&mut self, w: Watcher, after: Duration, repeat: Option<Duration>) -> bool {
+    pub fn set_timer(&mut self, w: WatcherId, after: Duration, repeat: Option<Duration>) -> bool {
         match self.slot_mut(w) {
             Some(Slot {
                 kind:
@@ -672,14 +672,14 @@ impl<S> Ctx<S> {
     }
 
     /// Whether the watcher exists and is started.
-    pub fn is_active(&self, w: Watcher) -> bool {
+    pub fn is_active(&self, w: WatcherId) -> bool {
         self.slot(w).is_some_and(|s| s.active)
     }
 
     /// Whether the watcher's callback is queued for this turn (libev's `ev_is_pending`),
     /// and with which readiness. A watcher's prepare/check phase sees io readiness that the
     /// poll of this turn reported before the io callback runs.
-    pub fn pending(&self, w: Watcher) -> Option<Event> {
+    pub fn pending(&self, w: WatcherId) -> Option<Event> {
         let s = self.slot(w)?;
         (s.pending != 0).then_some(Event {
             watcher: w,
@@ -772,7 +772,7 @@ impl<S> Ctx<S> {
         self.scratch = list;
     }
 
-    fn dispatch(&mut self, state: &mut S, w: Watcher, ev: Event) {
+    fn dispatch(&mut self, state: &mut S, w: WatcherId, ev: Event) {
         let Some(mut cb) = self.slots[w.index as usize].cb.take() else {
             return;
         };
@@ -785,7 +785,7 @@ impl<S> Ctx<S> {
         }
     }
 
-    fn queue(&mut self, w: Watcher, ready: u8) {
+    fn queue(&mut self, w: WatcherId, ready: u8) {
         if let Some(s) = self.slot_mut(w) {
             let first = s.pending == 0;
             s.pending |= ready;
@@ -1062,7 +1062,7 @@ impl<S> Ctx<S> {
 }
 
 /// Whether heap entry `seq` is the live schedule of timer `w`.
-fn timer_live<S>(slots: &[Slot<S>], w: Watcher, seq: u64) -> bool {
+fn timer_live<S>(slots: &[Slot<S>], w: WatcherId, seq: u64) -> bool {
     matches!(
         slots.get(w.index as usize),
         Some(Slot { kind: Kind::Timer { seq: s, .. }, active: true, version, .. })

@@ -42,7 +42,7 @@
 //!
 //! Starting, stopping or removing any watcher from any callback is defined: a watcher
 //! stopped before its pending callback runs does not run, a watcher added during a phase
-//! first runs in a later one, and ids are versioned ([`Watcher`]) so a reused slot never
+//! first runs in a later one, and ids are versioned ([`WatcherId`]) so a reused slot never
 //! receives a stale event.
 //!
 //! # Why a thin epoll backend (and not `polling` or `mio`)
@@ -86,5 +86,5 @@ mod wake;
 pub use event::{Event, Interest};
 pub use loop_logic::{Ctx, Loop, Stats};
 pub use remover::Remover;
-pub use token::Watcher;
+pub use token::WatcherId;
 pub use wake::Waker;

@@ -5,13 +5,13 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::{Ctx, Watcher};
+use super::{Ctx, WatcherId};
 
 /// Work deferred to the start of the next turn.
 type Deferred<S> = Box<dyn FnOnce(&mut Ctx<S>)>;
 
 pub(crate) struct Removals<S> {
-    pub(crate) watchers: Vec<Watcher>,
+    pub(crate) watchers: Vec<WatcherId>,
     /// Dropped after the watchers above are removed: typically the fd they watch.
     pub(crate) owned: Vec<Box<dyn Any>>,
     pub(crate) deferred: Vec<Deferred<S>>,
@@ -70,12 +70,12 @@ impl<S> std::fmt::Debug for Remover<S> {
 
 impl<S> Remover<S> {
     /// Removes `w` at the start of the next turn (a stale id is ignored then).
-    pub fn remove(&self, w: Watcher) {
+    pub fn remove(&self, w: WatcherId) {
         self.queue.borrow_mut().watchers.push(w);
     }
 
     /// Removes `watchers` at the start of the next turn, then drops `value`.
-    pub fn remove_then_drop<T: 'static>(&self, watchers: &[Watcher], value: T) {
+    pub fn remove_then_drop<T: 'static>(&self, watchers: &[WatcherId], value: T) {
         let mut q = self.queue.borrow_mut();
         q.watchers.extend_from_slice(watchers);
         q.owned.push(Box::new(value));

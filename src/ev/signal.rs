@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use super::sys_signal::{self, Saved, SignalFd};
-use super::Watcher;
+use super::WatcherId;
 
 /// Signals a loop has claimed (blocked in its thread, forwarded there, read through one
 /// signalfd) and its active signal watchers.
@@ -13,7 +13,7 @@ use super::Watcher;
 pub(super) struct Signals {
     fd: SignalFd,
     claimed: Vec<(i32, Saved)>,
-    active: Vec<(i32, Watcher)>,
+    active: Vec<(i32, WatcherId)>,
 }
 
 impl Signals {
@@ -40,17 +40,17 @@ impl Signals {
         self.fd.set(&all)
     }
 
-    pub(super) fn start(&mut self, sig: i32, w: Watcher) {
+    pub(super) fn start(&mut self, sig: i32, w: WatcherId) {
         self.active.push((sig, w));
     }
 
-    pub(super) fn stop(&mut self, w: Watcher) {
+    pub(super) fn stop(&mut self, w: WatcherId) {
         self.active.retain(|(_, x)| *x != w);
     }
 
     /// Reads every pending signal and adds the watchers it fires to `out`. A signal with
     /// no active watcher is consumed and dropped, as libev does.
-    pub(super) fn collect(&mut self, out: &mut Vec<Watcher>) {
+    pub(super) fn collect(&mut self, out: &mut Vec<WatcherId>) {
         while let Some(sig) = self.fd.read() {
             out.extend(
                 self.active

@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use super::Watcher;
+use super::WatcherId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
@@ -28,7 +28,7 @@ pub(crate) struct TimerHeap {
 
 impl TimerHeap {
     /// Schedules `w` at `due`; returns the entry's sequence number (its identity).
-    pub(crate) fn push(&mut self, due: Instant, w: Watcher) -> u64 {
+    pub(crate) fn push(&mut self, due: Instant, w: WatcherId) -> u64 {
         self.next_seq += 1;
         let seq = self.next_seq;
         self.heap.push(Reverse(Entry {
@@ -43,7 +43,7 @@ impl TimerHeap {
     /// The earliest live deadline; `live(w, seq)` tells whether an entry is still current.
     pub(crate) fn next_due(
         &mut self,
-        mut live: impl FnMut(Watcher, u64) -> bool,
+        mut live: impl FnMut(WatcherId, u64) -> bool,
     ) -> Option<Instant> {
         while let Some(Reverse(e)) = self.heap.peek() {
             if live(e.watcher(), e.seq) {
@@ -58,8 +58,8 @@ impl TimerHeap {
     pub(crate) fn pop_expired(
         &mut self,
         now: Instant,
-        live: impl FnMut(Watcher, u64) -> bool,
-    ) -> Option<(Watcher, Instant)> {
+        live: impl FnMut(WatcherId, u64) -> bool,
+    ) -> Option<(WatcherId, Instant)> {
         let due = self.next_due(live)?;
         if due > now {
             return None;
@@ -72,7 +72,7 @@ impl TimerHeap {
     pub(crate) fn compact(
         &mut self,
         live_count: usize,
-        mut live: impl FnMut(Watcher, u64) -> bool,
+        mut live: impl FnMut(WatcherId, u64) -> bool,
     ) {
         if self.heap.len() > 64 && self.heap.len() > 4 * live_count {
             self.heap.retain(|Reverse(e)| live(e.watcher(), e.seq));
@@ -86,8 +86,8 @@ impl TimerHeap {
 }
 
 impl Entry {
-    fn watcher(&self) -> Watcher {
-        Watcher {
+    fn watcher(&self) -> WatcherId {
+        WatcherId {
             index: self.index,
             version: self.version,
         }
@@ -100,8 +100,8 @@ mod tests {
     use std::collections::HashMap;
     use std::time::Duration;
 
-    fn w(i: u32) -> Watcher {
-        Watcher {
+    fn w(i: u32) -> WatcherId {
+        WatcherId {
             index: i,
             version: 0,
         }
@@ -141,7 +141,7 @@ mod tests {
             let s = h.push(t0 + Duration::from_millis(i), w(7));
             live.insert(7, s);
         }
-        let is_live = |x: Watcher, s: u64| live.get(&x.index) == Some(&s);
+        let is_live = |x: WatcherId, s: u64| live.get(&x.index) == Some(&s);
         h.compact(1, is_live);
         assert_eq!(h.len(), 1);
         let (x, due) = h.pop_expired(t0 + Duration::from_secs(5), is_live).unwrap();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::bind::stream_socket;
-use crate::ev::{Ctx, Interest, Remover, Watcher};
+use crate::ev::{Ctx, Interest, Remover, WatcherId};
 use crate::thread::Pool;
 
 /// Where to connect: an IP address and port, or a Unix-domain socket path.
@@ -113,15 +113,15 @@ impl<S: 'static> Resolve<S> for Pool<S> {
 
 struct Attempt {
     socket: Socket,
-    watcher: Watcher,
+    watcher: WatcherId,
     peer: Endpoint,
 }
 
 struct Inner<S> {
     queue: VecDeque<Endpoint>,
     attempts: Vec<Attempt>,
-    stagger_timer: Option<Watcher>,
-    deadline: Option<Watcher>,
+    stagger_timer: Option<WatcherId>,
+    deadline: Option<WatcherId>,
     resolving: Option<Box<dyn Any>>,
     last_error: Option<io::Error>,
     on_done: Option<OnDone<S>>,
@@ -169,7 +169,7 @@ impl<S: 'static> Drop for Connecting<S> {
         };
         g.on_done = None;
         g.resolving = None;
-        let mut ws: Vec<Watcher> = g.attempts.iter().map(|a| a.watcher).collect();
+        let mut ws: Vec<WatcherId> = g.attempts.iter().map(|a| a.watcher).collect();
         ws.extend(g.stagger_timer.take());
         ws.extend(g.deadline.take());
         let socks: Vec<Socket> = g.attempts.drain(..).map(|a| a.socket).collect();
@@ -404,7 +404,7 @@ fn arm_stagger<S: 'static>(inner: &Rc<RefCell<Inner<S>>>, cx: &mut Ctx<S>) {
 }
 
 /// An attempt's socket became writable: connected, or failed.
-fn settle<S: 'static>(inner: &Rc<RefCell<Inner<S>>>, w: Watcher, st: &mut S, cx: &mut Ctx<S>) {
+fn settle<S: 'static>(inner: &Rc<RefCell<Inner<S>>>, w: WatcherId, st: &mut S, cx: &mut Ctx<S>) {
     let attempt = {
         let mut g = inner.borrow_mut();
         let Some(i) = g.attempts.iter().position(|a| a.watcher == w) else {
@@ -471,7 +471,7 @@ fn finish<S: 'static>(
         let Some(cb) = g.on_done.take() else { return };
         g.queue.clear();
         g.resolving = None;
-        let timers: Vec<Watcher> = g
+        let timers: Vec<WatcherId> = g
             .stagger_timer
             .take()
             .into_iter()

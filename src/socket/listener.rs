@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socket2::{SockAddr, Socket};
 
-use crate::ev::{Ctx, Interest, Remover, Watcher};
+use crate::ev::{Ctx, Interest, Remover, WatcherId};
 
 /// Connections accepted per listening socket per loop turn unless told otherwise.
 pub const DEFAULT_ACCEPT_BATCH: usize = 64;
@@ -43,8 +43,8 @@ type OnAccept<S> = Box<dyn FnMut(&mut S, &mut Ctx<S>, Accept)>;
 
 struct Inner<S> {
     sockets: Vec<Socket>,
-    watchers: Vec<Watcher>,
-    backoff: Option<Watcher>,
+    watchers: Vec<WatcherId>,
+    backoff: Option<WatcherId>,
     batch: usize,
     on_accept: Option<OnAccept<S>>,
 }

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use super::error::Error;
 use super::job::{JobCell, JobHandle, Outcome, Run};
 use super::room::Room;
-use crate::ev::{Ctx, Event, Waker, Watcher};
+use crate::ev::{Ctx, Event, Waker, WatcherId};
 
 /// A job's `on_done`, type-erased for the loop-side table: `Ok(())` means the value waits
 /// in the job's cell.
@@ -278,7 +278,7 @@ pub struct Pool<S> {
     jobs: Sender<Job>,
     shutdown: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-    watcher: Watcher,
+    watcher: WatcherId,
     waker: Waker,
     loop_id: u64,
 }

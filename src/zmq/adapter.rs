@@ -5,7 +5,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::ev::{Ctx, Interest, Watcher};
+use crate::ev::{Ctx, Interest, WatcherId};
 
 use super::budget::TIME_CHECK_EVERY;
 use super::handler::Flags;
@@ -14,10 +14,10 @@ use super::{Budget, Error, Handler, InsertError, Sock};
 
 #[derive(Debug, Clone, Copy)]
 struct Ids {
-    prepare: Watcher,
-    check: Watcher,
-    idle: Watcher,
-    io: Watcher,
+    prepare: WatcherId,
+    check: WatcherId,
+    idle: WatcherId,
+    io: WatcherId,
 }
 
 /// State shared by the prepare and check callbacks and the [`ZmqWatcher`] handle.

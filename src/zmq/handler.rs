@@ -45,9 +45,12 @@ pub trait Handler<S>: 'static {
         sock.set_writable(false);
     }
 
-    /// The watcher has stopped for good: the context was terminated ([`Error::Terminated`])
-    /// or the socket failed. No callback follows. Drop the
-    /// [`ZmqWatcher`](super::ZmqWatcher) handle here so the socket closes.
+    /// The watcher has stopped for good: the context was terminated ([`Error::Terminated`],
+    /// from a receive, a send or a paused watcher's look at `ZMQ_FD`) or the socket failed.
+    /// No callback follows. The socket closes once the [`ZmqWatcher`](super::ZmqWatcher)
+    /// handle is dropped too, so drop it here (keep it in `S` as an `Option` for that), or
+    /// `zmq_ctx_term` in another thread waits for it. To close a watcher from its own
+    /// `readable`/`writable` callbacks, call [`Sock::close`].
     fn finished(&mut self, why: Error, state: &mut S, cx: &mut Ctx<S>) {
         let _ = (why, state, cx);
     }

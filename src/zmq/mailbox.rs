@@ -4,9 +4,9 @@ use std::fmt;
 
 use crossbeam_channel::{Receiver, SendError, Sender, TrySendError};
 
-use crate::ev::{Waker, Watcher};
+use crate::ev::{Waker, WatcherId};
 
-/// A `Send + Clone` handle that queues multipart messages for a [`ZmqWatcher`]'s socket
+/// A `Send + Clone` handle that queues multipart messages for a [`ZmqWatcher`](super::ZmqWatcher)'s socket
 /// from any thread (a ZeroMQ socket itself must stay on its loop's thread).
 ///
 /// Messages go through a bounded queue and the loop's wake watcher; the watcher sends them
@@ -158,7 +158,7 @@ pub(crate) struct Mail {
     sent_parts: usize,
     pub(crate) tx: Sender<Vec<zmq::Message>>,
     pub(crate) waker: Waker,
-    pub(crate) watcher: Watcher,
+    pub(crate) watcher: WatcherId,
 }
 
 /// What one [`Mail::flush_one`] did.
@@ -172,7 +172,7 @@ pub(crate) enum Sent {
 }
 
 impl Mail {
-    pub(crate) fn new(capacity: usize, waker: Waker, watcher: Watcher) -> Mail {
+    pub(crate) fn new(capacity: usize, waker: Waker, watcher: WatcherId) -> Mail {
         let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
         Mail {
             rx,

@@ -77,6 +77,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+/// The `zmq` crate (rust-zmq), as the adapter's public API uses it, so users need not add
+/// it with a matching version: `use evnet::zmq::zmq;` then `zmq::Context`, `zmq::Message`.
+/// Importing `evnet::zmq` as a module (`use evnet::zmq;`) shadows the crate, so write
+/// `evnet::zmq::{Handler, ZmqWatcher}` and this re-export instead.
+pub use ::zmq;
+
 mod adapter;
 mod budget;
 mod error;
@@ -89,4 +95,4 @@ pub use budget::Budget;
 pub use error::{Error, InsertError};
 pub use handler::{Handler, Sock};
 pub use mailbox::{MailError, Mailbox};
-pub use outbox::{Flush, FlushError, Outbox};
+pub use outbox::{FlushError, Flushed, Outbox};

@@ -7,7 +7,7 @@ use super::{Error, Sock};
 
 /// What [`Outbox::flush_one`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
+pub enum Flushed {
     /// One whole message went out; more are queued.
     Sent,
     /// The last queued message went out (writable interest was turned off).
@@ -22,20 +22,65 @@ pub enum Flush {
 /// A queue of outgoing multipart messages for a handler's `writable()`.
 ///
 /// It never blocks, sends one whole message per [`flush_one`](Outbox::flush_one), and
-/// turns writable interest off when it runs empty. Push from anywhere (e.g. a timer
-/// callback) and then ask for writable with
-/// [`ZmqWatcher::set_writable`](super::ZmqWatcher::set_writable) or [`Sock::set_writable`].
+/// turns writable interest off when it runs empty. A message stays queued until libzmq
+/// accepted it, so [`Flushed::Blocked`] loses nothing, and a send that fails hands the
+/// message back in [`FlushError`]: the outbox never drops a message.
 ///
-/// A message stays queued until libzmq accepted it, so [`Flush::Blocked`] loses nothing,
-/// and a send that fails hands the message back in [`FlushError`]: the outbox never drops
-/// a message.
+/// # Publishing from a timer (or any other callback)
+/// Keep the outbox and the [`ZmqWatcher`](super::ZmqWatcher) handle in the loop state
+/// `S`: the timer pushes and asks for writable interest, and the handler's `writable()`
+/// flushes from `S`. That is the intended way. A direct
+/// `watcher.socket().send(.., zmq::DONTWAIT)` also works, but at the high-water mark it
+/// fails with `EAGAIN` and the message is yours to keep and retry; the outbox does exactly
+/// that, and the adapter wakes it when the socket can take more. (From another thread,
+/// use a [`Mailbox`](super::Mailbox).)
 ///
-/// # Examples
 /// ```
-/// use evnet::zmq::Outbox;
-/// let mut out = Outbox::new();
-/// out.push([&b"topic"[..], &b"payload"[..]]);
-/// assert_eq!(out.len(), 1);
+/// use std::time::Duration;
+/// use evnet::ev::{Ctx, Loop};
+/// use evnet::zmq::{Handler, Outbox, Sock, ZmqWatcher};
+///
+/// #[derive(Default)]
+/// struct App {
+///     out: Outbox,
+///     publisher: Option<ZmqWatcher>,
+///     ticks: u32,
+///     got: u32,
+/// }
+///
+/// struct Publisher;
+/// impl Handler<App> for Publisher {
+///     fn writable(&mut self, sock: &mut Sock<'_>, app: &mut App, _cx: &mut Ctx<App>) {
+///         let _ = app.out.flush_one(sock); // turns writable off once empty
+///     }
+/// }
+/// struct Subscriber;
+/// impl Handler<App> for Subscriber {
+///     fn readable(&mut self, _m: &mut [zmq::Message], _s: &mut Sock<'_>, app: &mut App,
+///                 _cx: &mut Ctx<App>) {
+///         app.got += 1;
+///     }
+/// }
+///
+/// let ctx = zmq::Context::new();
+/// let pull = ctx.socket(zmq::PULL)?;
+/// pull.bind("inproc://outbox-doc")?;
+/// let push = ctx.socket(zmq::PUSH)?;
+/// push.connect("inproc://outbox-doc")?;
+/// let mut ev = Loop::<App>::new()?;
+/// let _sub = ZmqWatcher::new(&mut ev, pull, Subscriber)?;
+/// let mut app = App { publisher: Some(ZmqWatcher::new(&mut ev, push, Publisher)?), ..App::default() };
+/// let ms = Duration::from_millis(1);
+/// ev.timer(ms, Some(ms), |app: &mut App, _cx, _e| {
+///     app.ticks += 1;
+///     app.out.push([format!("tick {}", app.ticks).as_bytes()]);
+///     if let Some(p) = &app.publisher {
+///         p.set_writable(true);
+///     }
+/// });
+/// ev.run_until(&mut app, Duration::from_secs(10), |a| a.got >= 5)?;
+/// assert!(app.got >= 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -86,17 +131,17 @@ impl Outbox {
     /// queue); the rest stay queued. After [`Error::Terminated`] the watcher finishes and no
     /// further `writable()` call comes; what is still queued can be taken with
     /// [`drain`](Outbox::drain).
-    pub fn flush_one(&mut self, sock: &mut Sock<'_>) -> Result<Flush, FlushError> {
+    pub fn flush_one(&mut self, sock: &mut Sock<'_>) -> Result<Flushed, FlushError> {
         let Some(front) = self.queue.front() else {
             sock.set_writable(false);
-            return Ok(Flush::Empty);
+            return Ok(Flushed::Empty);
         };
         let n = front.len();
         while self.sent_parts < n {
             let more = self.sent_parts + 1 < n;
             match sock.send(&front[self.sent_parts][..], more) {
                 Ok(true) => self.sent_parts += 1,
-                Ok(false) => return Ok(Flush::Blocked),
+                Ok(false) => return Ok(Flushed::Blocked),
                 Err(error) => {
                     self.sent_parts = 0;
                     let message = self.queue.pop_front().unwrap_or_default();
@@ -108,9 +153,9 @@ impl Outbox {
         self.sent_parts = 0;
         if self.queue.is_empty() {
             sock.set_writable(false);
-            Ok(Flush::Drained)
+            Ok(Flushed::Drained)
         } else {
-            Ok(Flush::Sent)
+            Ok(Flushed::Sent)
         }
     }
 }
