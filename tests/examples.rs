@@ -1,0 +1,145 @@
+//! The three small daemons in `examples/` (`router_heartbeat`, `lines_to_push`,
+//! `pool_to_router`), run as real processes against real ZeroMQ and TCP peers, then
+//! stopped with SIGTERM, which must end them cleanly (exit 0).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn example(name: &str) -> std::path::PathBuf {
+    // target/<profile>/deps/examples-<hash> → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+}
+
+/// Starts an example and returns it with the first line it printed.
+fn start(name: &str, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(example(name))
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name}: {e} (cargo test builds the examples)"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
+
+/// SIGTERM, then a bounded wait: the daemon must exit 0 on its own.
+fn terminate(mut child: Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    panic!("did not exit within 20 s of SIGTERM");
+}
+
+fn socket(ctx: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
+    let s = ctx.socket(kind).unwrap();
+    s.set_rcvtimeo(20_000).unwrap();
+    s.set_linger(0).unwrap();
+    s
+}
+
+#[test]
+fn router_heartbeat_answers_and_beats() {
+    let (child, line) = start(
+        "router_heartbeat",
+        &[
+            "--router",
+            "tcp://127.0.0.1:*",
+            "--publish",
+            "tcp://127.0.0.1:*",
+            "--every-ms",
+            "5",
+        ],
+    );
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!((words[0], words[2]), ("router", "publish"), "{line}");
+    let ctx = zmq::Context::new();
+    let sub = socket(&ctx, zmq::SUB);
+    sub.set_subscribe(b"").unwrap();
+    sub.connect(words[3]).unwrap();
+    let dealer = socket(&ctx, zmq::DEALER);
+    dealer.connect(words[1]).unwrap();
+    for i in 0..10 {
+        dealer.send(format!("req {i}").as_bytes(), 0).unwrap();
+        assert_eq!(
+            dealer.recv_bytes(0).unwrap(),
+            format!("ok: req {i}").as_bytes()
+        );
+    }
+    let beat = sub.recv_bytes(0).unwrap();
+    assert!(beat.starts_with(b"heartbeat "), "{beat:?}");
+    terminate(child);
+}
+
+#[test]
+fn lines_to_push_forwards_every_line() {
+    let ctx = zmq::Context::new();
+    let pull = socket(&ctx, zmq::PULL);
+    pull.bind("tcp://127.0.0.1:*").unwrap();
+    let ep = pull.get_last_endpoint().unwrap().unwrap();
+    let (child, line) = start("lines_to_push", &["--listen", "127.0.0.1:0", "--push", &ep]);
+    let addr = line
+        .trim()
+        .strip_prefix("listening on Some(")
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"));
+    let mut clients: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        for j in 0..100 {
+            writeln!(c, "client {i} line {j}").unwrap();
+        }
+    }
+    let mut got: Vec<String> = (0..300)
+        .map(|_| String::from_utf8(pull.recv_bytes(0).unwrap()).unwrap())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..3)
+        .flat_map(|i| (0..100).map(move |j| format!("client {i} line {j}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    terminate(child);
+}
+
+#[test]
+fn pool_to_router_answers_every_request_from_the_pool() {
+    let (child, line) = start("pool_to_router", &["--router", "tcp://127.0.0.1:*"]);
+    let ep = line
+        .trim()
+        .strip_prefix("router ")
+        .unwrap_or_else(|| panic!("{line}"));
+    let ctx = zmq::Context::new();
+    let dealer = socket(&ctx, zmq::DEALER);
+    dealer.connect(ep).unwrap();
+    for i in 0..200 {
+        dealer.send(format!("request {i}").as_bytes(), 0).unwrap();
+    }
+    for _ in 0..200 {
+        let reply = dealer.recv_bytes(0).unwrap();
+        assert_eq!(reply.len(), 16, "{reply:?}");
+        assert!(reply.iter().all(u8::is_ascii_hexdigit));
+    }
+    terminate(child);
+}
