@@ -307,6 +307,70 @@ impl Drop for Membership {
     }
 }
 
+/// A stream's rate limits: its own buckets and its share of a group.
+#[derive(Default)]
+pub(crate) struct Rates {
+    pub(crate) limit: Option<Limiter>,
+    pub(crate) group: Option<Membership>,
+}
+
+impl Rates {
+    /// What the stream may move now: the lower of its own bucket and its group share.
+    pub(crate) fn allowance(&mut self, read: bool, now: Instant) -> usize {
+        let mut a = usize::MAX;
+        if let Some(l) = &mut self.limit {
+            let b = if read { &mut l.read } else { &mut l.write };
+            b.refill(now);
+            a = a.min(b.allowance());
+        }
+        if let Some(m) = &self.group {
+            if let Ok(mut grp) = m.group.try_borrow_mut() {
+                a = a.min(grp.share(read, now, m.id));
+            }
+        }
+        a
+    }
+
+    /// Takes `n` moved bytes from the stream's bucket and its group's.
+    pub(crate) fn charge(&mut self, read: bool, n: usize) {
+        if let Some(l) = &mut self.limit {
+            if read {
+                l.read.consume(n);
+            } else {
+                l.write.consume(n);
+            }
+        }
+        if let Some(m) = &self.group {
+            if let Ok(mut grp) = m.group.try_borrow_mut() {
+                if read {
+                    grp.limiter.read.consume(n);
+                    grp.total_read += n as u64;
+                } else {
+                    grp.limiter.write.consume(n);
+                    grp.total_written += n as u64;
+                }
+            }
+        }
+    }
+
+    /// The earliest refill of any bucket the stream depends on.
+    pub(crate) fn next_refill(&self) -> Option<Instant> {
+        let own = self
+            .limit
+            .as_ref()
+            .map(|l| l.read.next_tick().min(l.write.next_tick()));
+        let grp = self.group.as_ref().and_then(|m| {
+            m.group.try_borrow().ok().map(|grp| {
+                grp.limiter
+                    .read
+                    .next_tick()
+                    .min(grp.limiter.write.next_tick())
+            })
+        });
+        own.into_iter().chain(grp).min()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

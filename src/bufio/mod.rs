@@ -21,8 +21,11 @@
 //! at once without flushing. After any of them no callback of the stream runs, including
 //! one that was already due.
 
+mod conn;
+mod engine;
 mod error;
 mod filter;
+mod filtered;
 mod limit;
 mod options;
 mod output;

@@ -1,0 +1,374 @@
+//! [`Conn`]'s public API: read requests, writes, flushes, limits, rate limits, closing.
+
+use std::os::fd::RawFd;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::filter::FlushMode;
+use super::limit::{Limiter, Membership, RateGroup, RateLimit};
+use super::options::Options;
+use super::output::Output;
+use super::read::Request;
+use super::stream::{Conn, Link, State};
+use crate::ev::{Ctx, WatcherId};
+
+impl<S: 'static> Conn<S> {
+    // ----- requests and writes ---------------------------------------------------------
+
+    /// Requests the next line (LF or CRLF, terminator stripped): [`Handler::read`] gets it.
+    /// Replaces any pending request.
+    pub fn read_line(&self, cx: &mut Ctx<S>) {
+        self.request(cx, Some(Request::Line));
+    }
+
+    /// Requests exactly `n` bytes.
+    pub fn read_exact(&self, cx: &mut Ctx<S>, n: usize) {
+        self.request(cx, Some(Request::Exact(n)));
+    }
+
+    /// Requests whatever is buffered, once the read low watermark is met.
+    pub fn read_chunk(&self, cx: &mut Ctx<S>) {
+        self.request(cx, Some(Request::Chunk));
+    }
+
+    /// Requests `req`, or with `None` withdraws the pending request.
+    pub fn request(&self, cx: &mut Ctx<S>, req: Option<Request>) {
+        {
+            let mut g = self.st.borrow_mut();
+            if g.req.is_none() && req.is_some() {
+                g.last_read = self.clock(cx);
+            }
+            if g.req != req {
+                g.scanned = 0;
+            }
+            g.req = req;
+        }
+        self.changed(cx);
+    }
+
+    /// The pending read request.
+    pub fn pending_request(&self) -> Option<Request> {
+        self.st.borrow().req
+    }
+
+    /// Queues `data` for writing. Writes go out when the current callback returns, or on
+    /// the next turn, at most [`Options::max_write`] bytes per turn.
+    pub fn write(&self, cx: &mut Ctx<S>, data: &[u8]) {
+        self.queue_output(cx, |out| out.push_slice(data));
+    }
+
+    /// Queues `data` for writing without copying it when nothing else is queued (e.g. an
+    /// echo of what [`Handler::read`] delivered).
+    pub fn write_bytes(&self, cx: &mut Ctx<S>, data: Bytes) {
+        self.queue_output(cx, |out| out.push_bytes(data));
+    }
+
+    pub(super) fn queue_output(&self, cx: &mut Ctx<S>, push: impl FnOnce(&mut Output)) {
+        {
+            let mut g = self.st.borrow_mut();
+            if g.closing || g.write_failed {
+                return;
+            }
+            if g.output.is_empty() {
+                g.last_write = self.clock(cx);
+            }
+            push(&mut g.output);
+        }
+        self.changed(cx);
+    }
+
+    /// Pushes output on now (libevent's `bufferevent_flush`). [`FlushMode::Flush`] makes a
+    /// filter emit what it holds back; [`FlushMode::Finished`] also ends the stream's output
+    /// once it has drained: a socket shuts down its write side, a pair delivers end of
+    /// stream to its partner, a filter finishes and passes `Finished` down. Reading goes on.
+    pub fn flush(&self, cx: &mut Ctx<S>, mode: FlushMode) {
+        {
+            let mut g = self.st.borrow_mut();
+            match mode {
+                FlushMode::Normal => {}
+                FlushMode::Flush => {
+                    if let Link::Filter(f) = &mut g.link {
+                        match f.emit(FlushMode::Flush) {
+                            (_, Some(e)) => {
+                                g.error.get_or_insert(e);
+                            }
+                            (out, None) if !out.is_empty() => f.under.write_bytes(cx, out),
+                            _ => {}
+                        }
+                    }
+                }
+                FlushMode::Finished => g.finishing = true,
+            }
+        }
+        if self.in_dispatch.get() {
+            return;
+        }
+        self.push_out(cx);
+        self.changed(cx);
+    }
+
+    /// The other stream of a [`pair`](Stream::pair), while it exists.
+    pub fn partner(&self) -> Option<Rc<Conn<S>>> {
+        match &self.st.borrow().link {
+            Link::Pair(p) => p.upgrade(),
+            _ => None,
+        }
+    }
+
+    /// Bytes buffered from the socket and not yet delivered.
+    pub fn input_len(&self) -> usize {
+        self.st.borrow().input.len()
+    }
+
+    /// Bytes queued for the socket and not yet written.
+    pub fn output_len(&self) -> usize {
+        self.st.borrow().output.len()
+    }
+
+    /// Takes everything buffered from the socket (e.g. the remainder after end of stream).
+    pub fn take_input(&self, cx: &mut Ctx<S>) -> Bytes {
+        let b = {
+            let mut g = self.st.borrow_mut();
+            g.scanned = 0;
+            g.input.split().freeze()
+        };
+        self.changed(cx);
+        b
+    }
+
+    /// Bytes read from and written to the socket so far.
+    pub fn totals(&self) -> (u64, u64) {
+        let g = self.st.borrow();
+        (g.total_read, g.total_written)
+    }
+
+    /// The stream's limits.
+    pub fn options(&self) -> Options {
+        self.st.borrow().opts
+    }
+
+    /// Changes the stream's limits (watermarks apply from the next delivery on).
+    pub fn set_options(&self, cx: &mut Ctx<S>, opts: Options) {
+        self.st.borrow_mut().opts = opts.sane();
+        self.arm_timeouts(cx);
+        self.changed(cx);
+    }
+
+    /// The socket's file descriptor (for socket options; do not read or write it).
+    pub fn fd(&self) -> RawFd {
+        self.st.borrow().fd
+    }
+
+    /// Whether end of stream was read.
+    pub fn is_eof(&self) -> bool {
+        self.st.borrow().eof
+    }
+
+    /// Whether the stream is closed (or closing).
+    pub fn is_closed(&self) -> bool {
+        self.closed.get() || self.st.borrow().closing
+    }
+
+    // ----- rate limits -----------------------------------------------------------------
+
+    /// Sets (or with `None` removes) this stream's own rate limit; its buckets start full.
+    pub fn set_rate_limit(&self, cx: &mut Ctx<S>, limit: Option<RateLimit>) {
+        self.st.borrow_mut().rate.limit = limit.map(|l| Limiter::new(&l, Instant::now()));
+        self.changed(cx);
+    }
+
+    /// Joins `group`, leaving any group the stream was in. The lower of the stream's own
+    /// limit and its share of the group wins.
+    pub fn join_group(&self, cx: &mut Ctx<S>, group: &RateGroup) {
+        let m = Membership::join(group);
+        let old = self.st.borrow_mut().rate.group.replace(m);
+        drop(old);
+        self.changed(cx);
+    }
+
+    /// Leaves the stream's rate-limit group, if any (dropping the stream does this too).
+    pub fn leave_group(&self, cx: &mut Ctx<S>) {
+        let old = self.st.borrow_mut().rate.group.take();
+        drop(old);
+        self.changed(cx);
+    }
+
+    /// How many bytes the stream may read now under its own limit and its group's share
+    /// (`usize::MAX` when unlimited).
+    pub fn read_allowance(&self) -> usize {
+        let mut g = self.st.borrow_mut();
+        g.rate.allowance(true, Instant::now())
+    }
+
+    /// How many bytes the stream may write now (`usize::MAX` when unlimited).
+    pub fn write_allowance(&self) -> usize {
+        let mut g = self.st.borrow_mut();
+        g.rate.allowance(false, Instant::now())
+    }
+
+    /// Takes `n` bytes from the stream's read bucket (and its group's) by hand.
+    pub fn decrement_read(&self, n: usize) {
+        self.st.borrow_mut().rate.charge(true, n);
+    }
+
+    /// Takes `n` bytes from the stream's write bucket (and its group's) by hand.
+    pub fn decrement_write(&self, n: usize) {
+        self.st.borrow_mut().rate.charge(false, n);
+    }
+
+    pub(super) fn arm_rate_timer(&self, cx: &mut Ctx<S>, at: Instant) {
+        let after = at.saturating_duration_since(Instant::now());
+        self.arm(cx, |g| &mut g.rate_timer, after, Conn::dispatch);
+    }
+
+    /// Starts the stream's one-shot timer in `slot` to fire `after` from now, creating it
+    /// on first use with `fire` as its callback.
+    pub(super) fn arm(
+        &self,
+        cx: &mut Ctx<S>,
+        slot: fn(&mut State<S>) -> &mut Option<WatcherId>,
+        after: Duration,
+        fire: fn(&Rc<Conn<S>>, &mut S, &mut Ctx<S>),
+    ) {
+        let existing = *slot(&mut self.st.borrow_mut());
+        match existing {
+            Some(t) => {
+                cx.set_timer(t, after, None);
+            }
+            None => {
+                let Some(me) = self.self_weak.borrow().as_ref().and_then(Weak::upgrade) else {
+                    return;
+                };
+                let t = cx.timer(after, None, move |st, cx, _| fire(&me, st, cx));
+                *slot(&mut self.st.borrow_mut()) = Some(t);
+            }
+        }
+    }
+
+    // ----- closing ---------------------------------------------------------------------
+
+    /// Graceful close: no more reads or callbacks; queued output is flushed, then the
+    /// write side is shut down and the socket closed. A peer that does not take the output
+    /// within [`Options::close_timeout`] gets a reset instead.
+    pub fn close(&self, cx: &mut Ctx<S>) {
+        {
+            let mut g = self.st.borrow_mut();
+            if g.closing {
+                return;
+            }
+            g.closing = true;
+            g.req = None;
+            g.close_deadline = g.opts.close_timeout.map(|t| self.clock(cx) + t);
+        }
+        // No callback after a close: drop the handler now (or when its callback returns).
+        let h = self.handler.borrow_mut().take();
+        drop(h);
+        self.arm_timeouts(cx);
+        self.changed(cx);
+    }
+
+    /// Abortive close: queued output is discarded and the peer gets a reset (`SO_LINGER`
+    /// 0). No callback runs afterwards.
+    pub fn abort(&self, cx: &mut Ctx<S>) {
+        self.teardown(Some(cx), true);
+    }
+
+    /// Closes now: watchers removed (through `cx`, or at the start of the next turn), the
+    /// socket closed after them, the handler dropped. A filter hands its remaining output,
+    /// run through the filter with [`FlushMode::Finished`], to the underlying stream and closes
+    /// that gracefully; a pair's partner is unlinked (no end of stream).
+    pub(super) fn teardown(&self, cx: Option<&mut Ctx<S>>, reset: bool) {
+        if self.closed.replace(true) {
+            return;
+        }
+        let (ws, link, pending) = {
+            let Ok(mut g) = self.st.try_borrow_mut() else {
+                return;
+            };
+            g.rate.group = None; // leaves the rate-limit group
+            g.connecting = None; // cancels a connect in progress
+            let ws: Vec<WatcherId> = [
+                g.io.take(),
+                g.kick.take(),
+                g.timer.take(),
+                g.rate_timer.take(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            g.req = None;
+            let pending = std::mem::take(&mut g.output);
+            (ws, std::mem::replace(&mut g.link, Link::Closed), pending)
+        };
+        let mut link = link;
+        if let Link::Socket(s) = &link {
+            if reset {
+                let _ = s.set_linger(Some(Duration::ZERO));
+            }
+        }
+        let mut filter_failed = false;
+        if let Link::Filter(f) = &mut link {
+            if !reset {
+                // Never discard: what was written goes through the filter, finished.
+                let mut pending = pending;
+                pending.move_into(&mut f.raw_out, usize::MAX);
+                let (out, err) = f.emit(FlushMode::Finished);
+                if err.is_some() {
+                    // Nobody is left to tell (the handler goes with the close), and the
+                    // peer must not take a truncated stream for a complete one: reset
+                    // the underlying connection instead of closing it gracefully.
+                    filter_failed = true;
+                } else {
+                    f.under.conn.push_output(out);
+                }
+            }
+        }
+        let under = match link {
+            Link::Filter(f) => Some((f.under, reset || filter_failed)),
+            other => {
+                match cx {
+                    Some(cx) => {
+                        for w in &ws {
+                            cx.remove(*w);
+                        }
+                        drop(other);
+                    }
+                    None => self.remover.remove_then_drop(&ws, other),
+                }
+                None
+            }
+        };
+        if let Some((under, reset)) = under {
+            // The filter's own watchers go; the underlying stream closes with `cx`, now or
+            // at the start of the next turn.
+            let fin = move |cx: &mut Ctx<S>| {
+                for w in &ws {
+                    cx.remove(*w);
+                }
+                if reset {
+                    under.abort(cx);
+                } else {
+                    under.close(cx);
+                    // Its watchers keep it until the flush and shutdown are done.
+                    under.detach();
+                }
+            };
+            self.remover.defer(fin);
+        }
+        // Outside its own callback the handler goes now; inside, when the callback returns.
+        if let Ok(mut h) = self.handler.try_borrow_mut() {
+            drop(h.take());
+        }
+    }
+
+    /// Queues output from inside the crate, without waking anything (a closing filter).
+    pub(super) fn push_output(&self, data: Bytes) {
+        if let Ok(mut g) = self.st.try_borrow_mut() {
+            if !data.is_empty() {
+                g.output.push_bytes(data);
+            }
+        }
+    }
+}

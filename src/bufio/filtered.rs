@@ -1,0 +1,185 @@
+//! A stream stacked on another through a [`Filter`](super::Filter): the glue between the
+//! two layers (the filter's input and output sides) and the handler the filter installs on
+//! the underlying stream.
+
+use std::rc::Weak;
+
+use bytes::{Bytes, BytesMut};
+
+use super::engine::over_write_high;
+use super::error::{Error, Event};
+use super::filter::{Filter, FilterResult, FlushMode};
+use super::output::Output;
+use super::read::needs_more;
+use super::stream::{Conn, Handler, Link, Stream};
+use crate::ev::Ctx;
+
+pub(super) struct Filtered<S: 'static> {
+    pub(super) under: Stream<S>,
+    pub(super) filter: Box<dyn Filter>,
+    /// Bytes from the underlying stream the filter has not taken yet.
+    pub(super) raw_in: BytesMut,
+    /// Bytes written to this stream the filter has not taken yet.
+    pub(super) raw_out: BytesMut,
+    /// The underlying stream reached end of stream.
+    pub(super) under_eof: bool,
+}
+
+impl<S: 'static> Conn<S> {
+    /// Runs the input side of a filter over bytes from the underlying stream, as far as
+    /// this stream has room. Returns whether input grew (or end of stream arrived).
+    pub(super) fn pump_in(&self, _cx: &mut Ctx<S>) -> bool {
+        let mut g = self.st.borrow_mut();
+        let g = &mut *g;
+        if g.eof || g.read_failed || g.closing || over_write_high(g) {
+            return false;
+        }
+        let room = if needs_more(g.req, g.input.len(), g.opts.limits()) {
+            g.opts.max_read
+        } else {
+            g.opts.read_high.saturating_sub(g.input.len())
+        };
+        let Link::Filter(f) = &mut g.link else {
+            return false;
+        };
+        if room == 0 || (f.raw_in.is_empty() && !f.under_eof) {
+            return false;
+        }
+        let mode = if f.under_eof {
+            FlushMode::Finished
+        } else {
+            FlushMode::Normal
+        };
+        let before = g.input.len();
+        let r = f.filter.input(&mut f.raw_in, &mut g.input, room, mode);
+        let grew = g.input.len() - before;
+        let ended = f.under_eof && f.raw_in.is_empty();
+        match r {
+            FilterResult::Error(m) => {
+                g.read_failed = true;
+                g.error.get_or_insert(Error::Filter(m));
+                return true;
+            }
+            FilterResult::NeedMore if f.under_eof => {
+                // The stream ended inside a unit the filter needed whole.
+                g.read_failed = true;
+                g.error
+                    .get_or_insert(Error::Filter("end of stream inside a filtered unit".into()));
+                return true;
+            }
+            _ => {}
+        }
+        if grew > 0 {
+            g.total_read += grew as u64;
+            g.last_read = g.now;
+        }
+        if ended {
+            g.eof = true;
+            return true;
+        }
+        grew > 0
+    }
+
+    /// Bytes (or the end) from the underlying stream of a filter.
+    pub(super) fn take_from_under(&self, data: Option<Bytes>, err: Option<Error>) {
+        let mut g = self.st.borrow_mut();
+        let g = &mut *g;
+        if let Some(e) = err {
+            g.read_failed = true;
+            g.error.get_or_insert(e);
+        }
+        if let Link::Filter(f) = &mut g.link {
+            match data {
+                Some(d) => f.raw_in.extend_from_slice(&d),
+                None => f.under_eof = true,
+            }
+        }
+    }
+}
+
+/// Runs the output side of a filter over up to `cap` bytes of `out`, into the underlying
+/// stream. Returns how many bytes of `out` the filter took.
+pub(super) fn filter_out<S: 'static>(
+    f: &mut Filtered<S>,
+    out: &mut Output,
+    cap: usize,
+    finishing: bool,
+    cx: &mut Ctx<S>,
+) -> Result<usize, Error> {
+    let taken = out.move_into(&mut f.raw_out, cap);
+    let mode = if finishing && out.is_empty() {
+        FlushMode::Finished
+    } else if taken > 0 {
+        FlushMode::Normal
+    } else {
+        return Ok(0);
+    };
+    let (bytes, err) = f.emit(mode);
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if !bytes.is_empty() {
+        f.under.write_bytes(cx, bytes);
+    }
+    Ok(taken)
+}
+
+impl<S: 'static> Filtered<S> {
+    /// Runs the output side of the filter over what it holds (`raw_out`) with `mode`:
+    /// what it produced for the underlying stream, and its error if it failed.
+    pub(super) fn emit(&mut self, mode: FlushMode) -> (Bytes, Option<Error>) {
+        let mut dst = BytesMut::new();
+        let err = match self
+            .filter
+            .output(&mut self.raw_out, &mut dst, usize::MAX, mode)
+        {
+            FilterResult::Ok | FilterResult::NeedMore => None,
+            FilterResult::Error(m) => Some(Error::Filter(m)),
+        };
+        (dst.freeze(), err)
+    }
+}
+
+/// The handler a filter installs on its underlying stream: everything goes up.
+pub(super) struct Bridge<S: 'static> {
+    pub(super) upper: Weak<Conn<S>>,
+}
+
+impl<S: 'static> Handler<S> for Bridge<S> {
+    fn read(&mut self, under: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>) {
+        if let Some(up) = self.upper.upgrade() {
+            up.take_from_under(Some(data), None);
+            // Keep pulling while the upper stream wants input; its settle stops us.
+            under.read_chunk(cx);
+            up.dispatch(st, cx);
+        }
+    }
+
+    fn write(&mut self, _: &Conn<S>, st: &mut S, cx: &mut Ctx<S>) {
+        // The underlying output drained: the filter may move more of the upper output.
+        if let Some(up) = self.upper.upgrade() {
+            up.dispatch(st, cx);
+        }
+    }
+
+    fn event(&mut self, under: &Conn<S>, e: Event, st: &mut S, cx: &mut Ctx<S>) {
+        let Some(up) = self.upper.upgrade() else {
+            return;
+        };
+        match e {
+            Event::Eof => {
+                // What the underlying stream still buffers comes before the end.
+                let rest = under.take_input(cx);
+                if !rest.is_empty() {
+                    up.take_from_under(Some(rest), None);
+                }
+                up.take_from_under(None, None);
+            }
+            Event::Error(e) => up.take_from_under(None, Some(e)),
+            Event::Connected => {}
+            Event::ReadTimeout => up.st.borrow_mut().read_timed_out = true,
+            Event::WriteTimeout => up.st.borrow_mut().write_timed_out = true,
+        }
+        up.dispatch(st, cx);
+    }
+}
