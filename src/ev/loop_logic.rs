@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::event::{Event, Interest, R_ERROR, R_FIRED, R_READ, R_WRITE};
+use super::event::{Event, Interest};
+use super::fdcache::FdEntry;
 use super::remover::{Removals, Remover};
 use super::signal::Signals;
 use super::sys::{self, Epoll, Events};
@@ -19,19 +20,19 @@ use super::wake::{WakeShared, Waker};
 use super::WatcherId;
 
 /// The callback every watcher carries: shared state, the loop context, and what happened.
-type Callback<S> = Box<dyn FnMut(&mut S, &mut Ctx<S>, Event)>;
+pub(super) type Callback<S> = Box<dyn FnMut(&mut S, &mut Ctx<S>, Event)>;
 
 /// The epoll token of the loop's own eventfd; fds use their own number as token.
-const WAKE_TOKEN: u64 = u64::MAX;
+pub(super) const WAKE_TOKEN: u64 = u64::MAX;
 /// The epoll token of the loop's signalfd.
-const SIGNAL_TOKEN: u64 = u64::MAX - 1;
+pub(super) const SIGNAL_TOKEN: u64 = u64::MAX - 1;
 /// epoll's registration for an fd is unknown (a new watcher may reuse an old fd number).
-const UNKNOWN: u32 = u32::MAX;
+pub(super) const UNKNOWN: u32 = u32::MAX;
 /// Loop identities, so services built on a loop can refuse another loop's context.
 static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug)]
-enum Kind {
+pub(super) enum Kind {
     Free,
     Io {
         fd: RawFd,
@@ -53,24 +54,14 @@ enum Kind {
     },
 }
 
-struct Slot<S> {
-    version: u32,
-    kind: Kind,
-    active: bool,
+pub(super) struct Slot<S> {
+    pub(super) version: u32,
+    pub(super) kind: Kind,
+    pub(super) active: bool,
     /// Readiness bits queued for the callback; zero when not pending.
-    pending: u8,
-    due: Option<Instant>,
-    cb: Option<Callback<S>>,
-}
-
-/// Per-fd bookkeeping: which io watchers are active on it and what epoll has registered.
-#[derive(Debug, Default)]
-struct FdEntry {
-    active: Vec<WatcherId>,
-    /// io watchers on this fd, started or not; at zero the fd is deregistered eagerly.
-    watchers: u32,
-    registered: u32,
-    dirty: bool,
+    pub(super) pending: u8,
+    pub(super) due: Option<Instant>,
+    pub(super) cb: Option<Callback<S>>,
 }
 
 /// The loop context: everything a callback may do to the loop.
@@ -80,30 +71,30 @@ struct FdEntry {
 /// cached time, or stop the loop. [`Loop`] dereferences to `Ctx`, so the same methods set
 /// the loop up before it runs.
 pub struct Ctx<S> {
-    id: u64,
-    removals: Rc<RefCell<Removals<S>>>,
-    slots: Vec<Slot<S>>,
-    free: Vec<u32>,
-    epoll: Epoll,
-    events: Events,
-    fds: Vec<FdEntry>,
-    dirty_fds: Vec<RawFd>,
-    timers: TimerHeap,
-    live_timers: usize,
-    prepares: Vec<WatcherId>,
-    checks: Vec<WatcherId>,
-    idles: Vec<WatcherId>,
-    wakes: Vec<WatcherId>,
-    wake: Option<Arc<WakeShared>>,
-    signals: Option<Signals>,
-    pending: VecDeque<WatcherId>,
-    scratch: Vec<WatcherId>,
-    active: usize,
-    now: Instant,
-    stop: bool,
-    turns: u64,
-    polls: u64,
-    ctl_calls: u64,
+    pub(super) id: u64,
+    pub(super) removals: Rc<RefCell<Removals<S>>>,
+    pub(super) slots: Vec<Slot<S>>,
+    pub(super) free: Vec<u32>,
+    pub(super) epoll: Epoll,
+    pub(super) events: Events,
+    pub(super) fds: Vec<FdEntry>,
+    pub(super) dirty_fds: Vec<RawFd>,
+    pub(super) timers: TimerHeap,
+    pub(super) live_timers: usize,
+    pub(super) prepares: Vec<WatcherId>,
+    pub(super) checks: Vec<WatcherId>,
+    pub(super) idles: Vec<WatcherId>,
+    pub(super) wakes: Vec<WatcherId>,
+    pub(super) wake: Option<Arc<WakeShared>>,
+    pub(super) signals: Option<Signals>,
+    pub(super) pending: VecDeque<WatcherId>,
+    pub(super) scratch: Vec<WatcherId>,
+    pub(super) active: usize,
+    pub(super) now: Instant,
+    pub(super) stop: bool,
+    pub(super) turns: u64,
+    pub(super) polls: u64,
+    pub(super) ctl_calls: u64,
 }
 
 /// A single-threaded, libev-style event loop over state `S`.
@@ -277,7 +268,7 @@ impl<S> Loop<S> {
 impl<S> Ctx<S> {
     // ----- creating watchers -------------------------------------------------------------
 
-    fn insert(&mut self, kind: Kind, cb: Callback<S>) -> WatcherId {
+    pub(super) fn insert(&mut self, kind: Kind, cb: Callback<S>) -> WatcherId {
         let slot = Slot {
             version: 0,
             kind,
@@ -460,32 +451,16 @@ impl<S> Ctx<S> {
 
     // ----- starting, stopping, removing --------------------------------------------------
 
-    fn slot(&self, w: WatcherId) -> Option<&Slot<S>> {
+    pub(super) fn slot(&self, w: WatcherId) -> Option<&Slot<S>> {
         self.slots
             .get(w.index as usize)
             .filter(|s| s.version == w.version && !matches!(s.kind, Kind::Free))
     }
 
-    fn slot_mut(&mut self, w: WatcherId) -> Option<&mut Slot<S>> {
+    pub(super) fn slot_mut(&mut self, w: WatcherId) -> Option<&mut Slot<S>> {
         self.slots
             .get_mut(w.index as usize)
             .filter(|s| s.version == w.version && !matches!(s.kind, Kind::Free))
-    }
-
-    fn fd_entry(&mut self, fd: RawFd) -> &mut FdEntry {
-        let i = fd as usize;
-        if self.fds.len() <= i {
-            self.fds.resize_with(i + 1, FdEntry::default);
-        }
-        &mut self.fds[i]
-    }
-
-    fn mark_dirty(&mut self, fd: RawFd) {
-        let e = self.fd_entry(fd);
-        if !e.dirty {
-            e.dirty = true;
-            self.dirty_fds.push(fd);
-        }
     }
 
     /// Starts a watcher (a timer is scheduled `after` from the current time). Returns `false` for a
@@ -707,7 +682,7 @@ impl<S> Ctx<S> {
         }
     }
 
-    fn apply_removals(&mut self) {
+    pub(super) fn apply_removals(&mut self) {
         let (watchers, owned, deferred) = {
             let Ok(mut q) = self.removals.try_borrow_mut() else {
                 return;
@@ -744,337 +719,6 @@ impl<S> Ctx<S> {
             ctl_calls: self.ctl_calls,
         }
     }
-
-    // ----- one turn ------------------------------------------------------------------
-
-    fn run_phase(&mut self, state: &mut S, which: Phase) {
-        let mut list = std::mem::take(&mut self.scratch);
-        list.clear();
-        list.extend_from_slice(match which {
-            Phase::Prepare => &self.prepares,
-            Phase::Check => &self.checks,
-            Phase::Idle => &self.idles,
-        });
-        for &w in &list {
-            // A watcher stopped or removed by an earlier callback of this phase is skipped.
-            if self.is_active(w) {
-                self.dispatch(
-                    state,
-                    w,
-                    Event {
-                        watcher: w,
-                        ready: R_FIRED,
-                        due: None,
-                    },
-                );
-            }
-        }
-        self.scratch = list;
-    }
-
-    fn dispatch(&mut self, state: &mut S, w: WatcherId, ev: Event) {
-        let Some(mut cb) = self.slots[w.index as usize].cb.take() else {
-            return;
-        };
-        cb(state, self, ev);
-        // The watcher may have been removed (and its slot reused) by its own callback.
-        if let Some(s) = self.slot_mut(w) {
-            if s.cb.is_none() {
-                s.cb = Some(cb);
-            }
-        }
-    }
-
-    fn queue(&mut self, w: WatcherId, ready: u8) {
-        if let Some(s) = self.slot_mut(w) {
-            let first = s.pending == 0;
-            s.pending |= ready;
-            if first {
-                self.pending.push_back(w);
-            }
-        }
-    }
-
-    /// Applies io interest changes to epoll. An fd nobody wants any more stays registered
-    /// (lazily), so a stop followed by a start in the next turn costs no syscall; if it
-    /// reports readiness meanwhile it is disarmed then.
-    fn reify(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty_fds);
-        for &fd in &dirty {
-            let want = self.wanted(fd);
-            let e = &mut self.fds[fd as usize];
-            e.dirty = false;
-            if want != 0 && want != e.registered {
-                let fresh = e.registered == UNKNOWN || e.registered == 0;
-                e.registered = want;
-                self.ctl_calls += 1;
-                let r = if fresh {
-                    self.epoll.add(fd, want, fd as u64)
-                } else {
-                    self.epoll.set(fd, want, fd as u64)
-                };
-                if r.is_err() {
-                    // A closed or invalid fd: report it to its watchers as an error.
-                    self.fds[fd as usize].registered = 0;
-                    self.queue_fd(fd, sys::EV_ERR);
-                }
-            }
-        }
-        dirty.clear();
-        self.dirty_fds = dirty;
-    }
-
-    fn wanted(&self, fd: RawFd) -> u32 {
-        let mut want = 0;
-        for &w in &self.fds[fd as usize].active {
-            if let Some(Slot {
-                kind: Kind::Io { interest, .. },
-                ..
-            }) = self.slot(w)
-            {
-                if interest.is_readable() {
-                    want |= sys::EV_READ;
-                }
-                if interest.is_writable() {
-                    want |= sys::EV_WRITE;
-                }
-            }
-        }
-        want
-    }
-
-    fn queue_fd(&mut self, fd: RawFd, bits: u32) {
-        let Some(e) = self.fds.get(fd as usize) else {
-            return;
-        };
-        let mut got = 0;
-        let err = bits & sys::EV_ERR != 0;
-        if bits & sys::EV_READ != 0 || err {
-            got |= R_READ;
-        }
-        if bits & sys::EV_WRITE != 0 || err {
-            got |= R_WRITE;
-        }
-        let mut matched = false;
-        for i in 0..e.active.len() {
-            let w = self.fds[fd as usize].active[i];
-            let Some(Slot {
-                kind: Kind::Io { interest, .. },
-                ..
-            }) = self.slot(w)
-            else {
-                continue;
-            };
-            let ready = got & interest.bits();
-            if ready != 0 {
-                matched = true;
-                self.queue(w, ready | if err { R_ERROR } else { 0 });
-            }
-        }
-        if !matched {
-            // Readiness nobody wants (a lazily kept registration): disarm it now.
-            let want = self.wanted(fd);
-            let e = &mut self.fds[fd as usize];
-            if e.registered != want {
-                self.ctl_calls += 1;
-                let r = if want == 0 {
-                    self.epoll.delete(fd)
-                } else {
-                    self.epoll.set(fd, want, fd as u64)
-                };
-                e.registered = if r.is_ok() { want } else { 0 };
-            }
-        }
-    }
-
-    fn turn(&mut self, state: &mut S, block: bool) -> io::Result<()> {
-        self.turns += 1;
-        self.apply_removals();
-        if !self.prepares.is_empty() {
-            self.run_phase(state, Phase::Prepare);
-        }
-        if !self.dirty_fds.is_empty() {
-            self.reify();
-        }
-
-        // Nothing active (e.g. a prepare callback removed the last watchers): nothing could
-        // ever end a sleep, so only look.
-        let timeout = if !block
-            || self.stop
-            || self.active == 0
-            || !self.idles.is_empty()
-            || !self.pending.is_empty()
-            || self.wake_raised_before_sleep()
-        {
-            Some(Duration::ZERO)
-        } else {
-            let slots = &self.slots;
-            let live = |w, seq| timer_live(slots, w, seq);
-            self.timers
-                .next_due(live)
-                .map(|due| due.saturating_duration_since(Instant::now()))
-        };
-
-        self.polls += 1;
-        let r = self.epoll.wait(&mut self.events, timeout);
-        self.now = Instant::now();
-        r?;
-        let mut efd_ready = false;
-        let mut signal_ready = false;
-        let mut i = 0;
-        while let Some(ready) = self.events.get(i) {
-            i += 1;
-            if ready.token == WAKE_TOKEN {
-                efd_ready = true;
-            } else if ready.token == SIGNAL_TOKEN {
-                signal_ready = true;
-            } else {
-                self.queue_fd(ready.token as RawFd, ready.bits);
-            }
-        }
-        if let Some(sh) = &self.wake {
-            sh.wanted.store(false, Ordering::SeqCst);
-            if efd_ready || sh.skipped.load(Ordering::SeqCst) {
-                self.collect_wakes(efd_ready);
-            }
-        }
-
-        if signal_ready {
-            self.collect_signals();
-        }
-        if self.live_timers > 0 {
-            self.expire_timers();
-        }
-
-        if !self.checks.is_empty() {
-            self.run_phase(state, Phase::Check);
-        }
-
-        let mut ran = false;
-        while let Some(w) = self.pending.pop_front() {
-            let Some(s) = self.slot_mut(w) else { continue };
-            let ready = std::mem::take(&mut s.pending);
-            if ready == 0 {
-                continue; // stopped after it was queued
-            }
-            let due = s.due;
-            ran = true;
-            self.dispatch(
-                state,
-                w,
-                Event {
-                    watcher: w,
-                    ready,
-                    due,
-                },
-            );
-        }
-
-        if !ran && !self.idles.is_empty() {
-            self.run_phase(state, Phase::Idle);
-        }
-        Ok(())
-    }
-
-    /// Before a poll that may sleep: tells wakers to write the eventfd from now on, then
-    /// checks whether one already raised a wake without writing (libev's
-    /// `pipe_write_wanted` / `pipe_write_skipped`; see `wake.rs`).
-    fn wake_raised_before_sleep(&self) -> bool {
-        self.wake.as_ref().is_some_and(|sh| {
-            sh.wanted.store(true, Ordering::SeqCst);
-            sh.skipped.load(Ordering::SeqCst)
-        })
-    }
-
-    fn collect_signals(&mut self) {
-        let mut fired = std::mem::take(&mut self.scratch);
-        fired.clear();
-        if let Some(sg) = &mut self.signals {
-            sg.collect(&mut fired);
-        }
-        for &w in &fired {
-            self.queue(w, R_FIRED);
-        }
-        fired.clear();
-        self.scratch = fired;
-    }
-
-    fn collect_wakes(&mut self, efd_ready: bool) {
-        if let Some(sh) = &self.wake {
-            if efd_ready {
-                sh.efd.drain();
-            }
-            // Wakes raised after this store set it again and are collected next turn.
-            sh.skipped.store(false, Ordering::SeqCst);
-        }
-        for i in 0..self.wakes.len() {
-            let w = self.wakes[i];
-            let raised = match self.slot(w) {
-                Some(Slot {
-                    kind: Kind::Wake { flag },
-                    ..
-                }) => flag.swap(false, Ordering::AcqRel),
-                _ => false,
-            };
-            if raised {
-                self.queue(w, R_FIRED);
-            }
-        }
-    }
-
-    fn expire_timers(&mut self) {
-        let now = self.now;
-        loop {
-            let slots = &self.slots;
-            let live = |w, seq| timer_live(slots, w, seq);
-            let Some((w, due)) = self.timers.pop_expired(now, live) else {
-                break;
-            };
-            let s = &mut self.slots[w.index as usize];
-            let Kind::Timer { repeat, seq, .. } = &mut s.kind else {
-                continue;
-            };
-            match *repeat {
-                Some(rep) if !rep.is_zero() => {
-                    // Keep the cadence; if the loop fell behind, restart from now.
-                    let mut next = due + rep;
-                    if next <= now {
-                        next = now + rep;
-                    }
-                    *seq = self.timers.push(next, w);
-                }
-                _ => {
-                    *seq = 0;
-                    s.active = false;
-                    self.active -= 1;
-                    self.live_timers -= 1;
-                }
-            }
-            // The callback sees the deadline it fired for.
-            s.due = Some(due);
-            self.queue(w, R_FIRED);
-        }
-        let live_count = self.live_timers;
-        let slots = &self.slots;
-        self.timers
-            .compact(live_count, |w, seq| timer_live(slots, w, seq));
-    }
-}
-
-/// Whether heap entry `seq` is the live schedule of timer `w`.
-fn timer_live<S>(slots: &[Slot<S>], w: WatcherId, seq: u64) -> bool {
-    matches!(
-        slots.get(w.index as usize),
-        Some(Slot { kind: Kind::Timer { seq: s, .. }, active: true, version, .. })
-            if *s == seq && *version == w.version
-    )
-}
-
-#[derive(Clone, Copy)]
-enum Phase {
-    Prepare,
-    Check,
-    Idle,
 }
 
 /// Loop counters, for tests and benchmarks (see [`Ctx::stats`]).

@@ -72,6 +72,7 @@
 //! `S`, not behind shared pointers.
 
 mod event;
+mod fdcache;
 mod loop_logic;
 mod remover;
 mod signal;
@@ -81,6 +82,7 @@ pub(crate) mod sys;
 mod sys_signal;
 mod timer;
 mod token;
+mod turn;
 mod wake;
 
 pub use event::{Event, Interest};
