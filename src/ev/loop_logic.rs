@@ -92,6 +92,8 @@ pub struct Ctx<S> {
     pub(super) active: usize,
     pub(super) now: Instant,
     pub(super) stop: bool,
+    /// Set by [`Ctx::shutdown`]: `run` returns at this time at the latest.
+    pub(super) deadline: Option<Instant>,
     pub(super) turns: u64,
     pub(super) polls: u64,
     pub(super) ctl_calls: u64,
@@ -187,6 +189,7 @@ impl<S> Loop<S> {
                 active: 0,
                 now: Instant::now(),
                 stop: false,
+                deadline: None,
                 turns: 0,
                 polls: 0,
                 ctl_calls: 0,
@@ -203,13 +206,14 @@ impl<S> Loop<S> {
         sys::set_timer_slack(slack.as_nanos().min(u64::MAX as u128) as u64)
     }
 
-    /// Runs turns until [`Ctx::stop_loop`] is called or no watcher is active.
+    /// Runs turns until [`Ctx::stop_loop`] is called, no watcher is active, or the grace
+    /// period of a [`Ctx::shutdown`] is over.
     ///
     /// # Errors
     /// An error from the poller (never `EINTR`, which is retried).
     pub fn run(&mut self, state: &mut S) -> io::Result<()> {
         self.ctx.stop = false;
-        while !self.ctx.stop && self.ctx.active > 0 {
+        while !self.ctx.stop && self.ctx.active > 0 && !self.ctx.past_deadline() {
             self.ctx.turn(state, true)?;
         }
         self.ctx.stop = false;
@@ -704,6 +708,31 @@ impl<S> Ctx<S> {
         for f in deferred {
             f(self);
         }
+    }
+
+    /// Starts a graceful shutdown: [`Loop::run`] goes on while watchers are active, so
+    /// work in progress can finish, but returns `grace` from now at the latest. A second
+    /// call can only bring the deadline closer.
+    ///
+    /// The recipe, from a signal watcher (see `tests/shutdown.rs`): remove the signal
+    /// watchers and drop the [`Listener`](crate::socket::Listener)s (no new connections),
+    /// stop the timers that produce work, [`close`](crate::bufio::Conn::close) the streams
+    /// (each flushes its output, bounded by its own close timeout), let each ZeroMQ
+    /// handler drop its [`ZmqWatcher`](crate::zmq::ZmqWatcher) once its `Outbox` has
+    /// drained, then call `shutdown(grace)`. `run` returns as soon as the last of them is
+    /// done, or when the grace period is over, whichever comes first.
+    pub fn shutdown(&mut self, grace: Duration) {
+        let at = Instant::now() + grace;
+        self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
+    }
+
+    /// Whether [`shutdown`](Ctx::shutdown) was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.deadline.is_some()
+    }
+
+    pub(super) fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Makes [`Loop::run`] return after the current turn. Safe from any callback.

@@ -103,9 +103,11 @@ impl<S> Ctx<S> {
         }
         let slots = &self.slots;
         let live = |w, seq| timer_live(slots, w, seq);
-        self.timers
-            .next_due(live)
-            .map(|due| due.saturating_duration_since(Instant::now()))
+        let due = match (self.timers.next_due(live), self.deadline) {
+            (Some(t), Some(d)) => Some(t.min(d)),
+            (t, d) => t.or(d),
+        };
+        due.map(|due| due.saturating_duration_since(Instant::now()))
     }
 
     /// The one syscall of the turn, then its reports queued: io watchers, wakes, signals.
