@@ -1,15 +1,12 @@
 //! A line-echo client on evnet: connects (host names resolved on a worker thread, IPv6 and
 //! IPv4 tried RFC 8305 style), sends lines one at a time and reports round-trip times.
-//!
-//! ```text
-//! cargo run --release --example echo_client -- [--connect HOST:PORT | --unix PATH]
-//!     [--lines N] [--conns C]
-//! ```
+//! `--help` lists the flags.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bytes::Bytes;
+use clap::Parser;
 use evnet::bufio::{Conn, Event, Handler, Stream};
 use evnet::ev::{Ctx, Loop};
 use evnet::socket::{connect, connect_host, ConnectOptions, Endpoint};
@@ -95,22 +92,30 @@ fn on_connected(st: &mut State, cx: &mut Ctx<State>, r: std::io::Result<evnet::s
     }
 }
 
+#[derive(Parser)]
+#[command(about = "Line-echo client: sends lines one at a time and reports round-trip times")]
+struct Args {
+    /// Server to connect to (host names resolved on the thread pool).
+    #[arg(long = "connect", default_value = "localhost:7020")]
+    target: String,
+    /// Connect to a Unix socket instead.
+    #[arg(long)]
+    unix: Option<String>,
+    /// Lines per connection.
+    #[arg(long, default_value_t = 1000)]
+    lines: usize,
+    /// Connections, run at once.
+    #[arg(long, default_value_t = 1)]
+    conns: usize,
+}
+
 fn main() -> Result<()> {
-    let mut target = "localhost:7020".to_string();
-    let mut unix = None;
-    let mut lines = 1000;
-    let mut conns = 1;
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut v = || it.next().with_context(|| format!("{k} needs a value"));
-        match k.as_str() {
-            "--connect" => target = v()?,
-            "--unix" => unix = Some(v()?),
-            "--lines" => lines = v()?.parse()?,
-            "--conns" => conns = v()?.parse()?,
-            other => bail!("unknown argument {other}"),
-        }
-    }
+    let Args {
+        target,
+        unix,
+        lines,
+        conns,
+    } = Args::parse();
     let mut ev = Loop::<State>::new()?;
     let pool = Pool::new(&mut ev)?;
     let mut pending = Vec::new();

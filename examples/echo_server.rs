@@ -16,92 +16,76 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
+use clap::Parser;
 use evnet::bufio::{Conn, Error, Event, Handler, Options, RateGroup, RateLimit, Stream};
-use evnet::ev::{Ctx, Loop};
+use evnet::ev::{Ctx, Loop, WatcherId};
 use evnet::socket::{bind_tcp_all, bind_unix, Accept, Listener};
 
-const USAGE: &str = "\
-usage: echo_server [--listen HOST:PORT]... [--unix PATH]
-    [--rate BYTES_PER_S --burst BYTES] [--group-rate BYTES_PER_S --group-burst BYTES]
-    [--max-line BYTES] [--write-high BYTES] [--write-timeout SECS] [--idle-timeout SECS]
-    [--close-timeout SECS]
-
-  --listen HOST:PORT     listen on every address of HOST (default None:7020: 0.0.0.0 and ::)
-  --unix PATH            also listen on a Unix socket
-  --rate, --burst        per-connection rate limit, bytes/s each way (burst defaults to rate)
-  --group-rate, --group-burst
-                         one limit shared by all connections
-  --max-line BYTES       longest line accepted (default 65536)
-  --write-high BYTES     stop reading while this much output is queued (default 1048576)
-  --write-timeout SECS   drop a client that takes no output for this long (default 10; 0: never)
-  --idle-timeout SECS    drop a client that sends nothing for this long (default 60; 0: never)
-  --close-timeout SECS   reset a closing connection that does not drain (default 10)
-";
-
+#[derive(Parser)]
+#[command(
+    about = "Line-echo server: TCP on every address of a host:port, optionally Unix, with limits"
+)]
 struct Args {
+    /// Listen on every address of HOST:PORT (`None:7020`: 0.0.0.0 and ::); repeatable.
+    #[arg(long, default_value = "None:7020")]
     listen: Vec<String>,
+    /// Also listen on a Unix socket.
+    #[arg(long)]
     unix: Option<String>,
-    rate: Option<(u64, u64)>,
-    group: Option<(u64, u64)>,
-    opts: Options,
+    /// Per-connection rate limit, bytes/s each way.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Per-connection burst, bytes (default: the rate).
+    #[arg(long)]
+    burst: Option<u64>,
+    /// One limit shared by all connections, bytes/s each way.
+    #[arg(long)]
+    group_rate: Option<u64>,
+    /// The group's burst, bytes (default: the group rate).
+    #[arg(long)]
+    group_burst: Option<u64>,
+    /// Longest line accepted, bytes.
+    #[arg(long, default_value_t = Options::default().max_line)]
+    max_line: usize,
+    /// Stop reading from a client while this much output is queued for it, bytes.
+    #[arg(long, default_value_t = Options::default().write_high)]
+    write_high: usize,
+    /// Drop a client that takes no output for this long, seconds (0: never).
+    #[arg(long, default_value_t = 10.0)]
+    write_timeout: f64,
+    /// Drop a client that sends nothing for this long, seconds (0: never).
+    #[arg(long, default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Reset a closing connection that does not drain within this long, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    close_timeout: f64,
 }
 
 /// Seconds, 0 meaning never.
-fn secs(v: &str) -> Result<Option<Duration>> {
-    let s: f64 = v
-        .parse()
-        .with_context(|| format!("{v}: expected seconds"))?;
+fn secs(s: f64) -> Result<Option<Duration>> {
     if !(s >= 0.0 && s.is_finite()) {
-        bail!("{v}: expected a non-negative number of seconds");
+        bail!("{s}: expected a non-negative number of seconds");
     }
     Ok((s > 0.0).then(|| Duration::from_secs_f64(s)))
 }
 
-fn parse() -> Result<Args> {
-    let mut a = Args {
-        listen: Vec::new(),
-        unix: None,
-        rate: None,
-        group: None,
-        opts: Options {
-            write_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(60)),
-            close_timeout: Some(Duration::from_secs(10)),
+impl Args {
+    fn options(&self) -> Result<Options> {
+        Ok(Options {
+            max_line: self.max_line,
+            write_high: self.write_high,
+            write_timeout: secs(self.write_timeout)?,
+            read_timeout: secs(self.idle_timeout)?,
+            close_timeout: secs(self.close_timeout)?,
             ..Options::default()
-        },
-    };
-    let (mut rate, mut burst, mut grate, mut gburst) = (None, None, None, None);
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut v = || it.next().with_context(|| format!("{k} needs a value"));
-        match k.as_str() {
-            "--listen" => a.listen.push(v()?),
-            "--unix" => a.unix = Some(v()?),
-            "--rate" => rate = Some(v()?.parse::<u64>()?),
-            "--burst" => burst = Some(v()?.parse::<u64>()?),
-            "--group-rate" => grate = Some(v()?.parse::<u64>()?),
-            "--group-burst" => gburst = Some(v()?.parse::<u64>()?),
-            "--max-line" => a.opts.max_line = v()?.parse()?,
-            "--write-high" => a.opts.write_high = v()?.parse()?,
-            "--write-timeout" => a.opts.write_timeout = secs(&v()?)?,
-            "--idle-timeout" => a.opts.read_timeout = secs(&v()?)?,
-            "--close-timeout" => a.opts.close_timeout = secs(&v()?)?,
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other}"),
-        }
+        })
     }
-    a.rate = rate.map(|r| (r, burst.unwrap_or(r)));
-    a.group = grate.map(|r| (r, gburst.unwrap_or(r)));
-    if a.listen.is_empty() && a.unix.is_none() {
-        a.listen.push("None:7020".into());
-    }
-    Ok(a)
 }
 
 struct State {
+    listener: Option<Listener<State>>,
+    /// The stats timer and the signal watchers, removed at shutdown.
+    watchers: Vec<WatcherId>,
     conns: u64,
     open: u64,
     group: Option<RateGroup>,
@@ -178,7 +162,11 @@ fn on_accept(st: &mut State, cx: &mut Ctx<State>, a: Accept) {
 }
 
 fn main() -> Result<()> {
-    let args = parse()?;
+    let mut args = Args::parse();
+    if args.unix.is_some() && args.listen == ["None:7020"] {
+        args.listen.clear(); // only the Unix socket was asked for
+    }
+    let opts = args.options()?;
     let mut ev = Loop::<State>::new()?;
     let mut sockets = Vec::new();
     for spec in &args.listen {
@@ -195,26 +183,43 @@ fn main() -> Result<()> {
         sockets.push(bind_unix(p, true)?);
         println!("listening on unix:{p}");
     }
-    let _listener = Listener::new(&mut ev, sockets, on_accept);
+    let listener = Listener::new(&mut ev, sockets, on_accept);
     let mut st = State {
+        listener: Some(listener),
+        watchers: Vec::new(),
         conns: 0,
         open: 0,
         group: args
-            .group
-            .map(|(r, b)| RateGroup::new(RateLimit::symmetric(r, b))),
-        rate: args.rate.map(|(r, b)| RateLimit::symmetric(r, b)),
-        opts: args.opts,
+            .group_rate
+            .map(|r| RateGroup::new(RateLimit::symmetric(r, args.group_burst.unwrap_or(r)))),
+        rate: args
+            .rate
+            .map(|r| RateLimit::symmetric(r, args.burst.unwrap_or(r))),
+        opts,
         accept_errors: 0,
         accept_logged: None,
     };
     let sec = Duration::from_secs(10);
-    ev.timer(sec, Some(sec), |st: &mut State, _, _| {
+    let stats = ev.timer(sec, Some(sec), |st: &mut State, _, _| {
         let g = st.group.as_ref().map(RateGroup::totals);
         println!(
             "{} connections, {} open, group totals {g:?}",
             st.conns, st.open
         );
     });
+    st.watchers.push(stats);
+    // SIGINT/SIGTERM: stop accepting, give open connections up to 5 s, exit 0.
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let w = ev.signal(sig, |st: &mut State, cx, _| {
+            eprintln!("shutting down: {} connections open", st.open);
+            st.listener = None;
+            for w in st.watchers.drain(..) {
+                cx.remove(w);
+            }
+            cx.shutdown(Duration::from_secs(5));
+        })?;
+        st.watchers.push(w);
+    }
     ev.run(&mut st)?;
     Ok(())
 }

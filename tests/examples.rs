@@ -143,3 +143,50 @@ fn pool_to_router_answers_every_request_from_the_pool() {
     }
     terminate(child);
 }
+
+#[test]
+fn every_example_answers_help_with_its_flags_and_defaults() {
+    for name in [
+        "pubsub_fairness",
+        "echo_server",
+        "echo_client",
+        "router_heartbeat",
+        "lines_to_push",
+        "pool_to_router",
+    ] {
+        let out = Command::new(example(name)).arg("--help").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name} --help failed");
+        assert!(
+            text.contains("Usage:") && text.contains("[default:"),
+            "{name}: {text}"
+        );
+        let bad = Command::new(example(name))
+            .arg("--no-such-flag")
+            .output()
+            .unwrap();
+        assert!(!bad.status.success(), "{name} accepted an unknown flag");
+    }
+}
+
+#[test]
+fn echo_client_round_trips_against_echo_server() {
+    let (server, line) = start("echo_server", &["--listen", "127.0.0.1:0"]);
+    let addr = line
+        .trim()
+        .strip_prefix("listening on Some(")
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let out = Command::new(example("echo_client"))
+        .args(["--connect", &addr, "--lines", "200", "--conns", "3"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("3 connections ok, 0 failed; 600 round trips"),
+        "{text}"
+    );
+    terminate(server);
+}

@@ -9,27 +9,38 @@
 mod scenario;
 
 use anyhow::{bail, Context, Result};
+use clap::Parser;
 use evnet::zmq::Budget;
 use scenario::{Config, Mode, Transport};
 
+#[derive(Parser)]
+#[command(
+    about = "Naive drain vs evnet's fair adapter: a flooded SUB, a quiet SUB and a 1 ms timer on one loop"
+)]
+struct Args {
+    /// Messages in the flood.
+    #[arg(long, default_value_t = Config::default().messages)]
+    messages: u64,
+    /// Bytes per flood message.
+    #[arg(long, default_value_t = Config::default().size)]
+    size: usize,
+    /// inproc, ipc or tcp.
+    #[arg(long, default_value = "inproc")]
+    transport: String,
+    /// Also write the rows as JSON to this file.
+    #[arg(long)]
+    json: Option<String>,
+}
+
 fn main() -> Result<()> {
-    let mut cfg = Config::default();
-    let mut json: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().with_context(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--messages" => cfg.messages = val()?.parse().context("--messages")?,
-            "--size" => cfg.size = val()?.parse().context("--size")?,
-            "--transport" => cfg.transport = Transport::parse(&val()?)?,
-            "--json" => json = Some(val()?),
-            "-h" | "--help" => {
-                println!("usage: pubsub_fairness [--messages N] [--size BYTES] [--transport inproc|ipc|tcp] [--json PATH]");
-                return Ok(());
-            }
-            other => bail!("unknown argument {other:?} (try --help)"),
-        }
-    }
+    let args = Args::parse();
+    let cfg = Config {
+        messages: args.messages,
+        size: args.size,
+        transport: Transport::parse(&args.transport)?,
+        ..Config::default()
+    };
+    let json = args.json;
     if cfg.messages == 0 || cfg.size == 0 {
         bail!("--messages and --size must be positive");
     }
