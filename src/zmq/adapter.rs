@@ -177,7 +177,7 @@ impl ZmqWatcher {
             },
             able,
             lockstep,
-            budget: Cell::new(sane(budget)),
+            budget: Cell::new(budget.sane()),
             hot: Cell::new(zmq::PollEvents::empty()),
             seen: Cell::new(zmq::PollEvents::empty()),
             fault: Cell::new(None),
@@ -225,7 +225,7 @@ impl ZmqWatcher {
 
     /// Changes the turn budget; applies from the next turn.
     pub fn set_budget(&self, budget: Budget) {
-        self.shared.budget.set(sane(budget));
+        self.shared.budget.set(budget.sane());
     }
 
     /// The turn budget.
@@ -267,13 +267,6 @@ impl ZmqWatcher {
 impl Drop for ZmqWatcher {
     fn drop(&mut self) {
         self.shared.flags.closing.set(true);
-    }
-}
-
-fn sane(b: Budget) -> Budget {
-    Budget {
-        messages: b.messages.max(1),
-        time: b.time,
     }
 }
 

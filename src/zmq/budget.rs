@@ -36,9 +36,21 @@ impl Budget {
     /// A budget of `messages` per turn and no time limit.
     pub const fn messages(messages: u32) -> Budget {
         Budget {
-            messages: if messages == 0 { 1 } else { messages },
+            messages: 0,
             time: None,
         }
+        .with_messages(messages)
+    }
+
+    /// This budget with `messages` per turn (at least 1, as every budget).
+    pub const fn with_messages(mut self, messages: u32) -> Budget {
+        self.messages = if messages == 0 { 1 } else { messages };
+        self
+    }
+
+    /// The budget the adapter applies: at least one message per turn.
+    pub(crate) const fn sane(self) -> Budget {
+        self.with_messages(self.messages)
     }
 }
 
