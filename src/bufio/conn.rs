@@ -37,20 +37,20 @@ impl<S: 'static> Conn<S> {
     pub fn request(&self, cx: &mut Ctx<S>, req: Option<Request>) {
         {
             let mut g = self.st.borrow_mut();
-            if g.req.is_none() && req.is_some() {
-                g.last_read = self.clock(cx);
+            if g.rd.req.is_none() && req.is_some() {
+                g.rd.last_read = self.clock(cx);
             }
-            if g.req != req {
-                g.scanned = 0;
+            if g.rd.req != req {
+                g.rd.scanned = 0;
             }
-            g.req = req;
+            g.rd.req = req;
         }
         self.changed(cx);
     }
 
     /// The pending read request.
     pub fn pending_request(&self) -> Option<Request> {
-        self.st.borrow().req
+        self.st.borrow().rd.req
     }
 
     /// Queues `data` for writing. Writes go out when the current callback returns, or on
@@ -68,13 +68,13 @@ impl<S: 'static> Conn<S> {
     pub(super) fn queue_output(&self, cx: &mut Ctx<S>, push: impl FnOnce(&mut Output)) {
         {
             let mut g = self.st.borrow_mut();
-            if g.closing || g.write_failed {
+            if g.closing || g.wr.write_failed {
                 return;
             }
-            if g.output.is_empty() {
-                g.last_write = self.clock(cx);
+            if g.wr.output.is_empty() {
+                g.wr.last_write = self.clock(cx);
             }
-            push(&mut g.output);
+            push(&mut g.wr.output);
         }
         self.changed(cx);
     }
@@ -99,7 +99,7 @@ impl<S: 'static> Conn<S> {
                         }
                     }
                 }
-                FlushMode::Finished => g.finishing = true,
+                FlushMode::Finished => g.wr.finishing = true,
             }
         }
         if self.in_dispatch.get() {
@@ -119,20 +119,20 @@ impl<S: 'static> Conn<S> {
 
     /// Bytes buffered from the socket and not yet delivered.
     pub fn input_len(&self) -> usize {
-        self.st.borrow().input.len()
+        self.st.borrow().rd.input.len()
     }
 
     /// Bytes queued for the socket and not yet written.
     pub fn output_len(&self) -> usize {
-        self.st.borrow().output.len()
+        self.st.borrow().wr.output.len()
     }
 
     /// Takes everything buffered from the socket (e.g. the remainder after end of stream).
     pub fn take_input(&self, cx: &mut Ctx<S>) -> Bytes {
         let b = {
             let mut g = self.st.borrow_mut();
-            g.scanned = 0;
-            g.input.split().freeze()
+            g.rd.scanned = 0;
+            g.rd.input.split().freeze()
         };
         self.changed(cx);
         b
@@ -141,7 +141,7 @@ impl<S: 'static> Conn<S> {
     /// Bytes read from and written to the socket so far.
     pub fn totals(&self) -> (u64, u64) {
         let g = self.st.borrow();
-        (g.total_read, g.total_written)
+        (g.rd.total_read, g.wr.total_written)
     }
 
     /// The stream's limits.
@@ -163,7 +163,7 @@ impl<S: 'static> Conn<S> {
 
     /// Whether end of stream was read.
     pub fn is_eof(&self) -> bool {
-        self.st.borrow().eof
+        self.st.borrow().rd.eof
     }
 
     /// Whether the stream is closed (or closing).
@@ -220,7 +220,7 @@ impl<S: 'static> Conn<S> {
 
     pub(super) fn arm_rate_timer(&self, cx: &mut Ctx<S>, at: Instant) {
         let after = at.saturating_duration_since(Instant::now());
-        self.arm(cx, |g| &mut g.rate_timer, after, Conn::dispatch);
+        self.arm(cx, |g| &mut g.ids.rate_timer, after, Conn::dispatch);
     }
 
     /// Starts the stream's one-shot timer in `slot` to fire `after` from now, creating it
@@ -259,7 +259,7 @@ impl<S: 'static> Conn<S> {
                 return;
             }
             g.closing = true;
-            g.req = None;
+            g.rd.req = None;
             g.close_deadline = g.opts.close_timeout.map(|t| self.clock(cx) + t);
         }
         // No callback after a close: drop the handler now (or when its callback returns).
@@ -290,16 +290,16 @@ impl<S: 'static> Conn<S> {
             g.rate.group = None; // leaves the rate-limit group
             g.connecting = None; // cancels a connect in progress
             let ws: Vec<WatcherId> = [
-                g.io.take(),
-                g.kick.take(),
-                g.timer.take(),
-                g.rate_timer.take(),
+                g.ids.io.take(),
+                g.ids.kick.take(),
+                g.ids.timer.take(),
+                g.ids.rate_timer.take(),
             ]
             .into_iter()
             .flatten()
             .collect();
-            g.req = None;
-            let pending = std::mem::take(&mut g.output);
+            g.rd.req = None;
+            let pending = std::mem::take(&mut g.wr.output);
             (ws, std::mem::replace(&mut g.link, Link::Closed), pending)
         };
         let mut link = link;
@@ -367,7 +367,7 @@ impl<S: 'static> Conn<S> {
     pub(super) fn push_output(&self, data: Bytes) {
         if let Ok(mut g) = self.st.try_borrow_mut() {
             if !data.is_empty() {
-                g.output.push_bytes(data);
+                g.wr.output.push_bytes(data);
             }
         }
     }

@@ -35,7 +35,7 @@ impl<S: 'static> Conn<S> {
         if self.in_dispatch.get() || self.closed.get() {
             return;
         }
-        if let Some(k) = self.st.borrow().kick {
+        if let Some(k) = self.st.borrow().ids.kick {
             if !cx.is_active(k) {
                 cx.set_timer(k, Duration::ZERO, None);
             }
@@ -68,8 +68,8 @@ impl<S: 'static> Conn<S> {
         if g.turn != turn {
             g.turn = turn;
             g.now = cx.now();
-            g.read_turn = 0;
-            g.written_turn = 0;
+            g.rd.read_turn = 0;
+            g.wr.written_turn = 0;
         }
     }
 
@@ -77,13 +77,13 @@ impl<S: 'static> Conn<S> {
     pub(super) fn fill(&self) {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
-        if g.eof || g.read_failed || g.closing || over_write_high(g) {
+        if g.rd.eof || g.rd.read_failed || g.closing || over_write_high(g) {
             return;
         }
         let cap = g
             .opts
             .max_read
-            .saturating_sub(g.read_turn)
+            .saturating_sub(g.rd.read_turn)
             .min(g.rate.allowance(true, g.now));
         if cap == 0 {
             return;
@@ -91,17 +91,17 @@ impl<S: 'static> Conn<S> {
         if !matches!(g.link, Link::Socket(_)) {
             return;
         }
-        match sys::recv_into(g.fd, &mut g.input, cap) {
-            Ok(0) => g.eof = true,
+        match sys::recv_into(g.fd, &mut g.rd.input, cap) {
+            Ok(0) => g.rd.eof = true,
             Ok(n) => {
                 g.rate.charge(true, n);
-                g.read_turn += n;
-                g.total_read += n as u64;
-                g.last_read = g.now;
+                g.rd.read_turn += n;
+                g.rd.total_read += n as u64;
+                g.rd.last_read = g.now;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
-                g.read_failed = true;
+                g.rd.read_failed = true;
                 g.error.get_or_insert(Error::Io(e));
             }
         }
@@ -114,40 +114,40 @@ impl<S: 'static> Conn<S> {
         let moved = {
             let mut g = self.st.borrow_mut();
             let g = &mut *g;
-            if g.write_failed {
+            if g.wr.write_failed {
                 return false;
             }
             let cap = g
                 .opts
                 .max_write
-                .saturating_sub(g.written_turn)
+                .saturating_sub(g.wr.written_turn)
                 .min(g.rate.allowance(false, g.now));
             let r = match &mut g.link {
                 Link::Closed => Ok(0),
-                Link::Socket(sock) => send_some(sock, &mut g.output, cap),
+                Link::Socket(sock) => send_some(sock, &mut g.wr.output, cap),
                 Link::Pair(p) => Ok(match p.upgrade() {
-                    Some(p) => p.take_from_partner(&mut g.output, cap, cx),
+                    Some(p) => p.take_from_partner(&mut g.wr.output, cap, cx),
                     None => 0, // unlinked: the output stays, nobody reads it
                 }),
-                Link::Filter(f) => filter_out(f, &mut g.output, cap, g.finishing, cx),
+                Link::Filter(f) => filter_out(f, &mut g.wr.output, cap, g.wr.finishing, cx),
             };
             match r {
                 Ok(n) => {
                     if n > 0 {
                         g.rate.charge(false, n);
-                        g.written_turn += n;
-                        g.total_written += n as u64;
-                        g.last_write = g.now;
-                        if g.output.len() <= g.opts.write_low && !g.closing {
-                            g.write_cb_due = true;
+                        g.wr.written_turn += n;
+                        g.wr.total_written += n as u64;
+                        g.wr.last_write = g.now;
+                        if g.wr.output.len() <= g.opts.write_low && !g.closing {
+                            g.wr.write_cb_due = true;
                         }
                     }
                     n
                 }
                 Err(e) => {
-                    g.write_failed = true;
-                    g.read_failed = true;
-                    g.output.clear();
+                    g.wr.write_failed = true;
+                    g.rd.read_failed = true;
+                    g.wr.output.clear();
                     g.error.get_or_insert(e);
                     // Not bytes moved, but progress all the same: an error is due, and
                     // dispatch must deliver it rather than settle with no interest left.
@@ -163,10 +163,10 @@ impl<S: 'static> Conn<S> {
     pub(super) fn finish_if_drained(&self, cx: &mut Ctx<S>) {
         let partner = {
             let mut g = self.st.borrow_mut();
-            if !g.finishing || g.finished || !g.output.is_empty() {
+            if !g.wr.finishing || g.wr.finished || !g.wr.output.is_empty() {
                 return;
             }
-            g.finished = true;
+            g.wr.finished = true;
             match &g.link {
                 Link::Socket(s) => {
                     let _ = s.shutdown(std::net::Shutdown::Write);
@@ -183,7 +183,7 @@ impl<S: 'static> Conn<S> {
             }
         };
         if let Some(p) = partner {
-            p.st.borrow_mut().eof = true;
+            p.st.borrow_mut().rd.eof = true;
             p.changed(cx);
         }
     }
@@ -199,20 +199,20 @@ impl<S: 'static> Conn<S> {
                 return 0;
             };
             let g = &mut *g;
-            if g.eof || over_write_high(g) {
+            if g.rd.eof || over_write_high(g) {
                 return 0;
             }
-            let room = if needs_more(g.req, g.input.len(), g.opts.limits()) {
+            let room = if needs_more(g.rd.req, g.rd.input.len(), g.opts.limits()) {
                 usize::MAX
             } else {
-                g.opts.read_high.saturating_sub(g.input.len())
+                g.opts.read_high.saturating_sub(g.rd.input.len())
             };
             let read_cap = g.rate.allowance(true, g.now);
-            let moved = out.move_into(&mut g.input, cap.min(room).min(read_cap));
+            let moved = out.move_into(&mut g.rd.input, cap.min(room).min(read_cap));
             if moved > 0 {
                 g.rate.charge(true, moved);
-                g.total_read += moved as u64;
-                g.last_read = g.now;
+                g.rd.total_read += moved as u64;
+                g.rd.last_read = g.now;
             }
             moved
         };
@@ -257,23 +257,29 @@ impl<S: 'static> Conn<S> {
         if std::mem::take(&mut g.connected_due) {
             return Some(Due::Event(Event::Connected));
         }
-        if let Some(req) = g.req {
-            if !g.read_failed || !g.input.is_empty() {
-                match satisfy(req, &mut g.input, &mut g.scanned, g.opts.limits(), g.eof) {
+        if let Some(req) = g.rd.req {
+            if !g.rd.read_failed || !g.rd.input.is_empty() {
+                match satisfy(
+                    req,
+                    &mut g.rd.input,
+                    &mut g.rd.scanned,
+                    g.opts.limits(),
+                    g.rd.eof,
+                ) {
                     Outcome::Data(d) => {
-                        g.req = None;
+                        g.rd.req = None;
                         return Some(Due::Read(d));
                     }
                     Outcome::TooLong => {
-                        g.req = None;
-                        g.read_failed = true;
+                        g.rd.req = None;
+                        g.rd.read_failed = true;
                         return Some(Due::Event(Event::Error(Error::LineTooLong {
                             max: g.opts.max_line,
                         })));
                     }
                     Outcome::TooLarge => {
-                        g.req = None;
-                        g.read_failed = true;
+                        g.rd.req = None;
+                        g.rd.read_failed = true;
                         let requested = match req {
                             Request::Exact(n) => n,
                             _ => 0,
@@ -292,17 +298,17 @@ impl<S: 'static> Conn<S> {
         }
         // End of stream comes after the data: with input left and no request pending it
         // waits for the next request (which gets the data first).
-        if g.eof && !g.eof_reported && (g.req.is_some() || g.input.is_empty()) {
-            g.eof_reported = true;
+        if g.rd.eof && !g.rd.eof_reported && (g.rd.req.is_some() || g.rd.input.is_empty()) {
+            g.rd.eof_reported = true;
             return Some(Due::Event(Event::Eof));
         }
-        if std::mem::take(&mut g.read_timed_out) {
+        if std::mem::take(&mut g.rd.read_timed_out) {
             return Some(Due::Event(Event::ReadTimeout));
         }
-        if std::mem::take(&mut g.write_timed_out) {
+        if std::mem::take(&mut g.wr.write_timed_out) {
             return Some(Due::Event(Event::WriteTimeout));
         }
-        if std::mem::take(&mut g.write_cb_due) {
+        if std::mem::take(&mut g.wr.write_cb_due) {
             return Some(Due::Write);
         }
         None
@@ -330,18 +336,18 @@ impl<S: 'static> Conn<S> {
         let (io, want, done_closing, refill_at) = {
             let mut g = self.st.borrow_mut();
             let g = &mut *g;
-            if g.output.len() > g.opts.write_high {
-                g.backpressure = true;
-            } else if g.output.len() <= g.opts.write_low {
-                g.backpressure = false;
+            if g.wr.output.len() > g.opts.write_high {
+                g.wr.backpressure = true;
+            } else if g.wr.output.len() <= g.opts.write_low {
+                g.wr.backpressure = false;
             }
-            let mut want_read = !g.eof
-                && !g.read_failed
+            let mut want_read = !g.rd.eof
+                && !g.rd.read_failed
                 && !g.closing
-                && !g.backpressure
-                && (g.input.len() < g.opts.read_high
-                    || needs_more(g.req, g.input.len(), g.opts.limits()));
-            let mut want_write = !g.output.is_empty() && !g.write_failed;
+                && !g.wr.backpressure
+                && (g.rd.input.len() < g.opts.read_high
+                    || needs_more(g.rd.req, g.rd.input.len(), g.opts.limits()));
+            let mut want_write = !g.wr.output.is_empty() && !g.wr.write_failed;
             // Out of tokens: stop asking the poller and come back at the next refill.
             let mut blocked = false;
             if want_read && g.rate.allowance(true, g.now) == 0 {
@@ -360,9 +366,9 @@ impl<S: 'static> Conn<S> {
                 (false, false) => Interest::NONE,
             };
             (
-                g.io,
+                g.ids.io,
                 want,
-                g.closing && (g.output.is_empty() || g.write_failed),
+                g.closing && (g.wr.output.is_empty() || g.wr.write_failed),
                 refill_at,
             )
         };
@@ -370,7 +376,7 @@ impl<S: 'static> Conn<S> {
             self.arm_rate_timer(cx, at);
         }
         if done_closing {
-            self.st.borrow_mut().finishing = true;
+            self.st.borrow_mut().wr.finishing = true;
             self.finish_if_drained(cx);
             self.teardown(Some(cx), false);
             return;
@@ -421,7 +427,7 @@ impl<S: 'static> Conn<S> {
             let ct = g
                 .close_deadline
                 .map(|d| d.saturating_duration_since(self.clock(cx)));
-            (g.opts.read_timeout, g.opts.write_timeout, ct, g.timer)
+            (g.opts.read_timeout, g.opts.write_timeout, ct, g.ids.timer)
         };
         let Some(first) = [rt, wt, ct].into_iter().flatten().min() else {
             if let Some(t) = timer {
@@ -429,7 +435,7 @@ impl<S: 'static> Conn<S> {
             }
             return;
         };
-        self.arm(cx, |g| &mut g.timer, first, Conn::on_timer);
+        self.arm(cx, |g| &mut g.ids.timer, first, Conn::on_timer);
     }
 
     pub(super) fn on_timer(self: &Rc<Self>, st: &mut S, cx: &mut Ctx<S>) {
@@ -452,11 +458,11 @@ impl<S: 'static> Conn<S> {
             let mut next: Option<Duration> = give_up;
             if let Some(rt) = g.opts.read_timeout {
                 let mut r = rt;
-                if g.req.is_some() && !g.eof && !g.read_failed {
-                    let idle = now.saturating_duration_since(g.last_read);
+                if g.rd.req.is_some() && !g.rd.eof && !g.rd.read_failed {
+                    let idle = now.saturating_duration_since(g.rd.last_read);
                     if idle >= rt {
-                        g.read_timed_out = true;
-                        g.last_read = now;
+                        g.rd.read_timed_out = true;
+                        g.rd.last_read = now;
                     } else {
                         r = rt - idle;
                     }
@@ -465,11 +471,11 @@ impl<S: 'static> Conn<S> {
             }
             if let Some(wt) = g.opts.write_timeout {
                 let mut w = wt;
-                if !g.output.is_empty() && !g.write_failed {
-                    let idle = now.saturating_duration_since(g.last_write);
+                if !g.wr.output.is_empty() && !g.wr.write_failed {
+                    let idle = now.saturating_duration_since(g.wr.last_write);
                     if idle >= wt {
-                        g.write_timed_out = true;
-                        g.last_write = now;
+                        g.wr.write_timed_out = true;
+                        g.wr.last_write = now;
                     } else {
                         w = wt - idle;
                     }
@@ -478,7 +484,7 @@ impl<S: 'static> Conn<S> {
             }
             next
         };
-        if let (Some(next), Some(t)) = (next, self.st.borrow().timer) {
+        if let (Some(next), Some(t)) = (next, self.st.borrow().ids.timer) {
             cx.set_timer(t, next, None);
         }
         self.dispatch(st, cx);
@@ -506,7 +512,7 @@ fn send_some(sock: &Socket, out: &mut Output, cap: usize) -> Result<usize, Error
 /// Whether output is above the write high watermark (or still draining from it): the
 /// stream takes no more input.
 pub(super) fn over_write_high<S>(g: &State<S>) -> bool {
-    g.backpressure || g.output.len() > g.opts.write_high
+    g.wr.backpressure || g.wr.output.len() > g.opts.write_high
 }
 
 pub(super) enum Due {

@@ -31,13 +31,13 @@ impl<S: 'static> Conn<S> {
     pub(super) fn pump_in(&self, _cx: &mut Ctx<S>) -> bool {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
-        if g.eof || g.read_failed || g.closing || over_write_high(g) {
+        if g.rd.eof || g.rd.read_failed || g.closing || over_write_high(g) {
             return false;
         }
-        let room = if needs_more(g.req, g.input.len(), g.opts.limits()) {
+        let room = if needs_more(g.rd.req, g.rd.input.len(), g.opts.limits()) {
             g.opts.max_read
         } else {
-            g.opts.read_high.saturating_sub(g.input.len())
+            g.opts.read_high.saturating_sub(g.rd.input.len())
         };
         let Link::Filter(f) = &mut g.link else {
             return false;
@@ -50,19 +50,19 @@ impl<S: 'static> Conn<S> {
         } else {
             FlushMode::Normal
         };
-        let before = g.input.len();
-        let r = f.filter.input(&mut f.raw_in, &mut g.input, room, mode);
-        let grew = g.input.len() - before;
+        let before = g.rd.input.len();
+        let r = f.filter.input(&mut f.raw_in, &mut g.rd.input, room, mode);
+        let grew = g.rd.input.len() - before;
         let ended = f.under_eof && f.raw_in.is_empty();
         match r {
             FilterResult::Error(m) => {
-                g.read_failed = true;
+                g.rd.read_failed = true;
                 g.error.get_or_insert(Error::Filter(m));
                 return true;
             }
             FilterResult::NeedMore if f.under_eof => {
                 // The stream ended inside a unit the filter needed whole.
-                g.read_failed = true;
+                g.rd.read_failed = true;
                 g.error
                     .get_or_insert(Error::Filter("end of stream inside a filtered unit".into()));
                 return true;
@@ -70,11 +70,11 @@ impl<S: 'static> Conn<S> {
             _ => {}
         }
         if grew > 0 {
-            g.total_read += grew as u64;
-            g.last_read = g.now;
+            g.rd.total_read += grew as u64;
+            g.rd.last_read = g.now;
         }
         if ended {
-            g.eof = true;
+            g.rd.eof = true;
             return true;
         }
         grew > 0
@@ -85,7 +85,7 @@ impl<S: 'static> Conn<S> {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
         if let Some(e) = err {
-            g.read_failed = true;
+            g.rd.read_failed = true;
             g.error.get_or_insert(e);
         }
         if let Link::Filter(f) = &mut g.link {
@@ -177,8 +177,8 @@ impl<S: 'static> Handler<S> for Bridge<S> {
             }
             Event::Error(e) => up.take_from_under(None, Some(e)),
             Event::Connected => {}
-            Event::ReadTimeout => up.st.borrow_mut().read_timed_out = true,
-            Event::WriteTimeout => up.st.borrow_mut().write_timed_out = true,
+            Event::ReadTimeout => up.st.borrow_mut().rd.read_timed_out = true,
+            Event::WriteTimeout => up.st.borrow_mut().wr.write_timed_out = true,
         }
         up.dispatch(st, cx);
     }

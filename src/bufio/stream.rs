@@ -57,49 +57,77 @@ pub(super) enum Link<S: 'static> {
 pub(super) struct State<S: 'static> {
     pub(super) link: Link<S>,
     pub(super) fd: RawFd,
-    /// After output drains: shut down (socket), EOF to the partner (pair), finish the
-    /// underlying stream (filter).
-    pub(super) finishing: bool,
-    pub(super) finished: bool,
     /// A connect in progress (dropping the stream cancels it).
     pub(super) connecting: Option<Connecting<S>>,
     pub(super) connected_due: bool,
-    pub(super) io: Option<WatcherId>,
-    pub(super) kick: Option<WatcherId>,
-    pub(super) timer: Option<WatcherId>,
-    pub(super) rate_timer: Option<WatcherId>,
+    pub(super) opts: Options,
     pub(super) rate: Rates,
-    pub(super) input: BytesMut,
-    pub(super) output: Output,
-    /// The loop's time at this turn's first activity (saves a clock read per syscall).
+    pub(super) rd: ReadSide,
+    pub(super) wr: WriteSide,
+    pub(super) ids: Watchers,
+    /// An error to deliver as [`Event::Error`].
+    pub(super) error: Option<Error>,
+    /// Closing gracefully: no more reads or callbacks; output drains, then teardown.
+    pub(super) closing: bool,
+    /// A graceful close gives up (resets) at this time.
+    pub(super) close_deadline: Option<Instant>,
+    /// What the io watcher asks the poller for.
+    pub(super) interest: Interest,
+    /// The loop turn this stream last ran in, and the loop's time then (saves a clock
+    /// read per syscall).
+    pub(super) turn: u64,
     pub(super) now: Instant,
+}
+
+/// The input side of a stream: buffered bytes, the pending request, end of stream.
+pub(super) struct ReadSide {
+    pub(super) input: BytesMut,
+    /// How far a line search got (a long line arriving in pieces is scanned once).
     pub(super) scanned: usize,
     pub(super) req: Option<Request>,
-    pub(super) opts: Options,
     pub(super) eof: bool,
     pub(super) eof_reported: bool,
     /// Reading stopped for good (an error, a line too long).
     pub(super) read_failed: bool,
+    pub(super) read_timed_out: bool,
+    /// Bytes read in this turn (against `max_read`).
+    pub(super) read_turn: usize,
+    pub(super) last_read: Instant,
+    pub(super) total_read: u64,
+}
+
+/// The output side: queued bytes, the graceful end, backpressure.
+pub(super) struct WriteSide {
+    pub(super) output: Output,
+    /// After output drains: shut down (socket), EOF to the partner (pair), finish the
+    /// underlying stream (filter).
+    pub(super) finishing: bool,
+    pub(super) finished: bool,
     /// Writing stopped for good.
     pub(super) write_failed: bool,
     /// Output went above the write high watermark and has not drained to the low one
     /// yet: reading is paused.
     pub(super) backpressure: bool,
-    /// A graceful close gives up (resets) at this time.
-    pub(super) close_deadline: Option<Instant>,
-    pub(super) error: Option<Error>,
     pub(super) write_cb_due: bool,
-    pub(super) read_timed_out: bool,
     pub(super) write_timed_out: bool,
-    pub(super) closing: bool,
-    pub(super) interest: Interest,
-    pub(super) turn: u64,
-    pub(super) read_turn: usize,
+    /// Bytes written in this turn (against `max_write`).
     pub(super) written_turn: usize,
-    pub(super) last_read: Instant,
     pub(super) last_write: Instant,
-    pub(super) total_read: u64,
     pub(super) total_written: u64,
+}
+
+/// The stream's watchers on the loop.
+#[derive(Default)]
+pub(super) struct Watchers {
+    /// On the socket (socket streams only).
+    pub(super) io: Option<WatcherId>,
+    /// A zero-delay timer that runs the stream on the next turn after a change from
+    /// outside its callbacks.
+    pub(super) kick: Option<WatcherId>,
+    /// Read, write and close timeouts.
+    pub(super) timer: Option<WatcherId>,
+    /// The next rate-limit refill.
+    pub(super) rate_timer: Option<WatcherId>,
 }
 
 /// A stream as its callbacks see it: requests, writes, limits, close.
@@ -187,10 +215,10 @@ impl<S> std::fmt::Debug for Conn<S> {
         let g = self.st.borrow();
         f.debug_struct("Conn")
             .field("fd", &g.fd)
-            .field("input", &g.input.len())
-            .field("output", &g.output.len())
-            .field("request", &g.req)
-            .field("eof", &g.eof)
+            .field("input", &g.rd.input.len())
+            .field("output", &g.wr.output.len())
+            .field("request", &g.rd.req)
+            .field("eof", &g.rd.eof)
             .field("closed", &self.closed.get())
             .finish()
     }
@@ -236,7 +264,7 @@ impl<S: 'static> Stream<S> {
                 return Err(e);
             }
         };
-        conn.st.borrow_mut().io = Some(io);
+        conn.st.borrow_mut().ids.io = Some(io);
         Ok(Stream {
             conn,
             detached: false,
@@ -403,40 +431,41 @@ impl<S: 'static> Conn<S> {
             st: RefCell::new(State {
                 link,
                 fd,
-                finishing: false,
-                finished: false,
                 connecting: None,
                 connected_due: false,
-                io: None,
-                kick: None,
-                timer: None,
-                rate_timer: None,
-                rate: Rates::default(),
-                input: BytesMut::new(),
-                output: Output::default(),
-                now,
-                scanned: 0,
-                req: None,
                 opts: opts.sane(),
-                eof: false,
-                eof_reported: false,
-                read_failed: false,
-                write_failed: false,
-                backpressure: false,
-                close_deadline: None,
+                rate: Rates::default(),
+                rd: ReadSide {
+                    input: BytesMut::new(),
+                    scanned: 0,
+                    req: None,
+                    eof: false,
+                    eof_reported: false,
+                    read_failed: false,
+                    read_timed_out: false,
+                    read_turn: 0,
+                    last_read: now,
+                    total_read: 0,
+                },
+                wr: WriteSide {
+                    output: Output::default(),
+                    finishing: false,
+                    finished: false,
+                    write_failed: false,
+                    backpressure: false,
+                    write_cb_due: false,
+                    write_timed_out: false,
+                    written_turn: 0,
+                    last_write: now,
+                    total_written: 0,
+                },
+                ids: Watchers::default(),
                 error: None,
-                write_cb_due: false,
-                read_timed_out: false,
-                write_timed_out: false,
                 closing: false,
+                close_deadline: None,
                 interest: Interest::READABLE,
                 turn: 0,
-                read_turn: 0,
-                written_turn: 0,
-                last_read: now,
-                last_write: now,
-                total_read: 0,
-                total_written: 0,
+                now,
             }),
             handler: RefCell::new(Some(handler)),
             closed: Cell::new(false),
@@ -448,7 +477,7 @@ impl<S: 'static> Conn<S> {
         let c = conn.clone();
         let kick = cx.timer(Duration::ZERO, None, move |st, cx, _| c.dispatch(st, cx));
         cx.stop(kick);
-        conn.st.borrow_mut().kick = Some(kick);
+        conn.st.borrow_mut().ids.kick = Some(kick);
         conn.arm_timeouts(cx);
         conn
     }
@@ -482,14 +511,14 @@ impl<S: 'static> Conn<S> {
                 let mut g = self.st.borrow_mut();
                 g.link = Link::Socket(sock);
                 g.fd = fd;
-                g.io = Some(io);
+                g.ids.io = Some(io);
                 g.interest = Interest::READABLE;
                 g.connected_due = true;
             }
             Err(e) => {
                 let mut g = self.st.borrow_mut();
-                g.read_failed = true;
-                g.write_failed = true;
+                g.rd.read_failed = true;
+                g.wr.write_failed = true;
                 g.error.get_or_insert(Error::Io(e));
             }
         }
