@@ -1,7 +1,7 @@
 //! A TCP line server that forwards every line it receives to a ZeroMQ PUSH socket through
 //! an Outbox in the loop state. SIGINT/SIGTERM end it.
 use clap::Parser;
-use evnet::bufio::{Conn, Event, Handler as Lines, Stream};
+use evnet::bufio::{self, Conn, Event, Stream};
 use evnet::bytes::Bytes;
 use evnet::ev::{Ctx, Loop};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
@@ -25,7 +25,7 @@ struct App {
 }
 
 struct Forward;
-impl Lines<App> for Forward {
+impl bufio::Handler<App> for Forward {
     fn read(&mut self, c: &Conn<App>, line: Bytes, app: &mut App, cx: &mut Ctx<App>) {
         app.out.push([&line[..]]);
         if let Some(p) = &app.push {

@@ -333,7 +333,7 @@ impl<S: 'static> Stream<S> {
     /// other reads. Callbacks are always deferred to a later turn, never run from inside
     /// the partner's call; watermarks and per-turn caps apply as over a socket (a side
     /// above its read high watermark stops taking bytes, and the writer's output waits).
-    /// [`FlushMode::Finished`] delivers end of stream to the partner after the data; dropping
+    /// [`FlushMode::Finished`](super::FlushMode::Finished) delivers end of stream to the partner after the data; dropping
     /// one side unlinks the other without an end of stream.
     pub fn pair<A: Handler<S>, B: Handler<S>>(
         cx: &mut Ctx<S>,
@@ -370,7 +370,7 @@ impl<S: 'static> Stream<S> {
     /// read high watermark, a rate limit) `under` stops reading, and as soon as the
     /// application drains below the watermark `under` is asked for more and delivers what
     /// it buffered meanwhile. Dropping the filtered stream with output queued runs the
-    /// filter one last time with [`FlushMode::Finished`] and closes `under` gracefully, so the
+    /// filter one last time with [`FlushMode::Finished`](super::FlushMode::Finished) and closes `under` gracefully, so the
     /// bytes are flushed, not discarded.
     pub fn filter<F: Filter, H: Handler<S>>(
         cx: &mut Ctx<S>,
