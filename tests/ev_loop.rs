@@ -455,3 +455,20 @@ fn run_for_runs_timers_for_the_given_time_and_returns() {
     assert!(t0.elapsed() >= Duration::from_millis(30));
     assert!(n >= 10, "a 1 ms timer fired {n} times in 30 ms");
 }
+
+#[test]
+fn durations_up_to_duration_max_mean_never_not_a_panic() {
+    let mut ev = Loop::<u32>::new().unwrap();
+    let t = ev.timer(Duration::MAX, Some(Duration::MAX), |n, _, _| *n += 1);
+    ev.set_timer(t, Duration::MAX, None);
+    ev.run_for(&mut 0, Duration::MAX.min(Duration::from_millis(5)))
+        .unwrap();
+    let mut n = 0;
+    assert!(!ev
+        .run_until(&mut n, Duration::from_millis(5), |n| *n > 0)
+        .unwrap());
+    ev.shutdown(Duration::MAX);
+    ev.stop(t);
+    ev.run(&mut n).unwrap();
+    assert_eq!(n, 0);
+}

@@ -260,7 +260,10 @@ impl<S: 'static> Conn<S> {
             }
             g.closing = true;
             g.rd.req = None;
-            g.close_deadline = g.opts.close_timeout.map(|t| self.clock(cx) + t);
+            g.close_deadline = g
+                .opts
+                .close_timeout
+                .map(|t| crate::ev::later(self.clock(cx), t));
         }
         // No callback after a close: drop the handler now (or when its callback returns).
         let h = self.handler.borrow_mut().take();

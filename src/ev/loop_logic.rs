@@ -255,7 +255,7 @@ impl<S> Loop<S> {
         limit: Duration,
         mut done: impl FnMut(&S) -> bool,
     ) -> io::Result<bool> {
-        let deadline = Instant::now() + limit;
+        let deadline = super::later(Instant::now(), limit);
         let guard = self.ctx.timer(limit, None, |_, _, _| {});
         self.ctx.stop = false;
         let mut ok = done(state);
@@ -489,7 +489,7 @@ impl<S> Ctx<S> {
             Kind::Timer { after, seq, .. } => {
                 // The real time, not the turn's cached one: a timer started late in a
                 // long callback, or before the loop first ran, is still never early.
-                let due = Instant::now() + *after;
+                let due = super::later(Instant::now(), *after);
                 s.due = Some(due);
                 *seq = self.timers.push(due, w);
                 self.live_timers += 1;
@@ -722,7 +722,7 @@ impl<S> Ctx<S> {
     /// drained, then call `shutdown(grace)`. `run` returns as soon as the last of them is
     /// done, or when the grace period is over, whichever comes first.
     pub fn shutdown(&mut self, grace: Duration) {
-        let at = Instant::now() + grace;
+        let at = super::later(Instant::now(), grace);
         self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
     }
 

@@ -86,6 +86,13 @@ mod turn;
 mod wake;
 
 pub use event::{Event, Interest};
+
+/// `at + d`, saturating at a time a century away instead of overflowing (a timer or
+/// timeout of `Duration::MAX` means "never", not a panic).
+pub(crate) fn later(at: std::time::Instant, d: std::time::Duration) -> std::time::Instant {
+    const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+    at.checked_add(d.min(CENTURY)).unwrap_or(at)
+}
 pub use loop_logic::{Ctx, Loop, Stats};
 pub use remover::Remover;
 pub use token::WatcherId;

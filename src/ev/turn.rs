@@ -226,9 +226,9 @@ impl<S> Ctx<S> {
             match *repeat {
                 Some(rep) if !rep.is_zero() => {
                     // Keep the cadence; if the loop fell behind, restart from now.
-                    let mut next = due + rep;
+                    let mut next = super::later(due, rep);
                     if next <= now {
-                        next = now + rep;
+                        next = super::later(now, rep);
                     }
                     *seq = self.timers.push(next, w);
                 }
