@@ -152,7 +152,20 @@ pub struct Conn<S: 'static> {
 /// This is the owning handle: dropping it closes the stream at once (queued output is
 /// discarded; use [`Conn::close`] to flush first) and no callback runs afterwards, not even
 /// one already due. [`detach`](Stream::detach) hands the stream to the loop instead, until a
-/// callback closes it.
+/// callback closes it. Forgetting both is a compile-time warning (`#[must_use]`):
+///
+/// ```compile_fail
+/// # #![deny(unused_must_use)]
+/// # use evnet::bufio::{Conn, Event, Handler, Stream};
+/// # struct H;
+/// # impl Handler<()> for H {
+/// #     fn read(&mut self, _: &Conn<()>, _: evnet::bytes::Bytes, _: &mut (), _: &mut evnet::ev::Ctx<()>) {}
+/// #     fn event(&mut self, _: &Conn<()>, _: Event, _: &mut (), _: &mut evnet::ev::Ctx<()>) {}
+/// # }
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let mut ev = evnet::ev::Loop::<()>::new().unwrap();
+/// Stream::new(&mut ev, socket2::Socket::from(std::os::fd::OwnedFd::from(a)), H).unwrap();
+/// ```
 ///
 /// ```
 /// use std::io::{Read, Write};

@@ -85,6 +85,18 @@ fn abilities(kind: Option<zmq::SocketType>) -> (zmq::PollEvents, bool) {
 /// (at the start of the next turn: the handler is dropped, and the socket closes once the
 /// handle is gone too). It is `!Send` and `!Sync`, like the socket it wraps:
 ///
+/// Dropping it at once is a mistake the compiler reports (`#[must_use]`):
+///
+/// ```compile_fail
+/// # #![deny(unused_must_use)]
+/// # use evnet::zmq::{Handler, ZmqWatcher};
+/// struct Quiet;
+/// impl Handler<()> for Quiet {}
+/// let ctx = zmq::Context::new();
+/// let mut ev = evnet::ev::Loop::<()>::new().unwrap();
+/// ZmqWatcher::new(&mut ev, ctx.socket(zmq::PULL).unwrap(), Quiet).unwrap(); // closed at once
+/// ```
+///
 /// ```compile_fail
 /// fn needs_send<T: Send>() {}
 /// needs_send::<evnet::zmq::ZmqWatcher>();
