@@ -48,6 +48,9 @@
 /// The `bytes` crate, as evnet's public API uses it (`Bytes` in `bufio`), so users need
 /// not add it with a matching version.
 pub use bytes;
+/// The `socket2` crate, as evnet's public API uses it (`socket2::Socket` in `bufio` and
+/// `socket`), so users need not add it with a matching version.
+pub use socket2;
 
 pub mod bufio;
 pub mod ev;
