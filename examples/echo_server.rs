@@ -132,7 +132,7 @@ fn on_accept(st: &mut State, cx: &mut Ctx<State>, a: Accept) {
             let now = Instant::now();
             let quiet = st
                 .accept_logged
-                .map_or(true, |t| now.duration_since(t) >= Duration::from_secs(1));
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
             if quiet {
                 eprintln!("accept: {e} ({} since the last report)", st.accept_errors);
                 st.accept_errors = 0;

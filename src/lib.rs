@@ -57,4 +57,5 @@ pub mod ev;
 pub mod guide;
 pub mod socket;
 pub mod thread;
+pub mod tls;
 pub mod zmq;

@@ -32,7 +32,7 @@ struct Tx {
 impl Handler<St> for Tx {
     fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, _: &mut St, _: &mut Ctx<St>) {}
     fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
-        if self.pair % 2 == 0 {
+        if self.pair.is_multiple_of(2) {
             // The model's own sender met EAGAIN and asked to be woken: it is.
             sock.set_writable(false);
             return;

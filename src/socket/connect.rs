@@ -150,7 +150,7 @@ impl<S> Connecting<S> {
     pub fn is_done(&self) -> bool {
         self.inner
             .as_ref()
-            .map_or(true, |i| i.try_borrow().is_ok_and(|g| g.on_done.is_none()))
+            .is_none_or(|i| i.try_borrow().is_ok_and(|g| g.on_done.is_none()))
     }
 
     /// Lets the connection attempt run to its `on_done` without this handle.

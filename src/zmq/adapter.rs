@@ -444,7 +444,7 @@ fn read_turn<S, H: Handler<S>>(
                     return Turn::Hot;
                 }
                 if let (Some(limit), Some(t0)) = (budget.time, t0) {
-                    if n % TIME_CHECK_EVERY == 0 && t0.elapsed() >= limit {
+                    if n.is_multiple_of(TIME_CHECK_EVERY) && t0.elapsed() >= limit {
                         return Turn::Hot;
                     }
                 }

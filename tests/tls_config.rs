@@ -1,0 +1,198 @@
+//! `tls` configurations from PEM files made at test time (rcgen): mutual TLS accepted and
+//! refused in an in-memory handshake, certificate names in RFC 4514 form, and errors that
+//! name the file and the problem.
+
+mod util;
+
+use std::sync::Arc;
+
+use evnet::tls::{CertNames, ClientPem, Error, ServerPem};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, ServerConnection};
+use util::pki::{temp_dir, Ca};
+
+/// Runs a handshake in memory; returns the first error and which side met it.
+fn handshake(
+    client: Arc<rustls::ClientConfig>,
+    server: Arc<rustls::ServerConfig>,
+    name: &str,
+) -> (
+    ClientConnection,
+    ServerConnection,
+    Result<(), (&'static str, rustls::Error)>,
+) {
+    let mut c =
+        ClientConnection::new(client, ServerName::try_from(name.to_owned()).unwrap()).unwrap();
+    let mut s = ServerConnection::new(server).unwrap();
+    let mut result = Ok(());
+    for _ in 0..20 {
+        let mut buf = Vec::new();
+        c.write_tls(&mut buf).unwrap();
+        if !buf.is_empty() {
+            s.read_tls(&mut &buf[..]).unwrap();
+            if let Err(e) = s.process_new_packets() {
+                result = Err(("server", e));
+                break;
+            }
+        }
+        let mut buf = Vec::new();
+        s.write_tls(&mut buf).unwrap();
+        if !buf.is_empty() {
+            c.read_tls(&mut &buf[..]).unwrap();
+            if let Err(e) = c.process_new_packets() {
+                result = Err(("client", e));
+                break;
+            }
+        }
+        if !c.is_handshaking() && !s.is_handshaking() && !c.wants_write() && !s.wants_write() {
+            break;
+        }
+    }
+    (c, s, result)
+}
+
+#[test]
+fn mutual_tls_from_pem_files_completes_and_names_the_client() {
+    let dir = temp_dir("mtls");
+    let ca = Ca::new(&dir, "Example, Inc.", "Example CA");
+    let server = ca.leaf(&dir, "server", &["server.test"], false);
+    let client = ca.leaf(&dir, "client 1", &[], false);
+    for tls12 in [false, true] {
+        let scfg = ServerPem::new(&server.cert, &server.key)
+            .client_ca(&ca.pem, true)
+            .tls12(tls12)
+            .alpn(&[b"syslog"])
+            .build()
+            .unwrap();
+        let ccfg = ClientPem::new(&ca.pem)
+            .identity(&client.cert, &client.key)
+            .tls12(tls12)
+            .alpn(&[b"syslog"])
+            .build()
+            .unwrap();
+        let (c, s, r) = handshake(ccfg, scfg, "server.test");
+        r.unwrap();
+        assert_eq!(c.alpn_protocol(), Some(&b"syslog"[..]));
+        let peer = s.peer_certificates().unwrap();
+        let names = CertNames::from_der(&peer[0]).unwrap();
+        assert_eq!(names.subject, "CN=client 1");
+        // As `openssl x509 -noout -issuer -nameopt RFC2253` prints it (rcgen writes the CN
+        // first, and RFC 4514 lists the last RDN first).
+        assert_eq!(names.issuer, "O=Example\\, Inc.,CN=Example CA");
+        assert_eq!(CertNames::from_der(&client.der).unwrap(), names);
+    }
+}
+
+#[test]
+fn clients_without_a_good_certificate_are_refused_when_one_is_required() {
+    let dir = temp_dir("refused");
+    let ca = Ca::new(&dir, "Example", "Example CA");
+    let other = Ca::new(&dir, "Elsewhere", "Other CA");
+    let server = ca.leaf(&dir, "server", &["server.test"], false);
+    let scfg = ServerPem::new(&server.cert, &server.key)
+        .client_ca(&ca.pem, true)
+        .build()
+        .unwrap();
+    let stranger = other.leaf(&dir, "stranger", &[], false);
+    let expired = ca.leaf(&dir, "expired", &[], true);
+    let cases = [
+        ("no certificate", ClientPem::new(&ca.pem)),
+        (
+            "another CA",
+            ClientPem::new(&ca.pem).identity(&stranger.cert, &stranger.key),
+        ),
+        (
+            "expired",
+            ClientPem::new(&ca.pem).identity(&expired.cert, &expired.key),
+        ),
+    ];
+    for (what, client) in cases {
+        let (_, _, r) = handshake(client.build().unwrap(), scfg.clone(), "server.test");
+        let (side, e) = r.expect_err(what);
+        assert_eq!(side, "server", "{what}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("certificate") || text.contains("Certificate"),
+            "{what}: {text}"
+        );
+    }
+    // Optional client certificates: no certificate is fine, a bad one still is not.
+    let optional = ServerPem::new(&server.cert, &server.key)
+        .client_ca(&ca.pem, false)
+        .build()
+        .unwrap();
+    let (_, _, r) = handshake(
+        ClientPem::new(&ca.pem).build().unwrap(),
+        optional.clone(),
+        "server.test",
+    );
+    r.unwrap();
+    let bad = ClientPem::new(&ca.pem).identity(&stranger.cert, &stranger.key);
+    let (_, _, r) = handshake(bad.build().unwrap(), optional, "server.test");
+    assert!(r.is_err());
+    // And a client refuses a server for another name or from another CA.
+    let (_, _, r) = handshake(
+        ClientPem::new(&ca.pem).build().unwrap(),
+        ServerPem::new(&server.cert, &server.key).build().unwrap(),
+        "wrong.test",
+    );
+    assert_eq!(r.unwrap_err().0, "client");
+    let (_, _, r) = handshake(
+        ClientPem::new(&other.pem).build().unwrap(),
+        ServerPem::new(&server.cert, &server.key).build().unwrap(),
+        "server.test",
+    );
+    assert_eq!(r.unwrap_err().0, "client");
+}
+
+#[test]
+fn pem_problems_name_the_file_and_say_what_is_wrong() {
+    let dir = temp_dir("errors");
+    let ca = Ca::new(&dir, "Example", "Example CA");
+    let server = ca.leaf(&dir, "server", &["server.test"], false);
+    let other = ca.leaf(&dir, "other", &["other.test"], false);
+    let missing = dir.join("missing.pem");
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "nothing to see\n").unwrap();
+    let problem = |r: Result<_, Error>| match r {
+        Err(Error::Pem { path, problem }) => (path, problem),
+        Err(e) => panic!("expected a PEM error, got {e}"),
+        Ok(_) => panic!("expected an error"),
+    };
+    let (p, why) = problem(ServerPem::new(&missing, &server.key).build());
+    assert_eq!(p, missing);
+    assert!(why.starts_with("cannot read"), "{why}");
+    let (p, why) = problem(ServerPem::new(&empty, &server.key).build());
+    assert_eq!((p, why.as_str()), (empty.clone(), "no CERTIFICATE block"));
+    let (p, why) = problem(ServerPem::new(&server.cert, &server.cert).build());
+    assert_eq!(p, server.cert);
+    assert!(why.contains("no PRIVATE KEY"), "{why}");
+    let (p, _) = problem(
+        ServerPem::new(&server.cert, &server.key)
+            .client_ca(&empty, true)
+            .build(),
+    );
+    assert_eq!(p, empty);
+    match ClientPem::new(&missing).build() {
+        Err(Error::Pem { path, .. }) => assert_eq!(path, missing),
+        other => panic!("{other:?}"),
+    }
+    // A key that belongs to another certificate.
+    match ServerPem::new(&server.cert, &other.key).build() {
+        Err(Error::Config(m)) => assert!(m.contains("server.pem"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let shown = ServerPem::new(&empty, &server.key)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        shown.contains("empty.pem") && shown.contains("no CERTIFICATE block"),
+        "{shown}"
+    );
+    // Not a certificate at all.
+    assert!(matches!(
+        CertNames::from_der(b"garbage"),
+        Err(Error::Certificate(_))
+    ));
+}
