@@ -23,8 +23,14 @@ pub enum FilterResult {
     /// Nothing can be produced until more source bytes arrive.
     NeedMore,
     /// The source is malformed: the stream fails with
-    /// [`Error::Filter`](super::Error::Filter) carrying this message.
+    /// [`Error::Filter`](super::Error::Filter) carrying this message. Output the filter
+    /// produced on its own (an alert for the peer, see [`Filter::wants_output`]) still goes
+    /// out first.
     Error(String),
+    /// Input only: the peer ended the filtered stream cleanly (a TLS `close_notify`): the
+    /// application gets end of stream after what was delivered, whatever the underlying
+    /// stream does next.
+    End,
 }
 
 /// A transformation between a stream and the stream under it. Each side is optional: the
@@ -83,6 +89,24 @@ pub trait Filter: 'static {
     ) -> FilterResult {
         let _ = mode;
         pass(src, dst, limit)
+    }
+
+    /// Whether the filter holds bytes for the underlying stream that it produced on its own
+    /// rather than from this stream's output: handshake messages, replies the input side
+    /// owes the peer (a TLS KeyUpdate), alerts. The stream then runs
+    /// [`output`](Filter::output) with nothing new in `src` to collect them. It asks when
+    /// the filtered stream is created and after every input step, failed ones included.
+    /// The default: never.
+    fn wants_output(&self) -> bool {
+        false
+    }
+
+    /// Whether the filter is still setting the stream up (a handshake). Meanwhile the
+    /// application's writes wait in the filtered stream (none reaches `output`), and when
+    /// it turns false the application gets [`Event::Connected`](super::Event::Connected),
+    /// once. A filter that never handshakes (the default) sends no `Connected`.
+    fn handshaking(&self) -> bool {
+        false
     }
 }
 

@@ -23,12 +23,14 @@ pub(super) struct Filtered<S: 'static> {
     pub(super) raw_out: BytesMut,
     /// The underlying stream reached end of stream.
     pub(super) under_eof: bool,
+    /// The filter was handshaking and [`Event::Connected`] has not been delivered yet.
+    pub(super) handshake_pending: bool,
 }
 
 impl<S: 'static> Conn<S> {
     /// Runs the input side of a filter over bytes from the underlying stream, as far as
     /// this stream has room. Returns whether input grew (or end of stream arrived).
-    pub(super) fn pump_in(&self, _cx: &mut Ctx<S>) -> bool {
+    pub(super) fn pump_in(&self, cx: &mut Ctx<S>) -> bool {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
         if g.rd.eof || g.rd.read_failed || g.closing || over_write_high(g) {
@@ -54,10 +56,26 @@ impl<S: 'static> Conn<S> {
         let r = f.filter.input(&mut f.raw_in, &mut g.rd.input, room, mode);
         let grew = g.rd.input.len() - before;
         let ended = f.under_eof && f.raw_in.is_empty();
+        // What the input step owes the peer goes out now, whatever the step's outcome (an
+        // alert explains a failure to the peer).
+        let mut progress = f.flush_own(cx);
+        if f.handshake_pending && !f.filter.handshaking() {
+            f.handshake_pending = false;
+            g.connected_due = true;
+            progress = true;
+        }
+        if grew > 0 {
+            g.rd.total_read += grew as u64;
+            g.rd.last_read = g.now;
+        }
         match r {
             FilterResult::Error(m) => {
                 g.rd.read_failed = true;
                 g.error.get_or_insert(Error::Filter(m));
+                return true;
+            }
+            FilterResult::End => {
+                g.rd.eof = true;
                 return true;
             }
             FilterResult::NeedMore if f.under_eof => {
@@ -69,15 +87,11 @@ impl<S: 'static> Conn<S> {
             }
             _ => {}
         }
-        if grew > 0 {
-            g.rd.total_read += grew as u64;
-            g.rd.last_read = g.now;
-        }
         if ended {
             g.rd.eof = true;
             return true;
         }
-        grew > 0
+        grew > 0 || progress
     }
 
     /// Bytes (or the end) from the underlying stream of a filter.
@@ -106,10 +120,16 @@ pub(super) fn filter_out<S: 'static>(
     finishing: bool,
     cx: &mut Ctx<S>,
 ) -> Result<usize, Error> {
-    let taken = out.move_into(&mut f.raw_out, cap);
-    let mode = if finishing && out.is_empty() {
+    // During a handshake the application's bytes wait here, in `out`.
+    let holding = f.filter.handshaking();
+    let taken = if holding {
+        0
+    } else {
+        out.move_into(&mut f.raw_out, cap)
+    };
+    let mode = if finishing && out.is_empty() && !holding {
         FlushMode::Finished
-    } else if taken > 0 {
+    } else if taken > 0 || f.filter.wants_output() {
         FlushMode::Normal
     } else {
         return Ok(0);
@@ -125,6 +145,21 @@ pub(super) fn filter_out<S: 'static>(
 }
 
 impl<S: 'static> Filtered<S> {
+    /// Sends what the filter produced on its own (see [`Filter::wants_output`]) down to
+    /// the underlying stream. Returns whether anything went.
+    pub(super) fn flush_own(&mut self, cx: &mut Ctx<S>) -> bool {
+        if !self.filter.wants_output() {
+            return false;
+        }
+        let (bytes, _err) = self.emit(FlushMode::Normal);
+        // An error here shows again on the input or output step that follows.
+        let sent = !bytes.is_empty();
+        if sent {
+            self.under.write_bytes(cx, bytes);
+        }
+        sent
+    }
+
     /// Runs the output side of the filter over what it holds (`raw_out`) with `mode`:
     /// what it produced for the underlying stream, and its error if it failed.
     pub(super) fn emit(&mut self, mode: FlushMode) -> (Bytes, Option<Error>) {
@@ -133,7 +168,7 @@ impl<S: 'static> Filtered<S> {
             .filter
             .output(&mut self.raw_out, &mut dst, usize::MAX, mode)
         {
-            FilterResult::Ok | FilterResult::NeedMore => None,
+            FilterResult::Ok | FilterResult::NeedMore | FilterResult::End => None,
             FilterResult::Error(m) => Some(Error::Filter(m)),
         };
         (dst.freeze(), err)

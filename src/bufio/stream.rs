@@ -394,13 +394,17 @@ impl<S: 'static> Stream<S> {
     ) -> Stream<S> {
         let fd = under.fd();
         let under_conn = under.conn.clone();
-        let link = Link::Filter(Box::new(Filtered {
+        let mut filtered = Filtered {
             under,
+            handshake_pending: filter.handshaking(),
             filter: Box::new(filter),
             raw_in: BytesMut::new(),
             raw_out: BytesMut::new(),
             under_eof: false,
-        }));
+        };
+        // A filter that speaks first (a TLS client's hello) does so now.
+        filtered.flush_own(cx);
+        let link = Link::Filter(Box::new(filtered));
         let conn = Conn::build(cx, link, fd, opts, Box::new(handler));
         conn.st.borrow_mut().interest = Interest::NONE;
         let bridge = Bridge {
