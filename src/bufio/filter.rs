@@ -108,6 +108,14 @@ pub trait Filter: 'static {
     fn handshaking(&self) -> bool {
         false
     }
+
+    /// Whether the filter holds decoded input it could not hand over for lack of room (a
+    /// TLS layer keeps up to 16 KiB of decrypted plaintext): when the application makes
+    /// room, [`input`](Filter::input) runs again at once, with no new source bytes needed,
+    /// so nothing stays stuck inside the filter. The default: never.
+    fn buffered_input(&self) -> bool {
+        false
+    }
 }
 
 fn pass(src: &mut BytesMut, dst: &mut BytesMut, limit: usize) -> FilterResult {

@@ -44,7 +44,7 @@ impl<S: 'static> Conn<S> {
         let Link::Filter(f) = &mut g.link else {
             return false;
         };
-        if room == 0 || (f.raw_in.is_empty() && !f.under_eof) {
+        if room == 0 || (f.raw_in.is_empty() && !f.under_eof && !f.filter.buffered_input()) {
             return false;
         }
         let mode = if f.under_eof {

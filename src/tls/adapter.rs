@@ -1,8 +1,13 @@
 //! Every call into rustls lives in this file (rustls 0.24 changes this API): the crypto
 //! provider, PEM loading through rustls-pki-types, and building configurations.
 
+use std::cell::RefCell;
+use std::io::{Read, Write};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
+
+use bytes::{Buf, BufMut, BytesMut};
 
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
@@ -13,6 +18,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion
 
 use super::config::{ClientPem, ServerPem};
 use super::Error;
+use crate::bufio::{Filter, FilterResult, FlushMode};
 
 /// The one crypto provider evnet uses, passed explicitly (no process-wide default).
 fn provider() -> Arc<CryptoProvider> {
@@ -114,4 +120,207 @@ pub(crate) fn client_config(p: &ClientPem) -> Result<ClientConfig, Error> {
     };
     cfg.alpn_protocols.clone_from(&p.alpn);
     Ok(cfg)
+}
+
+// ----- the connection: rustls as a bufio filter ----------------------------------------
+
+/// What the handshake settled, for the application (see [`super::Session`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The protocol version, e.g. `TLSv1_3`.
+    pub version: String,
+    /// The cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: String,
+    /// The ALPN protocol both sides chose, if any.
+    pub alpn: Option<Vec<u8>>,
+    /// The peer's certificate chain (DER), leaf first; empty when it sent none.
+    pub peer_chain: Vec<Vec<u8>>,
+}
+
+/// A rustls connection (client or server) as the [`Filter`] under a TLS stream.
+pub(crate) struct TlsLayer {
+    conn: rustls::Connection,
+    info: Rc<RefCell<Option<Negotiated>>>,
+    allow_dirty_shutdown: bool,
+    /// Plaintext rustls has decrypted and not handed over yet.
+    plaintext: usize,
+    eof_fed: bool,
+    close_sent: bool,
+}
+
+impl TlsLayer {
+    pub(crate) fn client(
+        config: Arc<ClientConfig>,
+        server_name: &str,
+        info: Rc<RefCell<Option<Negotiated>>>,
+        allow_dirty_shutdown: bool,
+    ) -> Result<TlsLayer, Error> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| Error::Config(format!("server name {server_name:?}: {e}")))?;
+        let conn = rustls::ClientConnection::new(config, name)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(TlsLayer::new(conn.into(), info, allow_dirty_shutdown))
+    }
+
+    pub(crate) fn server(
+        config: Arc<ServerConfig>,
+        info: Rc<RefCell<Option<Negotiated>>>,
+        allow_dirty_shutdown: bool,
+    ) -> Result<TlsLayer, Error> {
+        let conn =
+            rustls::ServerConnection::new(config).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(TlsLayer::new(conn.into(), info, allow_dirty_shutdown))
+    }
+
+    fn new(
+        conn: rustls::Connection,
+        info: Rc<RefCell<Option<Negotiated>>>,
+        allow_dirty_shutdown: bool,
+    ) -> TlsLayer {
+        TlsLayer {
+            conn,
+            info,
+            allow_dirty_shutdown,
+            plaintext: 0,
+            eof_fed: false,
+            close_sent: false,
+        }
+    }
+
+    /// Processes what was fed in; records what the handshake settled.
+    fn process(&mut self) -> Result<(), String> {
+        match self.conn.process_new_packets() {
+            Ok(io) => {
+                self.plaintext = io.plaintext_bytes_to_read();
+                if !self.conn.is_handshaking() && self.info.borrow().is_none() {
+                    *self.info.borrow_mut() = Some(Negotiated {
+                        version: self
+                            .conn
+                            .protocol_version()
+                            .map(|v| format!("{v:?}"))
+                            .unwrap_or_default(),
+                        cipher_suite: self
+                            .conn
+                            .negotiated_cipher_suite()
+                            .map(|s| format!("{:?}", s.suite()))
+                            .unwrap_or_default(),
+                        alpn: self.conn.alpn_protocol().map(<[u8]>::to_vec),
+                        peer_chain: self
+                            .conn
+                            .peer_certificates()
+                            .map(|c| c.iter().map(|d| d.to_vec()).collect())
+                            .unwrap_or_default(),
+                    });
+                }
+                Ok(())
+            }
+            Err(e) => Err(format!("tls: {e}")),
+        }
+    }
+}
+
+impl Filter for TlsLayer {
+    fn input(
+        &mut self,
+        src: &mut BytesMut,
+        dst: &mut BytesMut,
+        limit: usize,
+        mode: FlushMode,
+    ) -> FilterResult {
+        // Ciphertext in, as far as rustls takes it (it stops at 16 KiB of unread plaintext:
+        // the rest waits in `src` until the application reads).
+        while !src.is_empty() && self.conn.wants_read() {
+            let mut rd: &[u8] = src;
+            let n = match self.conn.read_tls(&mut rd) {
+                Ok(n) => n,
+                Err(e) => return FilterResult::Error(format!("tls: {e}")),
+            };
+            src.advance(n);
+            if let Err(m) = self.process() {
+                return FilterResult::Error(m);
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        if mode == FlushMode::Finished && src.is_empty() && !self.eof_fed {
+            // The transport ended: tell rustls, which then knows a truncation from a close.
+            self.eof_fed = true;
+            let _ = self.conn.read_tls(&mut &[][..]);
+            if let Err(m) = self.process() {
+                return FilterResult::Error(m);
+            }
+        }
+        // Plaintext out, up to the room the stream has.
+        let mut buf = [0u8; 16 * 1024];
+        let mut given = 0;
+        while given < limit {
+            let want = (limit - given).min(buf.len());
+            match self.conn.reader().read(&mut buf[..want]) {
+                Ok(0) => return FilterResult::End, // close_notify: a clean end
+                Ok(n) => {
+                    dst.extend_from_slice(&buf[..n]);
+                    given += n;
+                    self.plaintext = self.plaintext.saturating_sub(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    if self.allow_dirty_shutdown {
+                        return FilterResult::End;
+                    }
+                    return FilterResult::Error(
+                        "tls: the peer closed the connection without close_notify \
+                         (truncation; allow_dirty_shutdown accepts it)"
+                            .into(),
+                    );
+                }
+                Err(e) => return FilterResult::Error(format!("tls: {e}")),
+            }
+        }
+        if self.conn.is_handshaking() || given > 0 {
+            FilterResult::Ok
+        } else {
+            FilterResult::NeedMore
+        }
+    }
+
+    fn output(
+        &mut self,
+        src: &mut BytesMut,
+        dst: &mut BytesMut,
+        _limit: usize,
+        mode: FlushMode,
+    ) -> FilterResult {
+        if !self.conn.is_handshaking() && !src.is_empty() {
+            match self.conn.writer().write(src) {
+                Ok(n) => src.advance(n),
+                Err(e) => return FilterResult::Error(format!("tls: {e}")),
+            }
+        }
+        if mode == FlushMode::Finished && src.is_empty() && !self.close_sent {
+            self.close_sent = true;
+            self.conn.send_close_notify();
+        }
+        while self.conn.wants_write() {
+            let mut w = dst.writer();
+            match self.conn.write_tls(&mut w) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return FilterResult::Error(format!("tls: {e}")),
+            }
+        }
+        FilterResult::Ok
+    }
+
+    fn wants_output(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    fn handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    fn buffered_input(&self) -> bool {
+        self.plaintext > 0
+    }
 }

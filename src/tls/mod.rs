@@ -1,6 +1,12 @@
 //! `tls`: TLS for evnet's streams, on rustls.
 //!
-//! This first part builds the configurations: [`ServerPem`] and [`ClientPem`] read a
+//! [`client`] and [`server`] put rustls over any bufio stream through the filter seam (the
+//! same handler runs over plain bufio or TLS): writes wait for the handshake,
+//! `Event::Connected` marks its end, [`Session`] tells what it settled and who the peer is,
+//! `close` sends `close_notify`, a received `close_notify` is end of stream and a
+//! truncated stream an error (unless [`Settings::allow_dirty_shutdown`]).
+//!
+//! The configurations: [`ServerPem`] and [`ClientPem`] read a
 //! certificate chain, a key and CA certificates from PEM files (mutual TLS with
 //! `WebPkiClientVerifier`, TLS 1.3 by default, 1.2 on request, ALPN) and fail with an
 //! [`Error`] that names the file and the problem; [`CertNames`] gives a certificate's
@@ -11,7 +17,10 @@ mod adapter;
 mod config;
 mod error;
 mod names;
+mod stream;
 
+pub use adapter::Negotiated;
 pub use config::{ClientPem, ServerPem};
 pub use error::Error;
 pub use names::{rfc4514, CertNames};
+pub use stream::{client, server, Session, Settings};

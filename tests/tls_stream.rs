@@ -1,0 +1,202 @@
+//! TLS streams end to end over loopback TCP, evnet client against evnet server, with
+//! certificates made at test time: mutual TLS, 1 MiB byte-exact both ways, what the
+//! handshake settled, close_notify as end of stream, a truncated stream as an error (or
+//! end of stream with allow_dirty_shutdown), and a refused client certificate.
+
+mod util;
+
+use std::time::Duration;
+
+use evnet::bufio::{Event, Options, Stream};
+use evnet::ev::Loop;
+use evnet::tls::{self, ClientPem, ServerPem, Session, Settings};
+use util::pki::{temp_dir, Ca};
+use util::{tcp_pair, Fns};
+
+const LIMIT: Duration = Duration::from_secs(30);
+const MIB: usize = 1 << 20;
+
+#[derive(Default)]
+struct Log {
+    client: Vec<String>,
+    server: Vec<String>,
+    client_got: Vec<u8>,
+    server_got: usize,
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+fn quiet<S: 'static>() -> Fns<S> {
+    Fns::new(|_, _, _, _| {}, |_, _, _, _| {})
+}
+
+struct Pki {
+    server: ServerPem,
+    client: ClientPem,
+}
+
+fn pki(tag: &str) -> (Pki, Ca, std::path::PathBuf) {
+    let dir = temp_dir(tag);
+    let ca = Ca::new(&dir, "Example", "Example CA");
+    let s = ca.leaf(&dir, "server", &["server.test"], false);
+    let c = ca.leaf(&dir, "client 1", &[], false);
+    let p = Pki {
+        server: ServerPem::new(&s.cert, &s.key)
+            .client_ca(&ca.pem, true)
+            .alpn(&[b"echo"]),
+        client: ClientPem::new(&ca.pem)
+            .identity(&c.cert, &c.key)
+            .alpn(&[b"echo"]),
+    };
+    (p, ca, dir)
+}
+
+/// An echo server over TLS; the client sends `n` bytes, reads the echo, then closes.
+fn echo_pair(
+    ev: &mut Loop<Log>,
+    p: &Pki,
+    n: usize,
+    settings: Settings,
+    close: bool,
+) -> (Stream<Log>, Session, Stream<Log>, Session, socket2::Socket) {
+    let (a, b) = tcp_pair();
+    let a_dup = a.try_clone().unwrap();
+    let ua = Stream::new(ev, a, quiet()).unwrap();
+    let ub = Stream::new(ev, b, quiet()).unwrap();
+    let (server, ss) = tls::server(
+        ev,
+        ub,
+        p.server.build().unwrap(),
+        settings,
+        Options::default(),
+        Fns::new(
+            |c, d, log: &mut Log, cx| {
+                log.server_got += d.len();
+                c.write_bytes(cx, d);
+                c.read_chunk(cx);
+            },
+            |c, e, log: &mut Log, cx| {
+                log.server.push(format!("{e:?}"));
+                if matches!(e, Event::Eof) {
+                    c.close(cx); // close_notify back
+                }
+            },
+        ),
+    )
+    .unwrap();
+    server.read_chunk(ev);
+    let (client, cs) = tls::client(
+        ev,
+        ua,
+        p.client.build().unwrap(),
+        "server.test",
+        settings,
+        Options::default(),
+        Fns::new(
+            move |c, d, log: &mut Log, cx| {
+                log.client_got.extend_from_slice(&d);
+                if close && log.client_got.len() == n {
+                    c.flush(cx, evnet::bufio::FlushMode::Finished); // close_notify, reading on
+                }
+                c.read_chunk(cx);
+            },
+            |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
+        ),
+    )
+    .unwrap();
+    client.write(ev, &pattern(n)); // before the handshake: it waits
+    client.read_chunk(ev);
+    (client, cs, server, ss, a_dup)
+}
+
+#[test]
+fn mutual_tls_echoes_a_mib_byte_exact_and_closes_cleanly_both_ways() {
+    let (p, _ca, _dir) = pki("echo");
+    let mut ev = Loop::<Log>::new().unwrap();
+    let (_c, cs, _s, ss, _) = echo_pair(&mut ev, &p, MIB, Settings::default(), true);
+    let mut log = Log::default();
+    let ok = ev
+        .run_until(&mut log, LIMIT, |l| {
+            l.client.iter().any(|e| e == "Eof") && l.server.iter().any(|e| e == "Eof")
+        })
+        .unwrap();
+    assert!(
+        ok,
+        "client {:?} server {:?} ({} echoed)",
+        log.client,
+        log.server,
+        log.client_got.len()
+    );
+    assert_eq!(log.client_got, pattern(MIB), "byte-exact");
+    assert_eq!(log.server_got, MIB);
+    assert_eq!(log.client, ["Connected", "Eof"]);
+    assert_eq!(log.server, ["Connected", "Eof"]);
+    let n = cs.negotiated().unwrap();
+    assert_eq!(n.version, "TLSv1_3");
+    assert_eq!(n.alpn.as_deref(), Some(&b"echo"[..]));
+    assert!(!n.cipher_suite.is_empty());
+    let peer = ss.peer_names().unwrap();
+    assert_eq!(peer.subject, "CN=client 1");
+    assert_eq!(peer.issuer, "O=Example,CN=Example CA");
+    assert_eq!(cs.peer_names().unwrap().subject, "CN=server");
+}
+
+#[test]
+fn a_truncated_stream_is_an_error_unless_dirty_shutdown_is_allowed() {
+    let (p, _ca, _dir) = pki("dirty");
+    for allow in [false, true] {
+        let mut ev = Loop::<Log>::new().unwrap();
+        let settings = Settings {
+            allow_dirty_shutdown: allow,
+        };
+        let (client, _cs, server, _ss, transport) = echo_pair(&mut ev, &p, 1000, settings, false);
+        let mut log = Log::default();
+        assert!(ev
+            .run_until(&mut log, LIMIT, |l| l.client_got.len() == 1000)
+            .unwrap());
+        // The client's transport ends (a FIN) without close_notify.
+        transport.shutdown(std::net::Shutdown::Write).unwrap();
+        let ok = ev
+            .run_until(&mut log, LIMIT, |l| l.server.len() >= 2)
+            .unwrap();
+        assert!(ok, "{:?}", log.server);
+        if allow {
+            assert_eq!(log.server[1], "Eof");
+        } else {
+            assert!(
+                log.server[1].contains("without close_notify"),
+                "{:?}",
+                log.server
+            );
+        }
+        drop((client, server));
+    }
+}
+
+#[test]
+fn a_client_without_a_certificate_gets_an_error_carrying_the_alert() {
+    let (p, ca, _dir) = pki("refused");
+    let p = Pki {
+        client: ClientPem::new(&ca.pem).alpn(&[b"echo"]), // no identity
+        ..p
+    };
+    let mut ev = Loop::<Log>::new().unwrap();
+    let (_c, _cs, _s, _ss, _) = echo_pair(&mut ev, &p, 10, Settings::default(), true);
+    let mut log = Log::default();
+    let ok = ev
+        .run_until(&mut log, LIMIT, |l| {
+            l.client.iter().any(|e| e.starts_with("Error"))
+                && l.server.iter().any(|e| e.starts_with("Error"))
+        })
+        .unwrap();
+    assert!(ok, "client {:?} server {:?}", log.client, log.server);
+    let client_err = log.client.iter().find(|e| e.starts_with("Error")).unwrap();
+    assert!(client_err.contains("alert"), "{client_err}");
+    assert!(
+        !log.client.iter().any(|e| e == "Eof"),
+        "an error, not end of stream"
+    );
+    assert_eq!(log.server_got, 0);
+}
