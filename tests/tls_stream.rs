@@ -150,6 +150,7 @@ fn a_truncated_stream_is_an_error_unless_dirty_shutdown_is_allowed() {
         let mut ev = Loop::<Log>::new().unwrap();
         let settings = Settings {
             allow_dirty_shutdown: allow,
+            ..Settings::default()
         };
         let (client, _cs, server, _ss, transport) = echo_pair(&mut ev, &p, 1000, settings, false);
         let mut log = Log::default();
@@ -199,4 +200,60 @@ fn a_client_without_a_certificate_gets_an_error_carrying_the_alert() {
         "an error, not end of stream"
     );
     assert_eq!(log.server_got, 0);
+}
+
+#[test]
+fn a_peer_that_sends_nothing_fails_the_handshake_at_its_deadline() {
+    let (p, _ca, _dir) = pki("deadline");
+    let (a, _silent) = tcp_pair();
+    let mut ev = Loop::<Log>::new().unwrap();
+    let under = Stream::new(&mut ev, a, quiet()).unwrap();
+    let settings = Settings {
+        handshake_timeout: Some(Duration::from_millis(200)),
+        ..Settings::default()
+    };
+    let (s, _) = tls::server(
+        &mut ev,
+        under,
+        p.server.build().unwrap(),
+        settings,
+        Options::default(),
+        Fns::new(
+            |_, _, _, _| {},
+            |_, e, log: &mut Log, _| log.server.push(format!("{e:?}")),
+        ),
+    )
+    .unwrap();
+    s.read_chunk(&mut ev);
+    let mut log = Log::default();
+    let t0 = std::time::Instant::now();
+    assert!(ev
+        .run_until(&mut log, LIMIT, |l| !l.server.is_empty())
+        .unwrap());
+    assert!(t0.elapsed() >= Duration::from_millis(200));
+    assert!(
+        log.server[0].contains("handshake not finished"),
+        "{:?}",
+        log.server
+    );
+}
+
+#[test]
+fn a_finished_handshake_leaves_no_timer_behind() {
+    let (p, _ca, _dir) = pki("disarm");
+    let mut ev = Loop::<Log>::new().unwrap();
+    let (c, _cs, s, _ss, _) = echo_pair(&mut ev, &p, 1000, Settings::default(), true);
+    let mut log = Log::default();
+    let both_ended =
+        |l: &Log| l.client.iter().any(|e| e == "Eof") && l.server.iter().any(|e| e == "Eof");
+    assert!(ev.run_until(&mut log, LIMIT, both_ended).unwrap());
+    drop((c, s));
+    let t0 = std::time::Instant::now();
+    ev.run(&mut log).unwrap(); // nothing left: no 10 s handshake deadline either
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "run took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(log.client_got.len(), 1000);
 }

@@ -238,6 +238,11 @@ impl<S> std::fmt::Debug for Conn<S> {
 }
 
 impl<S: 'static> Stream<S> {
+    /// A weak reference to the stream, for layers built on it (a TLS handshake deadline).
+    pub(crate) fn downgrade(&self) -> Weak<Conn<S>> {
+        Rc::downgrade(&self.conn)
+    }
+
     /// Puts a connected socket on the loop with default [`Options`]. No read is requested
     /// yet (input is read ahead up to the read high watermark).
     ///

@@ -1,22 +1,93 @@
 //! TLS streams: a rustls connection stacked on any bufio stream (TCP, Unix, a pair)
 //! through the filter seam, so the same application handler runs over plain bufio or TLS.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::adapter::{Negotiated, TlsLayer};
 use super::{CertNames, Error};
-use crate::bufio::{Handler, Options, Stream};
-use crate::ev::Ctx;
+use bytes::Bytes;
 
-/// How a TLS stream treats the end of the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+use crate::bufio::{Conn, Error as BufError, Event, Handler, Options, Stream};
+use crate::ev::{Ctx, WatcherId};
+
+/// How a TLS stream treats its handshake and the end of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// Accept a transport EOF without `close_notify` as end of stream (libevent's
     /// `allow_dirty_shutdown`). Off by default: such an EOF is an error, since an attacker
     /// (or a crash) could have cut the stream short.
     pub allow_dirty_shutdown: bool,
+    /// A handshake not finished this long after the stream was made fails the stream
+    /// with an error (a peer that sends nothing, or trickles, cannot hold it). Default
+    /// 10 s; `None`: no limit.
+    pub handshake_timeout: Option<Duration>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            allow_dirty_shutdown: false,
+            handshake_timeout: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// Arms the handshake deadline of a new TLS stream; the [`Guard`] removes it once the
+/// handshake is done.
+fn deadline<S: 'static>(
+    cx: &mut Ctx<S>,
+    stream: &Stream<S>,
+    session: &Session,
+    settings: Settings,
+    timer: &Rc<Cell<Option<WatcherId>>>,
+) {
+    let Some(after) = settings.handshake_timeout else {
+        return;
+    };
+    let conn = stream.downgrade();
+    let info = session.info.clone();
+    let t = cx.timer(after, None, move |_, cx, _| {
+        if info.borrow().is_none() {
+            if let Some(c) = conn.upgrade() {
+                let why = format!("tls: handshake not finished within {after:?}");
+                c.fail(cx, BufError::Filter(why));
+            }
+        }
+    });
+    timer.set(Some(t));
+}
+
+/// The application's handler under a TLS stream: the handshake deadline goes when the
+/// stream connects, or closes.
+struct Guard<H> {
+    inner: H,
+    timer: Rc<Cell<Option<WatcherId>>>,
+}
+
+impl<H> Guard<H> {
+    fn disarm<S>(&self, cx: &mut Ctx<S>) {
+        if let Some(t) = self.timer.take() {
+            cx.remove(t);
+        }
+    }
+}
+
+impl<S: 'static, H: Handler<S>> Handler<S> for Guard<H> {
+    fn read(&mut self, c: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>) {
+        self.inner.read(c, data, st, cx);
+    }
+
+    fn write(&mut self, c: &Conn<S>, st: &mut S, cx: &mut Ctx<S>) {
+        self.inner.write(c, st, cx);
+    }
+
+    fn event(&mut self, c: &Conn<S>, e: Event, st: &mut S, cx: &mut Ctx<S>) {
+        self.disarm(cx); // Connected, or the stream failed or ended: either way it is over
+        self.inner.event(c, e, st, cx);
+    }
 }
 
 /// What the handshake of one TLS stream settled: readable once the stream has delivered
@@ -68,7 +139,14 @@ pub fn client<S: 'static, H: Handler<S>>(
         session.info.clone(),
         settings.allow_dirty_shutdown,
     )?;
-    Ok((Stream::filter(cx, under, layer, opts, handler), session))
+    let timer = Rc::default();
+    let guard = Guard {
+        inner: handler,
+        timer: Rc::clone(&timer),
+    };
+    let s = Stream::filter(cx, under, layer, opts, guard);
+    deadline(cx, &s, &session, settings, &timer);
+    Ok((s, session))
 }
 
 /// A TLS server over `under` (an accepted connection).
@@ -85,5 +163,12 @@ pub fn server<S: 'static, H: Handler<S>>(
 ) -> Result<(Stream<S>, Session), Error> {
     let session = Session::default();
     let layer = TlsLayer::server(config, session.info.clone(), settings.allow_dirty_shutdown)?;
-    Ok((Stream::filter(cx, under, layer, opts, handler), session))
+    let timer = Rc::default();
+    let guard = Guard {
+        inner: handler,
+        timer: Rc::clone(&timer),
+    };
+    let s = Stream::filter(cx, under, layer, opts, guard);
+    deadline(cx, &s, &session, settings, &timer);
+    Ok((s, session))
 }
