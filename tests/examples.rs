@@ -2,6 +2,8 @@
 //! `pool_to_router`), run as real processes against real ZeroMQ and TCP peers, then
 //! stopped with SIGTERM, which must end them cleanly (exit 0).
 
+mod util;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -153,6 +155,8 @@ fn every_example_answers_help_with_its_flags_and_defaults() {
         "router_heartbeat",
         "lines_to_push",
         "pool_to_router",
+        "tls_echo_server",
+        "tls_client",
     ] {
         let out = Command::new(example(name)).arg("--help").output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -189,4 +193,76 @@ fn echo_client_round_trips_against_echo_server() {
         "{text}"
     );
     terminate(server);
+}
+
+#[test]
+fn tls_client_against_tls_echo_server_with_client_certificates_and_an_issuer_check() {
+    let dir = util::pki::temp_dir("examples");
+    let ca = util::pki::Ca::new(&dir, "Example", "Example CA");
+    let server = ca.leaf(&dir, "server", &["localhost"], false);
+    let client = ca.leaf(&dir, "client 1", &[], false);
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_owned();
+    for (issuer, ok) in [
+        ("O=Example,CN=Example CA", true),
+        ("CN=Someone Else", false),
+    ] {
+        let (srv, line) = start(
+            "tls_echo_server",
+            &[
+                "--cert",
+                &p(&server.cert),
+                "--key",
+                &p(&server.key),
+                "--ca",
+                &p(&ca.pem),
+                "--require-client-cert",
+                "--issuer",
+                issuer,
+                "--listen",
+                "127.0.0.1:0",
+            ],
+        );
+        let port = line
+            .trim()
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_owned();
+        let mut cli = Command::new(example("tls_client"))
+            .args([
+                "--connect",
+                &format!("localhost:{port}"),
+                "--ca",
+                &p(&ca.pem),
+            ])
+            .args(["--cert", &p(&client.cert), "--key", &p(&client.key)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        cli.stdin
+            .take()
+            .unwrap()
+            .write_all(b"hello\nworld\n")
+            .unwrap();
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = cli.try_wait().unwrap() {
+                break s;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "tls_client hangs");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut out = String::new();
+        std::io::Read::read_to_string(cli.stdout.as_mut().unwrap(), &mut out).unwrap();
+        if ok {
+            assert!(status.success(), "{status}");
+            assert_eq!(out, "hello\nworld\n");
+        } else {
+            assert!(!status.success(), "a refused issuer must fail the client");
+            assert_eq!(out, "");
+        }
+        terminate(srv);
+    }
 }

@@ -23,4 +23,4 @@ pub use adapter::Negotiated;
 pub use config::{ClientPem, ServerPem};
 pub use error::Error;
 pub use names::{rfc4514, CertNames};
-pub use stream::{client, server, Session, Settings};
+pub use stream::{accept, client, connect_host, server, Session, Settings};

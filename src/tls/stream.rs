@@ -114,7 +114,9 @@ impl Session {
 }
 
 /// A TLS client over `under` (connected or connecting): the handshake starts at once,
-/// writes wait for it, and `handler` gets `Event::Connected` when it is done.
+/// writes wait for it, and `handler` gets `Event::Connected` when it is done. Returns the
+/// stream and its [`Session`]; when the handler itself needs the session, make one first
+/// and use [`Session::client`].
 ///
 /// A TLS 1.3 caveat (rustls #1707): a client whose certificate the server refuses
 /// finishes its handshake first and learns of the refusal only from the alert that
@@ -133,23 +135,11 @@ pub fn client<S: 'static, H: Handler<S>>(
     handler: H,
 ) -> Result<(Stream<S>, Session), Error> {
     let session = Session::default();
-    let layer = TlsLayer::client(
-        config,
-        server_name,
-        session.info.clone(),
-        settings.allow_dirty_shutdown,
-    )?;
-    let timer = Rc::default();
-    let guard = Guard {
-        inner: handler,
-        timer: Rc::clone(&timer),
-    };
-    let s = Stream::filter(cx, under, layer, opts, guard);
-    deadline(cx, &s, &session, settings, &timer);
+    let s = session.client(cx, under, config, server_name, settings, opts, handler)?;
     Ok((s, session))
 }
 
-/// A TLS server over `under` (an accepted connection).
+/// A TLS server over `under` (an accepted connection); see [`client`].
 ///
 /// # Errors
 /// [`Error::Config`] when rustls refuses the configuration.
@@ -162,13 +152,125 @@ pub fn server<S: 'static, H: Handler<S>>(
     handler: H,
 ) -> Result<(Stream<S>, Session), Error> {
     let session = Session::default();
-    let layer = TlsLayer::server(config, session.info.clone(), settings.allow_dirty_shutdown)?;
-    let timer = Rc::default();
-    let guard = Guard {
-        inner: handler,
-        timer: Rc::clone(&timer),
-    };
-    let s = Stream::filter(cx, under, layer, opts, guard);
-    deadline(cx, &s, &session, settings, &timer);
+    let s = session.server(cx, under, config, settings, opts, handler)?;
     Ok((s, session))
+}
+
+impl Session {
+    /// As [`client`], with this session (e.g. one the handler keeps a clone of).
+    ///
+    /// # Errors
+    /// As [`client`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn client<S: 'static, H: Handler<S>>(
+        &self,
+        cx: &mut Ctx<S>,
+        under: Stream<S>,
+        config: Arc<rustls::ClientConfig>,
+        server_name: &str,
+        settings: Settings,
+        opts: Options,
+        handler: H,
+    ) -> Result<Stream<S>, Error> {
+        let layer = TlsLayer::client(
+            config,
+            server_name,
+            self.info.clone(),
+            settings.allow_dirty_shutdown,
+        )?;
+        Ok(self.stack(cx, under, layer, settings, opts, handler))
+    }
+
+    /// As [`server`], with this session.
+    ///
+    /// # Errors
+    /// As [`server`].
+    pub fn server<S: 'static, H: Handler<S>>(
+        &self,
+        cx: &mut Ctx<S>,
+        under: Stream<S>,
+        config: Arc<rustls::ServerConfig>,
+        settings: Settings,
+        opts: Options,
+        handler: H,
+    ) -> Result<Stream<S>, Error> {
+        let layer = TlsLayer::server(config, self.info.clone(), settings.allow_dirty_shutdown)?;
+        Ok(self.stack(cx, under, layer, settings, opts, handler))
+    }
+
+    fn stack<S: 'static, H: Handler<S>>(
+        &self,
+        cx: &mut Ctx<S>,
+        under: Stream<S>,
+        layer: TlsLayer,
+        settings: Settings,
+        opts: Options,
+        handler: H,
+    ) -> Stream<S> {
+        let timer = Rc::default();
+        let guard = Guard {
+            inner: handler,
+            timer: Rc::clone(&timer),
+        };
+        let s = Stream::filter(cx, under, layer, opts, guard);
+        deadline(cx, &s, self, settings, &timer);
+        s
+    }
+}
+
+/// The handler of the plain stream under a TLS stream, until the TLS layer takes it over.
+#[derive(Debug)]
+pub(crate) struct Plain;
+
+impl<S> Handler<S> for Plain {
+    fn read(&mut self, _: &Conn<S>, _: Bytes, _: &mut S, _: &mut Ctx<S>) {}
+    fn event(&mut self, _: &Conn<S>, _: Event, _: &mut S, _: &mut Ctx<S>) {}
+}
+
+/// A TLS server over an accepted socket (e.g. from a
+/// [`Listener`](crate::socket::Listener)), with its session.
+///
+/// # Errors
+/// Making the socket non-blocking failed, or rustls refused the configuration.
+pub fn accept<S: 'static, H: Handler<S>>(
+    cx: &mut Ctx<S>,
+    socket: socket2::Socket,
+    config: Arc<rustls::ServerConfig>,
+    session: &Session,
+    settings: Settings,
+    opts: Options,
+    handler: H,
+) -> Result<Stream<S>, Error> {
+    let under = Stream::new(cx, socket, Plain).map_err(|e| Error::Config(e.to_string()))?;
+    session.server(cx, under, config, settings, opts, handler)
+}
+
+/// Connects to `host:port` (the name resolved by `resolver`, RFC 8305 fallback, as
+/// [`Stream::connect_host`]) and runs a TLS client over it with `host` as the server name
+/// (SNI and certificate check), in one call.
+///
+/// # Errors
+/// As [`client`].
+#[allow(clippy::too_many_arguments)]
+pub fn connect_host<S: 'static, R: crate::socket::Resolve<S> + ?Sized, H: Handler<S>>(
+    cx: &mut Ctx<S>,
+    resolver: &R,
+    host: &str,
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+    session: &Session,
+    settings: Settings,
+    opts: Options,
+    handler: H,
+) -> Result<Stream<S>, Error> {
+    let under = Stream::connect_host(
+        cx,
+        resolver,
+        host,
+        port,
+        crate::socket::ConnectOptions::default(),
+        Options::default(),
+        Plain,
+    );
+    session.client(cx, under, config, host, settings, opts, handler)
 }

@@ -1,0 +1,114 @@
+//! libevent's SSL echo server on evnet: a line-echo server over TLS on every address of a
+//! host:port, optionally requiring client certificates from a CA and checking their issuer
+//! (as the syslog relay does). SIGINT/SIGTERM end it.
+//!
+//! Try it with certificates made by `openssl req` (see the README) and
+//! `cargo run --release --example tls_client -- --connect localhost:7040 --ca ca.pem`.
+use std::rc::Rc;
+
+use clap::Parser;
+use evnet::bufio::{Conn, Event, Handler, Options};
+use evnet::bytes::Bytes;
+use evnet::ev::{Ctx, Loop};
+use evnet::socket::{bind_tcp_all, Accept, Listener};
+use evnet::tls::{self, ServerPem, Session, Settings};
+
+#[derive(Parser)]
+#[command(about = "Line-echo server over TLS")]
+struct Args {
+    /// Certificate chain (PEM), leaf first.
+    #[arg(long)]
+    cert: String,
+    /// Private key (PEM).
+    #[arg(long)]
+    key: String,
+    /// CA certificates (PEM) that client certificates are verified against.
+    #[arg(long)]
+    ca: Option<String>,
+    /// Refuse clients without a certificate (with --ca).
+    #[arg(long)]
+    require_client_cert: bool,
+    /// Accept only client certificates whose issuer is this DN (RFC 4514, e.g. "CN=My CA").
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Host and port to listen on (port 0: any).
+    #[arg(long, default_value = "127.0.0.1:7040")]
+    listen: String,
+}
+
+struct Echo {
+    session: Session,
+    issuer: Option<Rc<str>>,
+}
+
+impl Handler<()> for Echo {
+    fn read(&mut self, c: &Conn<()>, line: Bytes, _: &mut (), cx: &mut Ctx<()>) {
+        c.write_bytes(cx, line);
+        c.write(cx, b"\n");
+        c.read_line(cx);
+    }
+    fn event(&mut self, c: &Conn<()>, e: Event, _: &mut (), cx: &mut Ctx<()>) {
+        match e {
+            Event::Connected => {
+                let peer = self.session.peer_names();
+                eprintln!("connected: {:?}", peer.as_ref().map(|p| &p.subject));
+                if let Some(want) = &self.issuer {
+                    if peer.as_ref().map(|p| p.issuer.as_str()) != Some(&**want) {
+                        eprintln!("refused: issuer {:?}", peer.map(|p| p.issuer));
+                        c.abort(cx);
+                    }
+                }
+            }
+            Event::Eof => c.close(cx),
+            e => {
+                eprintln!("closing: {e:?}");
+                c.abort(cx);
+            }
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let mut pem = ServerPem::new(&a.cert, &a.key);
+    if let Some(ca) = &a.ca {
+        pem = pem.client_ca(ca, a.require_client_cert);
+    }
+    let config = pem.build()?;
+    let issuer: Option<Rc<str>> = a.issuer.as_deref().map(Rc::from);
+    let (host, port) = a
+        .listen
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--listen HOST:PORT"))?;
+    let socks = bind_tcp_all(Some(host), port.parse()?)?;
+    println!("listening on {:?}", socks[0].local_addr()?.as_socket());
+    let mut ev = Loop::<()>::new()?;
+    let _l = Listener::new(&mut ev, socks, move |_, cx, acc| {
+        let Accept::Conn(c) = acc else { return };
+        let session = Session::default();
+        let echo = Echo {
+            session: session.clone(),
+            issuer: issuer.clone(),
+        };
+        match tls::accept(
+            cx,
+            c.socket,
+            config.clone(),
+            &session,
+            Settings::default(),
+            Options::default(),
+            echo,
+        ) {
+            Ok(s) => {
+                s.read_line(cx);
+                s.detach();
+            }
+            Err(e) => eprintln!("accept: {e}"),
+        }
+    });
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        ev.signal(sig, |_, cx, _| cx.stop_loop())?;
+    }
+    ev.run(&mut ())?;
+    Ok(())
+}
