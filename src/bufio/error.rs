@@ -23,8 +23,10 @@ pub enum Error {
     },
     /// The socket failed.
     Io(io::Error),
-    /// A [`Filter`](super::Filter) rejected its input or output.
-    Filter(String),
+    /// A [`Filter`](super::Filter) rejected its input or output (downcast the
+    /// [`FilterError`](super::FilterError) to the filter's own error type, e.g.
+    /// `evnet::tls::Error`).
+    Filter(super::FilterError),
 }
 
 impl fmt::Display for Error {

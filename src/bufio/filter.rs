@@ -1,7 +1,90 @@
 //! [`Filter`]: transforming the bytes of a stream stacked on another (libevent's
 //! filtering bufferevents). TLS plugs in here.
 
+use std::fmt;
+use std::sync::Arc;
+
 use bytes::BytesMut;
+
+/// Why a filter failed: any error type, shared (cheap to clone) and printable, which the
+/// application can downcast to the filter's own type (e.g. `evnet::tls::Error`).
+///
+/// ```
+/// use evnet::bufio::FilterError;
+/// let e = FilterError::from("bad frame");
+/// assert_eq!(e.to_string(), "bad frame");
+/// assert_eq!(e, *"bad frame");
+/// let io = FilterError::new(std::io::Error::other("disk"));
+/// assert!(io.downcast_ref::<std::io::Error>().is_some());
+/// ```
+#[derive(Clone)]
+pub struct FilterError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl FilterError {
+    /// Wraps `e`.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> FilterError {
+        FilterError(Arc::new(e))
+    }
+
+    /// The filter's own error, if it is a `T`.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+}
+
+/// A message as an error, for filters that fail with text.
+#[derive(Debug)]
+struct Message(String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Message {}
+
+impl From<String> for FilterError {
+    fn from(m: String) -> FilterError {
+        FilterError::new(Message(m))
+    }
+}
+
+impl From<&str> for FilterError {
+    fn from(m: &str) -> FilterError {
+        FilterError::from(m.to_owned())
+    }
+}
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Shows the message, quoted, whatever the error type.
+impl fmt::Debug for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0.to_string(), f)
+    }
+}
+
+/// Equal when they say the same.
+impl PartialEq for FilterError {
+    fn eq(&self, other: &FilterError) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for FilterError {}
+
+impl PartialEq<str> for FilterError {
+    // The message exists only as Display output: comparing means rendering it.
+    #[allow(clippy::cmp_owned)]
+    fn eq(&self, other: &str) -> bool {
+        self.to_string() == other
+    }
+}
 
 /// How hard a flush pushes (libevent's `BEV_NORMAL` / `BEV_FLUSH` / `BEV_FINISHED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +109,7 @@ pub enum FilterResult {
     /// [`Error::Filter`](super::Error::Filter) carrying this message. Output the filter
     /// produced on its own (an alert for the peer, see [`Filter::wants_output`]) still goes
     /// out first.
-    Error(String),
+    Error(FilterError),
     /// Input only: the peer ended the filtered stream cleanly (a TLS `close_notify`): the
     /// application gets end of stream after what was delivered, whatever the underlying
     /// stream does next.

@@ -33,7 +33,7 @@ mod read;
 mod stream;
 
 pub use error::{Error, Event};
-pub use filter::{Filter, FilterResult, FlushMode};
+pub use filter::{Filter, FilterError, FilterResult, FlushMode};
 pub use limit::{RateGroup, RateLimit, DEFAULT_MIN_SHARE, MIN_TICK};
 pub use options::Options;
 pub use read::Request;

@@ -18,7 +18,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion
 
 use super::config::{ClientPem, ServerPem};
 use super::Error;
-use crate::bufio::{Filter, FilterResult, FlushMode};
+use crate::bufio::{Filter, FilterError, FilterResult, FlushMode};
 
 /// The one crypto provider evnet uses, passed explicitly (no process-wide default).
 fn provider() -> Arc<CryptoProvider> {
@@ -188,7 +188,7 @@ impl TlsLayer {
     }
 
     /// Processes what was fed in; records what the handshake settled.
-    fn process(&mut self) -> Result<(), String> {
+    fn process(&mut self) -> Result<(), Error> {
         match self.conn.process_new_packets() {
             Ok(io) => {
                 self.plaintext = io.plaintext_bytes_to_read();
@@ -214,9 +214,23 @@ impl TlsLayer {
                 }
                 Ok(())
             }
-            Err(e) => Err(format!("tls: {e}")),
+            Err(e) => Err(tls_error(e)),
         }
     }
+}
+
+/// A rustls error as evnet's.
+fn tls_error(e: rustls::Error) -> Error {
+    match e {
+        rustls::Error::AlertReceived(a) => Error::PeerAlert(format!("{a:?}")),
+        rustls::Error::InvalidCertificate(c) => Error::BadCertificate(format!("{c:?}")),
+        rustls::Error::NoCertificatesPresented => Error::NoPeerCertificate,
+        e => Error::Protocol(e.to_string()),
+    }
+}
+
+fn fail(e: Error) -> FilterResult {
+    FilterResult::Error(FilterError::new(e))
 }
 
 impl Filter for TlsLayer {
@@ -233,11 +247,11 @@ impl Filter for TlsLayer {
             let mut rd: &[u8] = src;
             let n = match self.conn.read_tls(&mut rd) {
                 Ok(n) => n,
-                Err(e) => return FilterResult::Error(format!("tls: {e}")),
+                Err(e) => return fail(Error::Protocol(e.to_string())),
             };
             src.advance(n);
-            if let Err(m) = self.process() {
-                return FilterResult::Error(m);
+            if let Err(e) = self.process() {
+                return fail(e);
             }
             if n == 0 {
                 break;
@@ -247,8 +261,8 @@ impl Filter for TlsLayer {
             // The transport ended: tell rustls, which then knows a truncation from a close.
             self.eof_fed = true;
             let _ = self.conn.read_tls(&mut &[][..]);
-            if let Err(m) = self.process() {
-                return FilterResult::Error(m);
+            if let Err(e) = self.process() {
+                return fail(e);
             }
         }
         // Plaintext out, up to the room the stream has.
@@ -268,13 +282,9 @@ impl Filter for TlsLayer {
                     if self.allow_dirty_shutdown {
                         return FilterResult::End;
                     }
-                    return FilterResult::Error(
-                        "tls: the peer closed the connection without close_notify \
-                         (truncation; allow_dirty_shutdown accepts it)"
-                            .into(),
-                    );
+                    return fail(Error::Truncated);
                 }
-                Err(e) => return FilterResult::Error(format!("tls: {e}")),
+                Err(e) => return fail(Error::Protocol(e.to_string())),
             }
         }
         if self.conn.is_handshaking() || given > 0 {
@@ -294,7 +304,7 @@ impl Filter for TlsLayer {
         if !self.conn.is_handshaking() && !src.is_empty() {
             match self.conn.writer().write(src) {
                 Ok(n) => src.advance(n),
-                Err(e) => return FilterResult::Error(format!("tls: {e}")),
+                Err(e) => return fail(Error::Protocol(e.to_string())),
             }
         }
         if mode == FlushMode::Finished && src.is_empty() && !self.close_sent {
@@ -306,7 +316,7 @@ impl Filter for TlsLayer {
             match self.conn.write_tls(&mut w) {
                 Ok(0) => break,
                 Ok(_) => {}
-                Err(e) => return FilterResult::Error(format!("tls: {e}")),
+                Err(e) => return fail(Error::Protocol(e.to_string())),
             }
         }
         FilterResult::Ok

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What can go wrong setting up TLS (and, on a connection, in TLS itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,31 @@ pub enum Error {
     Config(String),
     /// A certificate could not be parsed.
     Certificate(String),
+    /// The peer sent a fatal alert, e.g. `CertificateRequired` to a client whose
+    /// certificate it refused (in TLS 1.3 the client learns it after its handshake).
+    PeerAlert(String),
+    /// The peer's certificate was refused: expired, from another CA, the wrong name, ...
+    BadCertificate(String),
+    /// The peer sent no certificate where one is required.
+    NoPeerCertificate,
+    /// The peer broke the protocol: garbage, a plain-text request, a malformed record.
+    Protocol(String),
+    /// The connection ended without `close_notify` (see
+    /// [`Settings::allow_dirty_shutdown`](super::Settings::allow_dirty_shutdown)).
+    Truncated,
+    /// The handshake did not finish in time.
+    HandshakeTimeout(Duration),
+}
+
+impl Error {
+    /// The TLS error in a stream error, if it is one: the stream reports TLS failures as
+    /// [`bufio::Error::Filter`](crate::bufio::Error::Filter).
+    pub fn of(e: &crate::bufio::Error) -> Option<&Error> {
+        match e {
+            crate::bufio::Error::Filter(f) => f.downcast_ref::<Error>(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -26,6 +52,15 @@ impl fmt::Display for Error {
             Error::Pem { path, problem } => write!(f, "{}: {problem}", path.display()),
             Error::Config(m) => write!(f, "tls configuration rejected: {m}"),
             Error::Certificate(m) => write!(f, "certificate not understood: {m}"),
+            Error::PeerAlert(a) => write!(f, "tls: received fatal alert: {a}"),
+            Error::BadCertificate(r) => write!(f, "tls: peer certificate rejected: {r}"),
+            Error::NoPeerCertificate => f.write_str("tls: peer sent no certificates"),
+            Error::Protocol(m) => write!(f, "tls: {m}"),
+            Error::Truncated => f.write_str(
+                "tls: the peer closed the connection without close_notify \
+                 (truncation; allow_dirty_shutdown accepts it)",
+            ),
+            Error::HandshakeTimeout(d) => write!(f, "tls: handshake not finished within {d:?}"),
         }
     }
 }

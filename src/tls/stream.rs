@@ -10,7 +10,7 @@ use super::adapter::{Negotiated, TlsLayer};
 use super::{CertNames, Error};
 use bytes::Bytes;
 
-use crate::bufio::{Conn, Error as BufError, Event, Handler, Options, Stream};
+use crate::bufio::{Conn, Error as BufError, Event, FilterError, Handler, Options, Stream};
 use crate::ev::{Ctx, WatcherId};
 
 /// How a TLS stream treats its handshake and the end of the connection.
@@ -52,7 +52,7 @@ fn deadline<S: 'static>(
     let t = cx.timer(after, None, move |_, cx, _| {
         if info.borrow().is_none() {
             if let Some(c) = conn.upgrade() {
-                let why = format!("tls: handshake not finished within {after:?}");
+                let why = FilterError::new(Error::HandshakeTimeout(after));
                 c.fail(cx, BufError::Filter(why));
             }
         }
