@@ -457,29 +457,21 @@ impl<S: 'static> Conn<S> {
             let g = &mut *g;
             let mut next: Option<Duration> = give_up;
             if let Some(rt) = g.opts.read_timeout {
-                let mut r = rt;
-                if g.rd.req.is_some() && !g.rd.eof && !g.rd.read_failed {
-                    let idle = now.saturating_duration_since(g.rd.last_read);
-                    if idle >= rt {
-                        g.rd.read_timed_out = true;
-                        g.rd.last_read = now;
-                    } else {
-                        r = rt - idle;
-                    }
-                }
+                let waiting = g.rd.req.is_some() && !g.rd.eof && !g.rd.read_failed;
+                let rd = &mut g.rd;
+                let r = idle_timeout(waiting, rt, &mut rd.last_read, &mut rd.read_timed_out, now);
                 next = Some(next.map_or(r, |n| n.min(r)));
             }
             if let Some(wt) = g.opts.write_timeout {
-                let mut w = wt;
-                if !g.wr.output.is_empty() && !g.wr.write_failed {
-                    let idle = now.saturating_duration_since(g.wr.last_write);
-                    if idle >= wt {
-                        g.wr.write_timed_out = true;
-                        g.wr.last_write = now;
-                    } else {
-                        w = wt - idle;
-                    }
-                }
+                let waiting = !g.wr.output.is_empty() && !g.wr.write_failed;
+                let wr = &mut g.wr;
+                let w = idle_timeout(
+                    waiting,
+                    wt,
+                    &mut wr.last_write,
+                    &mut wr.write_timed_out,
+                    now,
+                );
                 next = Some(next.map_or(w, |n| n.min(w)));
             }
             next
@@ -488,6 +480,28 @@ impl<S: 'static> Conn<S> {
             cx.set_timer(t, next, None);
         }
         self.dispatch(st, cx);
+    }
+}
+
+/// An idle timeout of `limit` for activity last seen at `last`, while `waiting`: marks
+/// `fired` (and restarts the count) when it is due; returns how long until it is due next.
+fn idle_timeout(
+    waiting: bool,
+    limit: Duration,
+    last: &mut Instant,
+    fired: &mut bool,
+    now: Instant,
+) -> Duration {
+    if !waiting {
+        return limit;
+    }
+    let idle = now.saturating_duration_since(*last);
+    if idle >= limit {
+        *fired = true;
+        *last = now;
+        limit
+    } else {
+        limit - idle
     }
 }
 
