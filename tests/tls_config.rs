@@ -196,3 +196,33 @@ fn pem_problems_name_the_file_and_say_what_is_wrong() {
         Err(Error::Certificate(_))
     ));
 }
+
+#[test]
+fn an_issuer_check_refuses_other_issuers_in_the_handshake_with_an_alert() {
+    let dir = temp_dir("issuer");
+    let ca = Ca::new(&dir, "Example", "Example CA");
+    let server = ca.leaf(&dir, "server", &["server.test"], false);
+    let client = ca.leaf(&dir, "client 1", &[], false);
+    let ccfg = ClientPem::new(&ca.pem)
+        .identity(&client.cert, &client.key)
+        .build()
+        .unwrap();
+    for (dn, accepted) in [("O=Example,CN=Example CA", true), ("CN=Example CA", false)] {
+        let scfg = ServerPem::new(&server.cert, &server.key)
+            .client_ca(&ca.pem, true)
+            .issuer(dn)
+            .build()
+            .unwrap();
+        let (_, _, r) = handshake(ccfg.clone(), scfg, "server.test");
+        if accepted {
+            r.unwrap();
+        } else {
+            let (side, e) = r.unwrap_err();
+            assert_eq!(side, "server");
+            assert!(
+                e.to_string().contains("ApplicationVerificationFailure"),
+                "{e}"
+            );
+        }
+    }
+}

@@ -9,12 +9,16 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, BytesMut};
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::version::{TLS12, TLS13};
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use super::config::{ClientPem, ServerPem};
 use super::Error;
@@ -95,6 +99,13 @@ pub(crate) fn server_config(p: &ServerPem) -> Result<ServerConfig, Error> {
                 v.allow_unauthenticated()
             };
             let v = v.build().map_err(|e| Error::Config(e.to_string()))?;
+            let v: Arc<dyn ClientCertVerifier> = match &p.issuer {
+                Some(dn) => Arc::new(IssuerCheck {
+                    inner: v,
+                    issuer: dn.clone(),
+                }),
+                None => v,
+            };
             builder.with_client_cert_verifier(v)
         }
     };
@@ -216,6 +227,69 @@ impl TlsLayer {
             }
             Err(e) => Err(tls_error(e)),
         }
+    }
+}
+
+/// A client certificate verifier that, after the CA check, also requires the
+/// certificate's issuer to be one distinguished name (RFC 4514, as [`super::CertNames`]
+/// writes it). A mismatch fails the handshake with an `access_denied` alert, so the client
+/// is told why, instead of seeing its connection dropped after the handshake.
+#[derive(Debug)]
+struct IssuerCheck {
+    inner: Arc<dyn ClientCertVerifier>,
+    issuer: String,
+}
+
+impl ClientCertVerifier for IssuerCheck {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let ok = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        match super::CertNames::from_der(end_entity) {
+            Ok(n) if n.issuer == self.issuer => Ok(ok),
+            _ => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 

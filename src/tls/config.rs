@@ -28,6 +28,10 @@ pub struct ServerPem {
     /// With `client_ca`: refuse clients without a certificate (else they are accepted and
     /// a certificate, when given, must still verify).
     pub require_client_cert: bool,
+    /// With `client_ca`: also require the client certificate's issuer to be this
+    /// distinguished name (RFC 4514, as [`CertNames`](super::CertNames) writes it); a
+    /// mismatch fails the handshake with an `access_denied` alert.
+    pub issuer: Option<String>,
     /// Allow TLS 1.2 besides 1.3.
     pub tls12: bool,
     /// ALPN protocols offered, most preferred first.
@@ -42,6 +46,7 @@ impl ServerPem {
             key: key.into(),
             client_ca: None,
             require_client_cert: false,
+            issuer: None,
             tls12: false,
             alpn: Vec::new(),
         }
@@ -53,6 +58,13 @@ impl ServerPem {
     pub fn client_ca(mut self, ca: impl Into<PathBuf>, required: bool) -> ServerPem {
         self.client_ca = Some(ca.into());
         self.require_client_cert = required;
+        self
+    }
+
+    /// Accepts only client certificates issued by `dn` (with [`client_ca`](Self::client_ca)).
+    #[must_use]
+    pub fn issuer(mut self, dn: impl Into<String>) -> ServerPem {
+        self.issuer = Some(dn.into());
         self
     }
 
