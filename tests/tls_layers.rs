@@ -239,14 +239,13 @@ fn garbage_and_plain_http_fail_only_their_own_connection_while_100_others_echo()
     let clients = std::thread::spawn(move || {
         // The offenders first.
         let mut http = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
+        let _ = http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         let mut sink = Vec::new();
         let _ = http.read_to_end(&mut sink);
         let mut junk = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        junk.write_all(&[0x16; 3]).unwrap();
-        junk.write_all(&(0..5000).map(|i| (i * 7) as u8).collect::<Vec<_>>())
-            .unwrap();
+        // The server may reset the connection while the junk is still being written.
+        let _ = junk.write_all(&[0x16; 3]);
+        let _ = junk.write_all(&(0..5000).map(|i| (i * 7) as u8).collect::<Vec<_>>());
         let _ = junk.read_to_end(&mut sink);
         // 100 well-behaved TLS clients, 10 lines each, with rustls directly.
         let threads: Vec<_> = (0..100)
