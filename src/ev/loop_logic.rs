@@ -1,4 +1,5 @@
-//! The loop: the watcher table, one turn, and the [`Ctx`] every callback receives.
+//! The loop: the watcher table and the [`Ctx`] every callback receives (creating watchers
+//! is in `create.rs`, one turn in `turn.rs`, the fd cache in `fdcache.rs`).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -16,7 +17,7 @@ use super::remover::{Removals, Remover};
 use super::signal::Signals;
 use super::sys::{self, Epoll, Events};
 use super::timer::TimerHeap;
-use super::wake::{WakeShared, Waker};
+use super::wake::WakeShared;
 use super::WatcherId;
 
 /// The callback every watcher carries: shared state, the loop context, and what happened.
@@ -270,189 +271,6 @@ impl<S> Loop<S> {
 }
 
 impl<S> Ctx<S> {
-    // ----- creating watchers -------------------------------------------------------------
-
-    pub(super) fn insert(&mut self, kind: Kind, cb: Callback<S>) -> WatcherId {
-        let slot = Slot {
-            version: 0,
-            kind,
-            active: false,
-            pending: 0,
-            due: None,
-            cb: Some(cb),
-        };
-        match self.free.pop() {
-            Some(i) => {
-                let s = &mut self.slots[i as usize];
-                let version = s.version;
-                *s = Slot { version, ..slot };
-                WatcherId { index: i, version }
-            }
-            None => {
-                self.slots.push(slot);
-                WatcherId {
-                    index: (self.slots.len() - 1) as u32,
-                    version: 0,
-                }
-            }
-        }
-    }
-
-    /// Creates a started io watcher on `fd`: level-triggered, so the callback runs on every
-    /// turn while the fd stays ready for `interest`. Several watchers may share an fd.
-    ///
-    /// The fd must stay open while the watcher exists: [`remove`](Ctx::remove) the watcher
-    /// before closing the fd (stopping is not enough, as with libev).
-    ///
-    /// # Errors
-    /// `EBADF` for a negative `fd` (nothing is created).
-    pub fn io<F>(&mut self, fd: RawFd, interest: Interest, cb: F) -> io::Result<WatcherId>
-    where
-        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
-    {
-        if fd < 0 {
-            return Err(io::Error::from_raw_os_error(libc::EBADF));
-        }
-        let w = self.insert(Kind::Io { fd, interest }, Box::new(cb));
-        let e = self.fd_entry(fd);
-        e.watchers += 1;
-        if e.watchers == 1 {
-            // A new fd, or an old number reused: epoll's registration is unknown.
-            e.registered = UNKNOWN;
-        }
-        self.start(w);
-        Ok(w)
-    }
-
-    /// Creates a started timer due `after` from [`now`](Ctx::now), then every `repeat` if
-    /// given. A repeating timer stays active; a one-shot timer stops itself when it fires.
-    pub fn timer<F>(&mut self, after: Duration, repeat: Option<Duration>, cb: F) -> WatcherId
-    where
-        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
-    {
-        let w = self.insert(
-            Kind::Timer {
-                after,
-                repeat,
-                seq: 0,
-            },
-            Box::new(cb),
-        );
-        self.start(w);
-        w
-    }
-
-    /// Creates a started prepare watcher: its callback runs at the start of every turn,
-    /// before the loop decides how long to sleep.
-    pub fn prepare<F>(&mut self, cb: F) -> WatcherId
-    where
-        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
-    {
-        let w = self.insert(Kind::Prepare, Box::new(cb));
-        self.start(w);
-        w
-    }
-
-    /// Creates a started check watcher: its callback runs right after every poll, before
-    /// the io, timer and wake callbacks of that turn.
-    pub fn check<F>(&mut self, cb: F) -> WatcherId
-    where
-        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
-    {
-        let w = self.insert(Kind::Check, Box::new(cb));
-        self.start(w);
-        w
-    }
-
-    /// Creates a started idle watcher. While any idle watcher is active the loop does not
-    /// sleep; its callback runs on turns where no io, timer or wake callback was pending.
-    pub fn idle<F>(&mut self, cb: F) -> WatcherId
-    where
-        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
-    {
-        let w = self.insert(Kind::Idle, Box::new(cb));
-        self.start(w);
-        w
-    }
-
-    /// Creates a started signal watcher (libev's `ev_signal`): `cb` runs on the loop, as a
-    /// callback like any other, each time `signo` (e.g. `libc::SIGTERM`) is delivered to
-    /// the process. Several watchers may take the same signal; all of them fire.
-    ///
-    /// The signal is read through a `signalfd` and blocked in the loop thread. There is no
-    /// rule about thread creation order to follow: when the kernel hands the signal to
-    /// another thread (libzmq's I/O threads, a worker pool, any thread started before or
-    /// after), a handler installed here forwards it to the loop thread. From the first
-    /// signal watcher until the loop is dropped the signal belongs to this loop (its
-    /// previous disposition comes back then); a signal that arrives while no watcher for
-    /// it is started is consumed and dropped. Create the loop on the thread that runs it,
-    /// and let one loop per process take a given signal.
-    ///
-    /// ```
-    /// use evnet::ev::Loop;
-    ///
-    /// let mut ev = Loop::<Vec<&str>>::new()?;
-    /// ev.signal(libc::SIGUSR1, |log, cx, _| {
-    ///     log.push("usr1");
-    ///     cx.stop_loop();
-    /// })?;
-    /// std::process::Command::new("kill")
-    ///     .args(["-USR1", &std::process::id().to_string()])
-    ///     .status()?;
-    /// let mut log = Vec::new();
-    /// ev.run_until(&mut log, std::time::Duration::from_secs(10), |l| !l.is_empty())?;
-    /// assert_eq!(log, ["usr1"]);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// `EINVAL` for a signal that cannot be caught (`SIGKILL`, `SIGSTOP`) or is out of
-    /// range; what `signalfd`, `sigaction` or `epoll_ctl` report.
-    pub fn signal<F>(&mut self, signo: i32, cb: F) -> io::Result<WatcherId>
-    where
-        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
-    {
-        if !super::sys_signal::valid(signo) {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        if self.signals.is_none() {
-            let sg = Signals::new()?;
-            self.epoll.add(sg.raw(), sys::EV_READ, SIGNAL_TOKEN)?;
-            self.signals = Some(sg);
-        }
-        if let Some(sg) = &mut self.signals {
-            sg.claim(signo)?;
-        }
-        let w = self.insert(Kind::Signal { signo }, Box::new(cb));
-        self.start(w);
-        Ok(w)
-    }
-
-    /// Creates a started wake watcher and the [`Waker`] other threads use to run `cb` on
-    /// the loop thread.
-    ///
-    /// # Errors
-    /// Creating or registering the loop's eventfd failed (first wake watcher only).
-    pub fn wake<F>(&mut self, cb: F) -> io::Result<(WatcherId, Waker)>
-    where
-        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
-    {
-        let shared = match &self.wake {
-            Some(s) => s.clone(),
-            None => {
-                let efd = sys::EventFd::new()?;
-                self.epoll.add(efd.raw(), sys::EV_READ, WAKE_TOKEN)?;
-                let s = Arc::new(WakeShared::new(efd));
-                self.wake = Some(s.clone());
-                s
-            }
-        };
-        let flag = Arc::new(AtomicBool::new(false));
-        let w = self.insert(Kind::Wake { flag: flag.clone() }, Box::new(cb));
-        self.start(w);
-        Ok((w, Waker { shared, flag }))
-    }
-
     // ----- starting, stopping, removing --------------------------------------------------
 
     pub(super) fn slot(&self, w: WatcherId) -> Option<&Slot<S>> {

@@ -71,6 +71,7 @@
 //! `RefCell` in the loop and nothing to panic on re-entrancy; application data lives in
 //! `S`, not behind shared pointers.
 
+mod create;
 mod event;
 mod fdcache;
 mod loop_logic;
