@@ -146,6 +146,24 @@ impl Sock<'_> {
         }
     }
 
+    /// Sends the parts of `msg` from `*sent` on, counting them in `sent`: `Ok(true)` once
+    /// the whole message went, `Ok(false)` when the socket pushed back (resume later from
+    /// `*sent`). The queues (`Outbox`, the mailbox) keep their partly sent message this way.
+    pub(crate) fn send_parts(
+        &mut self,
+        msg: &[zmq::Message],
+        sent: &mut usize,
+    ) -> Result<bool, Error> {
+        while let Some(part) = msg.get(*sent) {
+            let more = *sent + 1 < msg.len();
+            if !self.send(&part[..], more)? {
+                return Ok(false);
+            }
+            *sent += 1;
+        }
+        Ok(true)
+    }
+
     /// Asks for (or drops) `writable()` calls.
     pub fn set_writable(&mut self, on: bool) {
         self.flags.want.set(self.flags.want.get().with_writable(on));

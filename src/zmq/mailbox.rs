@@ -201,21 +201,12 @@ impl Mail {
         let Some(msg) = &self.held else {
             return Ok(Sent::Empty);
         };
-        let n = msg.len();
-        while self.sent_parts < n {
-            let more = self.sent_parts + 1 < n;
-            match sock.send(&msg[self.sent_parts][..], more) {
-                Ok(true) => self.sent_parts += 1,
-                Ok(false) => return Ok(Sent::Blocked),
-                Err(e) => {
-                    self.held = None;
-                    self.sent_parts = 0;
-                    return Err(e);
-                }
-            }
+        let r = sock.send_parts(msg, &mut self.sent_parts);
+        if let Ok(false) = r {
+            return Ok(Sent::Blocked);
         }
         self.held = None;
         self.sent_parts = 0;
-        Ok(Sent::One)
+        r.map(|_| Sent::One)
     }
 }

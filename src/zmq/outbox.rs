@@ -136,17 +136,13 @@ impl Outbox {
             sock.set_writable(false);
             return Ok(Flushed::Empty);
         };
-        let n = front.len();
-        while self.sent_parts < n {
-            let more = self.sent_parts + 1 < n;
-            match sock.send(&front[self.sent_parts][..], more) {
-                Ok(true) => self.sent_parts += 1,
-                Ok(false) => return Ok(Flushed::Blocked),
-                Err(error) => {
-                    self.sent_parts = 0;
-                    let message = self.queue.pop_front().unwrap_or_default();
-                    return Err(FlushError { error, message });
-                }
+        match sock.send_parts(front, &mut self.sent_parts) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Flushed::Blocked),
+            Err(error) => {
+                self.sent_parts = 0;
+                let message = self.queue.pop_front().unwrap_or_default();
+                return Err(FlushError { error, message });
             }
         }
         self.queue.pop_front();
