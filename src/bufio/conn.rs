@@ -289,12 +289,7 @@ impl<S: 'static> Conn<S> {
         if self.closed.get() {
             return;
         }
-        {
-            let mut g = self.st.borrow_mut();
-            g.rd.read_failed = true;
-            g.wr.write_failed = true;
-            g.error.get_or_insert(err);
-        }
+        self.st.borrow_mut().fail(err);
         self.changed(cx);
     }
 

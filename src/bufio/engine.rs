@@ -145,10 +145,8 @@ impl<S: 'static> Conn<S> {
                     n
                 }
                 Err(e) => {
-                    g.wr.write_failed = true;
-                    g.rd.read_failed = true;
+                    g.fail(e);
                     g.wr.output.clear();
-                    g.error.get_or_insert(e);
                     // Not bytes moved, but progress all the same: an error is due, and
                     // dispatch must deliver it rather than settle with no interest left.
                     usize::MAX

@@ -79,6 +79,16 @@ pub(super) struct State<S: 'static> {
     pub(super) now: Instant,
 }
 
+impl<S: 'static> State<S> {
+    /// The stream is broken both ways: reading and writing stop, and `e` (the first error
+    /// only) is due for the handler.
+    pub(super) fn fail(&mut self, e: Error) {
+        self.rd.read_failed = true;
+        self.wr.write_failed = true;
+        self.error.get_or_insert(e);
+    }
+}
+
 /// The input side of a stream: buffered bytes, the pending request, end of stream.
 pub(super) struct ReadSide {
     pub(super) input: BytesMut,
@@ -537,12 +547,7 @@ impl<S: 'static> Conn<S> {
                 g.interest = Interest::READABLE;
                 g.connected_due = true;
             }
-            Err(e) => {
-                let mut g = self.st.borrow_mut();
-                g.rd.read_failed = true;
-                g.wr.write_failed = true;
-                g.error.get_or_insert(Error::Io(e));
-            }
+            Err(e) => self.st.borrow_mut().fail(Error::Io(e)),
         }
         self.dispatch(st, cx);
     }
