@@ -250,3 +250,53 @@ fn a_bad_greeting_gets_its_reply_and_fails_that_stream_and_a_truncated_end_is_an
         ]
     );
 }
+
+#[test]
+fn a_mib_written_when_the_handshake_completes_flows_on_past_the_first_turns_share() {
+    // The server's Connected comes from input (the client's greeting), inside the
+    // underlying stream's own callback: the first 16 KiB go out at once, and the rest must
+    // follow on later turns, with nothing else happening to wake the stream. (The stream
+    // below moves 64 KiB per turn, so it drains the first share in that same turn.)
+    const N: usize = 1 << 20;
+    let (a, b) = tcp_pair();
+    let mut ev = Loop::<(usize, Vec<String>)>::new().unwrap();
+    let ua = Stream::new(&mut ev, a, raw()).unwrap();
+    let wide = Options {
+        max_write: 64 * 1024,
+        ..Options::default()
+    };
+    let ub = Stream::with_options(&mut ev, b, wide, raw()).unwrap();
+    let client = Stream::filter(
+        &mut ev,
+        ua,
+        Greeter::new(true),
+        Options::default(),
+        Fns::new(
+            |c, data, st: &mut (usize, Vec<String>), cx| {
+                st.0 += data.len();
+                c.read_chunk(cx);
+            },
+            |_, e, st: &mut (usize, Vec<String>), _| st.1.push(format!("{e:?}")),
+        ),
+    );
+    let server = Stream::filter(
+        &mut ev,
+        ub,
+        Greeter::new(false),
+        Options::default(),
+        Fns::new(
+            |_, _, _, _| {},
+            |c, e, _, cx| {
+                if matches!(e, Event::Connected) {
+                    c.write(cx, &vec![7u8; N]);
+                }
+            },
+        ),
+    );
+    client.read_chunk(&mut ev);
+    server.read_chunk(&mut ev);
+    let mut st = (0, Vec::new());
+    let ok = ev.run_until(&mut st, LIMIT, |s| s.0 == N).unwrap();
+    assert!(ok, "the client got {} of {N} bytes; {:?}", st.0, st.1);
+    drop((client, server));
+}

@@ -257,3 +257,65 @@ fn a_finished_handshake_leaves_no_timer_behind() {
     );
     assert_eq!(log.client_got.len(), 1000);
 }
+
+#[test]
+fn a_server_writing_a_mib_as_its_handshake_completes_sends_all_of_it() {
+    // The server's Connected comes from the client's last handshake flight, inside the
+    // plain stream's callback; its write must flow on past the first turn's share with no
+    // more input to wake it (seen as a stall at 16 KiB against openssl s_client).
+    let (p, _ca, _dir) = pki("greeting");
+    let mut ev = Loop::<Log>::new().unwrap();
+    let (a, b) = tcp_pair();
+    let ua = Stream::new(&mut ev, a, quiet()).unwrap();
+    let ub = Stream::with_options(
+        &mut ev,
+        b,
+        Options {
+            max_read: 64 * 1024,
+            max_write: 64 * 1024,
+            ..Options::default()
+        },
+        quiet(),
+    )
+    .unwrap();
+    let (_server, _) = tls::server(
+        &mut ev,
+        ub,
+        p.server.build().unwrap(),
+        Settings::default(),
+        Options::default(),
+        Fns::new(
+            |_, _, _, _| {},
+            |c, e, log: &mut Log, cx| {
+                log.server.push(format!("{e:?}"));
+                if matches!(e, Event::Connected) {
+                    c.write(cx, &pattern(MIB));
+                }
+            },
+        ),
+    )
+    .unwrap();
+    let (client, _) = tls::client(
+        &mut ev,
+        ua,
+        p.client.build().unwrap(),
+        "server.test",
+        Settings::default(),
+        Options::default(),
+        Fns::new(
+            |c, d, log: &mut Log, cx| {
+                log.client_got.extend_from_slice(&d);
+                c.read_chunk(cx);
+            },
+            |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
+        ),
+    )
+    .unwrap();
+    client.read_chunk(&mut ev);
+    let mut log = Log::default();
+    let ok = ev
+        .run_until(&mut log, LIMIT, |l| l.client_got.len() == MIB)
+        .unwrap();
+    assert!(ok, "the client got {} of {MIB}", log.client_got.len());
+    assert_eq!(log.client_got, pattern(MIB));
+}

@@ -35,6 +35,11 @@ impl<S: 'static> Conn<S> {
         if self.in_dispatch.get() || self.closed.get() {
             return;
         }
+        self.kick_next_turn(cx);
+    }
+
+    /// Arms the kick timer: the stream dispatches again on the next turn.
+    pub(super) fn kick_next_turn(&self, cx: &mut Ctx<S>) {
         if let Some(k) = self.st.borrow().ids.kick {
             if !cx.is_active(k) {
                 cx.set_timer(k, Duration::ZERO, None);
@@ -157,6 +162,13 @@ impl<S: 'static> Conn<S> {
         moved > 0
     }
 
+    /// Whether this stream's output holds at least a full write (`max_write`): a stream
+    /// stacked on it waits for it to drain before giving it more.
+    pub(super) fn backlogged(&self) -> bool {
+        let g = self.st.borrow();
+        g.wr.output.len() >= g.opts.max_write
+    }
+
     /// A finishing stream whose output has drained signals the end downstream, once.
     pub(super) fn finish_if_drained(&self, cx: &mut Ctx<S>) {
         let partner = {
@@ -165,14 +177,24 @@ impl<S: 'static> Conn<S> {
                 return;
             }
             g.wr.finished = true;
-            match &g.link {
+            let st = &mut *g;
+            match &mut st.link {
                 Link::Socket(s) => {
                     let _ = s.shutdown(std::net::Shutdown::Write);
                     None
                 }
                 Link::Pair(p) => p.upgrade(),
                 Link::Filter(f) => {
+                    // The filter's end (e.g. TLS close_notify) goes down before the
+                    // underlying stream finishes, which may shut its socket at once.
+                    let (end, err) = f.emit(FlushMode::Finished);
+                    if !end.is_empty() {
+                        f.under.write_bytes(cx, end);
+                    }
                     let u = f.under.conn.clone();
+                    if let Some(e) = err {
+                        st.error.get_or_insert(e);
+                    }
                     drop(g);
                     u.flush(cx, FlushMode::Finished);
                     return;
@@ -331,7 +353,7 @@ impl<S: 'static> Conn<S> {
 
     /// After a dispatch: finish a graceful close, or set the socket interest.
     pub(super) fn settle(&self, cx: &mut Ctx<S>) {
-        let (io, want, done_closing, refill_at) = {
+        let (io, want, done_closing, refill_at, spent) = {
             let mut g = self.st.borrow_mut();
             let g = &mut *g;
             if g.wr.output.len() > g.opts.write_high {
@@ -357,6 +379,10 @@ impl<S: 'static> Conn<S> {
                 blocked = true;
             }
             let refill_at = if blocked { g.rate.next_refill() } else { None };
+            // Output left because this turn's share (`max_write`) is spent: a socket's
+            // writable interest brings it back; a stream with no socket of its own (over a
+            // filter or a pair) kicks itself into the next turn.
+            let spent = want_write && g.ids.io.is_none() && g.wr.written_turn >= g.opts.max_write;
             let want = match (want_read, want_write) {
                 (true, true) => Interest::BOTH,
                 (true, false) => Interest::READABLE,
@@ -368,8 +394,12 @@ impl<S: 'static> Conn<S> {
                 want,
                 g.closing && (g.wr.output.is_empty() || g.wr.write_failed),
                 refill_at,
+                spent,
             )
         };
+        if spent {
+            self.kick_next_turn(cx);
+        }
         if let Some(at) = refill_at {
             self.arm_rate_timer(cx, at);
         }

@@ -120,6 +120,11 @@ pub(super) fn filter_out<S: 'static>(
     finishing: bool,
     cx: &mut Ctx<S>,
 ) -> Result<usize, Error> {
+    // The underlying stream still holds a full write's worth: wait until it drains (its
+    // write callback brings us back) rather than pile ciphertext up below.
+    if f.under.conn.backlogged() {
+        return Ok(0);
+    }
     // During a handshake the application's bytes wait here, in `out`.
     let holding = f.filter.handshaking();
     let taken = if holding {
