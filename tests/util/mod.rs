@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+pub mod openssl;
 pub mod pki;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
