@@ -367,7 +367,6 @@ fn a_killed_openssl_peer_is_truncation_unless_dirty_shutdown_is_allowed() {
     for allow in [false, true] {
         let settings = Settings {
             allow_dirty_shutdown: allow,
-            ..Settings::default()
         };
         let want = if allow { "Eof" } else { "Error Truncated" };
 

@@ -150,7 +150,6 @@ fn a_truncated_stream_is_an_error_unless_dirty_shutdown_is_allowed() {
         let mut ev = Loop::<Log>::new().unwrap();
         let settings = Settings {
             allow_dirty_shutdown: allow,
-            ..Settings::default()
         };
         let (client, _cs, server, _ss, transport) = echo_pair(&mut ev, &p, 1000, settings, false);
         let mut log = Log::default();
@@ -208,21 +207,21 @@ fn a_peer_that_sends_nothing_fails_the_handshake_at_its_deadline() {
     let (a, _silent) = tcp_pair();
     let mut ev = Loop::<Log>::new().unwrap();
     let under = Stream::new(&mut ev, a, quiet()).unwrap();
-    let settings = Settings {
+    let opts = Options {
         handshake_timeout: Some(Duration::from_millis(200)),
-        ..Settings::default()
+        ..Options::default()
     };
     let (s, _) = tls::server(
         &mut ev,
         under,
         p.server.build().unwrap(),
-        settings,
-        Options::default(),
+        Settings::default(),
+        opts,
         Fns::new(
             |_, _, _, _| {},
             |_, e, log: &mut Log, _| {
                 if let Event::Error(err) = &e {
-                    log.server.push(format!("{:?}", tls::Error::of(err)));
+                    log.server.push(err.to_string());
                 }
             },
         ),
@@ -235,7 +234,34 @@ fn a_peer_that_sends_nothing_fails_the_handshake_at_its_deadline() {
         .run_until(&mut log, LIMIT, |l| !l.server.is_empty())
         .unwrap());
     assert!(t0.elapsed() >= Duration::from_millis(200));
-    assert_eq!(log.server, ["Some(HandshakeTimeout(200ms))"]);
+    assert_eq!(log.server, ["handshake not finished within 200ms"]);
+}
+
+#[test]
+fn a_tls_stream_dropped_mid_handshake_leaves_no_deadline_holding_the_loop() {
+    let (p, _ca, _dir) = pki("dropped");
+    let (a, _silent) = tcp_pair();
+    let mut ev = Loop::<Log>::new().unwrap();
+    let under = Stream::new(&mut ev, a, quiet()).unwrap();
+    let (s, _) = tls::server(
+        &mut ev,
+        under,
+        p.server.build().unwrap(),
+        Settings::default(),
+        Options::default(), // a 10 s handshake deadline
+        quiet(),
+    )
+    .unwrap();
+    ev.run_for(&mut Log::default(), Duration::from_millis(10))
+        .unwrap();
+    drop(s);
+    let t0 = std::time::Instant::now();
+    ev.run(&mut Log::default()).unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "run took {:?}",
+        t0.elapsed()
+    );
 }
 
 #[test]

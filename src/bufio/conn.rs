@@ -282,17 +282,6 @@ impl<S: 'static> Conn<S> {
     /// socket closed after them, the handler dropped. A filter hands its remaining output,
     /// run through the filter with [`FlushMode::Finished`], to the underlying stream and closes
     /// that gracefully; a pair's partner is unlinked (no end of stream).
-    /// Fails the stream from outside its I/O (a layer's deadline, e.g. a TLS handshake
-    /// timeout): reading and writing stop and `err` is delivered as [`Event::Error`]
-    /// (super::Event::Error) on the next turn. Does nothing to a closed stream.
-    pub(crate) fn fail(&self, cx: &mut Ctx<S>, err: super::Error) {
-        if self.closed.get() {
-            return;
-        }
-        self.st.borrow_mut().fail(err);
-        self.changed(cx);
-    }
-
     pub(super) fn teardown(&self, cx: Option<&mut Ctx<S>>, reset: bool) {
         if self.closed.replace(true) {
             return;

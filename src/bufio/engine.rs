@@ -450,14 +450,21 @@ impl<S: 'static> Conn<S> {
 
     /// (Re)arms the timeout timer for the earliest deadline.
     pub(super) fn arm_timeouts(&self, cx: &mut Ctx<S>) {
-        let (rt, wt, ct, timer) = {
+        let (rt, wt, ct, ht, timer) = {
             let g = self.st.borrow();
-            let ct = g
-                .close_deadline
-                .map(|d| d.saturating_duration_since(self.clock(cx)));
-            (g.opts.read_timeout, g.opts.write_timeout, ct, g.ids.timer)
+            let now = self.clock(cx);
+            let until = |d: Option<Instant>| d.map(|d| d.saturating_duration_since(now));
+            let ct = until(g.close_deadline);
+            let ht = until(g.handshake_deadline);
+            (
+                g.opts.read_timeout,
+                g.opts.write_timeout,
+                ct,
+                ht,
+                g.ids.timer,
+            )
         };
-        let Some(first) = [rt, wt, ct].into_iter().flatten().min() else {
+        let Some(first) = [rt, wt, ct, ht].into_iter().flatten().min() else {
             if let Some(t) = timer {
                 cx.stop(t);
             }
@@ -484,6 +491,16 @@ impl<S: 'static> Conn<S> {
             let mut g = self.st.borrow_mut();
             let g = &mut *g;
             let mut next: Option<Duration> = give_up;
+            if let Some(d) = g.handshake_deadline {
+                let left = d.saturating_duration_since(now);
+                if left.is_zero() {
+                    g.handshake_deadline = None;
+                    let limit = g.opts.handshake_timeout.unwrap_or_default();
+                    g.fail(Error::HandshakeTimeout(limit));
+                } else {
+                    next = Some(next.map_or(left, |n| n.min(left)));
+                }
+            }
             if let Some(rt) = g.opts.read_timeout {
                 let waiting = g.rd.req.is_some() && !g.rd.eof && !g.rd.read_failed;
                 let rd = &mut g.rd;

@@ -27,6 +27,9 @@ pub enum Error {
     /// [`FilterError`](super::FilterError) to the filter's own error type, e.g.
     /// `evnet::tls::Error`).
     Filter(super::FilterError),
+    /// A filter's handshake did not finish within
+    /// [`Options::handshake_timeout`](super::Options::handshake_timeout).
+    HandshakeTimeout(std::time::Duration),
 }
 
 impl fmt::Display for Error {
@@ -38,6 +41,7 @@ impl fmt::Display for Error {
             }
             Error::Io(e) => write!(f, "stream i/o error: {e}"),
             Error::Filter(m) => write!(f, "stream filter error: {m}"),
+            Error::HandshakeTimeout(d) => write!(f, "handshake not finished within {d:?}"),
         }
     }
 }

@@ -31,6 +31,15 @@ impl<S: 'static> Conn<S> {
     /// Runs the input side of a filter over bytes from the underlying stream, as far as
     /// this stream has room. Returns whether input grew (or end of stream arrived).
     pub(super) fn pump_in(&self, cx: &mut Ctx<S>) -> bool {
+        let mut handshake_over = false;
+        let r = self.pump_in_step(cx, &mut handshake_over);
+        if handshake_over {
+            self.arm_timeouts(cx); // without the handshake deadline
+        }
+        r
+    }
+
+    fn pump_in_step(&self, cx: &mut Ctx<S>, handshake_over: &mut bool) -> bool {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
         if g.rd.eof || g.rd.read_failed || g.closing || over_write_high(g) {
@@ -63,6 +72,7 @@ impl<S: 'static> Conn<S> {
             f.handshake_pending = false;
             g.connected_due = true;
             progress = true;
+            *handshake_over = g.handshake_deadline.take().is_some();
         }
         if grew > 0 {
             g.rd.total_read += grew as u64;

@@ -58,6 +58,11 @@ pub struct Options {
     /// drain to a peer that does not read; then the connection is reset and closed, as
     /// by [`Conn::abort`](super::Conn::abort). `None` waits forever. Default 30 s.
     pub close_timeout: Option<Duration>,
+    /// A stream over a handshaking [`Filter`](super::Filter) (TLS) whose handshake has not
+    /// finished this long after the stream was made fails with
+    /// [`Error::HandshakeTimeout`](super::Error::HandshakeTimeout): a peer that sends
+    /// nothing, or trickles, cannot hold it. `None`: no limit. Default 10 s.
+    pub handshake_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -74,6 +79,7 @@ impl Default for Options {
             read_timeout: None,
             write_timeout: None,
             close_timeout: Some(Duration::from_secs(30)),
+            handshake_timeout: Some(Duration::from_secs(10)),
         }
     }
 }

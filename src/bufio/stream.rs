@@ -71,6 +71,8 @@ pub(super) struct State<S: 'static> {
     pub(super) closing: bool,
     /// A graceful close gives up (resets) at this time.
     pub(super) close_deadline: Option<Instant>,
+    /// When a filter's handshake must be over (see [`Options::handshake_timeout`]).
+    pub(super) handshake_deadline: Option<Instant>,
     /// What the io watcher asks the poller for.
     pub(super) interest: Interest,
     /// The loop turn this stream last ran in, and the loop's time then (saves a clock
@@ -248,11 +250,6 @@ impl<S> std::fmt::Debug for Conn<S> {
 }
 
 impl<S: 'static> Stream<S> {
-    /// A weak reference to the stream, for layers built on it (a TLS handshake deadline).
-    pub(crate) fn downgrade(&self) -> Weak<Conn<S>> {
-        Rc::downgrade(&self.conn)
-    }
-
     /// Puts a connected socket on the loop with default [`Options`]. No read is requested
     /// yet (input is read ahead up to the read high watermark).
     ///
@@ -419,9 +416,14 @@ impl<S: 'static> Stream<S> {
         };
         // A filter that speaks first (a TLS client's hello) does so now.
         filtered.flush_own(cx);
+        let handshaking = filtered.handshake_pending;
         let link = Link::Filter(Box::new(filtered));
         let conn = Conn::build(cx, link, fd, opts, Box::new(handler));
         conn.st.borrow_mut().interest = Interest::NONE;
+        if let (true, Some(t)) = (handshaking, opts.handshake_timeout) {
+            conn.st.borrow_mut().handshake_deadline = Some(crate::ev::later(conn.clock(cx), t));
+            conn.arm_timeouts(cx);
+        }
         let bridge = Bridge {
             upper: Rc::downgrade(&conn),
         };
@@ -495,6 +497,7 @@ impl<S: 'static> Conn<S> {
                 error: None,
                 closing: false,
                 close_deadline: None,
+                handshake_deadline: None,
                 interest: Interest::READABLE,
                 turn: 0,
                 now,

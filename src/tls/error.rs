@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// What can go wrong setting up TLS (and, on a connection, in TLS itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +30,6 @@ pub enum Error {
     /// The connection ended without `close_notify` (see
     /// [`Settings::allow_dirty_shutdown`](super::Settings::allow_dirty_shutdown)).
     Truncated,
-    /// The handshake did not finish in time.
-    HandshakeTimeout(Duration),
 }
 
 impl Error {
@@ -60,7 +57,6 @@ impl fmt::Display for Error {
                 "tls: the peer closed the connection without close_notify \
                  (truncation; allow_dirty_shutdown accepts it)",
             ),
-            Error::HandshakeTimeout(d) => write!(f, "tls: handshake not finished within {d:?}"),
         }
     }
 }

@@ -1,93 +1,26 @@
 //! TLS streams: a rustls connection stacked on any bufio stream (TCP, Unix, a pair)
 //! through the filter seam, so the same application handler runs over plain bufio or TLS.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::adapter::{Negotiated, TlsLayer};
 use super::{CertNames, Error};
 use bytes::Bytes;
 
-use crate::bufio::{Conn, Error as BufError, Event, FilterError, Handler, Options, Stream};
-use crate::ev::{Ctx, WatcherId};
+use crate::bufio::{Conn, Event, Handler, Options, Stream};
+use crate::ev::Ctx;
 
-/// How a TLS stream treats its handshake and the end of the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a TLS stream treats the end of the connection. (Its handshake deadline is the
+/// stream's [`Options::handshake_timeout`], 10 s by default: a handshake not finished by
+/// then fails the stream with [`bufio::Error::HandshakeTimeout`](crate::bufio::Error::HandshakeTimeout).)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Settings {
     /// Accept a transport EOF without `close_notify` as end of stream (libevent's
     /// `allow_dirty_shutdown`). Off by default: such an EOF is an error, since an attacker
     /// (or a crash) could have cut the stream short.
     pub allow_dirty_shutdown: bool,
-    /// A handshake not finished this long after the stream was made fails the stream
-    /// with an error (a peer that sends nothing, or trickles, cannot hold it). Default
-    /// 10 s; `None`: no limit.
-    pub handshake_timeout: Option<Duration>,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            allow_dirty_shutdown: false,
-            handshake_timeout: Some(Duration::from_secs(10)),
-        }
-    }
-}
-
-/// Arms the handshake deadline of a new TLS stream; the [`Guard`] removes it once the
-/// handshake is done.
-fn deadline<S: 'static>(
-    cx: &mut Ctx<S>,
-    stream: &Stream<S>,
-    session: &Session,
-    settings: Settings,
-    timer: &Rc<Cell<Option<WatcherId>>>,
-) {
-    let Some(after) = settings.handshake_timeout else {
-        return;
-    };
-    let conn = stream.downgrade();
-    let info = session.info.clone();
-    let t = cx.timer(after, None, move |_, cx, _| {
-        if info.borrow().is_none() {
-            if let Some(c) = conn.upgrade() {
-                let why = FilterError::new(Error::HandshakeTimeout(after));
-                c.fail(cx, BufError::Filter(why));
-            }
-        }
-    });
-    timer.set(Some(t));
-}
-
-/// The application's handler under a TLS stream: the handshake deadline goes when the
-/// stream connects, or closes.
-struct Guard<H> {
-    inner: H,
-    timer: Rc<Cell<Option<WatcherId>>>,
-}
-
-impl<H> Guard<H> {
-    fn disarm<S>(&self, cx: &mut Ctx<S>) {
-        if let Some(t) = self.timer.take() {
-            cx.remove(t);
-        }
-    }
-}
-
-impl<S: 'static, H: Handler<S>> Handler<S> for Guard<H> {
-    fn read(&mut self, c: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>) {
-        self.inner.read(c, data, st, cx);
-    }
-
-    fn write(&mut self, c: &Conn<S>, st: &mut S, cx: &mut Ctx<S>) {
-        self.inner.write(c, st, cx);
-    }
-
-    fn event(&mut self, c: &Conn<S>, e: Event, st: &mut S, cx: &mut Ctx<S>) {
-        self.disarm(cx); // Connected, or the stream failed or ended: either way it is over
-        self.inner.event(c, e, st, cx);
-    }
 }
 
 /// What the handshake of one TLS stream settled: readable once the stream has delivered
@@ -180,7 +113,7 @@ impl Session {
             self.info.clone(),
             settings.allow_dirty_shutdown,
         )?;
-        Ok(self.stack(cx, under, layer, settings, opts, handler))
+        Ok(self.stack(cx, under, layer, opts, handler))
     }
 
     /// As [`server`], with this session.
@@ -197,7 +130,7 @@ impl Session {
         handler: H,
     ) -> Result<Stream<S>, Error> {
         let layer = TlsLayer::server(config, self.info.clone(), settings.allow_dirty_shutdown)?;
-        Ok(self.stack(cx, under, layer, settings, opts, handler))
+        Ok(self.stack(cx, under, layer, opts, handler))
     }
 
     fn stack<S: 'static, H: Handler<S>>(
@@ -205,18 +138,10 @@ impl Session {
         cx: &mut Ctx<S>,
         under: Stream<S>,
         layer: TlsLayer,
-        settings: Settings,
         opts: Options,
         handler: H,
     ) -> Stream<S> {
-        let timer = Rc::default();
-        let guard = Guard {
-            inner: handler,
-            timer: Rc::clone(&timer),
-        };
-        let s = Stream::filter(cx, under, layer, opts, guard);
-        deadline(cx, &s, self, settings, &timer);
-        s
+        Stream::filter(cx, under, layer, opts, handler)
     }
 }
 
