@@ -289,7 +289,9 @@ type ServerFn = fn(Arc<rustls::ServerConfig>, mpsc::Sender<(SocketAddr, Stopper)
 fn one(server: ServerFn, certs: &Certs, size: Option<usize>) -> Result<Row> {
     let (tx, rx) = mpsc::channel();
     let cfg = certs.server.clone();
-    let h = std::thread::spawn(move || server(cfg, tx));
+    let h = std::thread::Builder::new()
+        .name("server".into())
+        .spawn(move || server(cfg, tx))?;
     let (addr, stopper) = rx.recv()?;
     let (ops, mut lat) = match size {
         Some(size) => echo_load(addr, &certs.client, size)?,
@@ -319,17 +321,39 @@ fn main() -> Result<()> {
     );
     let servers: [(&str, ServerFn); 2] =
         [("tokio-rustls", tokio_server), ("evnet tls", evnet_server)];
+    // `--only "16 KiB"` runs one load; `--only "16 KiB/evnet"` one server too (to profile).
+    let (only_load, only_server) = match args.only.as_deref() {
+        Some(o) => o.split_once('/').unwrap_or((o, "")),
+        None => ("", ""),
+    };
     for (label, size) in [
         ("echo 64 B", Some(64)),
         ("echo 16 KiB", Some(16 * 1024)),
         ("handshakes", None),
     ] {
+        if !label.contains(only_load) {
+            continue;
+        }
         let mut rows: Vec<Vec<Row>> = vec![Vec::new(), Vec::new()];
         for run in 0..args.runs {
             let order: [usize; 2] = if run % 2 == 0 { [0, 1] } else { [1, 0] };
             for i in order {
-                rows[i].push(one(servers[i].1, &certs, size)?);
+                if servers[i].0.contains(only_server) {
+                    rows[i].push(one(servers[i].1, &certs, size)?);
+                }
             }
+        }
+        if rows.iter().any(|r| r.is_empty()) {
+            for (i, (name, _)) in servers.iter().enumerate() {
+                if let Some(r) = rows[i].first() {
+                    let (o, p, c) = (r.ops_per_s, r.p99_us, r.cpu_ns);
+                    println!(
+                        "{label:<12} {name:<22} {o:>11.0} {:>8} {p:>9.1} {:>8} {c:>10.0}",
+                        "-", "-"
+                    );
+                }
+            }
+            continue;
         }
         let med = |rs: &[Row], f: fn(&Row) -> f64| {
             let mut v: Vec<f64> = rs.iter().map(f).collect();

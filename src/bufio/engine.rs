@@ -10,7 +10,7 @@ use socket2::Socket;
 
 use super::error::{Error, Event};
 use super::filter::FlushMode;
-use super::filtered::filter_out;
+use super::filtered::{filter_out, ADOPT_MIN};
 use super::output::Output;
 use super::read::{needs_more, satisfy, Outcome, Request};
 use super::stream::{Conn, Handler, Link, State};
@@ -288,6 +288,14 @@ impl<S: 'static> Conn<S> {
                 ) {
                     Outcome::Data(d) => {
                         g.rd.req = None;
+                        if d.len() >= ADOPT_MIN
+                            && g.rd.input.is_empty()
+                            && matches!(g.link, Link::Filter(_))
+                        {
+                            // Let go of the emptied buffer: `d` is then the only owner of its
+                            // memory, and echoed back it enters the filter uncopied.
+                            g.rd.input = bytes::BytesMut::new();
+                        }
                         return Some(Due::Read(d));
                     }
                     Outcome::TooLong => {

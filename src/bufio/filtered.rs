@@ -114,6 +114,12 @@ impl<S: 'static> Conn<S> {
         }
         if let Link::Filter(f) = &mut g.link {
             match data {
+                // A large read the filter has nothing before: its memory becomes `raw_in`
+                // when `data` is its only owner (see `Bridge::read`), not copied.
+                Some(d) if f.raw_in.is_empty() && d.len() >= ADOPT_MIN => match d.try_into_mut() {
+                    Ok(m) => f.raw_in = m,
+                    Err(d) => f.raw_in.extend_from_slice(&d),
+                },
                 Some(d) => f.raw_in.extend_from_slice(&d),
                 None => f.under_eof = true,
             }
@@ -190,6 +196,10 @@ impl<S: 'static> Filtered<S> {
     }
 }
 
+/// Reads at least this large move into the filter's input buffer rather than being copied
+/// (small ones are cheaper to copy than to give the underlying stream a new buffer for).
+pub(super) const ADOPT_MIN: usize = 4096;
+
 /// The handler a filter installs on its underlying stream: everything goes up.
 pub(super) struct Bridge<S: 'static> {
     pub(super) upper: Weak<Conn<S>>,
@@ -198,6 +208,14 @@ pub(super) struct Bridge<S: 'static> {
 impl<S: 'static> Handler<S> for Bridge<S> {
     fn read(&mut self, under: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>) {
         if let Some(up) = self.upper.upgrade() {
+            if data.len() >= ADOPT_MIN {
+                // `data` was split off the underlying input buffer, which still shares its
+                // memory; an empty one lets go, so `data` can move up uncopied.
+                let mut g = under.st.borrow_mut();
+                if g.rd.input.is_empty() {
+                    g.rd.input = BytesMut::new();
+                }
+            }
             up.take_from_under(Some(data), None);
             // Keep pulling while the upper stream wants input; its settle stops us.
             under.read_chunk(cx);

@@ -54,9 +54,20 @@ impl Output {
         }
     }
 
-    /// Moves up to `max` bytes, oldest first, to the end of `dst`; returns how many.
+    /// Moves up to `max` bytes, oldest first, to the end of `dst`; returns how many. Into
+    /// an empty `dst`, a whole `Bytes` that is the sole owner of its memory moves without
+    /// a copy.
     pub(crate) fn move_into(&mut self, dst: &mut BytesMut, max: usize) -> usize {
         let mut moved = 0;
+        if dst.is_empty() && !self.front.is_empty() && self.front.len() <= max {
+            match std::mem::take(&mut self.front).try_into_mut() {
+                Ok(m) => {
+                    moved = m.len();
+                    *dst = m;
+                }
+                Err(b) => self.front = b,
+            }
+        }
         while moved < max && !self.is_empty() {
             let c = self.chunk();
             let n = c.len().min(max - moved);
@@ -104,5 +115,25 @@ mod tests {
         assert_eq!(o.move_into(&mut dst, usize::MAX), 2);
         assert_eq!(&dst[..], b"abcde");
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn a_sole_owner_moves_without_a_copy_and_a_shared_one_is_copied() {
+        let mut o = Output::default();
+        let data = Bytes::from(vec![1u8; 100]);
+        let at = data.as_ptr();
+        o.push_bytes(data);
+        o.push_slice(b"xy");
+        let mut dst = BytesMut::new();
+        assert_eq!(o.move_into(&mut dst, 1000), 102);
+        assert_eq!(dst.as_ptr(), at, "the same memory");
+        assert_eq!(&dst[98..], &[1, 1, b'x', b'y']);
+        let shared = Bytes::from(vec![2u8; 10]);
+        let mut o = Output::default();
+        o.push_bytes(shared.clone());
+        let mut dst = BytesMut::new();
+        assert_eq!(o.move_into(&mut dst, 1000), 10);
+        assert_ne!(dst.as_ptr(), shared.as_ptr());
+        assert_eq!(&dst[..], &shared[..]);
     }
 }

@@ -2,7 +2,7 @@
 //! provider, PEM loading through rustls-pki-types, and building configurations.
 
 use std::cell::RefCell;
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -339,19 +339,17 @@ impl Filter for TlsLayer {
                 return fail(e);
             }
         }
-        // Plaintext out, up to the room the stream has, decrypted straight into `dst` (sized
-        // to what rustls holds; a small probe when it says nothing, to learn of the end).
+        // Plaintext out, up to the room the stream has: copied once, from rustls's buffer
+        // into `dst` (`fill_buf`, not `read`, which would need `dst` zeroed first).
         let mut given = 0;
+        let mut reader = self.conn.reader();
         while given < limit {
-            let want = (limit - given).min(self.plaintext.max(1)).min(64 * 1024);
-            let start = dst.len();
-            dst.resize(start + want, 0);
-            let r = self.conn.reader().read(&mut dst[start..]);
-            let n = *r.as_ref().unwrap_or(&0);
-            dst.truncate(start + n);
-            match r {
-                Ok(0) => return FilterResult::End, // close_notify: a clean end
-                Ok(n) => {
+            match reader.fill_buf() {
+                Ok([]) => return FilterResult::End, // close_notify: a clean end
+                Ok(chunk) => {
+                    let n = chunk.len().min(limit - given);
+                    dst.extend_from_slice(&chunk[..n]);
+                    reader.consume(n);
                     given += n;
                     self.plaintext = self.plaintext.saturating_sub(n);
                 }
