@@ -280,6 +280,7 @@ fn handshake_load(addr: SocketAddr, cfg: &Arc<rustls::ClientConfig>) -> Result<u
 
 struct Row {
     ops_per_s: f64,
+    p50_us: f64,
     p99_us: f64,
     cpu_ns: f64,
 }
@@ -303,6 +304,7 @@ fn one(server: ServerFn, certs: &Certs, size: Option<usize>) -> Result<Row> {
     // the two servers cut the byte stream into reads differently.
     Ok(Row {
         ops_per_s: ops as f64 / MEASURE.as_secs_f64(),
+        p50_us: util::percentile(&mut lat, 0.50),
         p99_us: util::percentile(&mut lat, 0.99),
         cpu_ns: cpu as f64 / ops.max(1) as f64,
     })
@@ -316,8 +318,8 @@ fn main() -> Result<()> {
         args.runs
     );
     println!(
-        "{:<12} {:<22} {:>11} {:>8} {:>9} {:>8} {:>10} {:>8}",
-        "load", "server", "ops/s", "x tokio", "p99 us", "x tokio", "srv ns/op", "x tokio"
+        "{:<12} {:<22} {:>11} {:>8} {:>9} {:>9} {:>8} {:>10} {:>8}",
+        "load", "server", "ops/s", "x tokio", "p50 us", "p99 us", "x tokio", "srv ns/op", "x tokio"
     );
     let servers: [(&str, ServerFn); 2] =
         [("tokio-rustls", tokio_server), ("evnet tls", evnet_server)];
@@ -370,8 +372,9 @@ fn main() -> Result<()> {
                 med(&rows[i], |r| r.p99_us),
                 med(&rows[i], |r| r.cpu_ns),
             );
+            let p50 = med(&rows[i], |r| r.p50_us);
             println!(
-                "{label:<12} {name:<22} {o:>11.0} {:>8.2} {p:>9.1} {:>8.2} {c:>10.0} {:>8.2}",
+                "{label:<12} {name:<22} {o:>11.0} {:>8.2} {p50:>9.1} {p:>9.1} {:>8.2} {c:>10.0} {:>8.2}",
                 o / base.0,
                 if base.1 > 0.0 { p / base.1 } else { 0.0 },
                 c / base.2
