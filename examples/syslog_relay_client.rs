@@ -1,0 +1,281 @@
+//! The relay's client (see `syslog_relay_server`): connects over TLS with a client
+//! certificate, forwards every message it receives to a local syslog over UDP (one datagram
+//! each), and reconnects forever: connect and handshake timeouts, backoff from 0.5 s doubling
+//! to 30 s, reset after a session that lasted. SIGINT/SIGTERM: close_notify, exit 0.
+//!
+//! Try: `cargo run --example syslog_relay_client -- --server 127.0.0.1:6514 --cert c.pem
+//! --key c.key --ca ca.pem --servername relay.test --forward 127.0.0.1:514`.
+
+use std::net::{ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use evnet::bufio::{Conn, Event, Handler, Options, Stream};
+use evnet::bytes::{Buf, Bytes, BytesMut};
+use evnet::ev::{Ctx, Loop, WatcherId};
+use evnet::socket::{ConnectOptions, Endpoint};
+use evnet::tls::{self, ClientPem, Settings};
+
+#[derive(Parser)]
+#[command(about = "Receives the relay's syslog over TLS and forwards it over UDP")]
+struct Args {
+    /// The relay, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:6514")]
+    server: String,
+    #[arg(long)]
+    cert: String,
+    #[arg(long)]
+    key: String,
+    /// CA the server's certificate must chain to.
+    #[arg(long)]
+    ca: String,
+    /// Name to expect in the server's certificate (default: the host of --server).
+    #[arg(long)]
+    servername: Option<String>,
+    /// Where each message goes, as one UDP datagram.
+    #[arg(long, default_value = "127.0.0.1:514")]
+    forward: String,
+    #[arg(long, value_enum, default_value = "line")]
+    framing: Framing,
+    /// Seconds for the TCP connect, and again for the TLS handshake.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Framing {
+    Line,
+    Octet,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A session that lasted this long resets the backoff.
+const LASTED: Duration = Duration::from_secs(10);
+/// Largest octet-counted message accepted.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+struct App {
+    args: Args,
+    config: Arc<rustls::ClientConfig>,
+    udp: UdpSocket,
+    stream: Option<Stream<App>>,
+    connected_at: Option<Instant>,
+    backoff: Duration,
+    retry: Option<WatcherId>,
+    stopping: bool,
+}
+
+fn log(what: std::fmt::Arguments<'_>) {
+    eprintln!("syslog-relay-client: {what}");
+}
+
+/// The plain stream's handler until TLS takes it over.
+struct Nothing;
+impl Handler<App> for Nothing {
+    fn read(&mut self, _: &Conn<App>, _: Bytes, _: &mut App, _: &mut Ctx<App>) {}
+    fn event(&mut self, _: &Conn<App>, _: Event, _: &mut App, _: &mut Ctx<App>) {}
+}
+
+/// Forwards messages; octet-counted frames are cut out of `pending`.
+struct Forward {
+    pending: BytesMut,
+}
+
+impl Forward {
+    fn octet_frames(&mut self, app: &App) -> Result<(), String> {
+        loop {
+            let Some(sp) = self.pending.iter().take(8).position(|&b| b == b' ') else {
+                if self.pending.len() >= 8 {
+                    return Err("octet count too long".into());
+                }
+                return Ok(());
+            };
+            let len: usize = std::str::from_utf8(&self.pending[..sp])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .filter(|&n| n <= MAX_MESSAGE)
+                .ok_or("bad octet count")?;
+            if self.pending.len() < sp + 1 + len {
+                return Ok(());
+            }
+            self.pending.advance(sp + 1);
+            let msg = self.pending.split_to(len);
+            let _ = app.udp.send(&msg);
+        }
+    }
+}
+
+impl Handler<App> for Forward {
+    fn read(&mut self, c: &Conn<App>, data: Bytes, app: &mut App, cx: &mut Ctx<App>) {
+        match app.args.framing {
+            Framing::Line => {
+                let _ = app.udp.send(&data);
+                c.read_line(cx);
+            }
+            Framing::Octet => {
+                self.pending.extend_from_slice(&data);
+                if let Err(e) = self.octet_frames(app) {
+                    log(format_args!("bad frame from the server: {e}"));
+                    c.abort(cx);
+                    return ended(app, cx);
+                }
+                c.read_chunk(cx);
+            }
+        }
+    }
+
+    fn event(&mut self, c: &Conn<App>, e: Event, app: &mut App, cx: &mut Ctx<App>) {
+        match e {
+            Event::Connected => {
+                log(format_args!("connected to {}", app.args.server));
+                app.connected_at = Some(cx.now());
+                return;
+            }
+            Event::Eof => log(format_args!("the server closed the connection")),
+            Event::Error(err) => match tls::Error::of(&err) {
+                Some(t) => log(format_args!("connection failed: {t}")),
+                None => log(format_args!("connection failed: {err}")),
+            },
+            other => log(format_args!("connection ended: {other:?}")),
+        }
+        c.abort(cx);
+        ended(app, cx);
+    }
+}
+
+/// The session is over: try again after the backoff (unless stopping).
+fn ended(app: &mut App, cx: &mut Ctx<App>) {
+    if let Some(s) = app.stream.take() {
+        s.detach();
+    }
+    if app.stopping {
+        cx.stop_loop();
+        return;
+    }
+    if app
+        .connected_at
+        .take()
+        .is_some_and(|t| cx.now().duration_since(t) >= LASTED)
+    {
+        app.backoff = BACKOFF_MIN;
+    }
+    log(format_args!("reconnecting in {:?}", app.backoff));
+    let t = cx.timer(app.backoff, None, |app: &mut App, cx, _| {
+        app.retry = None;
+        connect(app, cx)
+    });
+    app.retry = Some(t);
+    app.backoff = (app.backoff * 2).min(BACKOFF_MAX);
+}
+
+fn connect(app: &mut App, cx: &mut Ctx<App>) {
+    log(format_args!("connecting to {}", app.args.server));
+    let endpoints: Vec<Endpoint> = match app.args.server.to_socket_addrs() {
+        Ok(a) => a.map(Endpoint::from).collect(),
+        Err(e) => {
+            log(format_args!("{}: {e}", app.args.server));
+            return ended(app, cx);
+        }
+    };
+    let timeout = Duration::from_secs(app.args.timeout);
+    let copts = ConnectOptions {
+        timeout: Some(timeout),
+        ..ConnectOptions::default()
+    };
+    let wide = Options {
+        max_read: 64 * 1024,
+        max_write: 64 * 1024,
+        ..Options::default()
+    };
+    let under = Stream::connect(cx, endpoints, copts, wide, Nothing);
+    let name = app.args.servername.clone().unwrap_or_else(|| {
+        let host = app.args.server.rsplit_once(':').map_or("", |(h, _)| h);
+        host.trim_matches(['[', ']']).to_owned()
+    });
+    let opts = Options {
+        handshake_timeout: Some(timeout * 2), // the connect's time counts too
+        max_line: MAX_MESSAGE,
+        ..Options::default()
+    };
+    let handler = Forward {
+        pending: BytesMut::new(),
+    };
+    match tls::client(
+        cx,
+        under,
+        app.config.clone(),
+        &name,
+        Settings::default(),
+        opts,
+        handler,
+    ) {
+        Ok((s, _)) => {
+            match app.args.framing {
+                Framing::Line => s.read_line(cx),
+                Framing::Octet => s.read_chunk(cx),
+            }
+            app.stream = Some(s);
+        }
+        Err(e) => {
+            log(format_args!("{e}"));
+            ended(app, cx);
+        }
+    }
+}
+
+fn stop(app: &mut App, cx: &mut Ctx<App>) {
+    app.stopping = true;
+    if let Some(t) = app.retry.take() {
+        cx.remove(t);
+    }
+    match &app.stream {
+        Some(s) => {
+            log(format_args!("stopping: close_notify"));
+            s.close(cx);
+            // Done when the stream has closed, or after 5 s.
+            cx.timer(Duration::from_secs(5), None, |_, cx, _| cx.stop_loop());
+            cx.timer(
+                Duration::ZERO,
+                Some(Duration::from_millis(20)),
+                |app: &mut App, cx, _| {
+                    if app.stream.as_ref().is_none_or(|s| s.is_closed()) {
+                        cx.stop_loop();
+                    }
+                },
+            );
+        }
+        None => cx.stop_loop(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = ClientPem::new(&args.ca)
+        .identity(&args.cert, &args.key)
+        .build()?;
+    let udp = UdpSocket::bind(("127.0.0.1", 0))?;
+    udp.connect(&args.forward)?;
+    let mut ev = Loop::<App>::new()?;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        ev.signal(sig, |app: &mut App, cx, _| stop(app, cx))?;
+    }
+    let mut app = App {
+        args,
+        config,
+        udp,
+        stream: None,
+        connected_at: None,
+        backoff: BACKOFF_MIN,
+        retry: None,
+        stopping: false,
+    };
+    ev.timer(Duration::ZERO, None, |app: &mut App, cx, _| {
+        connect(app, cx)
+    });
+    println!("started");
+    ev.run(&mut app)?;
+    log(format_args!("stopped"));
+    Ok(())
+}

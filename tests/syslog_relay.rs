@@ -1,0 +1,401 @@
+//! The syslog-over-TLS relay end to end: `examples/syslog_relay_server` and
+//! `examples/syslog_relay_client` as real processes, util-linux `logger` sending syslog over
+//! UDP, certificates from rcgen, a deliberately slow TLS reader, a ZeroMQ SUB tap, a refused
+//! stranger, SIGTERM and a restart.
+
+mod util;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use util::pki::{temp_dir, Ca, Leaf};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    dir.join("examples").join(name)
+}
+
+type Lines = Arc<Mutex<Vec<String>>>;
+
+/// A running example: its stderr lines collected, killed when dropped.
+struct Proc {
+    child: Child,
+    log: Lines,
+}
+
+impl Proc {
+    /// Starts `name` and returns it with the first line it printed on stdout.
+    fn start(name: &str, args: &[String]) -> (Proc, String) {
+        let mut child = Command::new(example(name))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e} (cargo test builds the examples)"));
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let log: Lines = Arc::default();
+        let sink = log.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        (Proc { child, log }, first)
+    }
+
+    fn count(&self, what: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(what))
+            .count()
+    }
+
+    fn wait_log(&self, what: &str, n: usize) {
+        let ok = wait(|| self.count(what) >= n);
+        assert!(ok, "no {n}× {what:?} in {:#?}", self.log.lock().unwrap());
+    }
+
+    /// SIGTERM, then the exit status within 20 s.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(20) {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "no exit within 20 s of SIGTERM: {:#?}",
+            self.log.lock().unwrap()
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait(mut cond: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < LIMIT {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// A UDP sink collecting datagrams.
+struct Sink {
+    addr: String,
+    got: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Sink {
+    fn new() -> Sink {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = s.local_addr().unwrap().to_string();
+        let got: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let g = got.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0; 70_000];
+            while let Ok(n) = s.recv(&mut buf) {
+                g.lock().unwrap().push(buf[..n].to_vec());
+            }
+        });
+        Sink { addr, got }
+    }
+
+    fn len(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+
+    fn take(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.got.lock().unwrap())
+    }
+}
+
+struct Pki {
+    dir: std::path::PathBuf,
+    ca: Ca,
+    server: Leaf,
+    clients: Vec<Leaf>,
+    stranger: Leaf,
+}
+
+fn pki() -> Pki {
+    let dir = temp_dir("relay");
+    let ca = Ca::new(&dir, "Example", "Example CA");
+    let other = Ca::new(&dir, "Elsewhere", "Other CA");
+    let server = ca.leaf(&dir, "relay", &["relay.test"], false);
+    let clients = (1..=3)
+        .map(|i| ca.leaf(&dir, &format!("client {i}"), &[], false))
+        .collect();
+    let stranger = other.leaf(&dir, "stranger", &[], false);
+    Pki {
+        dir,
+        ca,
+        server,
+        clients,
+        stranger,
+    }
+}
+
+fn s(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn server(p: &Pki, listen: &str, extra: &[&str]) -> (Proc, String, String) {
+    let mut args = vec![
+        "--syslog".into(),
+        "127.0.0.1:0".into(),
+        "--listen".into(),
+        listen.into(),
+        "--cert".into(),
+        s(&p.server.cert),
+        "--key".into(),
+        s(&p.server.key),
+        "--ca".into(),
+        s(&p.ca.pem),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let (proc_, first) = Proc::start("syslog_relay_server", &args);
+    // "listening: syslog udp 127.0.0.1:P, tls 127.0.0.1:Q"
+    let udp = first
+        .split("udp ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let tls = first.split("tls ").nth(1).unwrap().trim().to_owned();
+    (proc_, udp, tls)
+}
+
+fn client(p: &Pki, who: &Leaf, tls: &str, sink: &Sink) -> Proc {
+    let args = vec![
+        "--server".into(),
+        tls.into(),
+        "--servername".into(),
+        "relay.test".into(),
+        "--cert".into(),
+        s(&who.cert),
+        "--key".into(),
+        s(&who.key),
+        "--ca".into(),
+        s(&p.ca.pem),
+        "--forward".into(),
+        sink.addr.clone(),
+    ];
+    Proc::start("syslog_relay_client", &args).0
+}
+
+/// Sends `lines` through util-linux `logger` over UDP, paced so that the kernel's UDP
+/// buffers (not the relay) never drop one.
+fn logger(udp: &str, lines: &[String]) {
+    let (host, port) = udp.rsplit_once(':').unwrap();
+    let mut child = Command::new("logger")
+        .args(["--udp", "-n", host, "-P", port, "-t", "relaytest"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("logger (util-linux; CI installs it)");
+    let stdin = child.stdin.as_mut().unwrap();
+    for chunk in lines.chunks(50) {
+        for l in chunk {
+            writeln!(stdin, "{l}").unwrap();
+        }
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}
+
+/// A TLS client that reads slowly (a tiny receive buffer, a 50 ms pause per 1 KiB read)
+/// until `fast` is set: the relay must drop its oldest messages, count them, and tell it
+/// once it has caught up.
+fn slow_reader(p: &Pki, tls: &str, leaf: &Leaf, fast: Arc<AtomicBool>) -> Arc<Mutex<Vec<u8>>> {
+    let cfg = evnet::tls::ClientPem::new(&p.ca.pem)
+        .identity(&leaf.cert, &leaf.key)
+        .build()
+        .unwrap();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = tls.parse().unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut tcp = std::net::TcpStream::from(sock);
+    tcp.set_read_timeout(Some(LIMIT)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("relay.test").unwrap();
+    let mut conn = rustls::ClientConnection::new(cfg, name).unwrap();
+    let got: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let g = got.clone();
+    std::thread::spawn(move || {
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        let mut buf = [0u8; 1024];
+        loop {
+            match tls.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => g.lock().unwrap().extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    eprintln!("slow reader: {e}");
+                    break;
+                }
+            }
+            if !fast.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    });
+    got
+}
+
+fn text(d: &[u8]) -> String {
+    String::from_utf8_lossy(d).into_owned()
+}
+
+#[test]
+fn the_relay_fans_out_in_order_drops_for_a_slow_client_refuses_strangers_and_survives_a_restart() {
+    let p = pki();
+    let zport = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let zep = format!("tcp://127.0.0.1:{zport}");
+    let (srv, udp, tls) = server(
+        &p,
+        "127.0.0.1:0",
+        &["--queue-messages", "500", "--zmq-pub", &zep],
+    );
+    let (a, b) = (Sink::new(), Sink::new());
+    let ca = client(&p, &p.clients[0], &tls, &a);
+    let cb = client(&p, &p.clients[1], &tls, &b);
+    let fast = Arc::new(AtomicBool::new(false));
+    let slow = slow_reader(&p, &tls, &p.clients[2], fast.clone());
+    srv.wait_log("connected", 3);
+
+    // A ZeroMQ subscriber taps the same flow.
+    let zctx = zmq::Context::new();
+    let sub = zctx.socket(zmq::SUB).unwrap();
+    sub.set_subscribe(b"").unwrap();
+    sub.set_rcvtimeo(20_000).unwrap();
+    sub.connect(&zep).unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // the subscription reaches the PUB
+
+    // 10,000 messages through logger.
+    let lines: Vec<String> = (0..10_000).map(|i| format!("message {i:05}")).collect();
+    let tap = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while got.len() < 10_000 {
+            match sub.recv_bytes(0) {
+                Ok(m) => got.push(m),
+                Err(_) => break,
+            }
+        }
+        got
+    });
+    logger(&udp, &lines);
+    assert!(
+        wait(|| a.len() >= 10_000 && b.len() >= 10_000),
+        "{} {}",
+        a.len(),
+        b.len()
+    );
+    let (ga, gb) = (a.take(), b.take());
+    assert_eq!(ga.len(), 10_000);
+    assert!(ga == gb, "both fast clients forward the same bytes");
+    for (i, m) in ga.iter().enumerate() {
+        let t = text(m);
+        assert!(t.ends_with(&format!("message {i:05}")), "#{i}: {t}");
+        assert!(t.starts_with('<'), "a syslog header: {t}");
+    }
+    let tapped = tap.join().unwrap();
+    assert!(
+        tapped == ga,
+        "the ZeroMQ tap got every message ({})",
+        tapped.len()
+    );
+
+    // The seed's test: a burst of 500 messages of ~300 bytes.
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let burst: Vec<String> = (0..500)
+        .map(|i| format!("<13>burst {i:03} {}", "x".repeat(290)))
+        .collect();
+    for chunk in burst.chunks(50) {
+        for m in chunk {
+            tx.send_to(m.as_bytes(), &udp).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(wait(|| a.len() >= 500 && b.len() >= 500));
+    for sink in [&a, &b] {
+        let got: Vec<String> = sink.take().iter().map(|m| text(m)).collect();
+        assert_eq!(got, burst);
+    }
+
+    // The slow reader lost messages, and was told how many once it caught up.
+    srv.wait_log("too slow, dropping", 1);
+    fast.store(true, Ordering::Relaxed);
+    assert!(wait(|| text(&slow.lock().unwrap()).contains("dropped")));
+    let seen = text(&slow.lock().unwrap());
+    let notice = seen
+        .lines()
+        .find(|l| l.contains("dropped"))
+        .unwrap()
+        .to_owned();
+    assert!(notice.starts_with("<46>1 "), "{notice}");
+
+    // A client with a certificate from another CA is refused; the others carry on.
+    let c = Sink::new();
+    let stranger = client(&p, &p.stranger, &tls, &c);
+    srv.wait_log("refused or failed", 1);
+    stranger.wait_log("connection failed", 1);
+    drop(stranger);
+
+    // SIGTERM: the server exits 0; started again on the same port, the clients come back.
+    assert!(srv.terminate().success());
+    ca.wait_log("server closed the connection", 1);
+    let (srv, udp, _) = server(&p, &tls, &[]);
+    srv.wait_log("connected", 2);
+    let after: Vec<String> = (0..100).map(|i| format!("after restart {i}")).collect();
+    logger(&udp, &after);
+    assert!(wait(|| a.len() >= 100 && b.len() >= 100));
+    assert!(text(&a.take()[99]).ends_with("after restart 99"));
+
+    // SIGTERM to a client: close_notify and exit 0.
+    assert!(ca.terminate().success());
+    srv.wait_log("disconnected", 1);
+    assert!(cb.terminate().success());
+    assert!(srv.terminate().success());
+}
+
+#[test]
+fn with_an_issuer_set_a_client_from_another_issuer_is_refused() {
+    let p = pki();
+    let (srv, _, tls) = server(&p, "127.0.0.1:0", &["--issuer", "O=Somebody,CN=Else"]);
+    let sink = Sink::new();
+    let c = client(&p, &p.clients[0], &tls, &sink);
+    srv.wait_log("refused or failed", 1);
+    c.wait_log("connection failed", 1);
+    assert_eq!(srv.count("connected"), 0);
+    let _ = &p.dir;
+}
