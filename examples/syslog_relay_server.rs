@@ -80,6 +80,10 @@ struct Args {
     /// Also publish every message on a ZeroMQ PUB socket bound here.
     #[arg(long)]
     zmq_pub: Option<String>,
+    /// Kernel receive buffer of the UDP socket (SO_RCVBUF): what a burst may queue before
+    /// the kernel drops datagrams (capped by net.core.rmem_max).
+    #[arg(long, default_value_t = 4 << 20)]
+    udp_rcvbuf: usize,
     /// Seconds a client has to finish its handshake.
     #[arg(long, default_value_t = 10)]
     handshake_timeout: u64,
@@ -364,6 +368,7 @@ fn accept(relay: &mut Relay, cx: &mut Ctx<Relay>, a: Accept, cfg: &Arc<rustls::S
         return;
     }
     let _ = c.socket.set_send_buffer_size(relay.args.sndbuf);
+    let _ = c.socket.set_nodelay(true); // a message goes out when written, not after an ACK
     let id = relay.next_id;
     relay.next_id += 1;
     let session = Session::default();
@@ -417,6 +422,7 @@ fn main() -> anyhow::Result<()> {
 
     let udp = UdpSocket::bind(&args.syslog)?;
     udp.set_nonblocking(true)?;
+    evnet::socket2::SockRef::from(&udp).set_recv_buffer_size(args.udp_rcvbuf)?;
     let udp_addr = udp.local_addr()?;
     let udp_w = ev.io(udp.as_raw_fd(), Interest::READABLE, |relay, cx, _| {
         on_udp(relay, cx)

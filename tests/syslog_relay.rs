@@ -325,6 +325,15 @@ fn hex_decode(h: &str) -> Vec<u8> {
         .collect()
 }
 
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
 fn text(d: &[u8]) -> String {
     String::from_utf8_lossy(d).into_owned()
 }
@@ -391,8 +400,12 @@ fn the_relay_fans_out_in_order_drops_for_a_slow_client_refuses_strangers_and_sur
         assert_eq!(got, burst);
     }
 
-    // The slow reader lost messages, and was told how many once it caught up.
+    // The slow reader lost messages, and was told how many once it caught up. Meanwhile
+    // the server's memory stayed within the per-client bound (a 500-message queue, one
+    // 64 KiB write, TLS buffers; the kernel's send buffer is not in the RSS).
     srv.wait_log("too slow, dropping", 1);
+    let rss = rss_kib(srv.child.id());
+    assert!(rss < 32 * 1024, "server RSS {rss} KiB");
     fast.store(true, Ordering::Relaxed);
     assert!(wait(|| text(&slow.lock().unwrap()).contains("dropped")));
     let seen = text(&slow.lock().unwrap());
