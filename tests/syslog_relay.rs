@@ -192,7 +192,11 @@ fn server(p: &Pki, listen: &str, extra: &[&str]) -> (Proc, String, String) {
 }
 
 fn client(p: &Pki, who: &Leaf, tls: &str, sink: &Sink) -> Proc {
-    let args = vec![
+    client_with(p, who, tls, sink, &[])
+}
+
+fn client_with(p: &Pki, who: &Leaf, tls: &str, sink: &Sink, extra: &[&str]) -> Proc {
+    let mut args = vec![
         "--server".into(),
         tls.into(),
         "--servername".into(),
@@ -206,6 +210,7 @@ fn client(p: &Pki, who: &Leaf, tls: &str, sink: &Sink) -> Proc {
         "--forward".into(),
         sink.addr.clone(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     Proc::start("syslog_relay_client", &args).0
 }
 
@@ -450,4 +455,25 @@ fn with_an_issuer_set_a_client_from_another_issuer_is_refused() {
     c.wait_log("connection failed", 1);
     assert_eq!(srv.count("connected"), 0);
     let _ = &p.dir;
+}
+
+#[test]
+fn octet_counted_framing_carries_messages_that_contain_line_feeds() {
+    let p = pki();
+    let (srv, udp, tls) = server(&p, "127.0.0.1:0", &["--framing", "octet"]);
+    let sink = Sink::new();
+    let _c = client_with(&p, &p.clients[0], &tls, &sink, &["--framing", "octet"]);
+    srv.wait_log("connected", 1);
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let msgs: Vec<Vec<u8>> = vec![
+        b"<13>one line".to_vec(),
+        b"<13>two\nlines".to_vec(),
+        b"<13>12 looks like a count".to_vec(),
+        [b"<13>".as_slice(), &[b'z'; 60_000]].concat(),
+    ];
+    for m in &msgs {
+        tx.send_to(m, &udp).unwrap();
+    }
+    assert!(wait(|| sink.len() >= msgs.len()), "{}", sink.len());
+    assert_eq!(sink.take(), msgs);
 }
