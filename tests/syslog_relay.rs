@@ -355,7 +355,7 @@ fn the_relay_fans_out_in_order_drops_for_a_slow_client_refuses_strangers_and_sur
     let (srv, udp, tls) = server(
         &p,
         "127.0.0.1:0",
-        &["--queue-messages", "500", "--zmq-pub", &zep],
+        &["--queue-messages", "2000", "--zmq-pub", &zep],
     );
     let (a, b) = (Sink::new(), Sink::new());
     let ca = client(&p, &p.clients[0], &tls, &a);
@@ -406,7 +406,7 @@ fn the_relay_fans_out_in_order_drops_for_a_slow_client_refuses_strangers_and_sur
     }
 
     // The slow reader lost messages, and was told how many once it caught up. Meanwhile
-    // the server's memory stayed within the per-client bound (a 500-message queue, one
+    // the server's memory stayed within the per-client bound (a 2000-message queue, one
     // 64 KiB write, TLS buffers; the kernel's send buffer is not in the RSS).
     srv.wait_log("too slow, dropping", 1);
     let rss = rss_kib(srv.child.id());
@@ -476,4 +476,25 @@ fn octet_counted_framing_carries_messages_that_contain_line_feeds() {
     }
     assert!(wait(|| sink.len() >= msgs.len()), "{}", sink.len());
     assert_eq!(sink.take(), msgs);
+}
+
+#[test]
+fn with_slow_disconnect_a_client_that_stops_reading_is_dropped_and_the_others_carry_on() {
+    let p = pki();
+    let (srv, udp, tls) = server(
+        &p,
+        "127.0.0.1:0",
+        &["--slow", "disconnect", "--queue-messages", "1000"],
+    );
+    let sink = Sink::new();
+    let _fast = client(&p, &p.clients[0], &tls, &sink);
+    // A reader that never reads (it stays "slow" forever).
+    let _stalled = slow_reader(&p, &tls, &p.clients[1], Arc::new(AtomicBool::new(false)));
+    srv.wait_log("connected", 2);
+    let lines: Vec<String> = (0..10_000).map(|i| format!("m{i}")).collect();
+    logger(&udp, &lines);
+    srv.wait_log("(CN=client 2): too slow, disconnecting", 1);
+    let ok = wait(|| sink.len() >= 10_000);
+    assert!(ok, "{} {:#?}", sink.len(), srv.log.lock().unwrap());
+    assert_eq!(srv.count("too slow"), 1, "{:#?}", srv.log.lock().unwrap());
 }
