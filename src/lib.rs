@@ -53,6 +53,7 @@ pub use bytes;
 pub use socket2;
 
 pub mod bufio;
+pub mod dns;
 pub mod ev;
 pub mod guide;
 pub mod socket;

@@ -1,0 +1,210 @@
+//! Resolver configuration: from `/etc/resolv.conf` and `/etc/hosts` (the system's), or
+//! given explicitly.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// How a [`Resolver`](super::Resolver) asks: which servers, for which names, how long and
+/// how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Name servers, tried in order (or in rotation with `rotate`).
+    pub servers: Vec<SocketAddr>,
+    /// Domains appended to names with fewer than `ndots` dots (resolv.conf's `search`).
+    pub search: Vec<String>,
+    /// A name with at least this many dots is tried as is first. 0 is allowed: every
+    /// name is tried as is first.
+    pub ndots: u8,
+    /// How long to wait for one server's answer.
+    pub timeout: Duration,
+    /// Rounds over the server list before giving up.
+    pub attempts: u32,
+    /// Spread queries over the servers (resolv.conf's `options rotate`).
+    pub rotate: bool,
+    /// Send EDNS0 (a 1232-byte UDP payload); a server that answers FORMERR is asked again
+    /// without it.
+    pub edns: bool,
+    /// Longest CNAME chain followed.
+    pub cname_limit: usize,
+    /// Names answered from a hosts file before asking a server (A, AAAA and PTR).
+    pub hosts: Hosts,
+}
+
+impl Default for Config {
+    /// No servers (add some, or use [`Config::system`]); resolv.conf's defaults otherwise.
+    fn default() -> Config {
+        Config {
+            servers: Vec::new(),
+            search: Vec::new(),
+            ndots: 1,
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+            rotate: false,
+            edns: true,
+            cname_limit: 8,
+            hosts: Hosts::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Asks `servers` only: no search list, no hosts file.
+    pub fn with_servers(servers: &[SocketAddr]) -> Config {
+        Config {
+            servers: servers.to_vec(),
+            ..Config::default()
+        }
+    }
+
+    /// The system's configuration: `/etc/resolv.conf` and `/etc/hosts` (a missing file
+    /// gives the defaults: the local server on port 53, no hosts).
+    pub fn system() -> Config {
+        let text = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+        let mut c = Config::from_resolv_conf(&text);
+        if let Ok(h) = std::fs::read_to_string("/etc/hosts") {
+            c.hosts = Hosts::parse(&h);
+        }
+        c
+    }
+
+    /// Parses resolv.conf text (unknown lines are skipped, as the C library does).
+    pub fn from_resolv_conf(text: &[u8]) -> Config {
+        let (rc, _errors) = resolv_conf::Config::parse_with_errors(text);
+        let mut servers: Vec<SocketAddr> = rc
+            .nameservers
+            .iter()
+            .map(|ip| SocketAddr::new(IpAddr::from(ip.clone()), 53))
+            .collect();
+        if servers.is_empty() {
+            servers.push(SocketAddr::from(([127, 0, 0, 1], 53)));
+        }
+        let search = match rc.get_search() {
+            Some(s) => s.clone(),
+            None => rc.get_domain().into_iter().cloned().collect(),
+        };
+        Config {
+            servers,
+            search,
+            ndots: rc.ndots.min(15) as u8,
+            timeout: Duration::from_secs(u64::from(rc.timeout.clamp(1, 30))),
+            attempts: rc.attempts.clamp(1, 5),
+            rotate: rc.rotate,
+            ..Config::default()
+        }
+    }
+
+    /// The names to try for `name`, in order: as is first when it has at least `ndots`
+    /// dots (or ends with a dot, which also means no search), then with each search domain.
+    pub(crate) fn candidates(&self, name: &str) -> Vec<String> {
+        if let Some(abs) = name.strip_suffix('.') {
+            return vec![format!("{abs}.")];
+        }
+        let dots = name.bytes().filter(|&b| b == b'.').count();
+        let searched = self
+            .search
+            .iter()
+            .map(|d| format!("{name}.{}.", d.trim_end_matches('.')));
+        let bare = format!("{name}.");
+        if dots >= usize::from(self.ndots) {
+            std::iter::once(bare).chain(searched).collect()
+        } else {
+            searched.chain(std::iter::once(bare)).collect()
+        }
+    }
+}
+
+/// A hosts file: names to addresses, and addresses back to names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hosts {
+    by_name: HashMap<String, Vec<IpAddr>>,
+    by_addr: HashMap<IpAddr, String>,
+}
+
+impl Hosts {
+    /// Parses hosts-file text: `address name [aliases...]`, `#` comments.
+    pub fn parse(text: &str) -> Hosts {
+        let mut h = Hosts::default();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut words = line.split_whitespace();
+            let Some(Ok(addr)) = words.next().map(str::parse::<IpAddr>) else {
+                continue;
+            };
+            for (i, name) in words.enumerate() {
+                let key = name.trim_end_matches('.').to_ascii_lowercase();
+                if i == 0 {
+                    h.by_addr.entry(addr).or_insert_with(|| key.clone());
+                }
+                let list = h.by_name.entry(key).or_default();
+                if !list.contains(&addr) {
+                    list.push(addr);
+                }
+            }
+        }
+        h
+    }
+
+    /// The addresses listed for `name` (any case, with or without the final dot).
+    pub fn lookup(&self, name: &str) -> &[IpAddr] {
+        let key = name.trim_end_matches('.').to_ascii_lowercase();
+        self.by_name.get(&key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The first name listed for `addr`.
+    pub fn name_of(&self, addr: IpAddr) -> Option<&str> {
+        self.by_addr.get(&addr).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_servers_search_and_options() {
+        let c = Config::from_resolv_conf(
+            b"nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch a.test b.test\n\
+              options ndots:0 timeout:2 attempts:3 rotate\n",
+        );
+        assert_eq!(c.servers.len(), 2);
+        assert_eq!(c.servers[1].port(), 53);
+        assert_eq!(c.search, ["a.test", "b.test"]);
+        assert_eq!(c.ndots, 0);
+        assert_eq!(c.timeout, Duration::from_secs(2));
+        assert_eq!(c.attempts, 3);
+        assert!(c.rotate);
+        // ndots:0 — every name is tried as is first (c-ares #734).
+        assert_eq!(c.candidates("www"), ["www.", "www.a.test.", "www.b.test."]);
+    }
+
+    #[test]
+    fn candidates_follow_ndots_and_an_absolute_name_is_not_searched() {
+        let mut c = Config::with_servers(&[]);
+        c.search = vec!["corp.test".into()];
+        assert_eq!(c.candidates("www"), ["www.corp.test.", "www."]);
+        assert_eq!(c.candidates("a.b"), ["a.b.", "a.b.corp.test."]);
+        assert_eq!(c.candidates("abs.test."), ["abs.test."]);
+        let empty = Config::from_resolv_conf(b"");
+        assert_eq!(empty.servers, [SocketAddr::from(([127, 0, 0, 1], 53))]);
+    }
+
+    #[test]
+    fn hosts_names_aliases_comments_and_reverse() {
+        let h = Hosts::parse(
+            "127.0.0.1 localhost\n::1 localhost ip6-localhost # comment\n\
+             # 10.0.0.1 ignored\n192.0.2.7 Web.Example.test web\nbogus line\n",
+        );
+        assert_eq!(h.lookup("LOCALHOST").len(), 2);
+        assert_eq!(
+            h.lookup("web.example.test."),
+            ["192.0.2.7".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(h.lookup("web").len(), 1);
+        assert!(h.lookup("ignored").is_empty());
+        assert_eq!(
+            h.name_of("192.0.2.7".parse().unwrap()),
+            Some("web.example.test")
+        );
+    }
+}

@@ -1,0 +1,728 @@
+//! The stub resolver: queries in flight on the loop, each with its own UDP socket (a fresh
+//! source port) and timer, TCP when an answer is truncated, the next server when one fails.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::rc::{Rc, Weak};
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hickory_proto::op::Message;
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use super::wire::{self, Step};
+use super::{Config, Error};
+use crate::bufio::{self, Conn, Event, Options, Stream};
+use crate::ev::{Ctx, Interest, Remover, WatcherId};
+use crate::socket::ConnectOptions;
+
+/// A successful lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The name asked for, fully qualified (after the search list).
+    pub name: Name,
+    /// The CNAME chain followed from `name`, in order (its last name owns `records`).
+    pub cnames: Vec<Name>,
+    /// The records of the type asked for, with their TTLs.
+    pub records: Vec<Record>,
+    /// The response's additional section (e.g. addresses of SRV targets).
+    pub additionals: Vec<Record>,
+}
+
+impl Answer {
+    /// The addresses among the records (A and AAAA).
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        self.records
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+type Done<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>)>;
+
+/// Where a query's bytes go now.
+enum Transport<S: 'static> {
+    Idle,
+    Udp(UdpSocket, WatcherId),
+    Tcp(Stream<S>),
+}
+
+struct Pending<S: 'static> {
+    /// The names to try (search list applied), and which one is being tried.
+    candidates: Vec<Name>,
+    candidate: usize,
+    rtype: RecordType,
+    /// The question on the wire: a candidate, or the end of a CNAME chain.
+    qname: Name,
+    chain: Vec<Name>,
+    /// Servers asked for this question so far (the next is `first + tried`).
+    first: usize,
+    tried: usize,
+    edns: bool,
+    id: u16,
+    server: SocketAddr,
+    transport: Transport<S>,
+    timer: Option<WatcherId>,
+    /// The error to report if every server fails.
+    last_error: Option<Error>,
+    /// An earlier search candidate had the name without the type.
+    saw_nodata: bool,
+    done: Option<Done<S>>,
+}
+
+struct Inner<S: 'static> {
+    config: Config,
+    queries: HashMap<u64, Pending<S>>,
+    next_key: u64,
+    next_server: usize,
+    remover: Remover<S>,
+}
+
+impl<S: 'static> Inner<S> {
+    /// Stops a query's I/O: its watchers go, then its socket.
+    fn quiesce(&self, p: &mut Pending<S>, cx: Option<&mut Ctx<S>>) {
+        let mut ws: Vec<WatcherId> = p.timer.take().into_iter().collect();
+        let sock = match std::mem::replace(&mut p.transport, Transport::Idle) {
+            Transport::Udp(s, w) => {
+                ws.push(w);
+                Some(s)
+            }
+            Transport::Tcp(stream) => {
+                drop(stream); // closes it (its own watchers go the stream's way)
+                None
+            }
+            Transport::Idle => None,
+        };
+        match cx {
+            Some(cx) => {
+                for w in ws {
+                    cx.remove(w);
+                }
+                drop(sock);
+            }
+            None => self.remover.remove_then_drop(&ws, sock),
+        }
+    }
+}
+
+impl<S: 'static> Drop for Inner<S> {
+    fn drop(&mut self) {
+        // Dropping the resolver with queries in flight delivers nothing afterwards.
+        let keys: Vec<u64> = self.queries.keys().copied().collect();
+        for k in keys {
+            if let Some(mut p) = self.queries.remove(&k) {
+                p.done = None;
+                self.quiesce(&mut p, None);
+            }
+        }
+    }
+}
+
+/// An asynchronous DNS stub resolver on one loop: no threads, every socket an io watcher,
+/// every timeout a loop timer. Cloning it gives another handle to the same resolver.
+///
+/// ```no_run
+/// use evnet::dns::{Config, RecordType, Resolver};
+/// use evnet::ev::Loop;
+///
+/// let mut ev = Loop::<()>::new()?;
+/// let dns = Resolver::new(&ev, Config::system());
+/// let lookup = dns.query(&mut ev, "example.com", RecordType::A, |_, cx, r| {
+///     println!("{:?}", r.map(|a| a.addresses()));
+///     cx.stop_loop();
+/// });
+/// ev.run(&mut ())?;
+/// drop(lookup);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Resolver<S: 'static> {
+    inner: Rc<RefCell<Inner<S>>>,
+}
+
+impl<S: 'static> Clone for Resolver<S> {
+    fn clone(&self) -> Resolver<S> {
+        Resolver {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: 'static> std::fmt::Debug for Resolver<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.inner.borrow();
+        f.debug_struct("Resolver")
+            .field("servers", &g.config.servers)
+            .field("in_flight", &g.queries.len())
+            .finish()
+    }
+}
+
+/// A lookup in flight. Dropping it cancels the lookup (its callback never runs), from
+/// anywhere, its own callback and other lookups' callbacks included;
+/// [`detach`](Lookup::detach) lets it run to its callback instead.
+#[must_use = "dropping a Lookup cancels it"]
+pub struct Lookup<S: 'static> {
+    key: u64,
+    inner: Weak<RefCell<Inner<S>>>,
+    detached: bool,
+}
+
+impl<S: 'static> std::fmt::Debug for Lookup<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookup").field("key", &self.key).finish()
+    }
+}
+
+impl<S: 'static> Lookup<S> {
+    /// Lets the lookup run to its callback without this handle.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+}
+
+impl<S: 'static> Drop for Lookup<S> {
+    fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let Ok(mut g) = inner.try_borrow_mut() else {
+            return;
+        };
+        if let Some(mut p) = g.queries.remove(&self.key) {
+            p.done = None;
+            g.quiesce(&mut p, None);
+        }
+    }
+}
+
+impl<S: 'static> Resolver<S> {
+    /// A resolver on `cx`'s loop with `config`.
+    pub fn new(cx: &Ctx<S>, config: Config) -> Resolver<S> {
+        Resolver {
+            inner: Rc::new(RefCell::new(Inner {
+                config,
+                queries: HashMap::new(),
+                next_key: 0,
+                next_server: 0,
+                remover: cx.remover(),
+            })),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> Config {
+        self.inner.borrow().config.clone()
+    }
+
+    /// Looks up `name`'s records of type `rtype`; `done` runs on the loop with the answer
+    /// (never from inside this call). A and AAAA are answered from the hosts file first.
+    pub fn query(
+        &self,
+        cx: &mut Ctx<S>,
+        name: &str,
+        rtype: RecordType,
+        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>) + 'static,
+    ) -> Lookup<S> {
+        let (candidates, hosts) = {
+            let g = self.inner.borrow();
+            let names: Result<Vec<Name>, Error> = g
+                .config
+                .candidates(name)
+                .iter()
+                .map(|c| Name::from_str(c).map_err(|e| Error::BadName(format!("{name}: {e}"))))
+                .collect();
+            let hosts = match rtype {
+                RecordType::A | RecordType::AAAA => g.config.hosts.lookup(name).to_vec(),
+                _ => Vec::new(),
+            };
+            (names, hosts)
+        };
+        let candidates = match candidates {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => return self.fail_soon(cx, Error::BadName(name.into()), done),
+            Err(e) => return self.fail_soon(cx, e, done),
+        };
+        let from_hosts: Vec<Record> = hosts
+            .iter()
+            .filter_map(|ip| match (ip, rtype) {
+                (IpAddr::V4(v4), RecordType::A) => Some(RData::A(A(*v4))),
+                (IpAddr::V6(v6), RecordType::AAAA) => Some(RData::AAAA(AAAA(*v6))),
+                _ => None,
+            })
+            .map(|d| Record::from_rdata(candidates[0].clone(), 0, d))
+            .collect();
+        if !from_hosts.is_empty() {
+            let answer = Answer {
+                name: candidates[0].clone(),
+                cnames: Vec::new(),
+                records: from_hosts,
+                additionals: Vec::new(),
+            };
+            return self.finish_soon(cx, Ok(answer), done);
+        }
+        let key = {
+            let mut g = self.inner.borrow_mut();
+            let key = g.next_key;
+            g.next_key += 1;
+            let first = if g.config.rotate {
+                g.next_server = g.next_server.wrapping_add(1);
+                g.next_server
+            } else {
+                0
+            };
+            let qname = candidates[0].clone();
+            let edns = g.config.edns;
+            g.queries.insert(
+                key,
+                Pending {
+                    candidates,
+                    candidate: 0,
+                    rtype,
+                    qname,
+                    chain: Vec::new(),
+                    first,
+                    tried: 0,
+                    edns,
+                    id: 0,
+                    server: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    transport: Transport::Idle,
+                    timer: None,
+                    last_error: None,
+                    saw_nodata: false,
+                    done: Some(Box::new(done)),
+                },
+            );
+            key
+        };
+        if let Err(e) = self.try_send(cx, key) {
+            // Reported on the next turn, never from inside this call.
+            let weak = Rc::downgrade(&self.inner);
+            let t = cx.timer(Duration::ZERO, None, move |st, cx, _| {
+                if let Some(inner) = weak.upgrade() {
+                    if let Some(p) = inner.borrow_mut().queries.get_mut(&key) {
+                        p.timer = None;
+                    }
+                    Resolver { inner }.finish(st, cx, key, Err(e.clone()));
+                }
+            });
+            if let Some(p) = self.inner.borrow_mut().queries.get_mut(&key) {
+                p.timer = Some(t);
+            }
+        }
+        Lookup {
+            key,
+            inner: Rc::downgrade(&self.inner),
+            detached: false,
+        }
+    }
+
+    /// The PTR records of `addr` (`in-addr.arpa` / `ip6.arpa`), from the hosts file first.
+    pub fn reverse(
+        &self,
+        cx: &mut Ctx<S>,
+        addr: IpAddr,
+        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>) + 'static,
+    ) -> Lookup<S> {
+        let arpa = Name::from(addr);
+        let known = self
+            .inner
+            .borrow()
+            .config
+            .hosts
+            .name_of(addr)
+            .and_then(|n| Name::from_str(&format!("{n}.")).ok());
+        if let Some(host) = known {
+            let answer = Answer {
+                name: arpa.clone(),
+                cnames: Vec::new(),
+                records: vec![Record::from_rdata(arpa, 0, RData::PTR(PTR(host)))],
+                additionals: Vec::new(),
+            };
+            return self.finish_soon(cx, Ok(answer), done);
+        }
+        self.query(cx, &arpa.to_ascii(), RecordType::PTR, done)
+    }
+
+    fn fail_soon(
+        &self,
+        cx: &mut Ctx<S>,
+        e: Error,
+        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>) + 'static,
+    ) -> Lookup<S> {
+        self.finish_soon(cx, Err(e), done)
+    }
+
+    /// Delivers `result` on the next turn (a callback never runs inside `query`), unless
+    /// the returned handle is dropped first.
+    fn finish_soon(
+        &self,
+        cx: &mut Ctx<S>,
+        result: Result<Answer, Error>,
+        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>) + 'static,
+    ) -> Lookup<S> {
+        let key = {
+            let mut g = self.inner.borrow_mut();
+            let key = g.next_key;
+            g.next_key += 1;
+            key
+        };
+        let weak = Rc::downgrade(&self.inner);
+        let slot = RefCell::new(Some(result));
+        let t = cx.timer(Duration::ZERO, None, move |st, cx, _| {
+            let Some(inner) = weak.upgrade() else { return };
+            let p = inner.borrow_mut().queries.remove(&key);
+            if let (Some(mut p), Some(r)) = (p, slot.borrow_mut().take()) {
+                p.timer = None;
+                if let Some(done) = p.done.take() {
+                    done(st, cx, r);
+                }
+            }
+        });
+        let pending = Pending {
+            candidates: Vec::new(),
+            candidate: 0,
+            rtype: RecordType::A,
+            qname: Name::root(),
+            chain: Vec::new(),
+            first: 0,
+            tried: 0,
+            edns: false,
+            id: 0,
+            server: SocketAddr::from(([0, 0, 0, 0], 0)),
+            transport: Transport::Idle,
+            timer: Some(t),
+            last_error: None,
+            saw_nodata: false,
+            done: Some(Box::new(done)),
+        };
+        self.inner.borrow_mut().queries.insert(key, pending);
+        Lookup {
+            key,
+            inner: Rc::downgrade(&self.inner),
+            detached: false,
+        }
+    }
+
+    /// Sends the current question to the next server, over UDP.
+    fn send(&self, st: &mut S, cx: &mut Ctx<S>, key: u64) {
+        if let Err(e) = self.try_send(cx, key) {
+            self.finish(st, cx, key, Err(e));
+        }
+    }
+
+    fn try_send(&self, cx: &mut Ctx<S>, key: u64) -> Result<(), Error> {
+        let mut g = self.inner.borrow_mut();
+        let g = &mut *g;
+        let servers = g.config.servers.clone();
+        let timeout = g.config.timeout;
+        let Some(p) = g.queries.get_mut(&key) else {
+            return Ok(());
+        };
+        if servers.is_empty() {
+            return Err(Error::Io("no name servers configured".into()));
+        }
+        let mut ws: Vec<WatcherId> = p.timer.take().into_iter().collect();
+        if let Transport::Udp(_, w) = &p.transport {
+            ws.push(*w);
+        }
+        for w in ws {
+            cx.remove(w);
+        }
+        p.transport = Transport::Idle;
+        p.server = servers[(p.first + p.tried) % servers.len()];
+        p.id = random_id();
+        let bytes = wire::encode(p.id, &p.qname, p.rtype, p.edns)?;
+        let local: SocketAddr = if p.server.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let io_err = |e: std::io::Error| Error::Io(e.to_string());
+        // A fresh socket, so a fresh (kernel-randomized) source port, per query.
+        let sock = UdpSocket::bind(local).map_err(io_err)?;
+        sock.set_nonblocking(true).map_err(io_err)?;
+        sock.connect(p.server).map_err(io_err)?;
+        // A send error (e.g. nothing listens) shows as this server failing at the timeout.
+        let _ = sock.send(&bytes);
+        let weak = Rc::downgrade(&self.inner);
+        let w = cx
+            .io(sock.as_raw_fd(), Interest::READABLE, move |st, cx, _| {
+                if let Some(inner) = weak.upgrade() {
+                    Resolver { inner }.on_udp(st, cx, key);
+                }
+            })
+            .map_err(io_err)?;
+        p.transport = Transport::Udp(sock, w);
+        let weak = Rc::downgrade(&self.inner);
+        p.timer = Some(cx.timer(timeout, None, move |st, cx, _| {
+            if let Some(inner) = weak.upgrade() {
+                Resolver { inner }.server_failed(st, cx, key, Error::Timeout);
+            }
+        }));
+        Ok(())
+    }
+
+    fn on_udp(&self, st: &mut S, cx: &mut Ctx<S>, key: u64) {
+        let mut buf = [0u8; 4096];
+        loop {
+            let msg = {
+                let g = self.inner.borrow();
+                let Some(p) = g.queries.get(&key) else { return };
+                let Transport::Udp(sock, _) = &p.transport else {
+                    return;
+                };
+                let n = match sock.recv_from(&mut buf) {
+                    Ok((n, from)) if from == p.server => n,
+                    Ok(_) => continue, // another source: not ours
+                    Err(_) => return,  // drained (or an ICMP error: the timeout decides)
+                };
+                match wire::check(&buf[..n], p.id, &p.qname, p.rtype) {
+                    Some(m) => m,
+                    None => continue, // not our answer: keep waiting
+                }
+            };
+            if msg.metadata.truncation {
+                // Never use a truncated answer: the same question over TCP.
+                return self.send_tcp(cx, key);
+            }
+            return self.on_message(st, cx, key, &msg);
+        }
+    }
+
+    /// What a response to the current question means for the lookup.
+    fn on_message(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, m: &Message) {
+        let step = {
+            let mut g = self.inner.borrow_mut();
+            let limit = g.config.cname_limit;
+            let Some(p) = g.queries.get_mut(&key) else {
+                return;
+            };
+            let qname = p.qname.clone();
+            wire::step(m, &qname, p.rtype, &mut p.chain, limit)
+        };
+        match step {
+            Step::Records(records) => {
+                let answer = {
+                    let g = self.inner.borrow();
+                    let Some(p) = g.queries.get(&key) else { return };
+                    Answer {
+                        name: p.candidates[p.candidate].clone(),
+                        cnames: p.chain.clone(),
+                        records,
+                        additionals: m.additionals.clone(),
+                    }
+                };
+                self.finish(st, cx, key, Ok(answer));
+            }
+            Step::Follow(target) => {
+                if let Some(p) = self.inner.borrow_mut().queries.get_mut(&key) {
+                    p.qname = target;
+                    p.tried = 0;
+                }
+                self.send(st, cx, key);
+            }
+            Step::NoData => self.next_candidate(st, cx, key, Error::NoData),
+            Step::Fail(Error::NxDomain) => self.next_candidate(st, cx, key, Error::NxDomain),
+            Step::Fail(e) => self.finish(st, cx, key, Err(e)),
+            Step::NextServer(e) => self.server_failed(st, cx, key, e),
+            Step::RetryWithoutEdns => {
+                if let Some(p) = self.inner.borrow_mut().queries.get_mut(&key) {
+                    p.edns = false;
+                }
+                self.send(st, cx, key);
+            }
+        }
+    }
+
+    /// The name was not found (or had no such records) as this candidate: try the next
+    /// search candidate, or report.
+    fn next_candidate(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, e: Error) {
+        let report = {
+            let mut g = self.inner.borrow_mut();
+            let Some(p) = g.queries.get_mut(&key) else {
+                return;
+            };
+            p.saw_nodata |= e == Error::NoData;
+            if p.chain.is_empty() && p.candidate + 1 < p.candidates.len() {
+                p.candidate += 1;
+                p.qname = p.candidates[p.candidate].clone();
+                p.tried = 0;
+                None
+            } else if p.saw_nodata {
+                Some(Error::NoData)
+            } else {
+                Some(e)
+            }
+        };
+        match report {
+            None => self.send(st, cx, key),
+            Some(e) => self.finish(st, cx, key, Err(e)),
+        }
+    }
+
+    /// This server failed (timeout, SERVFAIL, REFUSED, a broken TCP answer): the next
+    /// one, until every server has had `attempts` tries.
+    fn server_failed(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, e: Error) {
+        let give_up = {
+            let mut g = self.inner.borrow_mut();
+            let budget = g.config.servers.len() * g.config.attempts.max(1) as usize;
+            let Some(p) = g.queries.get_mut(&key) else {
+                return;
+            };
+            p.tried += 1;
+            // A timeout does not hide a clearer answer from an earlier server.
+            if p.last_error.is_none() || e != Error::Timeout {
+                p.last_error = Some(e);
+            }
+            (p.tried >= budget).then(|| p.last_error.clone().unwrap_or(Error::Timeout))
+        };
+        match give_up {
+            // Like glibc, a search candidate every server failed with SERVFAIL (or, for an
+            // authoritative server outside its zones, REFUSED) moves on to the next
+            // candidate; a timeout ends the lookup.
+            Some(e @ (Error::ServFail | Error::Refused)) => self.next_candidate(st, cx, key, e),
+            Some(e) => self.finish(st, cx, key, Err(e)),
+            None => self.send(st, cx, key),
+        }
+    }
+
+    /// The same question to the same server over TCP (after a truncated UDP answer).
+    fn send_tcp(&self, cx: &mut Ctx<S>, key: u64) {
+        let (server, bytes, timeout) = {
+            let mut g = self.inner.borrow_mut();
+            let timeout = g.config.timeout;
+            let Some(p) = g.queries.get_mut(&key) else {
+                return;
+            };
+            let mut ws: Vec<WatcherId> = p.timer.take().into_iter().collect();
+            if let Transport::Udp(_, w) = &p.transport {
+                ws.push(*w);
+            }
+            for w in ws {
+                cx.remove(w);
+            }
+            p.transport = Transport::Idle;
+            let Ok(bytes) = wire::encode(p.id, &p.qname, p.rtype, p.edns) else {
+                return;
+            };
+            (p.server, bytes, timeout)
+        };
+        let copts = ConnectOptions {
+            timeout: Some(timeout),
+            ..ConnectOptions::default()
+        };
+        let opts = Options {
+            read_timeout: Some(timeout),
+            ..Options::default()
+        };
+        let handler = TcpAnswer {
+            inner: Rc::downgrade(&self.inner),
+            key,
+            len: None,
+        };
+        let stream = Stream::connect(cx, vec![server.into()], copts, opts, handler);
+        let mut framed = Vec::with_capacity(bytes.len() + 2);
+        framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&bytes);
+        stream.write(cx, &framed);
+        stream.read_exact(cx, 2);
+        match self.inner.borrow_mut().queries.get_mut(&key) {
+            Some(p) => p.transport = Transport::Tcp(stream),
+            None => drop(stream),
+        }
+    }
+
+    /// Ends a lookup: its I/O stops, then its callback runs (with nothing borrowed).
+    fn finish(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, result: Result<Answer, Error>) {
+        let done = {
+            let mut g = self.inner.borrow_mut();
+            let Some(mut p) = g.queries.remove(&key) else {
+                return;
+            };
+            g.quiesce(&mut p, Some(cx));
+            p.done.take()
+        };
+        if let Some(done) = done {
+            done(st, cx, result);
+        }
+    }
+}
+
+/// The handler of a query's TCP connection: a 2-byte length, then the message.
+struct TcpAnswer<S: 'static> {
+    inner: Weak<RefCell<Inner<S>>>,
+    key: u64,
+    len: Option<usize>,
+}
+
+impl<S: 'static> bufio::Handler<S> for TcpAnswer<S> {
+    fn read(&mut self, c: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let r = Resolver { inner };
+        match self.len {
+            None => match data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) {
+                Some(n @ 12..) => {
+                    self.len = Some(usize::from(n));
+                    c.read_exact(cx, usize::from(n));
+                }
+                _ => {
+                    let e = Error::Malformed("TCP answer shorter than a header".into());
+                    r.server_failed(st, cx, self.key, e);
+                }
+            },
+            Some(_) => {
+                let msg = {
+                    let g = r.inner.borrow();
+                    let Some(p) = g.queries.get(&self.key) else {
+                        return;
+                    };
+                    wire::check(&data, p.id, &p.qname, p.rtype)
+                };
+                match msg {
+                    Some(m) => r.on_message(st, cx, self.key, &m),
+                    None => r.server_failed(
+                        st,
+                        cx,
+                        self.key,
+                        Error::Malformed("TCP answer not for this query".into()),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, _: &Conn<S>, e: Event, st: &mut S, cx: &mut Ctx<S>) {
+        if matches!(e, Event::Connected) {
+            return;
+        }
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let err = match e {
+            Event::ReadTimeout | Event::WriteTimeout => Error::Timeout,
+            other => Error::Io(format!("TCP: {other:?}")),
+        };
+        Resolver { inner }.server_failed(st, cx, self.key, err);
+    }
+}
+
+fn random_id() -> u16 {
+    let mut b = [0u8; 2];
+    // The OS CSPRNG; if it ever failed, a zero id is still checked with the question.
+    let _ = getrandom::fill(&mut b);
+    u16::from_ne_bytes(b)
+}

@@ -1,0 +1,247 @@
+//! The wire side of a query (hickory-proto does the encoding): building the question,
+//! deciding whether a datagram is the answer to it, and reading the answer, CNAME chain
+//! included.
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::Error;
+
+/// The EDNS0 UDP payload size offered (the DNS flag day 2020 value).
+pub(crate) const EDNS_PAYLOAD: u16 = 1232;
+
+/// The query message for `name`/`rtype` with id `id`, recursion desired.
+pub(crate) fn encode(
+    id: u16,
+    name: &Name,
+    rtype: RecordType,
+    edns: bool,
+) -> Result<Vec<u8>, Error> {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(name.clone(), rtype));
+    if edns {
+        let mut e = Edns::new();
+        e.set_max_payload(EDNS_PAYLOAD);
+        m.set_edns(e);
+    }
+    m.to_vec().map_err(|e| Error::BadName(e.to_string()))
+}
+
+/// The response in `bytes` if it answers this query: the same id, a response, and the
+/// same question (name case-insensitively, type, class IN). A FORMERR without a question
+/// (a server refusing EDNS) counts too. Anything else is `None`: not ours, ignored.
+pub(crate) fn check(bytes: &[u8], id: u16, name: &Name, rtype: RecordType) -> Option<Message> {
+    if bytes.len() < 12 || u16::from_be_bytes([bytes[0], bytes[1]]) != id {
+        return None;
+    }
+    let m = Message::from_vec(bytes).ok()?;
+    if m.metadata.message_type != MessageType::Response || m.metadata.id != id {
+        return None;
+    }
+    match m.queries.as_slice() {
+        [q] if q.name == *name && q.query_type == rtype && q.query_class == DNSClass::IN => Some(m),
+        [] if m.metadata.response_code == ResponseCode::FormErr => Some(m),
+        _ => None,
+    }
+}
+
+/// What one response says about the question.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// The records asked for, owned by the last name of the chain.
+    Records(Vec<Record>),
+    /// The chain ends in a name whose records this response does not carry: ask for it.
+    Follow(Name),
+    /// The name exists, without records of this type.
+    NoData,
+    /// The server could not answer; try the next one.
+    NextServer(Error),
+    /// A final failure.
+    Fail(Error),
+    /// The server does not understand EDNS: ask it again without.
+    RetryWithoutEdns,
+}
+
+/// Reads response `m` for `qname`/`rtype`, extending `chain` with the CNAMEs it follows
+/// (at most `limit` in all; a name seen twice is a loop).
+pub(crate) fn step(
+    m: &Message,
+    qname: &Name,
+    rtype: RecordType,
+    chain: &mut Vec<Name>,
+    limit: usize,
+) -> Step {
+    match m.metadata.response_code {
+        ResponseCode::NoError => {}
+        ResponseCode::NXDomain => return Step::Fail(Error::NxDomain),
+        ResponseCode::ServFail => return Step::NextServer(Error::ServFail),
+        ResponseCode::Refused => return Step::NextServer(Error::Refused),
+        // A FORMERR without EDNS in it: the server does not understand EDNS.
+        ResponseCode::FormErr if m.edns.is_none() => return Step::RetryWithoutEdns,
+        other => return Step::NextServer(Error::Other(format!("{other}"))),
+    }
+    let mut current = qname.clone();
+    loop {
+        let records: Vec<Record> = m
+            .answers
+            .iter()
+            .filter(|r| r.name == current && r.record_type() == rtype)
+            .cloned()
+            .collect();
+        if !records.is_empty() {
+            return Step::Records(records);
+        }
+        let cname = m.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(t) if r.name == current && rtype != RecordType::CNAME => Some(t.0.clone()),
+            _ => None,
+        });
+        let Some(target) = cname else {
+            return if current == *qname {
+                Step::NoData
+            } else {
+                Step::Follow(current)
+            };
+        };
+        if target == *qname || chain.contains(&target) {
+            return Step::Fail(Error::CnameLoop(target.to_string()));
+        }
+        if chain.len() >= limit {
+            return Step::Fail(Error::CnameChainTooLong(limit));
+        }
+        chain.push(target.clone());
+        current = target;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, CNAME};
+    use std::str::FromStr;
+
+    fn name(s: &str) -> Name {
+        Name::from_str(s).unwrap()
+    }
+
+    fn response(id: u16, q: &str, rtype: RecordType, answers: Vec<Record>) -> Message {
+        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(name(q), rtype));
+        m.answers = answers;
+        m
+    }
+
+    fn cname(from: &str, to: &str) -> Record {
+        Record::from_rdata(name(from), 60, RData::CNAME(CNAME(name(to))))
+    }
+
+    fn a(owner: &str, last: u8) -> Record {
+        Record::from_rdata(name(owner), 60, RData::A(A::new(192, 0, 2, last)))
+    }
+
+    #[test]
+    fn only_the_same_id_and_question_in_any_case_is_ours() {
+        let q = name("www.example.test.");
+        let bytes = response(7, "WwW.Example.TEST.", RecordType::A, vec![])
+            .to_vec()
+            .unwrap();
+        assert!(check(&bytes, 7, &q, RecordType::A).is_some());
+        assert!(check(&bytes, 8, &q, RecordType::A).is_none(), "another id");
+        assert!(
+            check(&bytes, 7, &q, RecordType::AAAA).is_none(),
+            "another type"
+        );
+        assert!(check(&bytes, 7, &name("ww.example.test."), RecordType::A).is_none());
+        let query = encode(7, &q, RecordType::A, true).unwrap();
+        assert!(
+            check(&query, 7, &q, RecordType::A).is_none(),
+            "a query is no answer"
+        );
+        assert!(
+            check(&bytes[..20], 7, &q, RecordType::A).is_none(),
+            "truncated"
+        );
+    }
+
+    #[test]
+    fn a_chain_within_one_response_is_followed_and_a_loop_is_caught() {
+        let q = name("a.test.");
+        let m = response(
+            1,
+            "a.test.",
+            RecordType::A,
+            vec![
+                cname("a.test.", "b.test."),
+                cname("b.test.", "c.test."),
+                a("c.test.", 9),
+            ],
+        );
+        let mut chain = Vec::new();
+        match step(&m, &q, RecordType::A, &mut chain, 8) {
+            Step::Records(r) => assert_eq!(r.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(chain, [name("b.test."), name("c.test.")]);
+        // Chain ends without data here: follow it with another query.
+        let m = response(
+            1,
+            "a.test.",
+            RecordType::A,
+            vec![cname("a.test.", "x.test.")],
+        );
+        let mut chain = Vec::new();
+        assert!(
+            matches!(step(&m, &q, RecordType::A, &mut chain, 8), Step::Follow(n) if n == name("x.test."))
+        );
+        // A loop, and a chain over the limit.
+        let m = response(
+            1,
+            "a.test.",
+            RecordType::A,
+            vec![cname("a.test.", "b.test."), cname("b.test.", "a.test.")],
+        );
+        assert!(matches!(
+            step(&m, &q, RecordType::A, &mut Vec::new(), 8),
+            Step::Fail(Error::CnameLoop(_))
+        ));
+        let m = response(
+            1,
+            "a.test.",
+            RecordType::A,
+            vec![
+                cname("a.test.", "b.test."),
+                cname("b.test.", "c.test."),
+                a("c.test.", 1),
+            ],
+        );
+        assert!(matches!(
+            step(&m, &q, RecordType::A, &mut Vec::new(), 1),
+            Step::Fail(Error::CnameChainTooLong(1))
+        ));
+    }
+
+    #[test]
+    fn response_codes_map_to_errors_and_next_server() {
+        let q = name("a.test.");
+        let mut m = response(1, "a.test.", RecordType::A, vec![]);
+        assert!(matches!(
+            step(&m, &q, RecordType::A, &mut Vec::new(), 8),
+            Step::NoData
+        ));
+        m.metadata.response_code = ResponseCode::NXDomain;
+        assert!(matches!(
+            step(&m, &q, RecordType::A, &mut Vec::new(), 8),
+            Step::Fail(Error::NxDomain)
+        ));
+        m.metadata.response_code = ResponseCode::ServFail;
+        assert!(matches!(
+            step(&m, &q, RecordType::A, &mut Vec::new(), 8),
+            Step::NextServer(Error::ServFail)
+        ));
+        m.metadata.response_code = ResponseCode::FormErr;
+        assert!(matches!(
+            step(&m, &q, RecordType::A, &mut Vec::new(), 8),
+            Step::RetryWithoutEdns
+        ));
+    }
+}

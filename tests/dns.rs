@@ -1,0 +1,350 @@
+//! The DNS resolver against NSD, a real authoritative server started by the tests with their
+//! own zones: every record type, a CNAME chain, NXDOMAIN against NODATA, a CNAME loop, a
+//! TXT too big for UDP (TC → TCP), reverse lookups for IPv4 and IPv6. Then in-test fake
+//! servers for what a real one will not do, and cancellation from every place.
+
+mod util;
+
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::rc::Rc;
+use std::time::Duration;
+
+use evnet::dns::{Answer, Config, Error, RData, RecordType, Resolver};
+use evnet::ev::Loop;
+use util::nsd::Nsd;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+type Got = Rc<RefCell<Vec<Result<Answer, Error>>>>;
+
+fn config(servers: &[SocketAddr]) -> Config {
+    Config {
+        timeout: Duration::from_millis(500),
+        ..Config::with_servers(servers)
+    }
+}
+
+/// Runs one lookup to its end.
+fn ask(cfg: Config, name: &str, rtype: RecordType) -> Result<Answer, Error> {
+    let mut ev = Loop::<()>::new().unwrap();
+    let dns = Resolver::new(&ev, cfg);
+    let got: Got = Rc::default();
+    let g = got.clone();
+    let _l = dns.query(&mut ev, name, rtype, move |_, _, r| g.borrow_mut().push(r));
+    let g = got.clone();
+    assert!(ev
+        .run_until(&mut (), LIMIT, move |_| !g.borrow().is_empty())
+        .unwrap());
+    let r = got.borrow_mut().pop().unwrap();
+    r
+}
+
+fn texts(a: &Answer) -> Vec<String> {
+    a.records.iter().map(|r| r.data.to_string()).collect()
+}
+
+#[test]
+fn every_record_type_from_a_real_server() {
+    let nsd = Nsd::start("types");
+    let c = || config(&[nsd.addr]);
+    let a = ask(c(), "www.example.test", RecordType::A).unwrap();
+    assert_eq!(a.addresses(), ["192.0.2.1".parse::<IpAddr>().unwrap()]);
+    assert_eq!(a.records[0].ttl, 300);
+    let aaaa = ask(c(), "WWW.Example.Test.", RecordType::AAAA).unwrap();
+    assert_eq!(aaaa.addresses(), ["2001:db8::1".parse::<IpAddr>().unwrap()]);
+    let ns = ask(c(), "example.test", RecordType::NS).unwrap();
+    assert_eq!(texts(&ns), ["ns1.example.test."]);
+    let mut mx = texts(&ask(c(), "example.test", RecordType::MX).unwrap());
+    mx.sort();
+    assert_eq!(
+        mx,
+        [
+            "10 mx1.example.test.",
+            "20 mx2.example.test.",
+            "30 mx3.example.test."
+        ]
+    );
+    let soa = ask(c(), "example.test", RecordType::SOA).unwrap();
+    assert!(matches!(&soa.records[0].data, RData::SOA(s) if s.serial == 2026112601));
+    let srv = ask(c(), "_sip._tcp.example.test", RecordType::SRV).unwrap();
+    assert_eq!(srv.records.len(), 4);
+    let txt = ask(c(), "small.example.test", RecordType::TXT).unwrap();
+    assert!(matches!(&txt.records[0].data, RData::TXT(t) if t.txt_data.len() == 2));
+    let cname = ask(c(), "c1.example.test", RecordType::CNAME).unwrap();
+    assert_eq!(texts(&cname), ["c2.example.test."]);
+}
+
+#[test]
+fn a_cname_chain_is_followed_and_named() {
+    let nsd = Nsd::start("chain");
+    let a = ask(config(&[nsd.addr]), "c1.example.test", RecordType::A).unwrap();
+    let chain: Vec<String> = a.cnames.iter().map(|n| n.to_string()).collect();
+    assert_eq!(
+        chain,
+        ["c2.example.test.", "c3.example.test.", "www.example.test."]
+    );
+    assert_eq!(a.addresses(), ["192.0.2.1".parse::<IpAddr>().unwrap()]);
+    let mut short = config(&[nsd.addr]);
+    short.cname_limit = 2;
+    assert_eq!(
+        ask(short, "c1.example.test", RecordType::A),
+        Err(Error::CnameChainTooLong(2))
+    );
+    assert!(matches!(
+        ask(config(&[nsd.addr]), "loop1.example.test", RecordType::A),
+        Err(Error::CnameLoop(_))
+    ));
+    // A chain to a name that does not exist ends in NXDOMAIN.
+    assert_eq!(
+        ask(config(&[nsd.addr]), "dangling.example.test", RecordType::A),
+        Err(Error::NxDomain)
+    );
+}
+
+#[test]
+fn nxdomain_and_nodata_are_told_apart() {
+    let nsd = Nsd::start("nx");
+    let c = || config(&[nsd.addr]);
+    assert_eq!(
+        ask(c(), "missing.example.test", RecordType::A),
+        Err(Error::NxDomain)
+    );
+    assert_eq!(
+        ask(c(), "www.example.test", RecordType::MX),
+        Err(Error::NoData)
+    );
+    assert_eq!(Error::NoData.status(), "NOERROR");
+    assert_eq!(Error::NxDomain.status(), "NXDOMAIN");
+}
+
+#[test]
+fn a_txt_too_big_for_udp_is_fetched_over_tcp_whole() {
+    let nsd = Nsd::start("tcp");
+    let a = ask(config(&[nsd.addr]), "big.example.test", RecordType::TXT).unwrap();
+    let RData::TXT(t) = &a.records[0].data else {
+        panic!("{a:?}")
+    };
+    assert_eq!(
+        t.txt_data.len(),
+        12,
+        "all the strings, not a truncated answer"
+    );
+    assert!(t.txt_data.iter().all(|s| s.len() == 200));
+}
+
+#[test]
+fn reverse_lookups_for_ipv4_and_ipv6() {
+    let nsd = Nsd::start("ptr");
+    for ip in ["192.0.2.1", "2001:db8::1"] {
+        let mut ev = Loop::<()>::new().unwrap();
+        let dns = Resolver::new(&ev, config(&[nsd.addr]));
+        let got: Got = Rc::default();
+        let g = got.clone();
+        let _l = dns.reverse(&mut ev, ip.parse().unwrap(), move |_, _, r| {
+            g.borrow_mut().push(r)
+        });
+        let g = got.clone();
+        assert!(ev
+            .run_until(&mut (), LIMIT, move |_| !g.borrow().is_empty())
+            .unwrap());
+        let a = got.borrow_mut().pop().unwrap().unwrap();
+        assert_eq!(texts(&a), ["www.example.test."], "{ip}");
+    }
+}
+
+#[test]
+fn search_list_and_hosts_file() {
+    let nsd = Nsd::start("search");
+    let mut c = config(&[nsd.addr]);
+    c.search = vec!["nowhere.test".into(), "example.test".into()];
+    let a = ask(c.clone(), "www", RecordType::A).unwrap();
+    assert_eq!(a.name.to_string(), "www.example.test.");
+    c.hosts = evnet::dns::Hosts::parse("198.51.100.7 pinned.example.test pinned\n");
+    let a = ask(c, "pinned", RecordType::A).unwrap();
+    assert_eq!(a.addresses(), ["198.51.100.7".parse::<IpAddr>().unwrap()]);
+}
+
+/// A fake server on a thread: `reply` maps each query to the datagrams to send back (to
+/// the querier, from this socket).
+fn fake(reply: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static) -> SocketAddr {
+    fake_with_spoofer(reply, |_| Vec::new())
+}
+
+/// As [`fake`], and before answering, `spoof` sends its datagrams to the querier from
+/// another port (an off-path attacker who guessed the source port).
+fn fake_with_spoofer(
+    reply: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static,
+    spoof: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static,
+) -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            for d in spoof(&buf[..n]) {
+                let _ = other.send_to(&d, from);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            for d in reply(&buf[..n]) {
+                let _ = s.send_to(&d, from);
+            }
+        }
+    });
+    addr
+}
+
+/// An answer to `query` (its id and question) with one A record 192.0.2.<last>, or only
+/// `rcode` when `last` is None.
+fn answer(query: &[u8], last: Option<u8>, rcode: u8) -> Vec<u8> {
+    use evnet::dns::proto::op::Message;
+    let q = Message::from_vec(query).unwrap();
+    let mut m = Message::new(
+        q.metadata.id,
+        evnet::dns::proto::op::MessageType::Response,
+        q.metadata.op_code,
+    );
+    m.queries = q.queries.clone();
+    m.metadata.response_code = evnet::dns::proto::op::ResponseCode::from(0, rcode);
+    if let Some(last) = last {
+        let name = q.queries[0].name.clone();
+        m.answers.push(evnet::dns::Record::from_rdata(
+            name,
+            60,
+            RData::A(evnet::dns::proto::rr::rdata::A::new(192, 0, 2, last)),
+        ));
+    }
+    m.to_vec().unwrap()
+}
+
+#[test]
+fn only_the_right_reply_counts_whatever_answers_first() {
+    // A perfect forgery (right id and question) from another port arrives first.
+    let addr = fake_with_spoofer(
+        |q| vec![answer(q, Some(1), 0)],
+        |q| vec![answer(q, Some(66), 0)],
+    );
+    let a = ask(config(&[addr]), "www.example.test", RecordType::A).unwrap();
+    assert_eq!(a.addresses(), ["192.0.2.1".parse::<IpAddr>().unwrap()]);
+    // The server itself first sends a wrong id, a wrong question and garbage.
+    let addr = fake(|q| {
+        let good = answer(q, Some(1), 0);
+        let mut wrong_id = good.clone();
+        wrong_id[0] ^= 0xff;
+        let mut wrong_q = answer(q, Some(66), 0);
+        // Another question: flip a letter of the name (after the 12-byte header).
+        wrong_q[13] ^= 0x01;
+        vec![wrong_id, wrong_q, b"garbage".to_vec(), good]
+    });
+    let a = ask(config(&[addr]), "www.example.test", RecordType::A).unwrap();
+    assert_eq!(a.addresses(), ["192.0.2.1".parse::<IpAddr>().unwrap()]);
+}
+
+#[test]
+fn servfail_then_a_good_server_and_a_silent_one_then_a_good_one() {
+    let servfail = fake(|q| vec![answer(q, None, 2)]);
+    let refused = fake(|q| vec![answer(q, None, 5)]);
+    let silent = fake(|_| Vec::new());
+    let good = fake(|q| vec![answer(q, Some(7), 0)]);
+    let want = ["192.0.2.7".parse::<IpAddr>().unwrap()];
+    assert_eq!(
+        ask(config(&[servfail, good]), "a.test", RecordType::A)
+            .unwrap()
+            .addresses(),
+        want
+    );
+    assert_eq!(
+        ask(config(&[refused, good]), "a.test", RecordType::A)
+            .unwrap()
+            .addresses(),
+        want
+    );
+    assert_eq!(
+        ask(config(&[silent, good]), "a.test", RecordType::A)
+            .unwrap()
+            .addresses(),
+        want
+    );
+    // Every server failing: the clearest error wins over the timeout.
+    assert_eq!(
+        ask(config(&[silent, servfail]), "a.test", RecordType::A),
+        Err(Error::ServFail)
+    );
+    assert_eq!(
+        ask(config(&[silent]), "a.test", RecordType::A),
+        Err(Error::Timeout)
+    );
+}
+
+#[test]
+fn formerr_on_edns_is_asked_again_without() {
+    let addr = fake(|q| {
+        // An OPT record in the additional section (ARCOUNT > 0) gets FORMERR, no question.
+        if q[11] > 0 {
+            let mut r = q[..12].to_vec();
+            r[2] |= 0x80; // QR
+            r[3] = 1; // FORMERR
+            r[4..12].fill(0);
+            vec![r]
+        } else {
+            vec![answer(q, Some(3), 0)]
+        }
+    });
+    let a = ask(config(&[addr]), "old.test", RecordType::A).unwrap();
+    assert_eq!(a.addresses(), ["192.0.2.3".parse::<IpAddr>().unwrap()]);
+}
+
+#[test]
+fn cancelling_from_any_callback_and_dropping_the_resolver_deliver_nothing() {
+    let silent = fake(|_| Vec::new());
+    let good = fake(|q| vec![answer(q, Some(9), 0)]);
+    let mut ev = Loop::<Vec<&'static str>>::new().unwrap();
+    let dns = Resolver::new(&ev, config(&[good]));
+    // A lookup whose handle the first lookup's callback drops, before it completes.
+    let slow = Resolver::new(&ev, config(&[silent]));
+    let victim = Rc::new(RefCell::new(Some(slow.query(
+        &mut ev,
+        "v.test",
+        RecordType::A,
+        |log: &mut Vec<&str>, _, _| log.push("victim ran"),
+    ))));
+    let v = victim.clone();
+    let first = dns.query(
+        &mut ev,
+        "a.test",
+        RecordType::A,
+        move |log: &mut Vec<&str>, _, r| {
+            assert!(r.is_ok());
+            log.push("first");
+            v.borrow_mut().take(); // cancels another lookup from this callback
+        },
+    );
+    // A lookup that cancels itself from its own callback (its handle lives in the state).
+    let own: Rc<RefCell<Option<evnet::dns::Lookup<Vec<&str>>>>> = Rc::default();
+    let o = own.clone();
+    *own.borrow_mut() = Some(dns.query(
+        &mut ev,
+        "b.test",
+        RecordType::A,
+        move |log: &mut Vec<&str>, _, _| {
+            log.push("own");
+            o.borrow_mut().take();
+        },
+    ));
+    // Lookups in flight when their resolver goes: nothing is delivered.
+    let orphan = Resolver::new(&ev, config(&[silent]));
+    let l = orphan.query(
+        &mut ev,
+        "o.test",
+        RecordType::A,
+        |log: &mut Vec<&str>, _, _| log.push("orphan ran"),
+    );
+    l.detach();
+    drop(orphan);
+    let mut log = Vec::new();
+    ev.run_for(&mut log, Duration::from_millis(1500)).unwrap();
+    drop(first);
+    log.sort();
+    assert_eq!(log, ["first", "own"]);
+}
