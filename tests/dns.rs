@@ -348,3 +348,166 @@ fn cancelling_from_any_callback_and_dropping_the_resolver_deliver_nothing() {
     log.sort();
     assert_eq!(log, ["first", "own"]);
 }
+
+type Targets = Rc<RefCell<Vec<Result<Vec<evnet::dns::Target>, Error>>>>;
+
+fn targets(nsd: &Nsd, name: &str, mx: bool) -> Result<Vec<evnet::dns::Target>, Error> {
+    let mut ev = Loop::<()>::new().unwrap();
+    let dns = Resolver::new(&ev, config(&[nsd.addr]));
+    let got: Targets = Rc::default();
+    let g = got.clone();
+    let done = move |_: &mut (), _: &mut evnet::ev::Ctx<()>, r| g.borrow_mut().push(r);
+    let _c = if mx {
+        dns.mx_hosts(&mut ev, name, done)
+    } else {
+        dns.srv_hosts(&mut ev, name, done)
+    };
+    let g = got.clone();
+    assert!(ev
+        .run_until(&mut (), LIMIT, move |_| !g.borrow().is_empty())
+        .unwrap());
+    let r = got.borrow_mut().pop().unwrap();
+    r
+}
+
+fn hosts(t: &[evnet::dns::Target]) -> Vec<String> {
+    t.iter().map(|t| t.host.to_string()).collect()
+}
+
+fn ips(v: &[&str]) -> Vec<IpAddr> {
+    v.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+#[test]
+fn srv_hosts_in_rfc_2782_order_with_their_addresses() {
+    let nsd = Nsd::start("srv");
+    let t = targets(&nsd, "_sip._tcp.example.test", false).unwrap();
+    let h = hosts(&t);
+    assert_eq!(h.len(), 4);
+    let mut first3 = h[..3].to_vec();
+    first3.sort();
+    assert_eq!(
+        first3,
+        [
+            "sip1.example.test.",
+            "sip2.example.test.",
+            "sip3.example.test."
+        ]
+    );
+    assert_eq!(
+        h[3], "backup.example.test.",
+        "priority 20 after every priority 10"
+    );
+    assert_eq!(t[3].port, 5061);
+    let sip2 = t
+        .iter()
+        .find(|t| t.host.to_string() == "sip2.example.test.")
+        .unwrap();
+    assert_eq!(
+        sip2.addresses,
+        ips(&["2001:db8::22", "192.0.2.22"]),
+        "IPv6 first, interleaved"
+    );
+    assert_eq!(
+        targets(&nsd, "_none._tcp.example.test", false),
+        Err(Error::ServiceUnavailable)
+    );
+    assert_eq!(
+        targets(&nsd, "_x._tcp.example.test", false),
+        Err(Error::NxDomain)
+    );
+}
+
+#[test]
+fn mx_hosts_by_preference_implicit_and_null() {
+    let nsd = Nsd::start("mx");
+    let t = targets(&nsd, "example.test", true).unwrap();
+    assert_eq!(
+        hosts(&t),
+        [
+            "mx1.example.test.",
+            "mx2.example.test.",
+            "mx3.example.test."
+        ]
+    );
+    assert_eq!(t[0].addresses, ips(&["192.0.2.11"]));
+    assert_eq!(t[1].addresses, ips(&["2001:db8::12", "192.0.2.12"]));
+    assert_eq!(t[2].addresses, ips(&["2001:db8::13"]));
+    assert_eq!(
+        targets(&nsd, "nomail.example.test", true),
+        Err(Error::NoMail)
+    );
+    // No MX: the domain itself (RFC 5321 §5.1).
+    let t = targets(&nsd, "www.example.test", true).unwrap();
+    assert_eq!(hosts(&t), ["www.example.test."]);
+    assert_eq!(t[0].addresses, ips(&["2001:db8::1", "192.0.2.1"]));
+}
+
+#[test]
+fn lookup_ip_interleaves_families_and_a_dropped_compound_never_calls_back() {
+    let nsd = Nsd::start("ip");
+    let mut ev = Loop::<Vec<Result<Vec<IpAddr>, Error>>>::new().unwrap();
+    let dns = Resolver::new(&ev, config(&[nsd.addr]));
+    let a = dns.lookup_ip(&mut ev, "www.example.test", |log, _, r| log.push(r));
+    let b = dns.lookup_ip(&mut ev, "missing.example.test", |log, _, r| log.push(r));
+    let dropped = dns.lookup_ip(&mut ev, "mx2.example.test", |log, _, r| log.push(r));
+    drop(dropped);
+    let mut log = Vec::new();
+    assert!(ev.run_until(&mut log, LIMIT, |l| l.len() >= 2).unwrap());
+    ev.run_for(&mut log, Duration::from_millis(100)).unwrap();
+    drop((a, b));
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log.contains(&Ok(ips(&["2001:db8::1", "192.0.2.1"]))));
+    assert!(log.contains(&Err(Error::NxDomain)));
+}
+
+#[test]
+fn connect_host_resolves_through_this_resolver() {
+    let nsd = Nsd::start("connect");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut ev = Loop::<Vec<String>>::new().unwrap();
+    let dns = Resolver::new(&ev, config(&[nsd.addr]));
+    let events = |name: &'static str| {
+        util::Fns::new(
+            |_, _, _, _| {},
+            move |_, e, log: &mut Vec<String>, _| log.push(format!("{name} {e:?}")),
+        )
+    };
+    let copts = evnet::socket::ConnectOptions::default();
+    let opts = evnet::bufio::Options::default();
+    let named = evnet::bufio::Stream::connect_host(
+        &mut ev,
+        &dns,
+        "ns1.example.test",
+        port,
+        copts,
+        opts,
+        events("named"),
+    );
+    let literal = evnet::bufio::Stream::connect_host(
+        &mut ev,
+        &dns,
+        "127.0.0.1",
+        port,
+        copts,
+        opts,
+        events("literal"),
+    );
+    let missing = evnet::bufio::Stream::connect_host(
+        &mut ev,
+        &dns,
+        "missing.example.test",
+        port,
+        copts,
+        opts,
+        events("missing"),
+    );
+    let mut log = Vec::new();
+    assert!(ev.run_until(&mut log, LIMIT, |l| l.len() >= 3).unwrap());
+    log.sort();
+    assert_eq!(log[0], "literal Connected");
+    assert!(log[1].starts_with("missing Error"), "{log:?}");
+    assert_eq!(log[2], "named Connected");
+    drop((named, literal, missing));
+}

@@ -7,11 +7,14 @@
 //! Wire format by [`hickory_proto`] (re-exported as [`proto`]): answers are its typed
 //! [`Record`]s.
 
+mod compound;
 mod config;
+mod connect;
 mod error;
 mod resolver;
 mod wire;
 
+pub use compound::{rfc2782_order, Compound, Target};
 pub use config::{Config, Hosts};
 pub use error::Error;
 pub use hickory_proto as proto;

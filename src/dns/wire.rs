@@ -244,4 +244,56 @@ mod tests {
             Step::RetryWithoutEdns
         ));
     }
+
+    #[test]
+    fn random_mutated_and_truncated_packets_never_panic() {
+        let q = name("a.test.");
+        let mut base = response(
+            0x4242,
+            "a.test.",
+            RecordType::A,
+            vec![
+                cname("a.test.", "b.test."),
+                a("b.test.", 1),
+                a("b.test.", 2),
+            ],
+        );
+        base.additionals = vec![a("b.test.", 3)];
+        let good = base.to_vec().unwrap();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut used = 0;
+        for round in 0..20_000 {
+            let mut p = good.clone();
+            match round % 3 {
+                0 => {
+                    for _ in 0..1 + next() % 4 {
+                        let i = (next() as usize) % p.len();
+                        p[i] = next() as u8;
+                    }
+                }
+                1 => p.truncate((next() as usize) % p.len()),
+                _ => {
+                    p = (0..(next() % 600) as usize).map(|_| next() as u8).collect();
+                    if p.len() >= 2 {
+                        p[0] = 0x42;
+                        p[1] = 0x42;
+                    }
+                }
+            }
+            if let Some(m) = check(&p, 0x4242, &q, RecordType::A) {
+                used += 1;
+                let _ = step(&m, &q, RecordType::A, &mut Vec::new(), 8);
+            }
+        }
+        assert!(
+            used > 100,
+            "some mutations still parse and go through step ({used})"
+        );
+    }
 }
