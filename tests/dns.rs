@@ -511,3 +511,55 @@ fn connect_host_resolves_through_this_resolver() {
     assert_eq!(log[2], "named Connected");
     drop((named, literal, missing));
 }
+
+/// Runs `examples/lookup` against `nsd`: (exit success, stdout, stderr).
+fn lookup(nsd: &Nsd, args: &[&str]) -> (bool, String, String) {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("lookup");
+    let out = std::process::Command::new(bin)
+        .arg("--server")
+        .arg(nsd.addr.to_string())
+        .args(args)
+        .output()
+        .expect("examples/lookup (cargo test builds the examples)");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn the_lookup_example_prints_zone_file_lines_json_compounds_and_status() {
+    let nsd = Nsd::start("lookup");
+    let (ok, out, _) = lookup(&nsd, &["A", "www.example.test"]);
+    assert!(ok);
+    assert_eq!(out, "www.example.test. 300 IN A 192.0.2.1\n");
+    let (ok, out, _) = lookup(&nsd, &["-x", "2001:db8::1"]);
+    assert!(ok);
+    assert!(out.ends_with("IN PTR www.example.test.\n"), "{out}");
+    let (ok, out, _) = lookup(&nsd, &["--json", "mx", "example.test"]);
+    assert!(ok);
+    assert!(out.starts_with("{\"status\":\"NOERROR\""), "{out}");
+    assert!(out.contains("\"data\":\"10 mx1.example.test.\""), "{out}");
+    let (ok, out, _) = lookup(&nsd, &["mx-hosts", "example.test"]);
+    assert!(ok);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "example.test. 300 IN MX 10 mx1.example.test.");
+    assert_eq!(lines[1], "  mx1.example.test. IN A 192.0.2.11");
+    let (ok, out, _) = lookup(&nsd, &["srv-hosts", "_sip._tcp.example.test"]);
+    assert!(ok);
+    assert_eq!(out.lines().filter(|l| l.contains(" SRV ")).count(), 4);
+    let (ok, _, err) = lookup(&nsd, &["A", "missing.example.test"]);
+    assert!(!ok);
+    assert!(err.starts_with("status: NXDOMAIN"), "{err}");
+    let (ok, _, err) = lookup(&nsd, &["MX", "www.example.test"]);
+    assert!(!ok);
+    assert!(
+        err.starts_with("status: NOERROR"),
+        "NODATA is NOERROR with no answer: {err}"
+    );
+}

@@ -1,0 +1,187 @@
+//! A dig-like lookup on evnet's resolver.
+//!
+//! ```text
+//! lookup [--server IP:PORT] [--json] TYPE NAME     e.g. lookup MX example.com
+//! lookup -x ADDRESS                                reverse (PTR)
+//! lookup srv-hosts _sip._tcp.example.com           SRV in RFC 2782 order + addresses
+//! lookup mx-hosts example.com                      MX by preference + addresses
+//! ```
+//!
+//! Records print one per line in zone-file presentation format (owner TTL class type
+//! data, as `dig +noall +answer` does); compound results print each SRV/MX record followed
+//! by its target's addresses. Errors print `status: NXDOMAIN` (etc.) on stderr and exit 1.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+use evnet::dns::{Answer, Config, Error, Record, RecordType, Resolver, Target};
+use evnet::ev::Loop;
+
+#[derive(Parser)]
+#[command(about = "Look up DNS records with evnet's resolver")]
+struct Args {
+    /// Ask this server (IP or IP:PORT) instead of /etc/resolv.conf's.
+    #[arg(long)]
+    server: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Reverse lookup of this address.
+    #[arg(short = 'x')]
+    reverse: Option<IpAddr>,
+    /// Seconds to wait for each server.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+    /// TYPE NAME, `srv-hosts NAME` or `mx-hosts NAME`.
+    words: Vec<String>,
+}
+
+enum Out {
+    Records(Answer),
+    Targets(Vec<Target>),
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn record_json(r: &Record) -> String {
+    format!(
+        "{{\"name\":{},\"ttl\":{},\"class\":{},\"type\":{},\"data\":{}}}",
+        json_str(&r.name.to_string()),
+        r.ttl,
+        json_str(&r.dns_class.to_string()),
+        json_str(&r.record_type().to_string()),
+        json_str(&r.data.to_string())
+    )
+}
+
+fn address_line(host: &str, ip: &IpAddr) -> String {
+    let t = if ip.is_ipv4() { "A" } else { "AAAA" };
+    format!("{host} IN {t} {ip}")
+}
+
+fn print(out: &Out, json: bool) {
+    match (out, json) {
+        (Out::Records(a), false) => {
+            for r in &a.records {
+                println!("{r}");
+            }
+        }
+        (Out::Records(a), true) => {
+            let recs: Vec<String> = a.records.iter().map(record_json).collect();
+            let chain: Vec<String> = a.cnames.iter().map(|n| json_str(&n.to_string())).collect();
+            println!(
+                "{{\"status\":\"NOERROR\",\"cnames\":[{}],\"answers\":[{}]}}",
+                chain.join(","),
+                recs.join(",")
+            );
+        }
+        (Out::Targets(ts), false) => {
+            for t in ts {
+                println!("{}", t.record);
+                let host = t.host.to_string();
+                for ip in &t.addresses {
+                    println!("  {}", address_line(&host, ip));
+                }
+                if let Some(e) = &t.error {
+                    println!("  ; {host}: {e}");
+                }
+            }
+        }
+        (Out::Targets(ts), true) => {
+            let items: Vec<String> = ts
+                .iter()
+                .map(|t| {
+                    let ips: Vec<String> = t
+                        .addresses
+                        .iter()
+                        .map(|i| json_str(&i.to_string()))
+                        .collect();
+                    format!(
+                        "{{\"record\":{},\"host\":{},\"port\":{},\"addresses\":[{}]}}",
+                        record_json(&t.record),
+                        json_str(&t.host.to_string()),
+                        t.port,
+                        ips.join(",")
+                    )
+                })
+                .collect();
+            println!(
+                "{{\"status\":\"NOERROR\",\"targets\":[{}]}}",
+                items.join(",")
+            );
+        }
+    }
+}
+
+type Result2 = Option<Result<Out, Error>>;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = Config::system();
+    if let Some(s) = &args.server {
+        let addr = SocketAddr::from_str(s)
+            .or_else(|_| IpAddr::from_str(s).map(|ip| SocketAddr::new(ip, 53)))
+            .map_err(|_| anyhow::anyhow!("--server {s}: an IP or IP:PORT"))?;
+        config.servers = vec![addr];
+    }
+    config.timeout = Duration::from_secs(args.timeout.max(1));
+    let mut ev = Loop::<Result2>::new()?;
+    let dns = Resolver::new(&ev, config);
+    let records = |st: &mut Result2, cx: &mut evnet::ev::Ctx<Result2>, r: Result<Answer, Error>| {
+        *st = Some(r.map(Out::Records));
+        cx.stop_loop();
+    };
+    let targets =
+        |st: &mut Result2, cx: &mut evnet::ev::Ctx<Result2>, r: Result<Vec<Target>, Error>| {
+            *st = Some(r.map(Out::Targets));
+            cx.stop_loop();
+        };
+    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+    // Each branch keeps its handle alive while the loop runs.
+    let _handle: Box<dyn std::any::Any> = match (args.reverse, words.as_slice()) {
+        (Some(ip), []) => Box::new(dns.reverse(&mut ev, ip, records)),
+        (None, ["srv-hosts", name]) => Box::new(dns.srv_hosts(&mut ev, name, targets)),
+        (None, ["mx-hosts", name]) => Box::new(dns.mx_hosts(&mut ev, name, targets)),
+        (None, [rtype, name]) => {
+            let t = RecordType::from_str(&rtype.to_ascii_uppercase())
+                .map_err(|_| anyhow::anyhow!("unknown record type {rtype}"))?;
+            Box::new(dns.query(&mut ev, name, t, records))
+        }
+        _ => anyhow::bail!("usage: lookup [--server IP:PORT] [--json] TYPE NAME | -x ADDRESS | srv-hosts NAME | mx-hosts NAME"),
+    };
+    let mut result: Result2 = None;
+    ev.run(&mut result)?;
+    match result {
+        Some(Ok(out)) => {
+            print(&out, args.json);
+            Ok(())
+        }
+        Some(Err(e)) => {
+            if args.json {
+                println!(
+                    "{{\"status\":{},\"error\":{}}}",
+                    json_str(e.status()),
+                    json_str(&e.to_string())
+                );
+            }
+            eprintln!("status: {}", e.status());
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+        None => anyhow::bail!("no answer"),
+    }
+}
