@@ -50,6 +50,9 @@ sip2     IN A   192.0.2.22
 sip2     IN AAAA 2001:db8::22
 sip3     IN A   192.0.2.23
 backup   IN A   192.0.2.29
+*.wild   IN A   192.0.2.99
+*.srv    IN SRV 10 60 5060 sip1.example.test.
+*.srv    IN SRV 20 0  5061 backup.example.test.
 "#;
 
 const REV4: &str = r#"$ORIGIN 2.0.192.in-addr.arpa.
@@ -110,7 +113,8 @@ impl Nsd {
             "server:\n  ip-address: 127.0.0.1@{port}\n  do-ip6: no\n  username: \"\"\n  \
              chroot: \"\"\n  zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  \
              zonelistfile: \"{d}/zone.list\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  \
-             logfile: \"{d}/nsd.log\"\n  verbosity: 1\n  server-count: 1\n\
+             logfile: \"{d}/nsd.log\"\n  verbosity: 1\n  server-count: 1\n  \
+             rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n\
              remote-control:\n  control-enable: no\n\
              zone:\n  name: example.test\n  zonefile: example.test.zone\n\
              zone:\n  name: 2.0.192.in-addr.arpa\n  zonefile: rev4.zone\n\
