@@ -563,3 +563,105 @@ fn the_lookup_example_prints_zone_file_lines_json_compounds_and_status() {
         "NODATA is NOERROR with no answer: {err}"
     );
 }
+
+/// Asks for `name` twice, the second time after the first answer; returns both results.
+fn ask_twice(cfg: Config, name: &str) -> Vec<Result<Answer, Error>> {
+    let mut ev = Loop::<Vec<Result<Answer, Error>>>::new().unwrap();
+    let dns = Resolver::new(&ev, cfg);
+    let name2 = name.to_owned();
+    let d2 = dns.clone();
+    let keep: Rc<RefCell<Vec<evnet::dns::Lookup<_>>>> = Rc::default();
+    let k2 = keep.clone();
+    let first = dns.query(
+        &mut ev,
+        name,
+        RecordType::A,
+        move |log: &mut Vec<_>, cx, r| {
+            log.push(r);
+            let l = d2.query(cx, &name2, RecordType::A, |log: &mut Vec<_>, _, r| {
+                log.push(r)
+            });
+            k2.borrow_mut().push(l);
+        },
+    );
+    let mut log = Vec::new();
+    assert!(ev.run_until(&mut log, LIMIT, |l| l.len() == 2).unwrap());
+    drop((first, keep));
+    log
+}
+
+#[test]
+fn the_cache_answers_within_ttl_negative_answers_for_the_soa_minimum_and_is_off_by_default() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let asked = Arc::new(AtomicUsize::new(0));
+    let a2 = asked.clone();
+    let server = fake(move |q| {
+        a2.fetch_add(1, Ordering::SeqCst);
+        vec![answer(q, Some(5), 0)]
+    });
+    let cached = Config {
+        cache: 16,
+        ..config(&[server])
+    };
+    let r = ask_twice(cached, "c.test.");
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "the second answer came from the cache"
+    );
+    assert_eq!(r[0], r[1]);
+    let r = ask_twice(config(&[server]), "c.test.");
+    assert_eq!(asked.load(Ordering::SeqCst), 3, "no cache by default");
+    assert!(r[1].is_ok());
+
+    // NXDOMAIN with an SOA (minimum 30): kept; without one: not kept.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let a2 = asked.clone();
+    let server = fake(move |q| {
+        use evnet::dns::proto::op::Message;
+        use evnet::dns::proto::rr::rdata::SOA;
+        a2.fetch_add(1, Ordering::SeqCst);
+        let mut m = Message::from_vec(&answer(q, None, 3)).unwrap();
+        let zone: evnet::dns::Name = "test.".parse().unwrap();
+        let soa = SOA::new(zone.clone(), zone.clone(), 1, 3600, 600, 86400, 30);
+        m.authorities
+            .push(evnet::dns::Record::from_rdata(zone, 300, RData::SOA(soa)));
+        vec![m.to_vec().unwrap()]
+    });
+    let cached = Config {
+        cache: 16,
+        ..config(&[server])
+    };
+    let r = ask_twice(cached, "gone.test.");
+    assert_eq!(r, [Err(Error::NxDomain), Err(Error::NxDomain)]);
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn with_0x20_the_answer_must_echo_the_names_case() {
+    let nsd = Nsd::start("0x20");
+    let mixed = Config {
+        case_randomization: true,
+        ..config(&[nsd.addr])
+    };
+    let a = ask(mixed.clone(), "www.example.test", RecordType::A).unwrap();
+    assert_eq!(a.addresses(), ["192.0.2.1".parse::<IpAddr>().unwrap()]);
+    // A server (or forger) that answers in lower case is not believed.
+    let lower = fake(|q| {
+        let mut r = answer(q, Some(1), 0);
+        for b in r[12..].iter_mut().take_while(|b| **b != 0) {
+            b.make_ascii_lowercase();
+        }
+        vec![r]
+    });
+    let strict = Config {
+        case_randomization: true,
+        attempts: 1,
+        ..config(&[lower])
+    };
+    assert_eq!(
+        ask(strict, "mixed.case.randomization.test.name", RecordType::A),
+        Err(Error::Timeout)
+    );
+}

@@ -29,6 +29,13 @@ pub struct Config {
     pub cname_limit: usize,
     /// Names answered from a hosts file before asking a server (A, AAAA and PTR).
     pub hosts: Hosts,
+    /// Responses kept for their TTL (negative answers for the SOA's), at most this many;
+    /// 0 (the default) keeps none.
+    pub cache: usize,
+    /// Randomize the case of the name's letters in each query and require the answer to
+    /// echo it exactly (0x20): more bits for a forger to guess. Off by default (a few
+    /// servers do not echo the case).
+    pub case_randomization: bool,
 }
 
 impl Default for Config {
@@ -44,6 +51,8 @@ impl Default for Config {
             edns: true,
             cname_limit: 8,
             hosts: Hosts::default(),
+            cache: 0,
+            case_randomization: false,
         }
     }
 }

@@ -7,11 +7,13 @@
 //! Wire format by [`hickory_proto`] (re-exported as [`proto`]): answers are its typed
 //! [`Record`]s.
 
+mod cache;
 mod compound;
 mod config;
 mod connect;
 mod error;
 mod resolver;
+mod tcp;
 mod wire;
 
 pub use compound::{rfc2782_order, Compound, Target};

@@ -9,16 +9,15 @@ use std::rc::{Rc, Weak};
 use std::str::FromStr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use super::cache::Cache;
 use super::wire::{self, Step};
 use super::{Config, Error};
-use crate::bufio::{self, Conn, Event, Options, Stream};
+use crate::bufio::Stream;
 use crate::ev::{Ctx, Interest, Remover, WatcherId};
-use crate::socket::ConnectOptions;
 
 /// A successful lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,41 +49,44 @@ impl Answer {
 type Done<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>)>;
 
 /// Where a query's bytes go now.
-enum Transport<S: 'static> {
+pub(super) enum Transport<S: 'static> {
     Idle,
     Udp(UdpSocket, WatcherId),
     Tcp(Stream<S>),
 }
 
-struct Pending<S: 'static> {
+pub(super) struct Pending<S: 'static> {
     /// The names to try (search list applied), and which one is being tried.
-    candidates: Vec<Name>,
-    candidate: usize,
-    rtype: RecordType,
+    pub(super) candidates: Vec<Name>,
+    pub(super) candidate: usize,
+    pub(super) rtype: RecordType,
     /// The question on the wire: a candidate, or the end of a CNAME chain.
-    qname: Name,
-    chain: Vec<Name>,
+    pub(super) qname: Name,
+    /// `qname` as sent: its letters' case randomized with `case_randomization` (0x20).
+    pub(super) wire_name: Name,
+    pub(super) chain: Vec<Name>,
     /// Servers asked for this question so far (the next is `first + tried`).
-    first: usize,
-    tried: usize,
-    edns: bool,
-    id: u16,
-    server: SocketAddr,
-    transport: Transport<S>,
-    timer: Option<WatcherId>,
+    pub(super) first: usize,
+    pub(super) tried: usize,
+    pub(super) edns: bool,
+    pub(super) id: u16,
+    pub(super) server: SocketAddr,
+    pub(super) transport: Transport<S>,
+    pub(super) timer: Option<WatcherId>,
     /// The error to report if every server fails.
-    last_error: Option<Error>,
+    pub(super) last_error: Option<Error>,
     /// An earlier search candidate had the name without the type.
-    saw_nodata: bool,
-    done: Option<Done<S>>,
+    pub(super) saw_nodata: bool,
+    pub(super) done: Option<Done<S>>,
 }
 
-struct Inner<S: 'static> {
-    config: Config,
-    queries: HashMap<u64, Pending<S>>,
-    next_key: u64,
-    next_server: usize,
-    remover: Remover<S>,
+pub(super) struct Inner<S: 'static> {
+    pub(super) config: Config,
+    pub(super) queries: HashMap<u64, Pending<S>>,
+    pub(super) next_key: u64,
+    pub(super) next_server: usize,
+    pub(super) remover: Remover<S>,
+    pub(super) cache: Cache,
 }
 
 impl<S: 'static> Inner<S> {
@@ -145,7 +147,7 @@ impl<S: 'static> Drop for Inner<S> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Resolver<S: 'static> {
-    inner: Rc<RefCell<Inner<S>>>,
+    pub(super) inner: Rc<RefCell<Inner<S>>>,
 }
 
 impl<S: 'static> Clone for Resolver<S> {
@@ -210,12 +212,14 @@ impl<S: 'static> Drop for Lookup<S> {
 impl<S: 'static> Resolver<S> {
     /// A resolver on `cx`'s loop with `config`.
     pub fn new(cx: &Ctx<S>, config: Config) -> Resolver<S> {
+        let cache_size = config.cache;
         Resolver {
             inner: Rc::new(RefCell::new(Inner {
                 config,
                 queries: HashMap::new(),
                 next_key: 0,
                 next_server: 0,
+                cache: Cache::new(cache_size),
                 remover: cx.remover(),
             })),
         }
@@ -290,6 +294,7 @@ impl<S: 'static> Resolver<S> {
                     candidates,
                     candidate: 0,
                     rtype,
+                    wire_name: qname.clone(),
                     qname,
                     chain: Vec::new(),
                     first,
@@ -395,6 +400,7 @@ impl<S: 'static> Resolver<S> {
             candidate: 0,
             rtype: RecordType::A,
             qname: Name::root(),
+            wire_name: Name::root(),
             chain: Vec::new(),
             first: 0,
             tried: 0,
@@ -427,6 +433,7 @@ impl<S: 'static> Resolver<S> {
         let g = &mut *g;
         let servers = g.config.servers.clone();
         let timeout = g.config.timeout;
+        let mix = g.config.case_randomization;
         let Some(p) = g.queries.get_mut(&key) else {
             return Ok(());
         };
@@ -441,9 +448,27 @@ impl<S: 'static> Resolver<S> {
             cx.remove(w);
         }
         p.transport = Transport::Idle;
+        if let Some(m) = g.cache.get(&p.qname, p.rtype, std::time::Instant::now()) {
+            // Answered from the cache, on the next turn (never from inside `query`).
+            let weak = Rc::downgrade(&self.inner);
+            p.timer = Some(cx.timer(Duration::ZERO, None, move |st, cx, _| {
+                if let Some(inner) = weak.upgrade() {
+                    if let Some(p) = inner.borrow_mut().queries.get_mut(&key) {
+                        p.timer = None;
+                    }
+                    Resolver { inner }.on_message(st, cx, key, &m, false);
+                }
+            }));
+            return Ok(());
+        }
         p.server = servers[(p.first + p.tried) % servers.len()];
         p.id = random_id();
-        let bytes = wire::encode(p.id, &p.qname, p.rtype, p.edns)?;
+        p.wire_name = if mix {
+            wire::mix_case(&p.qname)
+        } else {
+            p.qname.clone()
+        };
+        let bytes = wire::encode(p.id, &p.wire_name, p.rtype, p.edns)?;
         let local: SocketAddr = if p.server.is_ipv4() {
             SocketAddr::from(([0, 0, 0, 0], 0))
         } else {
@@ -488,7 +513,8 @@ impl<S: 'static> Resolver<S> {
                     Ok(_) => continue, // another source: not ours
                     Err(_) => return,  // drained (or an ICMP error: the timeout decides)
                 };
-                match wire::check(&buf[..n], p.id, &p.qname, p.rtype) {
+                let exact = g.config.case_randomization;
+                match wire::check(&buf[..n], p.id, &p.wire_name, p.rtype, exact) {
                     Some(m) => m,
                     None => continue, // not our answer: keep waiting
                 }
@@ -497,19 +523,31 @@ impl<S: 'static> Resolver<S> {
                 // Never use a truncated answer: the same question over TCP.
                 return self.send_tcp(cx, key);
             }
-            return self.on_message(st, cx, key, &msg);
+            return self.on_message(st, cx, key, &msg, true);
         }
     }
 
-    /// What a response to the current question means for the lookup.
-    fn on_message(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, m: &Message) {
+    /// What a response to the current question means for the lookup; a `fresh` one (from
+    /// the network, not the cache) is offered to the cache.
+    pub(super) fn on_message(
+        &self,
+        st: &mut S,
+        cx: &mut Ctx<S>,
+        key: u64,
+        m: &Message,
+        fresh: bool,
+    ) {
         let step = {
             let mut g = self.inner.borrow_mut();
+            let g = &mut *g;
             let limit = g.config.cname_limit;
             let Some(p) = g.queries.get_mut(&key) else {
                 return;
             };
             let qname = p.qname.clone();
+            if fresh {
+                g.cache.put(&qname, p.rtype, m, std::time::Instant::now());
+            }
             wire::step(m, &qname, p.rtype, &mut p.chain, limit)
         };
         match step {
@@ -574,7 +612,7 @@ impl<S: 'static> Resolver<S> {
 
     /// This server failed (timeout, SERVFAIL, REFUSED, a broken TCP answer): the next
     /// one, until every server has had `attempts` tries.
-    fn server_failed(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, e: Error) {
+    pub(super) fn server_failed(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, e: Error) {
         let give_up = {
             let mut g = self.inner.borrow_mut();
             let budget = g.config.servers.len() * g.config.attempts.max(1) as usize;
@@ -598,52 +636,6 @@ impl<S: 'static> Resolver<S> {
         }
     }
 
-    /// The same question to the same server over TCP (after a truncated UDP answer).
-    fn send_tcp(&self, cx: &mut Ctx<S>, key: u64) {
-        let (server, bytes, timeout) = {
-            let mut g = self.inner.borrow_mut();
-            let timeout = g.config.timeout;
-            let Some(p) = g.queries.get_mut(&key) else {
-                return;
-            };
-            let mut ws: Vec<WatcherId> = p.timer.take().into_iter().collect();
-            if let Transport::Udp(_, w) = &p.transport {
-                ws.push(*w);
-            }
-            for w in ws {
-                cx.remove(w);
-            }
-            p.transport = Transport::Idle;
-            let Ok(bytes) = wire::encode(p.id, &p.qname, p.rtype, p.edns) else {
-                return;
-            };
-            (p.server, bytes, timeout)
-        };
-        let copts = ConnectOptions {
-            timeout: Some(timeout),
-            ..ConnectOptions::default()
-        };
-        let opts = Options {
-            read_timeout: Some(timeout),
-            ..Options::default()
-        };
-        let handler = TcpAnswer {
-            inner: Rc::downgrade(&self.inner),
-            key,
-            len: None,
-        };
-        let stream = Stream::connect(cx, vec![server.into()], copts, opts, handler);
-        let mut framed = Vec::with_capacity(bytes.len() + 2);
-        framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&bytes);
-        stream.write(cx, &framed);
-        stream.read_exact(cx, 2);
-        match self.inner.borrow_mut().queries.get_mut(&key) {
-            Some(p) => p.transport = Transport::Tcp(stream),
-            None => drop(stream),
-        }
-    }
-
     /// Ends a lookup: its I/O stops, then its callback runs (with nothing borrowed).
     fn finish(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, result: Result<Answer, Error>) {
         let done = {
@@ -657,66 +649,6 @@ impl<S: 'static> Resolver<S> {
         if let Some(done) = done {
             done(st, cx, result);
         }
-    }
-}
-
-/// The handler of a query's TCP connection: a 2-byte length, then the message.
-struct TcpAnswer<S: 'static> {
-    inner: Weak<RefCell<Inner<S>>>,
-    key: u64,
-    len: Option<usize>,
-}
-
-impl<S: 'static> bufio::Handler<S> for TcpAnswer<S> {
-    fn read(&mut self, c: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>) {
-        let Some(inner) = self.inner.upgrade() else {
-            return;
-        };
-        let r = Resolver { inner };
-        match self.len {
-            None => match data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) {
-                Some(n @ 12..) => {
-                    self.len = Some(usize::from(n));
-                    c.read_exact(cx, usize::from(n));
-                }
-                _ => {
-                    let e = Error::Malformed("TCP answer shorter than a header".into());
-                    r.server_failed(st, cx, self.key, e);
-                }
-            },
-            Some(_) => {
-                let msg = {
-                    let g = r.inner.borrow();
-                    let Some(p) = g.queries.get(&self.key) else {
-                        return;
-                    };
-                    wire::check(&data, p.id, &p.qname, p.rtype)
-                };
-                match msg {
-                    Some(m) => r.on_message(st, cx, self.key, &m),
-                    None => r.server_failed(
-                        st,
-                        cx,
-                        self.key,
-                        Error::Malformed("TCP answer not for this query".into()),
-                    ),
-                }
-            }
-        }
-    }
-
-    fn event(&mut self, _: &Conn<S>, e: Event, st: &mut S, cx: &mut Ctx<S>) {
-        if matches!(e, Event::Connected) {
-            return;
-        }
-        let Some(inner) = self.inner.upgrade() else {
-            return;
-        };
-        let err = match e {
-            Event::ReadTimeout | Event::WriteTimeout => Error::Timeout,
-            other => Error::Io(format!("TCP: {other:?}")),
-        };
-        Resolver { inner }.server_failed(st, cx, self.key, err);
     }
 }
 

@@ -29,9 +29,16 @@ pub(crate) fn encode(
 }
 
 /// The response in `bytes` if it answers this query: the same id, a response, and the
-/// same question (name case-insensitively, type, class IN). A FORMERR without a question
-/// (a server refusing EDNS) counts too. Anything else is `None`: not ours, ignored.
-pub(crate) fn check(bytes: &[u8], id: u16, name: &Name, rtype: RecordType) -> Option<Message> {
+/// same question (name case-insensitively, or letter for letter when `exact`: 0x20; type;
+/// class IN). A FORMERR without a question (a server refusing EDNS) counts too. Anything
+/// else is `None`: not ours, ignored.
+pub(crate) fn check(
+    bytes: &[u8],
+    id: u16,
+    name: &Name,
+    rtype: RecordType,
+    exact: bool,
+) -> Option<Message> {
     if bytes.len() < 12 || u16::from_be_bytes([bytes[0], bytes[1]]) != id {
         return None;
     }
@@ -40,10 +47,36 @@ pub(crate) fn check(bytes: &[u8], id: u16, name: &Name, rtype: RecordType) -> Op
         return None;
     }
     match m.queries.as_slice() {
-        [q] if q.name == *name && q.query_type == rtype && q.query_class == DNSClass::IN => Some(m),
+        [q] if q.name == *name
+            && (!exact || q.name.eq_case(name))
+            && q.query_type == rtype
+            && q.query_class == DNSClass::IN =>
+        {
+            Some(m)
+        }
         [] if m.metadata.response_code == ResponseCode::FormErr => Some(m),
         _ => None,
     }
+}
+
+/// `name` with each letter's case chosen at random (draft-vixie-dnsext-dns0x20): a
+/// forger must guess those bits too.
+pub(crate) fn mix_case(name: &Name) -> Name {
+    let text = name.to_ascii();
+    let mut bits = vec![0u8; text.len().div_ceil(8).max(1)];
+    let _ = getrandom::fill(&mut bits);
+    let mixed: String = text
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if bits[i / 8] >> (i % 8) & 1 == 1 {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    Name::from_ascii(&mixed).unwrap_or_else(|_| name.clone())
 }
 
 /// What one response says about the question.
@@ -145,20 +178,23 @@ mod tests {
         let bytes = response(7, "WwW.Example.TEST.", RecordType::A, vec![])
             .to_vec()
             .unwrap();
-        assert!(check(&bytes, 7, &q, RecordType::A).is_some());
-        assert!(check(&bytes, 8, &q, RecordType::A).is_none(), "another id");
+        assert!(check(&bytes, 7, &q, RecordType::A, false).is_some());
         assert!(
-            check(&bytes, 7, &q, RecordType::AAAA).is_none(),
+            check(&bytes, 8, &q, RecordType::A, false).is_none(),
+            "another id"
+        );
+        assert!(
+            check(&bytes, 7, &q, RecordType::AAAA, false).is_none(),
             "another type"
         );
-        assert!(check(&bytes, 7, &name("ww.example.test."), RecordType::A).is_none());
+        assert!(check(&bytes, 7, &name("ww.example.test."), RecordType::A, false).is_none());
         let query = encode(7, &q, RecordType::A, true).unwrap();
         assert!(
-            check(&query, 7, &q, RecordType::A).is_none(),
+            check(&query, 7, &q, RecordType::A, false).is_none(),
             "a query is no answer"
         );
         assert!(
-            check(&bytes[..20], 7, &q, RecordType::A).is_none(),
+            check(&bytes[..20], 7, &q, RecordType::A, false).is_none(),
             "truncated"
         );
     }
@@ -286,7 +322,7 @@ mod tests {
                     }
                 }
             }
-            if let Some(m) = check(&p, 0x4242, &q, RecordType::A) {
+            if let Some(m) = check(&p, 0x4242, &q, RecordType::A, false) {
                 used += 1;
                 let _ = step(&m, &q, RecordType::A, &mut Vec::new(), 8);
             }

@@ -1,0 +1,123 @@
+//! A query over TCP, after a truncated UDP answer: the same question to the same server,
+//! framed with a 2-byte length (RFC 1035 §4.2.2).
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use bytes::Bytes;
+
+use super::resolver::{Inner, Resolver, Transport};
+use super::wire;
+use super::Error;
+use crate::bufio::{self, Conn, Event, Options, Stream};
+use crate::ev::{Ctx, WatcherId};
+use crate::socket::ConnectOptions;
+
+impl<S: 'static> Resolver<S> {
+    /// The same question to the same server over TCP (after a truncated UDP answer).
+    pub(super) fn send_tcp(&self, cx: &mut Ctx<S>, key: u64) {
+        let (server, bytes, timeout) = {
+            let mut g = self.inner.borrow_mut();
+            let timeout = g.config.timeout;
+            let Some(p) = g.queries.get_mut(&key) else {
+                return;
+            };
+            let mut ws: Vec<WatcherId> = p.timer.take().into_iter().collect();
+            if let Transport::Udp(_, w) = &p.transport {
+                ws.push(*w);
+            }
+            for w in ws {
+                cx.remove(w);
+            }
+            p.transport = Transport::Idle;
+            let Ok(bytes) = wire::encode(p.id, &p.wire_name, p.rtype, p.edns) else {
+                return;
+            };
+            (p.server, bytes, timeout)
+        };
+        let copts = ConnectOptions {
+            timeout: Some(timeout),
+            ..ConnectOptions::default()
+        };
+        let opts = Options {
+            read_timeout: Some(timeout),
+            ..Options::default()
+        };
+        let handler = TcpAnswer {
+            inner: Rc::downgrade(&self.inner),
+            key,
+            len: None,
+        };
+        let stream = Stream::connect(cx, vec![server.into()], copts, opts, handler);
+        let mut framed = Vec::with_capacity(bytes.len() + 2);
+        framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&bytes);
+        stream.write(cx, &framed);
+        stream.read_exact(cx, 2);
+        match self.inner.borrow_mut().queries.get_mut(&key) {
+            Some(p) => p.transport = Transport::Tcp(stream),
+            None => drop(stream),
+        }
+    }
+}
+
+/// The handler of a query's TCP connection: a 2-byte length, then the message.
+struct TcpAnswer<S: 'static> {
+    inner: Weak<RefCell<Inner<S>>>,
+    key: u64,
+    len: Option<usize>,
+}
+
+impl<S: 'static> bufio::Handler<S> for TcpAnswer<S> {
+    fn read(&mut self, c: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let r = Resolver { inner };
+        match self.len {
+            None => match data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) {
+                Some(n @ 12..) => {
+                    self.len = Some(usize::from(n));
+                    c.read_exact(cx, usize::from(n));
+                }
+                _ => {
+                    let e = Error::Malformed("TCP answer shorter than a header".into());
+                    r.server_failed(st, cx, self.key, e);
+                }
+            },
+            Some(_) => {
+                let msg = {
+                    let g = r.inner.borrow();
+                    let Some(p) = g.queries.get(&self.key) else {
+                        return;
+                    };
+                    let exact = g.config.case_randomization;
+                    wire::check(&data, p.id, &p.wire_name, p.rtype, exact)
+                };
+                match msg {
+                    Some(m) => r.on_message(st, cx, self.key, &m, true),
+                    None => r.server_failed(
+                        st,
+                        cx,
+                        self.key,
+                        Error::Malformed("TCP answer not for this query".into()),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, _: &Conn<S>, e: Event, st: &mut S, cx: &mut Ctx<S>) {
+        if matches!(e, Event::Connected) {
+            return;
+        }
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let err = match e {
+            Event::ReadTimeout | Event::WriteTimeout => Error::Timeout,
+            other => Error::Io(format!("TCP: {other:?}")),
+        };
+        Resolver { inner }.server_failed(st, cx, self.key, err);
+    }
+}
