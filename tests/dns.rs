@@ -665,3 +665,40 @@ fn with_0x20_the_answer_must_echo_the_names_case() {
         Err(Error::Timeout)
     );
 }
+
+#[test]
+fn connect_service_walks_the_srv_targets_in_order_past_a_dead_one() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let live = listener.local_addr().unwrap().port();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }; // closed again: connecting there is refused
+    let extra = format!(
+        "_echo._tcp IN SRV 5 0 {dead} ns1.example.test.\n_echo._tcp IN SRV 10 0 {live} ns1.example.test.\n"
+    );
+    let nsd = Nsd::start_with("service", &extra);
+    let mut ev = Loop::<Vec<String>>::new().unwrap();
+    let dns = Resolver::new(&ev, config(&[nsd.addr]));
+    let s = dns.connect_service(
+        &mut ev,
+        "echo",
+        "tcp",
+        "example.test",
+        evnet::socket::ConnectOptions::default(),
+        evnet::bufio::Options::default(),
+        util::Fns::new(
+            |_, _, _, _| {},
+            |_, e, log: &mut Vec<String>, _| log.push(format!("{e:?}")),
+        ),
+    );
+    let mut log = Vec::new();
+    assert!(ev.run_until(&mut log, LIMIT, |l| !l.is_empty()).unwrap());
+    assert_eq!(log, ["Connected"]);
+    listener.set_nonblocking(true).unwrap();
+    assert!(
+        listener.accept().is_ok(),
+        "the live target took the connection"
+    );
+    drop(s);
+}

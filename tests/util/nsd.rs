@@ -99,11 +99,16 @@ fn free_port() -> u16 {
 
 impl Nsd {
     pub fn start(tag: &str) -> Nsd {
+        Nsd::start_with(tag, "")
+    }
+
+    /// As [`start`](Nsd::start), with `extra` records in example.test's zone.
+    pub fn start_with(tag: &str, extra: &str) -> Nsd {
         let dir = super::pki::temp_dir(&format!("nsd-{tag}"));
         let port = free_port();
         std::fs::write(
             dir.join("example.test.zone"),
-            format!("{EXAMPLE}{}", big_txt(12)),
+            format!("{EXAMPLE}{}{extra}", big_txt(12)),
         )
         .unwrap();
         std::fs::write(dir.join("rev4.zone"), REV4).unwrap();
