@@ -127,6 +127,7 @@ impl<S: 'static> Resolver<S> {
     /// Connects to `_<service>._<proto>.<domain>`'s SRV targets, tried in RFC 2782 order
     /// (each on its own port) with the usual fallback: the next address on failure or
     /// after the stagger delay, IPv6 and IPv4 alternating.
+    #[allow(clippy::too_many_arguments)]
     pub fn connect_service<H: Handler<S>>(
         &self,
         cx: &mut Ctx<S>,
