@@ -702,3 +702,71 @@ fn connect_service_walks_the_srv_targets_in_order_past_a_dead_one() {
     );
     drop(s);
 }
+
+/// An answer to `query` holding only a CNAME to `target`.
+fn cname_answer(query: &[u8], target: &str) -> Vec<u8> {
+    use evnet::dns::proto::op::Message;
+    use evnet::dns::proto::rr::rdata::CNAME;
+    let mut m = Message::from_vec(&answer(query, None, 0)).unwrap();
+    let owner = m.queries[0].name.clone();
+    let to: evnet::dns::Name = target.parse().unwrap();
+    m.answers.push(evnet::dns::Record::from_rdata(
+        owner,
+        60,
+        RData::CNAME(CNAME(to)),
+    ));
+    m.to_vec().unwrap()
+}
+
+#[test]
+fn a_cname_loop_across_responses_is_caught() {
+    // Each response carries one hop only: a → b, b → a (hickory #3882).
+    let server = fake(|q| {
+        let name = evnet::dns::proto::op::Message::from_vec(q).unwrap().queries[0]
+            .name
+            .to_string();
+        let next = if name.starts_with('a') {
+            "b.loop.test."
+        } else {
+            "a.loop.test."
+        };
+        vec![cname_answer(q, next)]
+    });
+    assert!(matches!(
+        ask(config(&[server]), "a.loop.test.", RecordType::A),
+        Err(Error::CnameLoop(_))
+    ));
+}
+
+#[test]
+fn rotate_spreads_queries_over_the_servers() {
+    let one = fake(|q| vec![answer(q, Some(1), 0)]);
+    let two = fake(|q| vec![answer(q, Some(2), 0)]);
+    let rotating = Config {
+        rotate: true,
+        ..config(&[one, two])
+    };
+    let mut ev = Loop::<Vec<IpAddr>>::new().unwrap();
+    let dns = Resolver::new(&ev, rotating);
+    let a = dns.query(
+        &mut ev,
+        "r.test.",
+        RecordType::A,
+        |log: &mut Vec<IpAddr>, _, r| log.extend(r.unwrap().addresses()),
+    );
+    let b = dns.query(
+        &mut ev,
+        "r.test.",
+        RecordType::A,
+        |log: &mut Vec<IpAddr>, _, r| log.extend(r.unwrap().addresses()),
+    );
+    let mut log = Vec::new();
+    assert!(ev.run_until(&mut log, LIMIT, |l| l.len() == 2).unwrap());
+    drop((a, b));
+    log.sort();
+    assert_eq!(
+        log,
+        ips(&["192.0.2.1", "192.0.2.2"]),
+        "one query to each server"
+    );
+}
