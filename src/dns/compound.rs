@@ -196,12 +196,8 @@ impl<S: 'static> Resolver<S> {
         name: &str,
         done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Vec<Target>, Error>) + 'static,
     ) -> Compound<S> {
-        let state = State::new();
-        state.borrow_mut().done_targets = Some(Box::new(done));
-        let weak = Rc::downgrade(&state);
-        let me = self.clone();
-        let l = self.query(cx, name, RecordType::SRV, move |st, cx, r| {
-            let targets = r.and_then(|a| {
+        self.targets_of(cx, name, RecordType::SRV, done, |r| {
+            r.and_then(|a| {
                 let srv: Vec<(Record, u16, u16, u16, Name)> = a
                     .records
                     .iter()
@@ -231,11 +227,8 @@ impl<S: 'static> Resolver<S> {
                         }
                     })
                     .collect())
-            });
-            me.resolve_targets(&weak, targets, st, cx);
-        });
-        state.borrow_mut().lookups.push(l);
-        Compound { state }
+            })
+        })
     }
 
     /// MX records of `domain` by preference (equal preferences in random order), each
@@ -247,13 +240,10 @@ impl<S: 'static> Resolver<S> {
         domain: &str,
         done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Vec<Target>, Error>) + 'static,
     ) -> Compound<S> {
-        let state = State::new();
-        state.borrow_mut().done_targets = Some(Box::new(done));
-        let weak = Rc::downgrade(&state);
-        let me = self.clone();
-        let domain = domain.to_owned();
-        let l = self.query(cx, &domain.clone(), RecordType::MX, move |st, cx, r| {
-            let targets = match r {
+        let owned = domain.to_owned();
+        self.targets_of(cx, domain, RecordType::MX, done, move |r| {
+            let domain = owned;
+            match r {
                 Ok(a) => {
                     let mx: Vec<(Record, u16, Name)> = a
                         .records
@@ -291,8 +281,26 @@ impl<S: 'static> Resolver<S> {
                     }
                 }
                 Err(e) => Err(e),
-            };
-            me.resolve_targets(&weak, targets, st, cx);
+            }
+        })
+    }
+
+    /// One query whose answer `to_targets` turns into targets, then their missing
+    /// addresses, then `done`.
+    fn targets_of(
+        &self,
+        cx: &mut Ctx<S>,
+        name: &str,
+        rtype: RecordType,
+        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Vec<Target>, Error>) + 'static,
+        to_targets: impl FnOnce(Result<Answer, Error>) -> Result<Vec<Target>, Error> + 'static,
+    ) -> Compound<S> {
+        let state = State::new();
+        state.borrow_mut().done_targets = Some(Box::new(done));
+        let weak = Rc::downgrade(&state);
+        let me = self.clone();
+        let l = self.query(cx, name, rtype, move |st, cx, r| {
+            me.resolve_targets(&weak, to_targets(r), st, cx);
         });
         state.borrow_mut().lookups.push(l);
         Compound { state }

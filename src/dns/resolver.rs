@@ -80,6 +80,19 @@ pub(super) struct Pending<S: 'static> {
     pub(super) done: Option<Done<S>>,
 }
 
+impl<S: 'static> Pending<S> {
+    /// Ends the current UDP attempt (its watcher and deadline; the socket goes with it).
+    pub(super) fn stop_udp(&mut self, cx: &mut Ctx<S>) {
+        if let Some(t) = self.timer.take() {
+            cx.remove(t);
+        }
+        if let Transport::Udp(_, w) = &self.transport {
+            cx.remove(*w);
+        }
+        self.transport = Transport::Idle;
+    }
+}
+
 pub(super) struct Inner<S: 'static> {
     pub(super) config: Config,
     pub(super) queries: HashMap<u64, Pending<S>>,
@@ -440,14 +453,7 @@ impl<S: 'static> Resolver<S> {
         if servers.is_empty() {
             return Err(Error::Io("no name servers configured".into()));
         }
-        let mut ws: Vec<WatcherId> = p.timer.take().into_iter().collect();
-        if let Transport::Udp(_, w) = &p.transport {
-            ws.push(*w);
-        }
-        for w in ws {
-            cx.remove(w);
-        }
-        p.transport = Transport::Idle;
+        p.stop_udp(cx);
         if let Some(m) = g.cache.get(&p.qname, p.rtype, std::time::Instant::now()) {
             // Answered from the cache, on the next turn (never from inside `query`).
             let weak = Rc::downgrade(&self.inner);

@@ -10,7 +10,7 @@ use super::resolver::{Inner, Resolver, Transport};
 use super::wire;
 use super::Error;
 use crate::bufio::{self, Conn, Event, Options, Stream};
-use crate::ev::{Ctx, WatcherId};
+use crate::ev::Ctx;
 use crate::socket::ConnectOptions;
 
 impl<S: 'static> Resolver<S> {
@@ -22,14 +22,7 @@ impl<S: 'static> Resolver<S> {
             let Some(p) = g.queries.get_mut(&key) else {
                 return;
             };
-            let mut ws: Vec<WatcherId> = p.timer.take().into_iter().collect();
-            if let Transport::Udp(_, w) = &p.transport {
-                ws.push(*w);
-            }
-            for w in ws {
-                cx.remove(w);
-            }
-            p.transport = Transport::Idle;
+            p.stop_udp(cx);
             let Ok(bytes) = wire::encode(p.id, &p.wire_name, p.rtype, p.edns) else {
                 return;
             };
