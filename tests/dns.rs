@@ -770,3 +770,54 @@ fn rotate_spreads_queries_over_the_servers() {
         "one query to each server"
     );
 }
+
+#[test]
+fn srv_glue_for_one_family_queries_only_the_other() {
+    use evnet::dns::proto::op::Message;
+    use evnet::dns::proto::rr::rdata::{AAAA, SRV};
+    use std::sync::{Arc, Mutex};
+    let asked: Arc<Mutex<Vec<RecordType>>> = Arc::default();
+    let a2 = asked.clone();
+    let server = fake(move |q| {
+        let qm = Message::from_vec(q).unwrap();
+        let qt = qm.queries[0].query_type;
+        a2.lock().unwrap().push(qt);
+        let mut m = Message::from_vec(&answer(q, None, 0)).unwrap();
+        let owner = qm.queries[0].name.clone();
+        let host: evnet::dns::Name = "Host.G.Test.".parse().unwrap();
+        match qt {
+            RecordType::SRV => {
+                m.answers.push(evnet::dns::Record::from_rdata(
+                    owner,
+                    60,
+                    RData::SRV(SRV::new(10, 0, 80, host.clone())),
+                ));
+                // Glue for IPv4 only, its owner in another case.
+                m.additionals.push(evnet::dns::Record::from_rdata(
+                    "host.g.test.".parse().unwrap(),
+                    60,
+                    RData::A(evnet::dns::proto::rr::rdata::A::new(192, 0, 2, 5)),
+                ));
+            }
+            RecordType::AAAA => m.answers.push(evnet::dns::Record::from_rdata(
+                owner,
+                60,
+                RData::AAAA(AAAA("2001:db8::5".parse().unwrap())),
+            )),
+            _ => {}
+        }
+        vec![m.to_vec().unwrap()]
+    });
+    let mut ev = Loop::<Vec<Result<Vec<evnet::dns::Target>, Error>>>::new().unwrap();
+    let dns = Resolver::new(&ev, config(&[server]));
+    let _c = dns.srv_hosts(&mut ev, "_x._tcp.g.test.", |log, _, r| log.push(r));
+    let mut log = Vec::new();
+    assert!(ev.run_until(&mut log, LIMIT, |l| !l.is_empty()).unwrap());
+    let t = log.pop().unwrap().unwrap();
+    assert_eq!(t[0].addresses, ips(&["2001:db8::5", "192.0.2.5"]));
+    assert_eq!(
+        *asked.lock().unwrap(),
+        [RecordType::SRV, RecordType::AAAA],
+        "A came as glue"
+    );
+}

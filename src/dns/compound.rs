@@ -325,11 +325,21 @@ impl<S: 'static> Resolver<S> {
                 return;
             }
         };
-        let missing: Vec<(usize, String)> = targets
+        // What each target lacks: both families (no glue at all), or one of them.
+        let missing: Vec<(usize, String, Option<RecordType>)> = targets
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.addresses.is_empty())
-            .map(|(i, t)| (i, t.host.to_ascii()))
+            .filter_map(|(i, t)| {
+                let has6 = t.addresses.iter().any(IpAddr::is_ipv6);
+                let has4 = t.addresses.iter().any(IpAddr::is_ipv4);
+                let host = t.host.to_ascii();
+                match (has6, has4) {
+                    (false, false) => Some((i, host, None)),
+                    (true, false) => Some((i, host, Some(RecordType::A))),
+                    (false, true) => Some((i, host, Some(RecordType::AAAA))),
+                    (true, true) => None,
+                }
+            })
             .collect();
         {
             let mut g = state.borrow_mut();
@@ -339,15 +349,28 @@ impl<S: 'static> Resolver<S> {
         if missing.is_empty() {
             return finish_targets(&state, st, cx);
         }
-        for (i, host) in missing {
+        for (i, host, family) in missing {
             let w = Rc::downgrade(&state);
-            let c = self.lookup_ip(cx, &host, move |st, cx, r| {
+            let arrived = move |st: &mut S, cx: &mut Ctx<S>, r: Result<Vec<IpAddr>, Error>| {
                 let Some(state) = w.upgrade() else { return };
                 let all_in = {
                     let mut g = state.borrow_mut();
                     if let Some(t) = g.targets.get_mut(i) {
                         match r {
-                            Ok(a) => t.addresses = a,
+                            Ok(more) => {
+                                let (mut v6, mut v4): (Vec<IpAddr>, Vec<IpAddr>) =
+                                    t.addresses.iter().partition(|a| a.is_ipv6());
+                                for a in more {
+                                    if a.is_ipv6() {
+                                        v6.push(a)
+                                    } else {
+                                        v4.push(a)
+                                    }
+                                }
+                                t.addresses = interleave(v6, v4);
+                            }
+                            // One family missing and not found: the other one stands.
+                            Err(_) if !t.addresses.is_empty() => {}
                             Err(e) => t.error = Some(e),
                         }
                     }
@@ -357,9 +380,20 @@ impl<S: 'static> Resolver<S> {
                 if all_in {
                     finish_targets(&state, st, cx);
                 }
-            });
+            };
             // The address lookup lives as long as the compound one.
-            state.borrow_mut().children.push(c);
+            match family {
+                None => {
+                    let c = self.lookup_ip(cx, &host, arrived);
+                    state.borrow_mut().children.push(c);
+                }
+                Some(rtype) => {
+                    let l = self.query(cx, &host, rtype, move |st, cx, r| {
+                        arrived(st, cx, r.map(|a| a.addresses()))
+                    });
+                    state.borrow_mut().lookups.push(l);
+                }
+            }
         }
     }
 }
