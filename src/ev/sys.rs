@@ -12,8 +12,13 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(not(feature = "backend-polling"))]
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(not(feature = "backend-polling"))]
 use std::time::Duration;
+
+#[cfg(feature = "backend-polling")]
+pub(crate) use super::sys_polling::{Epoll, Events};
 
 /// Readable in epoll terms.
 pub(crate) const EV_READ: u32 = libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
@@ -30,6 +35,7 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+#[cfg(not(feature = "backend-polling"))]
 /// An epoll instance.
 #[derive(Debug)]
 pub(crate) struct Epoll {
@@ -38,6 +44,7 @@ pub(crate) struct Epoll {
     pwait2: AtomicBool,
 }
 
+#[cfg(not(feature = "backend-polling"))]
 /// One readiness report: the fd's token and the epoll bits.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ready {
@@ -45,12 +52,14 @@ pub(crate) struct Ready {
     pub(crate) bits: u32,
 }
 
+#[cfg(not(feature = "backend-polling"))]
 /// The buffer [`Epoll::wait`] fills.
 pub(crate) struct Events {
     buf: Vec<libc::epoll_event>,
     len: usize,
 }
 
+#[cfg(not(feature = "backend-polling"))]
 impl Events {
     pub(crate) fn with_capacity(n: usize) -> Events {
         Events {
@@ -71,6 +80,7 @@ impl Events {
     }
 }
 
+#[cfg(not(feature = "backend-polling"))]
 impl Epoll {
     pub(crate) fn new() -> io::Result<Epoll> {
         // SAFETY: epoll_create1 takes no pointers; a non-negative result is a new fd we own.
