@@ -81,8 +81,31 @@ pub(super) struct Pending<S: 'static> {
 }
 
 impl<S: 'static> Pending<S> {
-    /// Ends the current UDP attempt (its watcher and deadline; the socket goes with it).
-    pub(super) fn stop_udp(&mut self, cx: &mut Ctx<S>) {
+    /// A lookup with nothing sent yet, which ends with `done`.
+    fn new(done: Done<S>) -> Pending<S> {
+        Pending {
+            candidates: Vec::new(),
+            candidate: 0,
+            rtype: RecordType::A,
+            qname: Name::root(),
+            wire_name: Name::root(),
+            chain: Vec::new(),
+            first: 0,
+            tried: 0,
+            edns: false,
+            id: 0,
+            server: SocketAddr::from(([0, 0, 0, 0], 0)),
+            transport: Transport::Idle,
+            timer: None,
+            last_error: None,
+            saw_nodata: false,
+            done: Some(done),
+        }
+    }
+
+    /// Ends the current attempt: its deadline and UDP watcher go, then its socket (or its
+    /// TCP stream, which closes itself).
+    pub(super) fn stop_io(&mut self, cx: &mut Ctx<S>) {
         if let Some(t) = self.timer.take() {
             cx.remove(t);
         }
@@ -103,8 +126,9 @@ pub(super) struct Inner<S: 'static> {
 }
 
 impl<S: 'static> Inner<S> {
-    /// Stops a query's I/O: its watchers go, then its socket.
-    fn quiesce(&self, p: &mut Pending<S>, cx: Option<&mut Ctx<S>>) {
+    /// Stops a query's I/O from outside any callback: its watchers are removed at the
+    /// start of the next turn, then its socket is closed.
+    fn quiesce(&self, p: &mut Pending<S>) {
         let mut ws: Vec<WatcherId> = p.timer.take().into_iter().collect();
         let sock = match std::mem::replace(&mut p.transport, Transport::Idle) {
             Transport::Udp(s, w) => {
@@ -117,15 +141,7 @@ impl<S: 'static> Inner<S> {
             }
             Transport::Idle => None,
         };
-        match cx {
-            Some(cx) => {
-                for w in ws {
-                    cx.remove(w);
-                }
-                drop(sock);
-            }
-            None => self.remover.remove_then_drop(&ws, sock),
-        }
+        self.remover.remove_then_drop(&ws, sock);
     }
 }
 
@@ -136,7 +152,7 @@ impl<S: 'static> Drop for Inner<S> {
         for k in keys {
             if let Some(mut p) = self.queries.remove(&k) {
                 p.done = None;
-                self.quiesce(&mut p, None);
+                self.quiesce(&mut p);
             }
         }
     }
@@ -217,7 +233,7 @@ impl<S: 'static> Drop for Lookup<S> {
         };
         if let Some(mut p) = g.queries.remove(&self.key) {
             p.done = None;
-            g.quiesce(&mut p, None);
+            g.quiesce(&mut p);
         }
     }
 }
@@ -305,21 +321,12 @@ impl<S: 'static> Resolver<S> {
                 key,
                 Pending {
                     candidates,
-                    candidate: 0,
                     rtype,
                     wire_name: qname.clone(),
                     qname,
-                    chain: Vec::new(),
                     first,
-                    tried: 0,
                     edns,
-                    id: 0,
-                    server: SocketAddr::from(([0, 0, 0, 0], 0)),
-                    transport: Transport::Idle,
-                    timer: None,
-                    last_error: None,
-                    saw_nodata: false,
-                    done: Some(Box::new(done)),
+                    ..Pending::new(Box::new(done))
                 },
             );
             key
@@ -409,22 +416,8 @@ impl<S: 'static> Resolver<S> {
             }
         });
         let pending = Pending {
-            candidates: Vec::new(),
-            candidate: 0,
-            rtype: RecordType::A,
-            qname: Name::root(),
-            wire_name: Name::root(),
-            chain: Vec::new(),
-            first: 0,
-            tried: 0,
-            edns: false,
-            id: 0,
-            server: SocketAddr::from(([0, 0, 0, 0], 0)),
-            transport: Transport::Idle,
             timer: Some(t),
-            last_error: None,
-            saw_nodata: false,
-            done: Some(Box::new(done)),
+            ..Pending::new(Box::new(done))
         };
         self.inner.borrow_mut().queries.insert(key, pending);
         Lookup {
@@ -453,7 +446,7 @@ impl<S: 'static> Resolver<S> {
         if servers.is_empty() {
             return Err(Error::Io("no name servers configured".into()));
         }
-        p.stop_udp(cx);
+        p.stop_io(cx);
         if let Some(m) = g.cache.get(&p.qname, p.rtype, std::time::Instant::now()) {
             // Answered from the cache, on the next turn (never from inside `query`).
             let weak = Rc::downgrade(&self.inner);
@@ -649,7 +642,7 @@ impl<S: 'static> Resolver<S> {
             let Some(mut p) = g.queries.remove(&key) else {
                 return;
             };
-            g.quiesce(&mut p, Some(cx));
+            p.stop_io(cx);
             p.done.take()
         };
         if let Some(done) = done {

@@ -22,7 +22,7 @@ impl<S: 'static> Resolver<S> {
             let Some(p) = g.queries.get_mut(&key) else {
                 return;
             };
-            p.stop_udp(cx);
+            p.stop_io(cx);
             let Ok(bytes) = wire::encode(p.id, &p.wire_name, p.rtype, p.edns) else {
                 return;
             };

@@ -113,7 +113,7 @@ impl Session {
             self.info.clone(),
             settings.allow_dirty_shutdown,
         )?;
-        Ok(self.stack(cx, under, layer, opts, handler))
+        Ok(Stream::filter(cx, under, layer, opts, handler))
     }
 
     /// As [`server`], with this session.
@@ -130,18 +130,7 @@ impl Session {
         handler: H,
     ) -> Result<Stream<S>, Error> {
         let layer = TlsLayer::server(config, self.info.clone(), settings.allow_dirty_shutdown)?;
-        Ok(self.stack(cx, under, layer, opts, handler))
-    }
-
-    fn stack<S: 'static, H: Handler<S>>(
-        &self,
-        cx: &mut Ctx<S>,
-        under: Stream<S>,
-        layer: TlsLayer,
-        opts: Options,
-        handler: H,
-    ) -> Stream<S> {
-        Stream::filter(cx, under, layer, opts, handler)
+        Ok(Stream::filter(cx, under, layer, opts, handler))
     }
 }
 
