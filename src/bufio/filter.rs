@@ -122,7 +122,9 @@ pub enum FilterResult {
 /// A step consumes from `src` (advancing it), appends at most about `limit` bytes to `dst`,
 /// and leaves what it cannot use yet in `src`; it is called again when more source bytes
 /// arrive, when room appears in `dst`, and on every flush. With [`FlushMode::Finished`] no
-/// more source will come.
+/// more source will come; an output step may see `Finished` more than once (when the
+/// output drains, and again when the stream closes), so a filter writes its end marker
+/// (TLS's close_notify) once.
 ///
 /// ```
 /// use bytes::BytesMut;
