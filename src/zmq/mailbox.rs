@@ -1,10 +1,11 @@
 //! [`Mailbox`]: sends to a loop-owned ZeroMQ socket from other threads.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, SendError, Sender, TrySendError};
 
-use crate::ev::{Waker, WatcherId};
+use crate::ev::Waker;
 
 /// A `Send + Clone` handle that queues multipart messages for a [`ZmqWatcher`](super::ZmqWatcher)'s socket
 /// from any thread (a ZeroMQ socket itself must stay on its loop's thread).
@@ -55,7 +56,33 @@ use crate::ev::{Waker, WatcherId};
 #[derive(Clone)]
 pub struct Mailbox {
     tx: Sender<Vec<zmq::Message>>,
-    waker: Waker,
+    waker: Wake,
+}
+
+/// How a [`Mailbox`] wakes the loop that owns its socket: evnet's own [`Waker`], or the
+/// host loop's (a `mio::Waker`, a calloop `Ping`, a task waker) behind a function.
+#[derive(Clone)]
+pub(crate) enum Wake {
+    Ev(Waker),
+    Host(Arc<dyn Fn() + Send + Sync>),
+}
+
+impl Wake {
+    fn wake(&self) {
+        match self {
+            Wake::Ev(w) => w.wake(),
+            Wake::Host(f) => f(),
+        }
+    }
+}
+
+impl fmt::Debug for Wake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wake::Ev(w) => w.fmt(f),
+            Wake::Host(_) => f.write_str("Host"),
+        }
+    }
 }
 
 impl fmt::Debug for Mailbox {
@@ -106,7 +133,7 @@ where
 }
 
 impl Mailbox {
-    pub(crate) fn from_parts(tx: Sender<Vec<zmq::Message>>, waker: Waker) -> Mailbox {
+    pub(crate) fn from_parts(tx: Sender<Vec<zmq::Message>>, waker: Wake) -> Mailbox {
         Mailbox { tx, waker }
     }
 
@@ -156,9 +183,8 @@ pub(crate) struct Mail {
     /// A message taken from the queue and not wholly accepted by libzmq yet.
     held: Option<Vec<zmq::Message>>,
     sent_parts: usize,
-    pub(crate) tx: Sender<Vec<zmq::Message>>,
-    pub(crate) waker: Waker,
-    pub(crate) watcher: WatcherId,
+    tx: Sender<Vec<zmq::Message>>,
+    waker: Wake,
 }
 
 /// What one [`Mail::flush_one`] did.
@@ -172,7 +198,7 @@ pub(crate) enum Sent {
 }
 
 impl Mail {
-    pub(crate) fn new(capacity: usize, waker: Waker, watcher: WatcherId) -> Mail {
+    pub(crate) fn new(capacity: usize, waker: Wake) -> Mail {
         let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
         Mail {
             rx,
@@ -180,8 +206,12 @@ impl Mail {
             sent_parts: 0,
             tx,
             waker,
-            watcher,
         }
+    }
+
+    /// Another sender handle on this queue.
+    pub(crate) fn mailbox(&self) -> Mailbox {
+        Mailbox::from_parts(self.tx.clone(), self.waker.clone())
     }
 
     pub(crate) fn pending(&self) -> bool {

@@ -85,13 +85,28 @@ pub use ::zmq;
 
 mod adapter;
 mod budget;
+mod core;
+mod dispatch;
 mod error;
+#[cfg(feature = "calloop")]
+mod front_calloop;
+#[cfg(feature = "mio")]
+mod front_mio;
+#[cfg(feature = "tokio")]
+mod front_tokio;
 mod handler;
 mod mailbox;
 mod outbox;
 
 pub use adapter::ZmqWatcher;
 pub use budget::Budget;
+pub use dispatch::Dispatch;
+#[cfg(feature = "calloop")]
+pub use front_calloop::{CalloopZmq, ZmqEvent, ZmqIo};
+#[cfg(feature = "mio")]
+pub use front_mio::MioZmq;
+#[cfg(feature = "tokio")]
+pub use front_tokio::TokioZmq;
 pub use error::{Error, InsertError};
 pub use handler::{Handler, Sock};
 pub use mailbox::{MailError, Mailbox};

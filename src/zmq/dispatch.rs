@@ -1,0 +1,197 @@
+//! [`Dispatch`]: the handler of a socket that another event loop drives, and [`Hosted`],
+//! the part every such front end shares.
+
+use std::os::fd::RawFd;
+
+use super::core::{Core, Deliver, Plan, Step};
+use super::{Budget, Error, InsertError, Sock};
+
+/// The handler of a ZeroMQ socket on a host loop that is not evnet's own (the mio,
+/// calloop and tokio front ends): [`Handler`](super::Handler) without the evnet state and
+/// context, which the host loop's user keeps in the implementing type instead.
+///
+/// The rules are the adapter's: one [`readable`](Dispatch::readable) call per whole
+/// message, at most the [`Budget`](super::Budget) per dispatch; [`writable`](Dispatch::writable)
+/// calls while writable interest is on and the socket can take more, after any mailbox
+/// messages. The error that ends the socket is not a callback: the front end's dispatch
+/// returns it.
+///
+/// A closure over `(msg, sock)` is a `Dispatch` that only reads:
+///
+/// ```
+/// use evnet::zmq::{Dispatch, Sock};
+///
+/// let mut n = 0;
+/// let mut count = |_msg: &mut [zmq::Message], _sock: &mut Sock<'_>| n += 1;
+/// fn takes(_: &mut impl Dispatch) {}
+/// takes(&mut count);
+/// ```
+pub trait Dispatch {
+    /// One whole message arrived (every part, in order). The buffers are reused for the
+    /// next message; take a part with `std::mem::replace`. The default turns readable
+    /// interest off, leaving further messages queued in the socket.
+    fn readable(&mut self, msg: &mut [zmq::Message], sock: &mut Sock<'_>) {
+        let _ = msg;
+        sock.set_readable(false);
+    }
+
+    /// The socket can take a message and writable interest is on: send at most one. The
+    /// default turns writable interest off.
+    fn writable(&mut self, sock: &mut Sock<'_>) {
+        sock.set_writable(false);
+    }
+
+    /// A receive or send failed with an error that does not end the socket.
+    fn error(&mut self, err: Error) {
+        let _ = err;
+    }
+}
+
+impl<F> Dispatch for F
+where
+    F: FnMut(&mut [zmq::Message], &mut Sock<'_>),
+{
+    fn readable(&mut self, msg: &mut [zmq::Message], sock: &mut Sock<'_>) {
+        self(msg, sock);
+    }
+}
+
+/// A [`Dispatch`] and the front end's message buffer, as the core delivers to them.
+struct Driven<'a, D: ?Sized> {
+    handler: &'a mut D,
+    parts: &'a mut Vec<zmq::Message>,
+}
+
+impl<D: Dispatch + ?Sized> Deliver for Driven<'_, D> {
+    fn parts(&mut self) -> &mut Vec<zmq::Message> {
+        self.parts
+    }
+
+    fn readable(&mut self, core: &Core, len: usize) {
+        let msg = self.parts.get_mut(..len).unwrap_or_default();
+        self.handler.readable(msg, &mut core.sock());
+    }
+
+    fn writable(&mut self, core: &Core) {
+        self.handler.writable(&mut core.sock());
+    }
+
+    fn error(&mut self, _core: &Core, err: Error) {
+        self.handler.error(err);
+    }
+}
+
+/// A socket on a host loop: the [`Core`], its message buffer and `ZMQ_FD`, and whether it
+/// has finished (closed by its handler, terminated or failed).
+pub(crate) struct Hosted {
+    pub(crate) core: Core,
+    parts: Vec<zmq::Message>,
+    pub(crate) fd: RawFd,
+    done: bool,
+}
+
+impl Hosted {
+    pub(crate) fn new(socket: zmq::Socket, budget: Budget) -> Result<Hosted, InsertError<zmq::Socket>> {
+        match socket.get_fd() {
+            Ok(fd) => Ok(Hosted {
+                core: Core::new(socket, budget),
+                parts: Vec::new(),
+                fd,
+                done: false,
+            }),
+            Err(e) => Err(InsertError {
+                inner: socket,
+                error: Error::from_zmq(e),
+            }),
+        }
+    }
+
+    /// The turn begins: `true` when the host's next poll must not sleep.
+    pub(crate) fn must_not_sleep(&self) -> bool {
+        !self.done && self.core.plan() == Plan::Busy
+    }
+
+    /// The poll returned: one bounded turn for `handler`. `Err` once, when the socket ends.
+    pub(crate) fn dispatch<D: Dispatch + ?Sized>(
+        &mut self,
+        fd_fired: bool,
+        handler: &mut D,
+    ) -> Result<(), Error> {
+        if self.done {
+            return Ok(());
+        }
+        let result = if self.core.flags.closing.get() {
+            Ok(())
+        } else {
+            match self.core.begin(fd_fired) {
+                Step::Skip => return Ok(()),
+                Step::Work(seen) => self.core.turn(
+                    seen,
+                    &mut Driven {
+                        handler,
+                        parts: &mut self.parts,
+                    },
+                ),
+                Step::Fail(err) => Err(err),
+            }
+        };
+        if result.is_err() || self.core.flags.closing.get() {
+            self.finish();
+        }
+        result
+    }
+
+    /// Stops for good: no more calls, and mailbox senders see `Closed`.
+    pub(crate) fn finish(&mut self) {
+        self.done = true;
+        self.core.mail.borrow_mut().take();
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.done
+    }
+}
+
+/// The socket accessors every front end offers, forwarding to its `Hosted` at `$($f).+`.
+macro_rules! hosted_accessors {
+    ($($f:ident).+) => {
+        /// The socket, e.g. to send from a timer (use `ZMQ_DONTWAIT`) or set options.
+        pub fn socket(&self) -> &zmq::Socket {
+            &self.$($f).+.core.socket
+        }
+
+        /// Asks for (or drops) `writable()` calls, from outside the handler.
+        pub fn set_writable(&self, on: bool) {
+            let f = &self.$($f).+.core.flags.want;
+            f.set(f.get().with_writable(on));
+        }
+
+        /// Asks for (or drops) `readable()` calls, from outside the handler.
+        pub fn set_readable(&self, on: bool) {
+            let f = &self.$($f).+.core.flags.want;
+            f.set(f.get().with_readable(on));
+        }
+
+        /// What the handler currently asks for.
+        pub fn interest(&self) -> $crate::ev::Interest {
+            self.$($f).+.core.flags.want.get()
+        }
+
+        /// Changes the turn budget; applies from the next dispatch.
+        pub fn set_budget(&self, budget: $crate::zmq::Budget) {
+            self.$($f).+.core.set_budget(budget);
+        }
+
+        /// The turn budget.
+        pub fn budget(&self) -> $crate::zmq::Budget {
+            self.$($f).+.core.budget()
+        }
+
+        /// Whether the socket has stopped for good (closed by its handler, its context
+        /// terminated, or failed): dispatching does nothing any more.
+        pub fn is_finished(&self) -> bool {
+            self.$($f).+.is_finished()
+        }
+    };
+}
+pub(crate) use hosted_accessors;
