@@ -222,6 +222,18 @@ impl EventFd {
     }
 }
 
+/// A close-on-exec duplicate of `fd`, owned: how a host loop that insists on owning what
+/// it polls (calloop's `Generic`) gets `ZMQ_FD`, which libzmq owns. Both fds name the same
+/// open file, so readiness is shared.
+#[cfg_attr(not(feature = "calloop"), allow(dead_code))]
+pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and no pointers; an invalid `fd`
+    // fails with EBADF.
+    let new = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: `new` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
 /// Sets the calling thread's timer slack (`PR_SET_TIMERSLACK`). Linux lets a sleeping
 /// thread's timeouts expire up to 50 µs late by default to batch wake-ups; a loop thread
 /// that promises sub-millisecond timers asks for 1 ns instead.

@@ -2,6 +2,7 @@
 //! the part every such front end shares.
 
 use std::os::fd::RawFd;
+use std::rc::Rc;
 
 use super::core::{Core, Deliver, Plan, Step};
 use super::{Budget, Error, InsertError, Sock};
@@ -84,7 +85,7 @@ impl<D: Dispatch + ?Sized> Deliver for Driven<'_, D> {
 /// A socket on a host loop: the [`Core`], its message buffer and `ZMQ_FD`, and whether it
 /// has finished (closed by its handler, terminated or failed).
 pub(crate) struct Hosted {
-    pub(crate) core: Core,
+    pub(crate) core: Rc<Core>,
     parts: Vec<zmq::Message>,
     pub(crate) fd: RawFd,
     done: bool,
@@ -94,7 +95,7 @@ impl Hosted {
     pub(crate) fn new(socket: zmq::Socket, budget: Budget) -> Result<Hosted, InsertError<zmq::Socket>> {
         match socket.get_fd() {
             Ok(fd) => Ok(Hosted {
-                core: Core::new(socket, budget),
+                core: Rc::new(Core::new(socket, budget)),
                 parts: Vec::new(),
                 fd,
                 done: false,
@@ -117,6 +118,20 @@ impl Hosted {
         fd_fired: bool,
         handler: &mut D,
     ) -> Result<(), Error> {
+        let mut parts = std::mem::take(&mut self.parts);
+        let r = self.dispatch_with(
+            fd_fired,
+            &mut Driven {
+                handler,
+                parts: &mut parts,
+            },
+        );
+        self.parts = parts;
+        r
+    }
+
+    /// As `dispatch`, delivering through a front end's own [`Deliver`].
+    pub(crate) fn dispatch_with<Dl: Deliver>(&mut self, fd_fired: bool, d: &mut Dl) -> Result<(), Error> {
         if self.done {
             return Ok(());
         }
@@ -125,13 +140,7 @@ impl Hosted {
         } else {
             match self.core.begin(fd_fired) {
                 Step::Skip => return Ok(()),
-                Step::Work(seen) => self.core.turn(
-                    seen,
-                    &mut Driven {
-                        handler,
-                        parts: &mut self.parts,
-                    },
-                ),
+                Step::Work(seen) => self.core.turn(seen, d),
                 Step::Fail(err) => Err(err),
             }
         };
