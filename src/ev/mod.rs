@@ -82,6 +82,9 @@ pub(crate) mod sys;
 #[cfg(feature = "backend-polling")]
 #[allow(unsafe_code)] // fds lent to the poller: every block has a SAFETY comment
 mod sys_polling;
+#[cfg(feature = "tokio")]
+#[allow(unsafe_code)] // host-loop registrations: every block has a SAFETY comment
+pub(crate) mod sys_host;
 #[allow(unsafe_code)] // signal syscalls: every block has a SAFETY comment
 mod sys_signal;
 mod timer;

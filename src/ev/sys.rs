@@ -225,7 +225,7 @@ impl EventFd {
 /// A close-on-exec duplicate of `fd`, owned: how a host loop that insists on owning what
 /// it polls (calloop's `Generic`) gets `ZMQ_FD`, which libzmq owns. Both fds name the same
 /// open file, so readiness is shared.
-#[cfg_attr(not(feature = "calloop"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "calloop", feature = "tokio")), allow(dead_code))]
 pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and no pointers; an invalid `fd`
     // fails with EBADF.

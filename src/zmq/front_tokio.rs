@@ -1,0 +1,436 @@
+//! [`TokioZmq`]: the fair adapter on a tokio runtime, as a handler-driven future and as
+//! a `Stream`/`Sink` of multipart messages.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Instant;
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use tokio::io::unix::AsyncFd;
+use tokio::task::coop;
+
+use super::budget::TIME_CHECK_EVERY;
+use super::dispatch::{hosted_accessors, Hosted};
+use super::mailbox::{Mail, Mailbox, Wake};
+use super::{Budget, Dispatch, Error, InsertError};
+
+/// A ZeroMQ socket on a tokio runtime, served fairly: at most the [`Budget`] of messages
+/// per task poll (and within tokio's own task budget), never a missed message.
+///
+/// Two ways to use it, on one task (the socket is `!Sync`; use a current-thread runtime,
+/// or a `LocalSet` on a multi-thread one):
+///
+/// - [`dispatch`](TokioZmq::dispatch) with a [`Dispatch`] handler: the adapter's own
+///   model (receive for the handler, writable interest, a [`Mailbox`] for other threads).
+///   It runs one bounded turn per poll and yields to the scheduler while work remains, so
+///   timers and other tasks run during a flood.
+/// - [`Stream`] of whole multipart messages and [`Sink`] of them: each `poll_next` takes
+///   one unit of tokio's task budget ([`tokio::task::coop`]) and, after the adapter's
+///   budget of consecutive messages, yields. Every send and receive that may have consumed
+///   `ZMQ_FD`'s edge re-checks `ZMQ_EVENTS` and wakes the other direction if it is waiting
+///   (tmq #20, pyzmq #1203: a send that swallows the edge of a pending receive).
+///
+/// Create it inside the runtime (it registers `ZMQ_FD` with tokio's reactor).
+///
+/// ```
+/// use evnet::zmq::TokioZmq;
+/// use futures::{SinkExt, StreamExt};
+///
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// rt.block_on(async {
+///     let ctx = zmq::Context::new();
+///     let rep = ctx.socket(zmq::REP)?;
+///     rep.bind("inproc://tokio-doc")?;
+///     let req = ctx.socket(zmq::REQ)?;
+///     req.connect("inproc://tokio-doc")?;
+///     let mut rep = TokioZmq::new(rep)?;
+///     let mut req = TokioZmq::new(req)?;
+///     req.send(vec![zmq::Message::from("ping")]).await?;
+///     let msg = rep.next().await.expect("a message")?;
+///     rep.send(msg).await?;
+///     let reply = req.next().await.expect("a reply")?;
+///     assert_eq!(&reply[0][..], b"ping");
+///     Ok::<(), Box<dyn std::error::Error>>(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "dropping a TokioZmq closes its socket; keep it while the socket should be served"]
+pub struct TokioZmq {
+    hosted: Hosted,
+    /// A duplicate of `ZMQ_FD` (libzmq owns the original), registered with the reactor.
+    afd: AsyncFd<OwnedFd>,
+    /// Messages the stream returned since it last returned `Pending`, and when that run began.
+    streak: u32,
+    streak_t0: Option<Instant>,
+    /// The direction waiting on `ZMQ_FD` other than the one polling it now.
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+    /// The sink's message, and how many of its parts libzmq took.
+    out: Option<(Vec<zmq::Message>, usize)>,
+    /// Where the mailbox finds the dispatching task to wake it.
+    mail_waker: Option<Arc<Mutex<Option<Waker>>>>,
+    /// The stream ended (`ETERM`): `None` from now on.
+    ended: bool,
+}
+
+impl std::fmt::Debug for TokioZmq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokioZmq")
+            .field("interest", &self.interest())
+            .field("finished", &self.is_finished())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes the task give way: tokio defers its wake-up until the scheduler has polled its
+/// driver (timers, I/O), as `tokio::task::yield_now` does.
+fn give_way(cx: &mut Context<'_>) {
+    let mut y = std::pin::pin!(tokio::task::yield_now());
+    // The first poll defers the waker and returns Pending; the future is done with.
+    let _ = y.as_mut().poll(cx);
+}
+
+fn wake(w: &mut Option<Waker>) {
+    if let Some(w) = w.take() {
+        w.wake();
+    }
+}
+
+impl TokioZmq {
+    /// Wraps `socket` with the default [`Budget`]; reading, unless the socket type cannot
+    /// receive (PUSH and PUB start with no interest).
+    ///
+    /// # Errors
+    /// Reading `ZMQ_FD` or registering it with the reactor failed; the socket is given
+    /// back.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime with I/O enabled, as [`AsyncFd::new`].
+    pub fn new(socket: zmq::Socket) -> Result<TokioZmq, InsertError<zmq::Socket>> {
+        TokioZmq::with_budget(socket, Budget::DEFAULT)
+    }
+
+    /// As [`new`](TokioZmq::new), with a budget.
+    ///
+    /// # Errors
+    /// As [`new`](TokioZmq::new).
+    ///
+    /// # Panics
+    /// As [`new`](TokioZmq::new).
+    pub fn with_budget(
+        socket: zmq::Socket,
+        budget: Budget,
+    ) -> Result<TokioZmq, InsertError<zmq::Socket>> {
+        let registered = socket.get_fd().map_err(Error::from_zmq).and_then(|fd| {
+            crate::ev::sys::dup_cloexec(fd)
+                .and_then(crate::ev::sys_host::tokio_readable)
+                .map_err(|e| io_error(&e))
+        });
+        let afd = match registered {
+            Ok(afd) => afd,
+            Err(error) => {
+                return Err(InsertError {
+                    inner: socket,
+                    error,
+                })
+            }
+        };
+        let hosted = Hosted::new(socket, budget)?;
+        Ok(TokioZmq {
+            hosted,
+            afd,
+            streak: 0,
+            streak_t0: None,
+            read_waker: None,
+            write_waker: None,
+            out: None,
+            mail_waker: None,
+            ended: false,
+        })
+    }
+
+    hosted_accessors!(hosted);
+
+    /// A [`Mailbox`] through which other threads send on this socket; its messages go
+    /// out in [`dispatch`](TokioZmq::dispatch)'s writable turns, before the handler's own.
+    /// Every call returns a handle to the same queue (the first call's capacity holds).
+    pub fn mailbox(&mut self, capacity: usize) -> Mailbox {
+        if let Some(m) = self.hosted.core.mail.borrow().as_ref() {
+            return m.mailbox();
+        }
+        let slot: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+        let waker = slot.clone();
+        let mail = Mail::new(
+            capacity,
+            Wake::Host(Arc::new(move || {
+                let w = waker.lock().ok().and_then(|mut w| w.take());
+                if let Some(w) = w {
+                    w.wake();
+                }
+            })),
+        );
+        let mb = mail.mailbox();
+        *self.hosted.core.mail.borrow_mut() = Some(mail);
+        self.mail_waker = Some(slot);
+        mb
+    }
+
+    /// Serves `handler` until the socket ends: `Ok(())` when the handler closed it
+    /// ([`Sock::close`](super::Sock::close)), the error when its context terminated or
+    /// it failed.
+    ///
+    /// # Errors
+    /// The error that ended the socket.
+    pub async fn dispatch<D: Dispatch + ?Sized>(&mut self, handler: &mut D) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_dispatch(cx, handler)).await
+    }
+
+    /// One poll of [`dispatch`](TokioZmq::dispatch): a bounded turn if work is pending,
+    /// then `Pending` (having arranged to be polled again) while the socket lives.
+    ///
+    /// # Errors
+    /// As [`dispatch`](TokioZmq::dispatch).
+    pub fn poll_dispatch<D: Dispatch + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        handler: &mut D,
+    ) -> Poll<Result<(), Error>> {
+        if let Some(slot) = &self.mail_waker {
+            if let Ok(mut w) = slot.lock() {
+                *w = Some(cx.waker().clone());
+            }
+        }
+        // One turn per poll, within tokio's budget too.
+        let coop = ready!(coop::poll_proceed(cx));
+        loop {
+            if self.hosted.is_finished() {
+                return Poll::Ready(Ok(()));
+            }
+            // Prepare.
+            let fired = if self.hosted.must_not_sleep() {
+                false
+            } else {
+                match self.afd.poll_read_ready(cx) {
+                    Poll::Ready(Ok(mut guard)) => {
+                        // `begin` reads ZMQ_EVENTS below, which re-arms the edge; a
+                        // newer edge has a newer tick and is not cleared.
+                        guard.clear_ready();
+                        true
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.hosted.finish();
+                        return Poll::Ready(Err(io_error(&e)));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            };
+            // Check: one bounded turn.
+            self.hosted.dispatch(fired, handler)?;
+            coop.made_progress();
+            if self.hosted.is_finished() {
+                return Poll::Ready(Ok(()));
+            }
+            if self.hosted.must_not_sleep() {
+                // More work: let timers and other tasks run first.
+                give_way(cx);
+                return Poll::Pending;
+            }
+            // Nothing pending: loop once more to register with the reactor.
+        }
+    }
+
+    /// Waits for `ZMQ_FD` and reads `ZMQ_EVENTS`: `Ready(events)` when `want` is among
+    /// them (or the socket failed), `Pending` with this task registered otherwise. Wakes
+    /// the other direction's waiter when its event shows.
+    fn poll_events(
+        &mut self,
+        cx: &mut Context<'_>,
+        want: zmq::PollEvents,
+    ) -> Poll<Result<zmq::PollEvents, Error>> {
+        loop {
+            let mut guard = match self.afd.poll_read_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(io_error(&e))),
+                Poll::Pending => {
+                    let slot = if want.contains(zmq::POLLIN) {
+                        &mut self.read_waker
+                    } else {
+                        &mut self.write_waker
+                    };
+                    *slot = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            };
+            let ev = match self.hosted.core.socket.get_events() {
+                Ok(ev) => ev,
+                Err(e) => return Poll::Ready(Err(Error::from_zmq(e))),
+            };
+            if !ev.intersects(want) {
+                guard.clear_ready();
+            }
+            drop(guard);
+            self.wake_others(ev, want);
+            if ev.intersects(want) {
+                return Poll::Ready(Ok(ev));
+            }
+        }
+    }
+
+    /// After `ev` was read for `want`: the other direction's waiter learns of its event
+    /// (this read may have consumed the edge it waits for).
+    fn wake_others(&mut self, ev: zmq::PollEvents, want: zmq::PollEvents) {
+        if ev.contains(zmq::POLLIN) && !want.contains(zmq::POLLIN) {
+            wake(&mut self.read_waker);
+        }
+        if ev.contains(zmq::POLLOUT) && !want.contains(zmq::POLLOUT) {
+            wake(&mut self.write_waker);
+        }
+    }
+
+    /// After a send or receive, which may have consumed `ZMQ_FD`'s edge: re-read
+    /// `ZMQ_EVENTS` if the other direction waits, and wake it if its event shows.
+    fn recheck_for_other(&mut self, done: zmq::PollEvents) {
+        let waiting = if done.contains(zmq::POLLIN) {
+            self.write_waker.is_some()
+        } else {
+            self.read_waker.is_some()
+        };
+        if waiting {
+            if let Ok(ev) = self.hosted.core.socket.get_events() {
+                self.wake_others(ev, done);
+            }
+        }
+    }
+
+    /// Receives one whole message without blocking.
+    fn try_recv(&self) -> Result<Vec<zmq::Message>, zmq::Error> {
+        let socket = &self.hosted.core.socket;
+        let mut first = zmq::Message::new();
+        socket.recv(&mut first, zmq::DONTWAIT)?;
+        let mut more = first.get_more();
+        let mut msg = vec![first];
+        while more {
+            let mut part = zmq::Message::new();
+            socket.recv(&mut part, zmq::DONTWAIT)?;
+            more = part.get_more();
+            msg.push(part);
+        }
+        Ok(msg)
+    }
+
+    /// Sends what is left of the sink's message; `Ok(false)` on the high-water mark.
+    fn try_flush(&mut self) -> Result<bool, Error> {
+        let Some((msg, sent)) = self.out.as_mut() else {
+            return Ok(true);
+        };
+        let mut sock = self.hosted.core.sock();
+        let done = sock.send_parts(msg, sent)?;
+        if done {
+            self.out = None;
+        }
+        Ok(done)
+    }
+}
+
+fn io_error(e: &io::Error) -> Error {
+    Error::Socket(zmq::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
+impl Stream for TokioZmq {
+    type Item = Result<Vec<zmq::Message>, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let budget = this.hosted.core.budget();
+        let over_time = match (budget.time, this.streak_t0) {
+            (Some(limit), Some(t0)) => {
+                this.streak.is_multiple_of(TIME_CHECK_EVERY) && t0.elapsed() >= limit
+            }
+            _ => false,
+        };
+        if this.streak >= budget.messages || over_time {
+            this.streak = 0;
+            this.streak_t0 = None;
+            give_way(cx);
+            return Poll::Pending;
+        }
+        let coop = ready!(coop::poll_proceed(cx));
+        loop {
+            match this.try_recv() {
+                Ok(msg) => {
+                    coop.made_progress();
+                    if this.streak == 0 && budget.time.is_some() {
+                        this.streak_t0 = Some(Instant::now());
+                    }
+                    this.streak += 1;
+                    this.recheck_for_other(zmq::POLLIN);
+                    return Poll::Ready(Some(Ok(msg)));
+                }
+                Err(zmq::Error::EAGAIN) => {
+                    this.streak = 0;
+                    this.streak_t0 = None;
+                    match ready!(this.poll_events(cx, zmq::POLLIN)) {
+                        Ok(_) => continue,
+                        Err(e) => return Poll::Ready(Some(Err(this.end(e)))),
+                    }
+                }
+                Err(zmq::Error::EINTR) => continue,
+                Err(e) => return Poll::Ready(Some(Err(this.end(Error::from_zmq(e))))),
+            }
+        }
+    }
+}
+
+impl TokioZmq {
+    /// `ETERM` ends the stream after this item.
+    fn end(&mut self, e: Error) -> Error {
+        if e == Error::Terminated {
+            self.ended = true;
+        }
+        e
+    }
+}
+
+impl Sink<Vec<zmq::Message>> for TokioZmq {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_flush(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Vec<zmq::Message>) -> Result<(), Error> {
+        let this = self.get_mut();
+        if this.out.is_some() {
+            // The Sink contract: poll_ready first. Refuse rather than drop a message.
+            return Err(Error::Socket(zmq::Error::EAGAIN));
+        }
+        this.out = Some((item, 0));
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        loop {
+            if this.out.is_none() {
+                return Poll::Ready(Ok(()));
+            }
+            if this.try_flush()? {
+                this.recheck_for_other(zmq::POLLOUT);
+                return Poll::Ready(Ok(()));
+            }
+            ready!(this.poll_events(cx, zmq::POLLOUT))?;
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_flush(cx)
+    }
+}
