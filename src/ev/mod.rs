@@ -79,12 +79,12 @@ mod remover;
 mod signal;
 #[allow(unsafe_code)] // the one place for syscalls: every block has a SAFETY comment
 pub(crate) mod sys;
-#[cfg(feature = "backend-polling")]
-#[allow(unsafe_code)] // fds lent to the poller: every block has a SAFETY comment
-mod sys_polling;
 #[cfg(feature = "tokio")]
 #[allow(unsafe_code)] // host-loop registrations: every block has a SAFETY comment
 pub(crate) mod sys_host;
+#[cfg(feature = "backend-polling")]
+#[allow(unsafe_code)] // fds lent to the poller: every block has a SAFETY comment
+mod sys_polling;
 #[allow(unsafe_code)] // signal syscalls: every block has a SAFETY comment
 mod sys_signal;
 mod timer;

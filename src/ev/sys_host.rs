@@ -15,8 +15,6 @@ pub(crate) fn tokio_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd
     // SAFETY: the AsyncFd owns `fd` for its whole lifetime, so the descriptor stays open
     // and names the same open file until the AsyncFd is dropped, and `OwnedFd::as_raw_fd`
     // always returns that descriptor.
-    unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-    }
-    .map_err(io::Error::from)
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
 }

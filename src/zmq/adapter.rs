@@ -269,7 +269,8 @@ impl<S, H: Handler<S>> Deliver for Native<'_, S, H> {
 
     fn readable(&mut self, core: &Core, len: usize) {
         let msg = self.parts.get_mut(..len).unwrap_or_default();
-        self.handler.readable(msg, &mut core.sock(), self.st, self.cx);
+        self.handler
+            .readable(msg, &mut core.sock(), self.st, self.cx);
     }
 
     fn writable(&mut self, core: &Core) {

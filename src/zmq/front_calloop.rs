@@ -6,12 +6,10 @@ use std::rc::Rc;
 
 use calloop::generic::Generic;
 use calloop::ping::{make_ping, PingSource};
-use calloop::{
-    EventSource, Interest, Mode, Poll, PostAction, Readiness, Token, TokenFactory,
-};
+use calloop::{EventSource, Interest, Mode, Poll, PostAction, Readiness, Token, TokenFactory};
 
 use super::core::{Core, Deliver};
-use super::dispatch::{hosted_accessors, Hosted};
+use super::hosted::{hosted_accessors, Hosted};
 use super::mailbox::{Mail, Mailbox, Wake};
 use super::{Budget, Error, InsertError, Sock};
 
@@ -175,14 +173,13 @@ impl CalloopZmq {
         budget: Budget,
     ) -> Result<CalloopZmq, InsertError<zmq::Socket>> {
         // calloop's Generic owns what it polls; libzmq owns ZMQ_FD, so it gets a duplicate.
-        let dup = socket
-            .get_fd()
-            .map_err(Error::from_zmq)
-            .and_then(|fd| {
-                crate::ev::sys::dup_cloexec(fd).map_err(|e| {
-                    Error::Socket(zmq::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)))
-                })
-            });
+        let dup = socket.get_fd().map_err(Error::from_zmq).and_then(|fd| {
+            crate::ev::sys::dup_cloexec(fd).map_err(|e| {
+                Error::Socket(zmq::Error::from_raw(
+                    e.raw_os_error().unwrap_or(libc::EBADF),
+                ))
+            })
+        });
         let fd = match dup {
             Ok(fd) => fd,
             Err(error) => {
@@ -192,7 +189,7 @@ impl CalloopZmq {
                 })
             }
         };
-        let hosted = Hosted::new(socket, budget)?;
+        let hosted = Hosted::new(socket, budget);
         let io = ZmqIo {
             core: hosted.core.clone(),
             parts: Vec::new(),
@@ -208,6 +205,9 @@ impl CalloopZmq {
     }
 
     hosted_accessors!(hosted);
+
+    /// The loop asks the core before every poll, so nothing needs waking.
+    fn interest_changed(&self) {}
 
     /// A [`Mailbox`] through which other threads send on this socket. Ask for it before
     /// inserting the source (its `Ping` registers with the source); every call returns a
@@ -225,7 +225,10 @@ impl CalloopZmq {
             ));
         }
         let (ping, source) = make_ping()?;
-        let mail = Mail::new(capacity, Wake::Host(std::sync::Arc::new(move || ping.ping())));
+        let mail = Mail::new(
+            capacity,
+            Wake::Host(std::sync::Arc::new(move || ping.ping())),
+        );
         let mb = mail.mailbox();
         *self.hosted.core.mail.borrow_mut() = Some(mail);
         self.ping = Some(source);

@@ -1,6 +1,7 @@
 //! [`MioZmq`]: the fair adapter on a `mio` 1.x loop.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Events, Registry, Token};
 
-use super::dispatch::{hosted_accessors, Hosted};
+use super::hosted::{hosted_accessors, Hosted};
 use super::mailbox::{Mail, Mailbox, Wake};
 use super::{Budget, Dispatch, Error, InsertError};
 
@@ -65,6 +66,8 @@ use super::{Budget, Dispatch, Error, InsertError};
 #[must_use = "dropping a MioZmq closes its socket; keep it while the socket should be served"]
 pub struct MioZmq {
     hosted: Hosted,
+    /// `ZMQ_FD`, owned by libzmq.
+    fd: RawFd,
     token: Option<Token>,
     mail_token: Option<Token>,
 }
@@ -97,14 +100,27 @@ impl MioZmq {
         socket: zmq::Socket,
         budget: Budget,
     ) -> Result<MioZmq, InsertError<zmq::Socket>> {
+        let fd = match socket.get_fd() {
+            Ok(fd) => fd,
+            Err(e) => {
+                return Err(InsertError {
+                    inner: socket,
+                    error: Error::from_zmq(e),
+                })
+            }
+        };
         Ok(MioZmq {
-            hosted: Hosted::new(socket, budget)?,
+            hosted: Hosted::new(socket, budget),
+            fd,
             token: None,
             mail_token: None,
         })
     }
 
     hosted_accessors!(hosted);
+
+    /// The loop asks the core before every poll, so nothing needs waking.
+    fn interest_changed(&self) {}
 
     /// A [`Mailbox`] through which other threads send on this socket, waking the poll
     /// through a [`mio::Waker`] registered under `token` (a token of its own: events for
@@ -195,7 +211,7 @@ impl Source for MioZmq {
         token: Token,
         _interests: mio::Interest,
     ) -> io::Result<()> {
-        SourceFd(&self.hosted.fd).register(registry, token, mio::Interest::READABLE)?;
+        SourceFd(&self.fd).register(registry, token, mio::Interest::READABLE)?;
         self.token = Some(token);
         Ok(())
     }
@@ -206,13 +222,13 @@ impl Source for MioZmq {
         token: Token,
         _interests: mio::Interest,
     ) -> io::Result<()> {
-        SourceFd(&self.hosted.fd).reregister(registry, token, mio::Interest::READABLE)?;
+        SourceFd(&self.fd).reregister(registry, token, mio::Interest::READABLE)?;
         self.token = Some(token);
         Ok(())
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         self.token = None;
-        SourceFd(&self.hosted.fd).deregister(registry)
+        SourceFd(&self.fd).deregister(registry)
     }
 }

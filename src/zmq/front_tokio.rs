@@ -1,6 +1,7 @@
 //! [`TokioZmq`]: the fair adapter on a tokio runtime, as a handler-driven future and as
 //! a `Stream`/`Sink` of multipart messages.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -15,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::task::coop;
 
 use super::budget::TIME_CHECK_EVERY;
-use super::dispatch::{hosted_accessors, Hosted};
+use super::hosted::{hosted_accessors, Hosted};
 use super::mailbox::{Mail, Mailbox, Wake};
 use super::{Budget, Dispatch, Error, InsertError};
 
@@ -74,6 +75,8 @@ pub struct TokioZmq {
     out: Option<(Vec<zmq::Message>, usize)>,
     /// Where the mailbox finds the dispatching task to wake it.
     mail_waker: Option<Arc<Mutex<Option<Waker>>>>,
+    /// The task in `dispatch`, while it waits; woken when interest changes from outside.
+    dispatch_waker: RefCell<Option<Waker>>,
     /// The stream ended (`ETERM`): `None` from now on.
     ended: bool,
 }
@@ -140,7 +143,7 @@ impl TokioZmq {
                 })
             }
         };
-        let hosted = Hosted::new(socket, budget)?;
+        let hosted = Hosted::new(socket, budget);
         Ok(TokioZmq {
             hosted,
             afd,
@@ -150,11 +153,19 @@ impl TokioZmq {
             write_waker: None,
             out: None,
             mail_waker: None,
+            dispatch_waker: RefCell::new(None),
             ended: false,
         })
     }
 
     hosted_accessors!(hosted);
+
+    /// The dispatching task sleeps on `ZMQ_FD` with the old interest: wake it to plan anew.
+    fn interest_changed(&self) {
+        if let Some(w) = self.dispatch_waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
 
     /// A [`Mailbox`] through which other threads send on this socket; its messages go
     /// out in [`dispatch`](TokioZmq::dispatch)'s writable turns, before the handler's own.
@@ -226,7 +237,13 @@ impl TokioZmq {
                         self.hosted.finish();
                         return Poll::Ready(Err(io_error(&e)));
                     }
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        let mut w = self.dispatch_waker.borrow_mut();
+                        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *w = Some(cx.waker().clone());
+                        }
+                        return Poll::Pending;
+                    }
                 }
             };
             // Check: one bounded turn.

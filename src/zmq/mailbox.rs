@@ -1,6 +1,7 @@
 //! [`Mailbox`]: sends to a loop-owned ZeroMQ socket from other threads.
 
 use std::fmt;
+#[cfg(any(feature = "mio", feature = "calloop", feature = "tokio"))]
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, SendError, Sender, TrySendError};
@@ -64,6 +65,7 @@ pub struct Mailbox {
 #[derive(Clone)]
 pub(crate) enum Wake {
     Ev(Waker),
+    #[cfg(any(feature = "mio", feature = "calloop", feature = "tokio"))]
     Host(Arc<dyn Fn() + Send + Sync>),
 }
 
@@ -71,6 +73,7 @@ impl Wake {
     fn wake(&self) {
         match self {
             Wake::Ev(w) => w.wake(),
+            #[cfg(any(feature = "mio", feature = "calloop", feature = "tokio"))]
             Wake::Host(f) => f(),
         }
     }
@@ -80,6 +83,7 @@ impl fmt::Debug for Wake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Wake::Ev(w) => w.fmt(f),
+            #[cfg(any(feature = "mio", feature = "calloop", feature = "tokio"))]
             Wake::Host(_) => f.write_str("Host"),
         }
     }

@@ -95,19 +95,21 @@ mod front_mio;
 #[cfg(feature = "tokio")]
 mod front_tokio;
 mod handler;
+#[cfg(any(feature = "mio", feature = "calloop", feature = "tokio"))]
+mod hosted;
 mod mailbox;
 mod outbox;
 
 pub use adapter::ZmqWatcher;
 pub use budget::Budget;
 pub use dispatch::Dispatch;
+pub use error::{Error, InsertError};
 #[cfg(feature = "calloop")]
 pub use front_calloop::{CalloopZmq, ZmqEvent, ZmqIo};
 #[cfg(feature = "mio")]
 pub use front_mio::MioZmq;
 #[cfg(feature = "tokio")]
 pub use front_tokio::TokioZmq;
-pub use error::{Error, InsertError};
 pub use handler::{Handler, Sock};
 pub use mailbox::{MailError, Mailbox};
 pub use outbox::{FlushError, Flushed, Outbox};

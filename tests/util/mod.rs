@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+pub mod hosts;
 pub mod nsd;
 pub mod openssl;
 pub mod pki;

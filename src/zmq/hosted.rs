@@ -1,0 +1,160 @@
+//! [`Hosted`]: what every host-loop front end (mio, calloop, tokio) shares: the core, its
+//! message buffer, `ZMQ_FD`, and the socket accessors.
+
+use std::rc::Rc;
+
+use super::core::{Core, Deliver, Plan, Step};
+#[cfg(any(feature = "mio", feature = "tokio"))]
+use super::Dispatch;
+use super::{Budget, Error};
+
+/// A [`Dispatch`] and the front end's message buffer, as the core delivers to them.
+#[cfg(any(feature = "mio", feature = "tokio"))]
+struct Driven<'a, D: ?Sized> {
+    handler: &'a mut D,
+    parts: &'a mut Vec<zmq::Message>,
+}
+
+#[cfg(any(feature = "mio", feature = "tokio"))]
+impl<D: Dispatch + ?Sized> Deliver for Driven<'_, D> {
+    fn parts(&mut self) -> &mut Vec<zmq::Message> {
+        self.parts
+    }
+
+    fn readable(&mut self, core: &Core, len: usize) {
+        let msg = self.parts.get_mut(..len).unwrap_or_default();
+        self.handler.readable(msg, &mut core.sock());
+    }
+
+    fn writable(&mut self, core: &Core) {
+        self.handler.writable(&mut core.sock());
+    }
+
+    fn error(&mut self, _core: &Core, err: Error) {
+        self.handler.error(err);
+    }
+}
+
+/// A socket on a host loop: the [`Core`], its message buffer, and whether it
+/// has finished (closed by its handler, terminated or failed).
+pub(crate) struct Hosted {
+    pub(crate) core: Rc<Core>,
+    #[cfg(any(feature = "mio", feature = "tokio"))]
+    parts: Vec<zmq::Message>,
+    done: bool,
+}
+
+impl Hosted {
+    pub(crate) fn new(socket: zmq::Socket, budget: Budget) -> Hosted {
+        Hosted {
+            core: Rc::new(Core::new(socket, budget)),
+            #[cfg(any(feature = "mio", feature = "tokio"))]
+            parts: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The turn begins: `true` when the host's next poll must not sleep.
+    pub(crate) fn must_not_sleep(&self) -> bool {
+        !self.done && self.core.plan() == Plan::Busy
+    }
+
+    /// The poll returned: one bounded turn for `handler`. `Err` once, when the socket ends.
+    #[cfg(any(feature = "mio", feature = "tokio"))]
+    pub(crate) fn dispatch<D: Dispatch + ?Sized>(
+        &mut self,
+        fd_fired: bool,
+        handler: &mut D,
+    ) -> Result<(), Error> {
+        let mut parts = std::mem::take(&mut self.parts);
+        let r = self.dispatch_with(
+            fd_fired,
+            &mut Driven {
+                handler,
+                parts: &mut parts,
+            },
+        );
+        self.parts = parts;
+        r
+    }
+
+    /// As `dispatch`, delivering through a front end's own [`Deliver`].
+    pub(crate) fn dispatch_with<Dl: Deliver>(
+        &mut self,
+        fd_fired: bool,
+        d: &mut Dl,
+    ) -> Result<(), Error> {
+        if self.done {
+            return Ok(());
+        }
+        let result = if self.core.flags.closing.get() {
+            Ok(())
+        } else {
+            match self.core.begin(fd_fired) {
+                Step::Skip => return Ok(()),
+                Step::Work(seen) => self.core.turn(seen, d),
+                Step::Fail(err) => Err(err),
+            }
+        };
+        if result.is_err() || self.core.flags.closing.get() {
+            self.finish();
+        }
+        result
+    }
+
+    /// Stops for good: no more calls, and mailbox senders see `Closed`.
+    pub(crate) fn finish(&mut self) {
+        self.done = true;
+        self.core.mail.borrow_mut().take();
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.done
+    }
+}
+
+/// The socket accessors every front end offers, forwarding to its `Hosted` at `$($f).+`.
+macro_rules! hosted_accessors {
+    ($($f:ident).+) => {
+        /// The socket, e.g. to send from a timer (use `ZMQ_DONTWAIT`) or set options.
+        pub fn socket(&self) -> &zmq::Socket {
+            &self.$($f).+.core.socket
+        }
+
+        /// Asks for (or drops) `writable()` calls, from outside the handler.
+        pub fn set_writable(&self, on: bool) {
+            let f = &self.$($f).+.core.flags.want;
+            f.set(f.get().with_writable(on));
+            self.interest_changed();
+        }
+
+        /// Asks for (or drops) `readable()` calls, from outside the handler.
+        pub fn set_readable(&self, on: bool) {
+            let f = &self.$($f).+.core.flags.want;
+            f.set(f.get().with_readable(on));
+            self.interest_changed();
+        }
+
+        /// What the handler currently asks for.
+        pub fn interest(&self) -> $crate::ev::Interest {
+            self.$($f).+.core.flags.want.get()
+        }
+
+        /// Changes the turn budget; applies from the next dispatch.
+        pub fn set_budget(&self, budget: $crate::zmq::Budget) {
+            self.$($f).+.core.set_budget(budget);
+        }
+
+        /// The turn budget.
+        pub fn budget(&self) -> $crate::zmq::Budget {
+            self.$($f).+.core.budget()
+        }
+
+        /// Whether the socket has stopped for good (closed by its handler, its context
+        /// terminated, or failed): dispatching does nothing any more.
+        pub fn is_finished(&self) -> bool {
+            self.$($f).+.is_finished()
+        }
+    };
+}
+pub(crate) use hosted_accessors;
