@@ -41,6 +41,11 @@ pub struct Args {
 
 impl Args {
     pub fn parse(default_messages: u64) -> Result<Args> {
+        Args::parse_from(std::env::args().skip(1).collect(), default_messages)
+    }
+
+    /// As `parse`, from these arguments (the program name left out).
+    pub fn parse_from(args: Vec<String>, default_messages: u64) -> Result<Args> {
         let mut a = Args {
             messages: default_messages,
             runs: 3,
@@ -48,7 +53,7 @@ impl Args {
             only: None,
             threads: None,
         };
-        let mut it = std::env::args().skip(1);
+        let mut it = args.into_iter();
         while let Some(k) = it.next() {
             let mut val = || it.next().with_context(|| format!("{k} needs a value"));
             match k.as_str() {
