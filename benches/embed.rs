@@ -7,7 +7,7 @@
 //!   evnet's own loop; mio (`MioZmq`, and a naive source that drains to `EAGAIN`); calloop
 //!   (`CalloopZmq`, the book's source, the book's source capped at 64 per dispatch);
 //!   tokio (`TokioZmq::dispatch`, `TokioZmq` as a `Stream`, and tmq 0.5).
-//! - **round trip**: DEALER→ROUTER→DEALER ping-pong, p50/p99, over ipc and tcp, the ROUTER
+//! - **round trip**: DEALER→ROUTER→DEALER ping-pong, p50/p99, over inproc, ipc and tcp, the ROUTER
 //!   a raw blocking echo thread and the DEALER on each loop.
 //!
 //! ```text
@@ -126,6 +126,12 @@ fn med(v: &[Flood], f: impl Fn(&Flood) -> f64) -> f64 {
 fn flood_table(args: &util::Args, t: Transport) -> Result<()> {
     let mut rows: Vec<(Rx, Flood)> = Vec::new();
     for rx in Rx::ALL {
+        // EVNET_RX=<label substring> measures only those receivers (and raw, the ratio's base).
+        if let Ok(only) = std::env::var("EVNET_RX") {
+            if rx != Rx::Raw && !rx.label().contains(only.as_str()) {
+                continue;
+            }
+        }
         let mut runs = Vec::new();
         for _ in 0..args.runs {
             eprint!("\r{} {}           ", t.name(), rx.label());
@@ -208,12 +214,12 @@ fn rtt_table(args: &util::Args, pinned: bool) -> Result<()> {
             ""
         }
     );
-    println!("| client | ipc p50 µs | ipc p99 µs | ipc p50 × raw | tcp p50 µs | tcp p99 µs | tcp p50 × raw |");
-    println!("|---|---|---|---|---|---|---|");
-    let mut raw = [0.0f64; 2];
+    println!("| client | inproc p50 µs | p99 µs | p50 × raw | ipc p50 µs | p99 µs | p50 × raw | tcp p50 µs | p99 µs | p50 × raw |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut raw = [0.0f64; 3];
     for rx in Rx::RTT {
         let mut cells = Vec::new();
-        for (i, t) in [Transport::Ipc, Transport::Tcp].into_iter().enumerate() {
+        for (i, t) in Transport::ALL.into_iter().enumerate() {
             let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
             for _ in 0..args.runs {
                 let lat = hosts::round_trips(t, rx, k)?;

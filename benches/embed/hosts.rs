@@ -133,7 +133,9 @@ pub fn receive(
     stop: Stop,
     go: &dyn Fn(),
 ) -> Result<Received> {
-    if rx == Rx::Tmq {
+    // The tokio receivers connect their own socket: a PULL connected here and dropped
+    // would still be dealt a share of the PUSH's round robin while it closes.
+    if matches!(rx, Rx::Tokio | Rx::TokioStream | Rx::Tmq) {
         return tokio_rx(ctx, ep, rx, stop, go);
     }
     let pull = ctx.socket(zmq::PULL)?;
@@ -155,10 +157,7 @@ pub fn receive(
         Rx::Evnet => evnet_rx(pull, stop, go),
         Rx::Mio | Rx::MioNaive => mio_rx(pull, rx, stop, go),
         Rx::Calloop | Rx::CalloopBook | Rx::CalloopCap64 => calloop_rx(pull, rx, stop, go),
-        Rx::Tokio | Rx::TokioStream | Rx::Tmq => {
-            drop(pull);
-            tokio_rx(ctx, ep, rx, stop, go)
-        }
+        Rx::Tokio | Rx::TokioStream | Rx::Tmq => unreachable!("handled above"),
     }
 }
 
