@@ -40,6 +40,7 @@ pub trait Front {
     fn set_readable(&self, on: bool);
     fn set_writable(&self, on: bool);
     fn interest(&self) -> Interest;
+    fn set_budget(&self, b: Budget);
 }
 
 macro_rules! front_for {
@@ -56,6 +57,9 @@ macro_rules! front_for {
             }
             fn interest(&self) -> Interest {
                 <$t>::interest(self)
+            }
+            fn set_budget(&self, b: Budget) {
+                <$t>::set_budget(self, b)
             }
         }
     };
@@ -166,8 +170,26 @@ mod native {
     use evnet::zmq::{Handler, Sock, ZmqWatcher};
 
     pub struct St {
-        handles: Vec<Option<ZmqWatcher>>,
-        ends: Vec<Option<Result<(), Error>>>,
+        pub(super) handles: Vec<Option<ZmqWatcher>>,
+        pub(super) ends: Vec<Option<Result<(), Error>>>,
+    }
+
+    pub struct Stepped {
+        pub(super) ev: Loop<St>,
+        pub(super) st: St,
+    }
+
+    pub fn watch(ev: &mut Loop<St>, i: usize, spec: Spec) -> ZmqWatcher {
+        let h = AsHandler(i, spec.handler);
+        let w = ZmqWatcher::with_budget(ev, spec.socket, h, spec.budget).unwrap();
+        if let Some(r) = spec.readable {
+            w.set_readable(r);
+        }
+        w.set_writable(spec.writable);
+        if let Some(f) = spec.mail {
+            f(w.mailbox(ev, 64).unwrap());
+        }
+        w
     }
 
     struct AsHandler(usize, Box<dyn Dispatch>);
@@ -200,15 +222,7 @@ mod native {
             ends: Vec::new(),
         };
         for (i, spec) in sc.specs.into_iter().enumerate() {
-            let h = AsHandler(i, spec.handler);
-            let w = ZmqWatcher::with_budget(&mut ev, spec.socket, h, spec.budget).unwrap();
-            if let Some(r) = spec.readable {
-                w.set_readable(r);
-            }
-            w.set_writable(spec.writable);
-            if let Some(f) = spec.mail {
-                f(w.mailbox(&mut ev, 64).unwrap());
-            }
+            let w = watch(&mut ev, i, spec);
             st.handles.push(Some(w));
             st.ends.push(None);
         }
@@ -250,25 +264,37 @@ mod on_mio {
     use evnet::zmq::MioZmq;
     use mio::{Events, Interest, Poll, Token};
 
+    pub struct Stepped {
+        pub(super) poll: Poll,
+        pub(super) events: Events,
+        pub(super) fronts: Vec<MioZmq>,
+        pub(super) handlers: Vec<Box<dyn Dispatch>>,
+    }
+
+    pub fn watch(poll: &Poll, i: usize, spec: Spec) -> (MioZmq, Box<dyn Dispatch>) {
+        let mut z = MioZmq::with_budget(spec.socket, spec.budget).unwrap();
+        poll.registry()
+            .register(&mut z, Token(i), Interest::READABLE)
+            .unwrap();
+        if let Some(r) = spec.readable {
+            z.set_readable(r);
+        }
+        z.set_writable(spec.writable);
+        if let Some(f) = spec.mail {
+            f(z.mailbox(poll.registry(), Token(1000 + i), 64).unwrap());
+        }
+        (z, spec.handler)
+    }
+
     pub fn run(sc: Scenario) -> Outcome {
         let mut poll = Poll::new().unwrap();
         let mut events = Events::with_capacity(256);
         let mut fronts: Vec<Option<MioZmq>> = Vec::new();
         let mut handlers = Vec::new();
         for (i, spec) in sc.specs.into_iter().enumerate() {
-            let mut z = MioZmq::with_budget(spec.socket, spec.budget).unwrap();
-            poll.registry()
-                .register(&mut z, Token(i), Interest::READABLE)
-                .unwrap();
-            if let Some(r) = spec.readable {
-                z.set_readable(r);
-            }
-            z.set_writable(spec.writable);
-            if let Some(f) = spec.mail {
-                f(z.mailbox(poll.registry(), Token(1000 + i), 64).unwrap());
-            }
+            let (z, h) = watch(&poll, i, spec);
             fronts.push(Some(z));
-            handlers.push(spec.handler);
+            handlers.push(h);
         }
         let mut ends: Vec<Option<Result<(), Error>>> = vec![None; fronts.len()];
         let (period, mut tick) = match sc.tick {
@@ -327,37 +353,46 @@ mod on_calloop {
 
     type Disp = Dispatcher<'static, CalloopZmq, ()>;
 
+    pub struct Stepped {
+        pub(super) el: EventLoop<'static, ()>,
+        pub(super) disps: Vec<Disp>,
+    }
+
+    pub fn watch(el: &EventLoop<'static, ()>, ends: &Ends, i: usize, spec: Spec) -> Disp {
+        let mut z = CalloopZmq::with_budget(spec.socket, spec.budget).unwrap();
+        if let Some(r) = spec.readable {
+            z.set_readable(r);
+        }
+        z.set_writable(spec.writable);
+        if let Some(f) = spec.mail {
+            f(z.mailbox(64).unwrap());
+        }
+        let mut h = spec.handler;
+        let e = ends.clone();
+        let d = Dispatcher::new(
+            z,
+            move |ev: ZmqEvent, io: &mut ZmqIo, _: &mut ()| match ev {
+                ZmqEvent::Message => {
+                    let (msg, mut sock) = io.split();
+                    h.readable(msg, &mut sock);
+                }
+                ZmqEvent::Writable => h.writable(&mut io.sock()),
+                ZmqEvent::Error(err) => h.error(err),
+                ZmqEvent::Finished(err) => e.borrow_mut()[i] = Some(Err(err)),
+                _ => {}
+            },
+        );
+        el.handle().register_dispatcher(d.clone()).unwrap();
+        d
+    }
+
     pub fn run(sc: Scenario) -> Outcome {
         let mut el: EventLoop<'static, ()> = EventLoop::try_new().unwrap();
         let n = sc.specs.len();
         let ends: Ends = Rc::new(RefCell::new(vec![None; n]));
         let mut disps: Vec<Disp> = Vec::new();
         for (i, spec) in sc.specs.into_iter().enumerate() {
-            let mut z = CalloopZmq::with_budget(spec.socket, spec.budget).unwrap();
-            if let Some(r) = spec.readable {
-                z.set_readable(r);
-            }
-            z.set_writable(spec.writable);
-            if let Some(f) = spec.mail {
-                f(z.mailbox(64).unwrap());
-            }
-            let mut h = spec.handler;
-            let e = ends.clone();
-            let d = Dispatcher::new(
-                z,
-                move |ev: ZmqEvent, io: &mut ZmqIo, _: &mut ()| match ev {
-                    ZmqEvent::Message => {
-                        let (msg, mut sock) = io.split();
-                        h.readable(msg, &mut sock);
-                    }
-                    ZmqEvent::Writable => h.writable(&mut io.sock()),
-                    ZmqEvent::Error(err) => h.error(err),
-                    ZmqEvent::Finished(err) => e.borrow_mut()[i] = Some(Err(err)),
-                    _ => {}
-                },
-            );
-            el.handle().register_dispatcher(d.clone()).unwrap();
-            disps.push(d);
+            disps.push(watch(&el, &ends, i, spec));
         }
         let disps = Rc::new(RefCell::new(
             disps.into_iter().map(Some).collect::<Vec<_>>(),
@@ -416,6 +451,47 @@ mod on_tokio {
     use std::future::Future;
     use std::task::Poll;
 
+    pub struct Stepped {
+        pub(super) rt: tokio::runtime::Runtime,
+        pub(super) fronts: Vec<TokioZmq>,
+        pub(super) handlers: Vec<Box<dyn Dispatch>>,
+        pub(super) calls: Rc<std::cell::Cell<u64>>,
+    }
+
+    /// A handler that counts its calls, so a stepped turn knows it did something.
+    pub struct Counting {
+        pub(super) inner: Box<dyn Dispatch>,
+        pub(super) calls: Rc<std::cell::Cell<u64>>,
+    }
+
+    impl Dispatch for Counting {
+        fn readable(&mut self, m: &mut [zmq::Message], s: &mut evnet::zmq::Sock<'_>) {
+            self.calls.set(self.calls.get() + 1);
+            self.inner.readable(m, s);
+        }
+        fn writable(&mut self, s: &mut evnet::zmq::Sock<'_>) {
+            self.calls.set(self.calls.get() + 1);
+            self.inner.writable(s);
+        }
+        fn error(&mut self, e: Error) {
+            self.calls.set(self.calls.get() + 1);
+            self.inner.error(e);
+        }
+    }
+
+    /// Inside a runtime context.
+    pub fn watch(spec: Spec) -> (TokioZmq, Box<dyn Dispatch>) {
+        let mut z = TokioZmq::with_budget(spec.socket, spec.budget).unwrap();
+        if let Some(r) = spec.readable {
+            z.set_readable(r);
+        }
+        z.set_writable(spec.writable);
+        if let Some(f) = spec.mail {
+            f(z.mailbox(64));
+        }
+        (z, spec.handler)
+    }
+
     pub fn run(sc: Scenario) -> Outcome {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -425,16 +501,9 @@ mod on_tokio {
             let mut fronts: Vec<Option<TokioZmq>> = Vec::new();
             let mut handlers = Vec::new();
             for spec in sc.specs {
-                let mut z = TokioZmq::with_budget(spec.socket, spec.budget).unwrap();
-                if let Some(r) = spec.readable {
-                    z.set_readable(r);
-                }
-                z.set_writable(spec.writable);
-                if let Some(f) = spec.mail {
-                    f(z.mailbox(64));
-                }
+                let (z, h) = watch(spec);
                 fronts.push(Some(z));
-                handlers.push(spec.handler);
+                handlers.push(h);
             }
             let mut ends: Vec<Option<Result<(), Error>>> = vec![None; fronts.len()];
             let (mut interval, mut tick) = match sc.tick {
@@ -487,5 +556,177 @@ mod on_tokio {
                 done: ok,
             }
         })
+    }
+}
+
+/// A host loop driven one turn at a time, for the seeded model: `turn(false)` never
+/// sleeps, `turn(true)` may sleep until something arrives (so a missed wake-up hangs it).
+pub trait Stepper {
+    fn turn(&mut self, block: bool);
+    /// Runs `f` on socket `i`'s front end.
+    fn with(&self, i: usize, f: &mut dyn FnMut(&dyn Front));
+}
+
+/// `specs` on `host`, to be stepped by hand.
+pub fn stepper(host: Host, specs: Vec<Spec>) -> Box<dyn Stepper> {
+    match host {
+        Host::Native => Box::new(native::Stepped::new(specs)),
+        #[cfg(feature = "mio")]
+        Host::Mio => Box::new(on_mio::Stepped::new(specs)),
+        #[cfg(feature = "calloop")]
+        Host::Calloop => Box::new(on_calloop::Stepped::new(specs)),
+        #[cfg(feature = "tokio")]
+        Host::Tokio => Box::new(on_tokio::Stepped::new(specs)),
+    }
+}
+
+impl native::Stepped {
+    fn new(specs: Vec<Spec>) -> native::Stepped {
+        let mut ev = evnet::ev::Loop::<native::St>::new().unwrap();
+        let mut st = native::St {
+            handles: Vec::new(),
+            ends: Vec::new(),
+        };
+        for (i, spec) in specs.into_iter().enumerate() {
+            let w = native::watch(&mut ev, i, spec);
+            st.handles.push(Some(w));
+            st.ends.push(None);
+        }
+        native::Stepped { ev, st }
+    }
+}
+
+impl Stepper for native::Stepped {
+    fn turn(&mut self, block: bool) {
+        if block {
+            self.ev.run_once(&mut self.st).unwrap();
+        } else {
+            self.ev.run_nowait(&mut self.st).unwrap();
+        }
+    }
+    fn with(&self, i: usize, f: &mut dyn FnMut(&dyn Front)) {
+        f(self.st.handles[i].as_ref().unwrap());
+    }
+}
+
+#[cfg(feature = "mio")]
+impl on_mio::Stepped {
+    fn new(specs: Vec<Spec>) -> on_mio::Stepped {
+        let poll = mio::Poll::new().unwrap();
+        let mut fronts = Vec::new();
+        let mut handlers = Vec::new();
+        for (i, spec) in specs.into_iter().enumerate() {
+            let (z, h) = on_mio::watch(&poll, i, spec);
+            fronts.push(z);
+            handlers.push(h);
+        }
+        on_mio::Stepped {
+            poll,
+            events: mio::Events::with_capacity(256),
+            fronts,
+            handlers,
+        }
+    }
+}
+
+#[cfg(feature = "mio")]
+impl Stepper for on_mio::Stepped {
+    fn turn(&mut self, block: bool) {
+        let mut timeout = if block { None } else { Some(Duration::ZERO) };
+        for z in &mut self.fronts {
+            timeout = z.poll_timeout(timeout);
+        }
+        self.poll.poll(&mut self.events, timeout).unwrap();
+        for (z, h) in self.fronts.iter_mut().zip(self.handlers.iter_mut()) {
+            z.dispatch(&self.events, h.as_mut()).unwrap();
+        }
+    }
+    fn with(&self, i: usize, f: &mut dyn FnMut(&dyn Front)) {
+        f(&self.fronts[i]);
+    }
+}
+
+#[cfg(feature = "calloop")]
+impl on_calloop::Stepped {
+    fn new(specs: Vec<Spec>) -> on_calloop::Stepped {
+        let el = calloop::EventLoop::try_new().unwrap();
+        let ends: Ends = Rc::new(RefCell::new(vec![None; specs.len()]));
+        let disps = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| on_calloop::watch(&el, &ends, i, spec))
+            .collect();
+        on_calloop::Stepped { el, disps }
+    }
+}
+
+#[cfg(feature = "calloop")]
+impl Stepper for on_calloop::Stepped {
+    fn turn(&mut self, block: bool) {
+        let t = if block { None } else { Some(Duration::ZERO) };
+        self.el.dispatch(t, &mut ()).unwrap();
+    }
+    fn with(&self, i: usize, f: &mut dyn FnMut(&dyn Front)) {
+        f(&*self.disps[i].as_source_ref());
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl on_tokio::Stepped {
+    fn new(specs: Vec<Spec>) -> on_tokio::Stepped {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut fronts = Vec::new();
+        let mut handlers = Vec::new();
+        {
+            let _g = rt.enter();
+            for spec in specs {
+                let (z, h) = on_tokio::watch(spec);
+                fronts.push(z);
+                handlers.push(h);
+            }
+        }
+        let calls = Rc::new(std::cell::Cell::new(0u64));
+        let handlers = handlers
+            .into_iter()
+            .map(|h| {
+                Box::new(on_tokio::Counting {
+                    inner: h,
+                    calls: calls.clone(),
+                }) as Box<dyn Dispatch>
+            })
+            .collect();
+        on_tokio::Stepped {
+            rt,
+            fronts,
+            handlers,
+            calls,
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Stepper for on_tokio::Stepped {
+    /// Like `Loop::run_once`: a blocking turn returns as soon as a poll served some
+    /// handler, and waits for a wake-up only when none had anything to do.
+    fn turn(&mut self, block: bool) {
+        let (fronts, handlers) = (&mut self.fronts, &mut self.handlers);
+        let calls = self.calls.clone();
+        self.rt.block_on(std::future::poll_fn(|cx| {
+            let before = calls.get();
+            for (z, h) in fronts.iter_mut().zip(handlers.iter_mut()) {
+                let _ = z.poll_dispatch(cx, h.as_mut());
+            }
+            if !block || calls.get() != before {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        }));
+    }
+    fn with(&self, i: usize, f: &mut dyn FnMut(&dyn Front)) {
+        f(&self.fronts[i]);
     }
 }
