@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs the seeded model test (tests/zmq_model.rs) one seed at a time for SECONDS with two
+# Runs the seeded model test (tests/zmq_front_ends_model.rs, on every host loop) one seed at a time for SECONDS with two
 # CPU hogs, counting watchdog hangs: how issue 13's "hung once in ~35 runs under load" was
 # settled. usage: benches/model_under_load.sh SECONDS
 set -u
 secs=${1:-300}
-bin=$(cargo test --release --test zmq_model --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*\))/\1/p' | tail -1)
+bin=$(cargo test --release --features front-ends --test zmq_front_ends_model --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*\))/\1/p' | tail -1)
 end=$(( $(date +%s) + secs ))
 yes > /dev/null & h1=$!
 yes > /dev/null & h2=$!

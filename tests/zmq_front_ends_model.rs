@@ -1,4 +1,4 @@
-//! The seeded model of `tests/zmq_model.rs` on every host loop compiled in (evnet's own
+//! The seeded model on every host loop compiled in (evnet's own
 //! loop, and the mio, calloop and tokio front ends with `--features front-ends`): random
 //! sends from inside and outside the handlers, interest toggles, budget changes and
 //! `ZMQ_EVENTS` pokes over several socket pairs, stepped one turn at a time. Every message
@@ -243,7 +243,7 @@ fn model(host: Host, seed: u64) -> Result<(), String> {
 fn every_host_accounts_for_every_message_in_the_seeded_model() {
     let seeds: Vec<u64> = match std::env::var("EVNET_SEED") {
         Ok(s) => vec![s.parse().expect("EVNET_SEED is a number")],
-        Err(_) => (1..=4)
+        Err(_) => (1..=6)
             .map(|i| 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i))
             .collect(),
     };
