@@ -213,7 +213,9 @@ impl TokioZmq {
     ) -> Poll<Result<(), Error>> {
         if let Some(slot) = &self.mail_waker {
             if let Ok(mut w) = slot.lock() {
-                *w = Some(cx.waker().clone());
+                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *w = Some(cx.waker().clone());
+                }
             }
         }
         // One turn per poll, within tokio's budget too.

@@ -1,5 +1,5 @@
 //! [`Hosted`]: what every host-loop front end (mio, calloop, tokio) shares: the core, its
-//! message buffer, `ZMQ_FD`, and the socket accessors.
+//! message buffer, whether it has finished, and the socket accessors.
 
 use std::rc::Rc;
 

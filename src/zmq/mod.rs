@@ -29,6 +29,10 @@
 //! reaches [`Handler::finished`] and `zmq_ctx_term` can return. `ETERM` from a send ends
 //! the watcher exactly as from a receive.
 //!
+//! The same quartet runs inside other event loops, behind cargo features: `MioZmq`
+//! (feature `mio`), `CalloopZmq` (`calloop`) and `TokioZmq` (`tokio`) drive the one
+//! loop-agnostic core that `ZmqWatcher` drives, with a [`Dispatch`] handler.
+//!
 //! Sending from outside the handler (a timer, another socket's callback) is safe for the
 //! adapter; a sender that meets the high-water mark there should queue the message (an
 //! [`Outbox`]) and ask for writable interest, which is what wakes it when the socket can
