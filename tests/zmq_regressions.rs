@@ -510,3 +510,37 @@ fn quiet_socket_is_served_within_two_turns_while_another_is_flooded() {
 fn _watcher_is_copy(w: WatcherId) -> (WatcherId, WatcherId) {
     (w, w)
 }
+
+/// After a turn ends on `EAGAIN` the adapter may sleep without reading `ZMQ_EVENTS`, but
+/// only while nothing else ran: here the application pokes the socket between two runs
+/// (consuming the edge of a message that just arrived), then runs the loop again.
+#[test]
+fn get_events_between_two_runs_after_an_eagain_turn_does_not_lose_an_edge() {
+    for t in util::TRANSPORTS {
+        let ctx = zmq::Context::new();
+        let (pull, push) = pull_push(&ctx, t);
+        let mut ev = Loop::<St>::new().unwrap();
+        let w = ZmqWatcher::new(&mut ev, pull, Collect).unwrap();
+        let mut st = St::default();
+        push.send(&0u64.to_le_bytes()[..], 0).unwrap();
+        assert!(ev.run_until(&mut st, LIMIT, |s| s.got.len() == 1).unwrap());
+        // The last turn's check received the message, then met EAGAIN. Now, outside the
+        // loop: a message arrives and the application reads ZMQ_EVENTS, which takes the
+        // ZMQ_FD edge that message raised.
+        push.send(&1u64.to_le_bytes()[..], 0).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !w.socket().get_events().unwrap().contains(zmq::POLLIN) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{t}: message never arrived"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            ev.run_until(&mut st, Duration::from_secs(5), |s| s.got.len() == 2)
+                .unwrap(),
+            "{t}: the message that arrived between runs was never delivered"
+        );
+        in_order(&st.got, 2);
+    }
+}

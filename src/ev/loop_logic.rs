@@ -98,6 +98,11 @@ pub struct Ctx<S> {
     pub(super) turns: u64,
     pub(super) polls: u64,
     pub(super) ctl_calls: u64,
+    /// Moves whenever code other than the loop's own could have run on this thread: after
+    /// every callback, on every entry into a `run*` method (the caller ran in between),
+    /// around `run_until`'s `done`, and when removals drop watchers or run deferred work.
+    /// Two equal readings mean no application code ran between them.
+    pub(super) epoch: u64,
 }
 
 /// A single-threaded, libev-style event loop over state `S`.
@@ -192,6 +197,7 @@ impl<S> Loop<S> {
                 stop: false,
                 deadline: None,
                 turns: 0,
+                epoch: 0,
                 polls: 0,
                 ctl_calls: 0,
             },
@@ -213,6 +219,7 @@ impl<S> Loop<S> {
     /// # Errors
     /// An error from the poller (never `EINTR`, which is retried).
     pub fn run(&mut self, state: &mut S) -> io::Result<()> {
+        self.ctx.epoch += 1;
         self.ctx.stop = false;
         while !self.ctx.stop && self.ctx.active > 0 && !self.ctx.past_deadline() {
             self.ctx.turn(state, true)?;
@@ -226,6 +233,7 @@ impl<S> Loop<S> {
     /// # Errors
     /// An error from the poller.
     pub fn run_once(&mut self, state: &mut S) -> io::Result<()> {
+        self.ctx.epoch += 1;
         self.ctx.turn(state, true)
     }
 
@@ -234,6 +242,7 @@ impl<S> Loop<S> {
     /// # Errors
     /// An error from the poller.
     pub fn run_nowait(&mut self, state: &mut S) -> io::Result<()> {
+        self.ctx.epoch += 1;
         self.ctx.turn(state, false)
     }
 
@@ -260,9 +269,11 @@ impl<S> Loop<S> {
         let guard = self.ctx.timer(limit, None, |_, _, _| {});
         self.ctx.stop = false;
         let mut ok = done(state);
+        self.ctx.epoch += 1;
         while !ok && !self.ctx.stop && Instant::now() < deadline {
             self.ctx.turn(state, true)?;
             ok = done(state);
+            self.ctx.epoch += 1;
         }
         self.ctx.stop = false;
         self.ctx.remove(guard);
@@ -526,6 +537,15 @@ impl<S> Ctx<S> {
         for f in deferred {
             f(self);
         }
+        // Drops and deferred work are application code.
+        self.epoch += 1;
+    }
+
+    /// The loop's epoch: equal readings mean no application code ran on this thread in
+    /// between (see the field). The zmq adapter uses it to trust its own last look at a
+    /// socket.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Starts a graceful shutdown: [`Loop::run`] goes on while watchers are active, so

@@ -44,6 +44,7 @@ impl<S> Ctx<S> {
             return;
         };
         cb(state, self, ev);
+        self.epoch += 1;
         // The watcher may have been removed (and its slot reused) by its own callback.
         if let Some(s) = self.slot_mut(w) {
             if s.cb.is_none() {

@@ -26,6 +26,8 @@ struct Shared {
     ids: Cell<Option<Ids>>,
     /// The mailbox's wake watcher, once a mailbox was asked for.
     mail_watcher: Cell<Option<WatcherId>>,
+    /// The loop's epoch right after this socket's last check callback returned.
+    checked_at: Cell<Option<u64>>,
 }
 
 /// A ZeroMQ socket on a [`Loop`](crate::ev::Loop), driven fairly by the quartet, with a
@@ -127,6 +129,7 @@ impl ZmqWatcher {
             core: Core::new(socket, budget),
             ids: Cell::new(None),
             mail_watcher: Cell::new(None),
+            checked_at: Cell::new(None),
         });
         cx.stop(io);
         let idle = cx.idle(|_, _, _| {});
@@ -244,7 +247,9 @@ fn prepare<S>(sh: &Shared, cx: &mut Ctx<S>) {
         remove_quartet(sh, cx);
         return;
     }
-    match sh.core.plan() {
+    // Untouched: no callback and no caller code ran since this socket's check ended.
+    let untouched = sh.checked_at.get() == Some(cx.epoch());
+    match sh.core.plan(untouched) {
         Plan::Busy => {
             cx.start(ids.idle);
         }
@@ -302,5 +307,8 @@ fn check<S, H: Handler<S>>(sh: &Shared, turn: &mut Native<'_, S, H>) {
         turn.handler.finished(err, turn.st, turn.cx);
     } else if sh.core.flags.closing.get() {
         remove_quartet(sh, turn.cx);
+    } else {
+        // The loop moves its epoch once when this callback returns.
+        sh.checked_at.set(Some(turn.cx.epoch() + 1));
     }
 }

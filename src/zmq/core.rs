@@ -81,6 +81,11 @@ pub(crate) struct Core {
     busy: Cell<bool>,
     /// An error `plan` met, delivered by `begin`.
     fault: Cell<Option<Error>>,
+    /// The last turn's last libzmq call on this socket was a `recv` that met `EAGAIN`.
+    /// libzmq processed every pending command to answer it and left its signaler
+    /// drained, so `ZMQ_FD` will become readable for anything new: if nothing touched
+    /// the socket since, [`plan`](Core::plan) may sleep without reading `ZMQ_EVENTS`.
+    drained: Cell<bool>,
     /// Messages other threads queued through a mailbox, once one was asked for.
     pub(crate) mail: RefCell<Option<Mail>>,
 }
@@ -108,7 +113,10 @@ fn events_of(i: Interest) -> zmq::PollEvents {
 
 /// How one direction's share of a turn ended.
 enum Turn {
-    /// `EAGAIN`, the handler stopped asking, or it closed the socket.
+    /// A `recv` met `EAGAIN`: the socket is empty, and libzmq has just processed its
+    /// pending commands.
+    Empty,
+    /// `EAGAIN` on a send, the handler stopped asking, or it closed the socket.
     Drained,
     /// The budget ran out with work almost surely left.
     Hot,
@@ -141,6 +149,7 @@ impl Core {
             seen: Cell::new(zmq::PollEvents::empty()),
             busy: Cell::new(false),
             fault: Cell::new(None),
+            drained: Cell::new(false),
             mail: RefCell::new(None),
         }
     }
@@ -171,11 +180,18 @@ impl Core {
 
     /// A turn begins: may the host's poll sleep on `ZMQ_FD`?
     ///
+    /// `untouched` is the host's word that no code has run on this thread since the last
+    /// [`turn`](Core::turn) returned (evnet's loop knows it from its epoch; the other
+    /// front ends pass `false`). Then a receive-only socket whose last turn ended on
+    /// `EAGAIN` sleeps without reading `ZMQ_EVENTS`: that `recv` already did what the read
+    /// would, and nobody has called libzmq on the socket since.
+    ///
     /// A socket with no interest (paused, or send-only with nothing to send) still sleeps
     /// on `ZMQ_FD`, so that [`begin`](Core::begin) learns of a terminated context there.
-    pub(crate) fn plan(&self) -> Plan {
+    pub(crate) fn plan(&self, untouched: bool) -> Plan {
         let want = self.wanted();
-        let busy = if want.is_empty() {
+        let drained = self.drained.replace(false);
+        let busy = if want.is_empty() || (untouched && drained && want == zmq::POLLIN) {
             false
         } else {
             let hot = self.hot.get() & want;
@@ -208,6 +224,7 @@ impl Core {
     /// The poll returned; `fd_fired` says whether `ZMQ_FD` was among its events.
     pub(crate) fn begin(&self, fd_fired: bool) -> Step {
         let busy = self.busy.replace(false);
+        self.drained.set(false);
         self.hot.set(zmq::PollEvents::empty());
         if let Some(err) = self.fault.take() {
             return Step::Fail(err);
@@ -232,9 +249,11 @@ impl Core {
         let budget = self.budget.get();
         self.flags.blocked.set(false);
         let mut hot = zmq::PollEvents::empty();
+        let mut eagain = false;
         if self.wanted().contains(zmq::POLLIN) && seen.contains(zmq::POLLIN) {
             match self.read_turn(budget, d) {
                 Turn::Drained => {}
+                Turn::Empty => eagain = true,
                 Turn::Hot => hot |= zmq::POLLIN,
                 Turn::Finished(err) => return Err(err),
             }
@@ -243,13 +262,16 @@ impl Core {
             && self.wanted().contains(zmq::POLLOUT)
             && seen.contains(zmq::POLLOUT)
         {
+            // A send comes after the `recv` that met `EAGAIN`: that look is stale.
+            eagain = false;
             match self.write_turn(budget, d) {
-                Turn::Drained => {}
+                Turn::Drained | Turn::Empty => {}
                 Turn::Hot => hot |= zmq::POLLOUT,
                 Turn::Finished(err) => return Err(err),
             }
         }
         self.hot.set(hot);
+        self.drained.set(eagain);
         Ok(())
     }
 
@@ -295,7 +317,7 @@ impl Core {
                         }
                     }
                 }
-                Err(zmq::Error::EAGAIN) => return Turn::Drained,
+                Err(zmq::Error::EAGAIN) => return Turn::Empty,
                 Err(zmq::Error::EINTR) => return Turn::Hot,
                 // REQ/REP after the message that must be answered first: nothing to receive
                 // now (`ZMQ_EVENTS` would not show POLLIN); not an error.

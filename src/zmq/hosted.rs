@@ -56,7 +56,7 @@ impl Hosted {
 
     /// The turn begins: `true` when the host's next poll must not sleep.
     pub(crate) fn must_not_sleep(&self) -> bool {
-        !self.done && self.core.plan() == Plan::Busy
+        !self.done && self.core.plan(false) == Plan::Busy
     }
 
     /// The poll returned: one bounded turn for `handler`. `Err` once, when the socket ends.

@@ -22,7 +22,11 @@
 //!   without reading `ZMQ_EVENTS`. Only directions the socket type can do are assumed
 //!   (PUSH/PUB never receive, PULL/SUB never send), and never for REQ/REP, which alternate
 //!   strictly. Hot only ever prevents sleeping, and the loop sleeps on `ZMQ_FD` only right
-//!   after a `ZMQ_EVENTS` read that found no wanted work, so no wake-up is ever missed.
+//!   after a `ZMQ_EVENTS` read that found no wanted work, so no wake-up is ever missed;
+//! - a receive-only socket whose turn ended on a `recv` that met `EAGAIN` skips that read
+//!   when nothing at all ran on the loop's thread since (no callback, no return to the
+//!   caller: the loop's epoch says so): libzmq processed every pending command to answer
+//!   that `recv`, so `ZMQ_FD` fires for anything new. One syscall fewer per wake-up.
 //!
 //! A watcher with no interest (paused, or a send-only socket with nothing to send) still
 //! sleeps on `ZMQ_FD`, reading `ZMQ_EVENTS` only when it fires, so a terminated context
