@@ -164,8 +164,12 @@ pub fn receive(
 struct EvSt {
     got: u64,
     ticker: Ticker,
+    stop: Stop,
+    t0: Instant,
 }
 
+/// Counts, and stops the loop once `stop` holds: an application's `Loop::run`, not
+/// `run_until` (whose `done` between turns would hide the adapter's quiet-turn path).
 struct EvCount;
 impl Handler<EvSt> for EvCount {
     fn readable(
@@ -173,9 +177,12 @@ impl Handler<EvSt> for EvCount {
         _: &mut [zmq::Message],
         _: &mut Sock<'_>,
         st: &mut EvSt,
-        _: &mut Ctx<EvSt>,
+        cx: &mut Ctx<EvSt>,
     ) {
         st.got += 1;
+        if st.stop.done(st.got, st.t0) {
+            cx.stop_loop();
+        }
     }
 }
 
@@ -184,15 +191,20 @@ fn evnet_rx(pull: zmq::Socket, stop: Stop, go: &dyn Fn()) -> Result<Received> {
     let _w = ZmqWatcher::new(&mut ev, pull, EvCount).map_err(|e| e.error)?;
     ev.timer(PERIOD, None, |st, cx, e| {
         st.ticker.fire();
+        if st.stop.done(st.got, st.t0) || st.t0.elapsed() > LIMIT {
+            cx.stop_loop();
+        }
         cx.set_timer(e.watcher(), PERIOD, None);
     });
     let mut st = EvSt {
         got: 0,
         ticker: Ticker::new(),
+        stop,
+        t0: Instant::now(),
     };
     go();
-    let t0 = Instant::now();
-    ev.run_until(&mut st, LIMIT, |st| stop.done(st.got, t0))?;
+    st.t0 = Instant::now();
+    ev.run(&mut st)?;
     Ok(Received {
         got: st.got,
         lat: st.ticker.lat,
