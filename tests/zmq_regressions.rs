@@ -1,5 +1,8 @@
-//! Missed-wake-up regressions (the bugs pyzmq, tmq, tokio-zmq, czmq and calloop users hit),
-//! error handling, closing from callbacks, and fairness counted in loop turns.
+//! Missed-wake-up regressions specific to `ZmqWatcher` on evnet's loop: closing and
+//! stealing from other sockets' callbacks, dropping handles, termination, fairness counted
+//! in loop turns, and the quiet-turn path. The scenarios every host loop shares (bursts,
+//! messages arriving inside `readable`, DEALER/ROUTER, SNDHWM=1, pokes from a timer) are in
+//! `tests/zmq_front_ends.rs`, which runs them on this loop too.
 
 mod util;
 
@@ -7,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop, WatcherId};
-use evnet::zmq::{Budget, Error, Flushed, Handler, Outbox, Sock, ZmqWatcher};
+use evnet::zmq::{Budget, Error, Handler, Sock, ZmqWatcher};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -16,7 +19,6 @@ struct St {
     got: Vec<u64>,
     other: u64,
     finished: Option<Error>,
-    blocked: u64,
     errors: Vec<String>,
     after_close: u64,
     handle: Option<ZmqWatcher>,
@@ -53,239 +55,6 @@ fn pull_push(ctx: &zmq::Context, transport: &str) -> (zmq::Socket, zmq::Socket) 
 fn in_order(got: &[u64], n: u64) {
     assert_eq!(got.len() as u64, n, "count");
     assert!(got.iter().enumerate().all(|(i, &s)| s == i as u64), "order");
-}
-
-#[test]
-fn burst_of_1000_read_one_per_turn_with_no_further_traffic() {
-    for t in util::TRANSPORTS {
-        let ctx = zmq::Context::new();
-        let (pull, push) = pull_push(&ctx, t);
-        let mut ev = Loop::<St>::new().unwrap();
-        let _w = ZmqWatcher::with_budget(&mut ev, pull, Collect, Budget::ONE).unwrap();
-        for i in 0..1000u64 {
-            push.send(&i.to_le_bytes()[..], 0).unwrap();
-        }
-        let mut st = St::default();
-        // The whole burst raises one edge at most; reading one message per turn must still
-        // get all of them although nothing else ever arrives.
-        ev.run_until(&mut st, LIMIT, |s| s.got.len() == 1000)
-            .unwrap();
-        in_order(&st.got, 1000);
-    }
-}
-
-struct SlowReader;
-impl Handler<St> for SlowReader {
-    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
-        st.got.push(seq(m));
-        // Messages arrive while we are in here.
-        if st.got.len() % 50 == 1 {
-            thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-#[test]
-fn messages_arriving_while_the_handler_is_inside_readable() {
-    for t in util::TRANSPORTS {
-        let ctx = zmq::Context::new();
-        let (pull, push) = pull_push(&ctx, t);
-        let mut ev = Loop::<St>::new().unwrap();
-        let _w = ZmqWatcher::with_budget(&mut ev, pull, SlowReader, Budget::messages(4)).unwrap();
-        let n = 2000u64;
-        let sender = thread::spawn(move || {
-            for i in 0..n {
-                push.send(&i.to_le_bytes()[..], 0).unwrap();
-                if i % 100 == 0 {
-                    thread::sleep(Duration::from_millis(1));
-                }
-            }
-            push
-        });
-        let mut st = St::default();
-        ev.run_until(&mut st, LIMIT, |s| s.got.len() as u64 == n)
-            .unwrap();
-        let _push = sender.join().unwrap();
-        in_order(&st.got, n);
-    }
-}
-
-/// A DEALER that keeps `window` requests in flight through an Outbox.
-struct Dealer {
-    out: Outbox,
-    sent: u64,
-    n: u64,
-}
-impl Handler<St> for Dealer {
-    fn readable(
-        &mut self,
-        m: &mut [zmq::Message],
-        sock: &mut Sock<'_>,
-        st: &mut St,
-        _: &mut Ctx<St>,
-    ) {
-        st.got.push(seq(m));
-        if self.sent < self.n {
-            self.out.push([&self.sent.to_le_bytes()[..]]);
-            self.sent += 1;
-            sock.set_writable(true);
-        }
-    }
-    fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
-        if let Err(e) = self.out.flush_one(sock) {
-            st.errors.push(e.to_string());
-        }
-    }
-}
-struct RouterEcho;
-impl Handler<St> for RouterEcho {
-    fn readable(
-        &mut self,
-        m: &mut [zmq::Message],
-        sock: &mut Sock<'_>,
-        st: &mut St,
-        _: &mut Ctx<St>,
-    ) {
-        let parts: Vec<&[u8]> = m.iter().map(|p| &p[..]).collect();
-        if !matches!(sock.send_multipart(&parts), Ok(true)) {
-            st.errors.push("router echo failed".into());
-        }
-    }
-}
-
-#[test]
-fn dealer_router_echo_under_load() {
-    for t in util::TRANSPORTS {
-        let ctx = zmq::Context::new();
-        let router = ctx.socket(zmq::ROUTER).unwrap();
-        let dealer = ctx.socket(zmq::DEALER).unwrap();
-        util::link(&router, &dealer, t, "dr").unwrap();
-        let mut ev = Loop::<St>::new().unwrap();
-        let _r = ZmqWatcher::with_budget(&mut ev, router, RouterEcho, Budget::messages(3)).unwrap();
-        let n = 20_000;
-        let mut d = Dealer {
-            out: Outbox::new(),
-            sent: 0,
-            n,
-        };
-        for _ in 0..64 {
-            d.out.push([&d.sent.to_le_bytes()[..]]);
-            d.sent += 1;
-        }
-        let dw = ZmqWatcher::with_budget(&mut ev, dealer, d, Budget::messages(5)).unwrap();
-        dw.set_writable(true);
-        let mut st = St::default();
-        ev.run_until(&mut st, LIMIT, |s| {
-            s.got.len() as u64 == n || !s.errors.is_empty()
-        })
-        .unwrap();
-        assert!(st.errors.is_empty(), "{:?}", st.errors);
-        in_order(&st.got, n);
-    }
-}
-
-/// Sends `n` messages through an Outbox, counting high-water-mark push-backs.
-struct HwmSender {
-    out: Outbox,
-}
-impl Handler<St> for HwmSender {
-    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, _: &mut St, _: &mut Ctx<St>) {}
-    fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
-        match self.out.flush_one(sock) {
-            Ok(Flushed::Blocked) => st.blocked += 1,
-            Ok(_) => {}
-            Err(e) => st.errors.push(e.to_string()),
-        }
-    }
-}
-
-#[test]
-fn push_with_sndhwm_1_fills_stops_and_resumes_when_a_slow_receiver_drains() {
-    for t in util::TRANSPORTS {
-        let ctx = zmq::Context::new();
-        let pull = ctx.socket(zmq::PULL).unwrap();
-        let push = ctx.socket(zmq::PUSH).unwrap();
-        push.set_sndhwm(1).unwrap();
-        pull.set_rcvhwm(1).unwrap();
-        if t == "tcp" {
-            // Keep the kernel buffers from swallowing the whole test.
-            push.set_sndbuf(4096).unwrap();
-            pull.set_rcvbuf(4096).unwrap();
-        }
-        util::link(&pull, &push, t, "hwm").unwrap();
-        let n = 3000u64;
-        let mut out = Outbox::new();
-        for i in 0..n {
-            out.push([&i.to_le_bytes()[..]]);
-        }
-        let mut ev = Loop::<St>::new().unwrap();
-        let s = ZmqWatcher::new(&mut ev, push, HwmSender { out }).unwrap();
-        s.set_writable(true);
-        // The slow receiver reads only when a 1 ms timer lets it, 50 messages at a time.
-        let r = ZmqWatcher::with_budget(&mut ev, pull, Collect, Budget::messages(50)).unwrap();
-        r.set_readable(false);
-        let mut st = St {
-            handle: Some(r),
-            ..St::default()
-        };
-        ev.timer(
-            Duration::from_millis(1),
-            Some(Duration::from_millis(1)),
-            |st, _, _| {
-                if let Some(h) = &st.handle {
-                    h.set_readable(!h.interest().is_readable());
-                }
-            },
-        );
-        ev.run_until(&mut st, LIMIT, |s| s.got.len() as u64 == n)
-            .unwrap();
-        assert!(st.errors.is_empty(), "{:?}", st.errors);
-        in_order(&st.got, n);
-        assert!(st.blocked > 0, "{t}: the high-water mark never pushed back");
-        assert!(
-            !s.interest().is_writable(),
-            "writable interest dropped once drained"
-        );
-    }
-}
-
-#[test]
-fn get_events_and_sends_from_a_timer_callback_do_not_lose_an_edge() {
-    for t in util::TRANSPORTS {
-        let ctx = zmq::Context::new();
-        let (pull, push) = pull_push(&ctx, t);
-        let mut ev = Loop::<St>::new().unwrap();
-        let w = ZmqWatcher::new(&mut ev, pull, Collect).unwrap();
-        let n = 400u64;
-        let mut i = 0u64;
-        // Every ms: poke ZMQ_EVENTS on the watched socket (consuming its edge), then send
-        // two messages to it from the loop thread.
-        ev.timer(
-            Duration::from_millis(1),
-            Some(Duration::from_millis(1)),
-            move |st, _, _| {
-                if let Some(h) = &st.handle {
-                    let _ = h.socket().get_events();
-                }
-                for _ in 0..2 {
-                    if i < n {
-                        push.send(&i.to_le_bytes()[..], zmq::DONTWAIT).unwrap();
-                        i += 1;
-                    }
-                }
-                if let Some(h) = &st.handle {
-                    let _ = h.socket().get_events();
-                }
-            },
-        );
-        let mut st = St {
-            handle: Some(w),
-            ..St::default()
-        };
-        ev.run_until(&mut st, LIMIT, |s| s.got.len() as u64 == n)
-            .unwrap();
-        in_order(&st.got, n);
-    }
 }
 
 /// Reads its own socket, and also steals from (or closes) the victim's socket.
