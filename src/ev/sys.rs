@@ -189,11 +189,13 @@ impl Epoll {
 }
 
 /// A non-blocking eventfd: the wake-up primitive behind [`Waker`](super::Waker).
+#[cfg(not(feature = "backend-polling"))]
 #[derive(Debug)]
 pub(crate) struct EventFd {
     fd: OwnedFd,
 }
 
+#[cfg(not(feature = "backend-polling"))]
 impl EventFd {
     pub(crate) fn new() -> io::Result<EventFd> {
         // SAFETY: eventfd takes no pointers; a non-negative result is a new fd we own.
@@ -219,6 +221,60 @@ impl EventFd {
         let mut buf: u64 = 0;
         // SAFETY: reads at most 8 bytes into a live u64 from an fd we own.
         let _ = unsafe { libc::read(self.fd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
+    }
+}
+
+/// The portable wake-up primitive for the `polling` backend: a non-blocking self-pipe
+/// (POSIX `pipe` and `fcntl`, so it exists wherever kqueue does), with the eventfd's
+/// interface: the read end is polled, a byte written makes it readable.
+#[cfg(feature = "backend-polling")]
+#[derive(Debug)]
+pub(crate) struct EventFd {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+#[cfg(feature = "backend-polling")]
+impl EventFd {
+    pub(crate) fn new() -> io::Result<EventFd> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `pipe` writes two fds into the live two-element array.
+        cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
+        // SAFETY: both fds were just returned by the kernel and are owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        for fd in [&read, &write] {
+            let fd = fd.as_raw_fd();
+            // SAFETY: fcntl on an fd we own, with integer arguments only.
+            unsafe {
+                let fl = cvt(libc::fcntl(fd, libc::F_GETFL))?;
+                cvt(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK))?;
+                cvt(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
+            }
+        }
+        Ok(EventFd { read, write })
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// Makes the read end readable. A full pipe (EAGAIN) is already readable.
+    pub(crate) fn notify(&self) {
+        let one = 1u8;
+        // SAFETY: writes 1 byte from a live u8 to an fd we own.
+        let _ = unsafe { libc::write(self.write.as_raw_fd(), (&one as *const u8).cast(), 1) };
+    }
+
+    /// Empties the pipe so the read end is no longer readable.
+    pub(crate) fn drain(&self) {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reads at most 64 bytes into a live 64-byte buffer from an fd we own.
+            let n = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), 64) };
+            if n < 64 {
+                break;
+            }
+        }
     }
 }
 
