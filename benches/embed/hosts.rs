@@ -324,8 +324,7 @@ fn tokio_rx(ctx: &zmq::Context, ep: &str, rx: Rx, stop: Stop, go: &dyn Fn()) -> 
             }
         });
         *ticker.borrow_mut() = Ticker::new();
-        let t0 = Instant::now();
-        let r = receive_tokio(ctx, ep, rx, stop, &got, go, t0).await;
+        let r = receive_tokio(ctx, ep, rx, stop, &got, go).await;
         tick.abort();
         r
     })?;
@@ -343,7 +342,6 @@ async fn receive_tokio(
     stop: Stop,
     got: &Rc<Cell<u64>>,
     go: &dyn Fn(),
-    t0: Instant,
 ) -> Result<()> {
     let min = tokio::time::sleep(stop.min);
     if stop.messages > 0 {
@@ -389,7 +387,6 @@ async fn receive_tokio(
         }
     }
     min.await;
-    let _ = t0;
     Ok(())
 }
 
