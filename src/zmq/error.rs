@@ -22,6 +22,12 @@ impl Error {
             e => Error::Socket(e),
         }
     }
+
+    /// An OS error from a host loop's registration, as libzmq would report its errno.
+    #[cfg(any(feature = "calloop", feature = "tokio"))]
+    pub(crate) fn from_io(e: &io::Error) -> Error {
+        Error::Socket(zmq::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    }
 }
 
 impl fmt::Display for Error {

@@ -9,7 +9,7 @@ use calloop::ping::{make_ping, PingSource};
 use calloop::{EventSource, Interest, Mode, Poll, PostAction, Readiness, Token, TokenFactory};
 
 use super::core::{Core, Deliver};
-use super::hosted::{hosted_accessors, Hosted};
+use super::hosted::{dup_zmq_fd, hosted_accessors, Hosted};
 use super::mailbox::{Mail, Mailbox, Wake};
 use super::{Budget, Error, InsertError, Sock};
 
@@ -173,14 +173,7 @@ impl CalloopZmq {
         budget: Budget,
     ) -> Result<CalloopZmq, InsertError<zmq::Socket>> {
         // calloop's Generic owns what it polls; libzmq owns ZMQ_FD, so it gets a duplicate.
-        let dup = socket.get_fd().map_err(Error::from_zmq).and_then(|fd| {
-            crate::ev::sys::dup_cloexec(fd).map_err(|e| {
-                Error::Socket(zmq::Error::from_raw(
-                    e.raw_os_error().unwrap_or(libc::EBADF),
-                ))
-            })
-        });
-        let fd = match dup {
+        let fd = match dup_zmq_fd(&socket) {
             Ok(fd) => fd,
             Err(error) => {
                 return Err(InsertError {

@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::io;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -16,7 +15,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::task::coop;
 
 use super::budget::TIME_CHECK_EVERY;
-use super::hosted::{hosted_accessors, Hosted};
+use super::hosted::{dup_zmq_fd, hosted_accessors, Hosted};
 use super::mailbox::{Mail, Mailbox, Wake};
 use super::{Budget, Dispatch, Error, InsertError};
 
@@ -129,11 +128,8 @@ impl TokioZmq {
         socket: zmq::Socket,
         budget: Budget,
     ) -> Result<TokioZmq, InsertError<zmq::Socket>> {
-        let registered = socket.get_fd().map_err(Error::from_zmq).and_then(|fd| {
-            crate::ev::sys::dup_cloexec(fd)
-                .and_then(crate::ev::sys_host::tokio_readable)
-                .map_err(|e| io_error(&e))
-        });
+        let registered = dup_zmq_fd(&socket)
+            .and_then(|fd| crate::ev::sys_host::tokio_readable(fd).map_err(|e| Error::from_io(&e)));
         let afd = match registered {
             Ok(afd) => afd,
             Err(error) => {
@@ -220,12 +216,13 @@ impl TokioZmq {
         }
         // One turn per poll, within tokio's budget too.
         let coop = ready!(coop::poll_proceed(cx));
+        // Prepare, once per turn: the end of each turn below plans the next.
+        let mut busy = self.hosted.must_not_sleep();
         loop {
             if self.hosted.is_finished() {
                 return Poll::Ready(Ok(()));
             }
-            // Prepare.
-            let fired = if self.hosted.must_not_sleep() {
+            let fired = if busy {
                 false
             } else {
                 match self.afd.poll_read_ready(cx) {
@@ -237,7 +234,7 @@ impl TokioZmq {
                     }
                     Poll::Ready(Err(e)) => {
                         self.hosted.finish();
-                        return Poll::Ready(Err(io_error(&e)));
+                        return Poll::Ready(Err(Error::from_io(&e)));
                     }
                     Poll::Pending => {
                         let mut w = self.dispatch_waker.borrow_mut();
@@ -254,7 +251,8 @@ impl TokioZmq {
             if self.hosted.is_finished() {
                 return Poll::Ready(Ok(()));
             }
-            if self.hosted.must_not_sleep() {
+            busy = self.hosted.must_not_sleep();
+            if busy {
                 // More work: let timers and other tasks run first.
                 give_way(cx);
                 return Poll::Pending;
@@ -274,7 +272,7 @@ impl TokioZmq {
         loop {
             let mut guard = match self.afd.poll_read_ready(cx) {
                 Poll::Ready(Ok(g)) => g,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(io_error(&e))),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::from_io(&e))),
                 Poll::Pending => {
                     let slot = if want.contains(zmq::POLLIN) {
                         &mut self.read_waker
@@ -354,10 +352,6 @@ impl TokioZmq {
         }
         Ok(done)
     }
-}
-
-fn io_error(e: &io::Error) -> Error {
-    Error::Socket(zmq::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
 impl Stream for TokioZmq {

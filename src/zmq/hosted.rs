@@ -113,6 +113,14 @@ impl Hosted {
     }
 }
 
+/// An owned duplicate of `socket`'s `ZMQ_FD`, for host loops that own what they poll
+/// (calloop's `Generic`, tokio's `AsyncFd`); libzmq keeps the original.
+#[cfg(any(feature = "calloop", feature = "tokio"))]
+pub(crate) fn dup_zmq_fd(socket: &zmq::Socket) -> Result<std::os::fd::OwnedFd, Error> {
+    let fd = socket.get_fd().map_err(Error::from_zmq)?;
+    crate::ev::sys::dup_cloexec(fd).map_err(|e| Error::from_io(&e))
+}
+
 /// The socket accessors every front end offers, forwarding to its `Hosted` at `$($f).+`.
 macro_rules! hosted_accessors {
     ($($f:ident).+) => {
