@@ -274,6 +274,10 @@ impl<S: 'static> Stream<S> {
         handler: H,
     ) -> io::Result<Stream<S>> {
         socket.set_nonblocking(true)?;
+        // Where send(2) has no MSG_NOSIGNAL, a peer that went away must not raise SIGPIPE
+        // on a socket the app made itself (socket2 already sets this on the ones it makes).
+        #[cfg(target_vendor = "apple")]
+        socket.set_nosigpipe(true)?;
         let fd = socket.as_raw_fd();
         let conn = Conn::build(cx, Link::Socket(socket), fd, opts, Box::new(handler));
         // The watchers hold the stream strongly: a detached stream lives as long as they

@@ -122,7 +122,9 @@ impl<S> Ctx<S> {
     /// callback like any other, each time `signo` (e.g. `libc::SIGTERM`) is delivered to
     /// the process. Several watchers may take the same signal; all of them fire.
     ///
-    /// The signal is read through a `signalfd` and blocked in the loop thread. There is no
+    /// On Linux the signal is read through a `signalfd` and blocked in the loop thread (with
+    /// the portable backend, off Linux, a handler writes it to a self-pipe, as libev does
+    /// without a signalfd, wherever it is delivered). There is no
     /// rule about thread creation order to follow: when the kernel hands the signal to
     /// another thread (libzmq's I/O threads, a worker pool, any thread started before or
     /// after), a handler installed here forwards it to the loop thread. From the first

@@ -205,7 +205,8 @@ impl<S> Loop<S> {
     }
 
     /// Sets the current thread's timer slack: how late the kernel may end a timed poll to
-    /// batch wake-ups (Linux default 50 µs; [`Loop::new`] sets 1 ns).
+    /// batch wake-ups (Linux default 50 µs; [`Loop::new`] sets 1 ns). Linux only; elsewhere
+    /// it does nothing.
     ///
     /// # Errors
     /// `prctl(PR_SET_TIMERSLACK)` failed.

@@ -79,14 +79,20 @@ mod remover;
 mod signal;
 #[allow(unsafe_code)] // the one place for syscalls: every block has a SAFETY comment
 pub(crate) mod sys;
+#[cfg(not(evnet_portable))]
+#[allow(unsafe_code)] // epoll and eventfd syscalls: every block has a SAFETY comment
+mod sys_epoll;
 #[cfg(feature = "tokio")]
 #[allow(unsafe_code)] // host-loop registrations: every block has a SAFETY comment
 pub(crate) mod sys_host;
-#[cfg(feature = "backend-polling")]
+#[cfg(evnet_portable)]
 #[allow(unsafe_code)] // fds lent to the poller: every block has a SAFETY comment
 mod sys_polling;
 #[allow(unsafe_code)] // signal syscalls: every block has a SAFETY comment
 mod sys_signal;
+#[cfg(evnet_portable)]
+#[allow(unsafe_code)] // the self-pipe signal handler: every block has a SAFETY comment
+mod sys_signal_pipe;
 mod timer;
 mod token;
 mod turn;

@@ -1,5 +1,5 @@
-//! The loop's signal state: one signalfd for every signal its watchers take, and which
-//! watchers want which signal.
+//! The loop's signal state: one signalfd (or, with the portable backend, one self-pipe)
+//! for every signal its watchers take, and which watchers want which signal.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -34,7 +34,7 @@ impl Signals {
         if self.claimed.iter().any(|(s, _)| *s == sig) {
             return Ok(());
         }
-        let saved = sys_signal::claim(sig)?;
+        let saved = sys_signal::claim(sig, &self.fd)?;
         self.claimed.push((sig, saved));
         let all: Vec<i32> = self.claimed.iter().map(|(s, _)| *s).collect();
         self.fd.set(&all)

@@ -1,17 +1,17 @@
-//! The portable poller backend (feature `backend-polling`): the same contract as the epoll
-//! layer in `sys.rs` (level-triggered registration, tokens, `EINTR` as zero events), on the
+//! The portable poller backend (off Linux, or with the `backend-polling` feature): the same
+//! contract as the epoll layer in `sys_epoll.rs` (level-triggered registration, tokens, `EINTR` as zero events), on the
 //! `polling` crate, which uses kqueue on macOS and the BSDs and epoll elsewhere. It costs a
 //! little more per turn than the direct epoll layer: `polling` takes a lock around each
 //! wait and reports events through its own buffer (see docs/benchmarks.md).
 
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use polling::{Event, PollMode, Poller};
 
-use super::sys::{EV_ERR, EV_READ, EV_WRITE};
+use super::sys::{cvt, EV_ERR, EV_READ, EV_WRITE};
 
 /// A poller instance (named as the epoll layer's, which it replaces).
 #[derive(Debug)]
@@ -149,5 +149,62 @@ impl Epoll {
             });
         }
         Ok(())
+    }
+}
+
+/// The portable wake-up primitive for the `polling` backend: a non-blocking self-pipe
+/// (POSIX `pipe` and `fcntl`, so it exists wherever kqueue does), with the eventfd's
+/// interface: the read end is polled, a byte written makes it readable.
+#[derive(Debug)]
+pub(crate) struct EventFd {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl EventFd {
+    pub(crate) fn new() -> io::Result<EventFd> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `pipe` writes two fds into the live two-element array.
+        cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
+        // SAFETY: both fds were just returned by the kernel and are owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        for fd in [&read, &write] {
+            let fd = fd.as_raw_fd();
+            // SAFETY: fcntl on an fd we own, with integer arguments only.
+            unsafe {
+                let fl = cvt(libc::fcntl(fd, libc::F_GETFL))?;
+                cvt(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK))?;
+                cvt(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
+            }
+        }
+        Ok(EventFd { read, write })
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// The write end (for the signal handler, which writes raw).
+    pub(crate) fn write_end(&self) -> RawFd {
+        self.write.as_raw_fd()
+    }
+
+    /// Makes the read end readable. A full pipe (EAGAIN) is already readable.
+    pub(crate) fn notify(&self) {
+        let one = 1u8;
+        // SAFETY: writes 1 byte from a live u8 to an fd we own.
+        let _ = unsafe { libc::write(self.write.as_raw_fd(), (&one as *const u8).cast(), 1) };
+    }
+
+    /// Empties the pipe so the read end is no longer readable.
+    pub(crate) fn drain(&self) {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reads at most 64 bytes into a live 64-byte buffer from an fd we own.
+            let n = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), 64) };
+            if n < 64 {
+                break;
+            }
+        }
     }
 }

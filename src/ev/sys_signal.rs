@@ -1,5 +1,8 @@
-//! Signal syscalls for [`Ctx::signal`](super::Ctx::signal): a `signalfd`, the loop thread's
-//! signal mask, and a forwarding handler for signals the kernel hands to other threads.
+//! Signal syscalls for [`Ctx::signal`](super::Ctx::signal), in two forms chosen with the
+//! poller backend: on Linux a `signalfd`, the loop thread's signal mask, and a forwarding
+//! handler for signals the kernel hands to other threads; with the portable backend
+//! (`sys_signal_pipe.rs`) a handler that writes the signal's number to a self-pipe, as
+//! libev does where there is no signalfd. The dispositions and the shared checks are here.
 //!
 //! `signalfd` only sees signals pending for the thread that reads it (or for the process,
 //! when every thread blocks them). A process-directed signal goes to *any* thread that does
@@ -12,24 +15,25 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+#[cfg(not(evnet_portable))]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(not(evnet_portable))]
 use std::sync::atomic::{AtomicU64, Ordering};
+
+#[cfg(evnet_portable)]
+pub(crate) use super::sys_signal_pipe::{claim, release, SignalFd};
 
 /// Highest signal number handled (Linux's `_NSIG` - 1).
 pub(crate) const MAX_SIGNAL: i32 = 64;
 
 /// The thread each signal is forwarded to (`pthread_t` as an integer; 0: none).
+#[cfg(not(evnet_portable))]
 static TARGET: [AtomicU64; MAX_SIGNAL as usize + 1] =
     [const { AtomicU64::new(0) }; MAX_SIGNAL as usize + 1];
 
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
+use super::sys::cvt;
 
+#[cfg(not(evnet_portable))]
 fn set_of(signals: &[i32]) -> libc::sigset_t {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set it is given; sigaddset only writes to it.
@@ -48,11 +52,13 @@ pub(crate) fn valid(sig: i32) -> bool {
 }
 
 /// A non-blocking signalfd.
+#[cfg(not(evnet_portable))]
 #[derive(Debug)]
 pub(crate) struct SignalFd {
     fd: OwnedFd,
 }
 
+#[cfg(not(evnet_portable))]
 impl SignalFd {
     /// A signalfd for `signals`.
     pub(crate) fn new(signals: &[i32]) -> io::Result<SignalFd> {
@@ -99,6 +105,31 @@ impl std::fmt::Debug for Saved {
     }
 }
 
+/// Installs `handler` for `sig` (`SA_RESTART`, nothing masked); returns the disposition
+/// it replaced.
+pub(crate) fn install(sig: i32, handler: extern "C" fn(libc::c_int)) -> io::Result<Saved> {
+    // SAFETY: an all-zero sigaction is a valid value to fill in.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = handler as usize;
+    act.sa_flags = libc::SA_RESTART;
+    // SAFETY: `act.sa_mask` is a sigset inside `act`.
+    unsafe { libc::sigemptyset(&mut act.sa_mask) };
+    let mut old = MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: both pointers are valid; every handler evnet installs is async-signal-safe.
+    cvt(unsafe { libc::sigaction(sig, &act, old.as_mut_ptr()) })?;
+    // SAFETY: sigaction succeeded and wrote the old disposition.
+    Ok(Saved(unsafe { old.assume_init() }))
+}
+
+/// Puts back the disposition [`install`] replaced.
+pub(crate) fn restore(sig: i32, saved: &Saved) {
+    // SAFETY: `saved.0` is the disposition sigaction returned earlier.
+    unsafe {
+        libc::sigaction(sig, &saved.0, std::ptr::null_mut());
+    }
+}
+
+#[cfg(not(evnet_portable))]
 extern "C" fn forward(sig: libc::c_int) {
     let Some(target) = usize::try_from(sig).ok().and_then(|i| TARGET.get(i)) else {
         return;
@@ -113,8 +144,10 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
-/// Blocks `sig` in the calling (loop) thread and forwards it there from any other thread.
-pub(crate) fn claim(sig: i32) -> io::Result<Saved> {
+/// Blocks `sig` in the calling (loop) thread and forwards it there from any other thread;
+/// the loop's signalfd reads it once [`SignalFd::set`] includes it.
+#[cfg(not(evnet_portable))]
+pub(crate) fn claim(sig: i32, _fd: &SignalFd) -> io::Result<Saved> {
     let set = set_of(&[sig]);
     // SAFETY: `set` is initialised; the old mask is not wanted.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -124,27 +157,15 @@ pub(crate) fn claim(sig: i32) -> io::Result<Saved> {
     // SAFETY: pthread_self has no preconditions.
     let me = unsafe { libc::pthread_self() } as u64;
     TARGET[sig as usize].store(me, Ordering::SeqCst);
-    // SAFETY: an all-zero sigaction is a valid value to fill in.
-    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
-    act.sa_sigaction = forward as extern "C" fn(libc::c_int) as usize;
-    act.sa_flags = libc::SA_RESTART;
-    // SAFETY: `act.sa_mask` is a sigset inside `act`.
-    unsafe { libc::sigemptyset(&mut act.sa_mask) };
-    let mut old = MaybeUninit::<libc::sigaction>::uninit();
-    // SAFETY: both pointers are valid; `forward` is async-signal-safe.
-    cvt(unsafe { libc::sigaction(sig, &act, old.as_mut_ptr()) })?;
-    // SAFETY: sigaction succeeded and wrote the old disposition.
-    Ok(Saved(unsafe { old.assume_init() }))
+    install(sig, forward)
 }
 
 /// Undoes [`claim`] on the loop thread: the old disposition back, forwarding off, the
 /// signal unblocked (one still pending is then delivered under the old disposition).
+#[cfg(not(evnet_portable))]
 pub(crate) fn release(sig: i32, saved: &Saved) {
     TARGET[sig as usize].store(0, Ordering::SeqCst);
-    // SAFETY: `saved.0` is the disposition sigaction returned earlier.
-    unsafe {
-        libc::sigaction(sig, &saved.0, std::ptr::null_mut());
-    }
+    restore(sig, saved);
     let set = set_of(&[sig]);
     // SAFETY: `set` is initialised; the old mask is not wanted.
     unsafe {

@@ -53,13 +53,41 @@ pub fn listen_addrs(host: Option<&str>, port: u16) -> io::Result<Vec<SocketAddr>
 /// on every IPv6 socket, so `0.0.0.0:p` and `[::]:p` can both be bound (the bug in the
 /// funcptr IPv6 article: without it, the second bind fails with `EADDRINUSE`).
 pub(crate) fn stream_socket(addr: &SocketAddr) -> io::Result<Socket> {
-    // socket2 creates sockets with SOCK_CLOEXEC on Linux; SOCK_NONBLOCK saves a syscall.
-    let ty = Type::STREAM.nonblocking();
-    let s = Socket::new(Domain::for_address(*addr), ty, None)?;
+    let s = nonblocking_stream(Domain::for_address(*addr))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
     Ok(s)
+}
+
+/// A non-blocking, close-on-exec stream socket of `domain`. socket2 sets close-on-exec
+/// (and, on Apple platforms, `SO_NOSIGPIPE`); `SOCK_NONBLOCK` saves a syscall where the
+/// kernel has it.
+pub(crate) fn nonblocking_stream(domain: Domain) -> io::Result<Socket> {
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly",
+        target_os = "illumos"
+    ))]
+    return Socket::new(domain, Type::STREAM.nonblocking(), None);
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly",
+        target_os = "illumos"
+    )))]
+    {
+        let s = Socket::new(domain, Type::STREAM, None)?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    }
 }
 
 /// Binds and listens on one address: non-blocking, close-on-exec, `SO_REUSEADDR`, and
@@ -113,7 +141,7 @@ pub fn bind_unix(path: impl AsRef<Path>, remove_stale: bool) -> io::Result<Socke
     if remove_stale && is_stale_socket(path, &addr) {
         std::fs::remove_file(path)?;
     }
-    let s = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
+    let s = nonblocking_stream(Domain::UNIX)?;
     s.bind(&addr)
         .map_err(|e| io::Error::new(e.kind(), format!("bind {}: {e}", path.display())))?;
     s.listen(DEFAULT_BACKLOG)?;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, SockAddr, Socket};
 
 use super::bind::stream_socket;
 use crate::ev::{Ctx, Interest, Remover, WatcherId};
@@ -353,7 +353,7 @@ fn begin(ep: &Endpoint) -> io::Result<(Socket, bool)> {
     let (socket, addr) = match ep {
         Endpoint::Inet(a) => (stream_socket(a)?, SockAddr::from(*a)),
         Endpoint::Unix(p) => (
-            Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?,
+            super::bind::nonblocking_stream(Domain::UNIX)?,
             SockAddr::unix(p)?,
         ),
     };
