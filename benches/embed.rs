@@ -124,37 +124,45 @@ fn med(v: &[Flood], f: impl Fn(&Flood) -> f64) -> f64 {
 }
 
 fn flood_table(args: &util::Args, t: Transport) -> Result<()> {
-    let mut rows: Vec<(Rx, Flood)> = Vec::new();
-    for rx in Rx::ALL {
-        // EVNET_RX=<label substring> measures only those receivers (and raw, the ratio's base).
-        if let Ok(only) = std::env::var("EVNET_RX") {
-            if rx != Rx::Raw && !rx.label().contains(only.as_str()) {
-                continue;
-            }
-        }
-        let mut runs = Vec::new();
-        for _ in 0..args.runs {
+    // EVNET_RX=<label substring> measures only those receivers (and raw, the ratio's base).
+    let only = std::env::var("EVNET_RX").ok();
+    let chosen: Vec<Rx> = Rx::ALL
+        .into_iter()
+        .filter(|rx| *rx == Rx::Raw || only.as_deref().is_none_or(|o| rx.label().contains(o)))
+        .collect();
+    // Rounds interleave the receivers (raw, a, b, raw, a, b, ...) and each ratio to raw is
+    // taken within its round, then the median: the machine's drift (±30 % between minutes
+    // here) moves a round's raw run with the others.
+    let mut runs: Vec<Vec<Flood>> = vec![Vec::new(); chosen.len()];
+    for _ in 0..args.runs {
+        for (i, rx) in chosen.iter().enumerate() {
             eprint!("\r{} {}           ", t.name(), rx.label());
-            runs.push(flood(t, rx, args.messages)?);
+            runs[i].push(flood(t, *rx, args.messages)?);
         }
-        let f = Flood {
-            msgs_s: med(&runs, |r| r.msgs_s),
-            cpu_ns: med(&runs, |r| r.cpu_ns),
-            p50: med(&runs, |r| r.p50),
-            p99: med(&runs, |r| r.p99),
-            max: med(&runs, |r| r.max),
-            fired: med(&runs, |r| r.fired as f64) as u64,
-            expected: med(&runs, |r| r.expected as f64) as u64,
-        };
-        rows.push((rx, f));
     }
-    let raw = rows
-        .iter()
-        .find(|(rx, _)| *rx == Rx::Raw)
-        .map(|(_, f)| f.clone())
-        .unwrap_or_default();
+    let raw_at = chosen.iter().position(|rx| *rx == Rx::Raw).unwrap_or(0);
+    let raw_runs = runs[raw_at].clone();
+    let ratio = |v: &[Flood], f: &dyn Fn(&Flood) -> f64| {
+        let mut x: Vec<f64> = v.iter().zip(&raw_runs).map(|(a, r)| f(a) / f(r)).collect();
+        util::median(&mut x)
+    };
+    let mut rows: Vec<(Rx, Flood, f64, f64)> = Vec::new();
+    for (rx, runs) in chosen.iter().zip(&runs) {
+        let f = Flood {
+            msgs_s: med(runs, |r| r.msgs_s),
+            cpu_ns: med(runs, |r| r.cpu_ns),
+            p50: med(runs, |r| r.p50),
+            p99: med(runs, |r| r.p99),
+            max: med(runs, |r| r.max),
+            fired: med(runs, |r| r.fired as f64) as u64,
+            expected: med(runs, |r| r.expected as f64) as u64,
+        };
+        let x_raw = ratio(runs, &|r| r.msgs_s);
+        let cpu_raw = ratio(runs, &|r| r.cpu_ns);
+        rows.push((*rx, f, x_raw, cpu_raw));
+    }
     println!(
-        "transport {}: {} × {SIZE} B, 1 ms timer on the receiving loop, median of {} runs",
+        "transport {}: {} × {SIZE} B, 1 ms timer on the receiving loop, median of {} interleaved rounds (ratios to raw within each round)",
         t.name(),
         args.messages,
         args.runs
@@ -163,7 +171,7 @@ fn flood_table(args: &util::Args, t: Transport) -> Result<()> {
         "| receiver | loop | msgs/s | × raw | CPU ns/msg | CPU × raw | timer p50 µs | p99 µs | max µs | ticks fired/expected | loop idle p50/p99 µs |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (rx, f) in &rows {
+    for (rx, f, x_raw, cpu_raw) in &rows {
         let (idle_cell, rate) = match rx.host() {
             "raw" => ("–".to_string(), 1.0),
             _ => {
@@ -185,9 +193,9 @@ fn flood_table(args: &util::Args, t: Transport) -> Result<()> {
             rx.label(),
             rx.host(),
             f.msgs_s,
-            f.msgs_s / raw.msgs_s,
+            x_raw,
             f.cpu_ns,
-            f.cpu_ns / raw.cpu_ns,
+            cpu_raw,
             timer(f.p50),
             timer(f.p99),
             timer(f.max),

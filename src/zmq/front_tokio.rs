@@ -216,48 +216,47 @@ impl TokioZmq {
         }
         // One turn per poll, within tokio's budget too.
         let coop = ready!(coop::poll_proceed(cx));
-        // Prepare, once per turn: the end of each turn below plans the next.
-        let mut busy = self.hosted.must_not_sleep();
+        let mut turned = false;
         loop {
             if self.hosted.is_finished() {
                 return Poll::Ready(Ok(()));
             }
-            let fired = if busy {
-                false
-            } else {
-                match self.afd.poll_read_ready(cx) {
-                    Poll::Ready(Ok(mut guard)) => {
-                        // `begin` reads ZMQ_EVENTS below, which re-arms the edge; a
-                        // newer edge has a newer tick and is not cleared.
-                        guard.clear_ready();
-                        true
+            // Take the edge tokio saw *before* libzmq is asked (prepare below, or `begin`):
+            // that read re-arms `ZMQ_FD`, and an edge after it sets readiness anew. A stale
+            // readiness left behind would cost a whole empty turn after every wake-up.
+            let fired = match self.afd.poll_read_ready(cx) {
+                Poll::Ready(Ok(mut guard)) => {
+                    guard.clear_ready();
+                    true
+                }
+                Poll::Ready(Err(e)) => {
+                    self.hosted.finish();
+                    return Poll::Ready(Err(Error::from_io(&e)));
+                }
+                Poll::Pending => {
+                    let mut w = self.dispatch_waker.borrow_mut();
+                    if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *w = Some(cx.waker().clone());
                     }
-                    Poll::Ready(Err(e)) => {
-                        self.hosted.finish();
-                        return Poll::Ready(Err(Error::from_io(&e)));
-                    }
-                    Poll::Pending => {
-                        let mut w = self.dispatch_waker.borrow_mut();
-                        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                            *w = Some(cx.waker().clone());
-                        }
-                        return Poll::Pending;
-                    }
+                    false
                 }
             };
-            // Check: one bounded turn.
-            self.hosted.dispatch(fired, handler)?;
-            coop.made_progress();
-            if self.hosted.is_finished() {
-                return Poll::Ready(Ok(()));
-            }
-            busy = self.hosted.must_not_sleep();
-            if busy {
+            // Prepare. Right after our own turn, with no edge since, nothing else ran on
+            // this thread: a drained receive-only socket sleeps without asking libzmq.
+            let busy = self.hosted.must_not_sleep_after(turned && !fired);
+            if turned && busy {
                 // More work: let timers and other tasks run first.
                 give_way(cx);
                 return Poll::Pending;
             }
-            // Nothing pending: loop once more to register with the reactor.
+            if !busy && !fired {
+                return Poll::Pending; // the reactor wakes this task on the next edge
+            }
+            // Check: one bounded turn (after an edge with nothing pending, `begin` reads
+            // `ZMQ_EVENTS`, which is where a terminated context shows).
+            self.hosted.dispatch(fired, handler)?;
+            coop.made_progress();
+            turned = true;
         }
     }
 

@@ -55,8 +55,15 @@ impl Hosted {
     }
 
     /// The turn begins: `true` when the host's next poll must not sleep.
+    #[cfg(any(feature = "mio", feature = "calloop"))]
     pub(crate) fn must_not_sleep(&self) -> bool {
-        !self.done && self.core.plan(false) == Plan::Busy
+        self.must_not_sleep_after(false)
+    }
+
+    /// Whether the host's next poll must not sleep; `untouched` when the front end knows that no code ran on
+    /// this thread since its own last turn (see [`Core::plan`]).
+    pub(crate) fn must_not_sleep_after(&self, untouched: bool) -> bool {
+        !self.done && self.core.plan(untouched) == Plan::Busy
     }
 
     /// The poll returned: one bounded turn for `handler`. `Err` once, when the socket ends.
