@@ -67,9 +67,10 @@ pub struct TokioZmq {
     /// Messages the stream returned since it last returned `Pending`, and when that run began.
     streak: u32,
     streak_t0: Option<Instant>,
-    /// The direction waiting on `ZMQ_FD` other than the one polling it now.
-    read_waker: Option<Waker>,
-    write_waker: Option<Waker>,
+    /// The stream's and the sink's waiting tasks, woken together by the one waker tokio
+    /// holds for `ZMQ_FD`.
+    fanout: Arc<Fanout>,
+    fan_waker: Waker,
     /// The sink's message, and how many of its parts libzmq took.
     out: Option<(Vec<zmq::Message>, usize)>,
     /// Where the mailbox finds the dispatching task to wake it.
@@ -97,9 +98,48 @@ fn give_way(cx: &mut Context<'_>) {
     let _ = y.as_mut().poll(cx);
 }
 
-fn wake(w: &mut Option<Waker>) {
-    if let Some(w) = w.take() {
-        w.wake();
+/// The waker tokio holds for `ZMQ_FD` while the stream or the sink waits on it. tokio keeps
+/// one waker per direction of an `AsyncFd`, the last poller's, and both of ours wait on its
+/// *read* readiness (`ZMQ_FD` only ever signals readable): with the tasks' own wakers, the
+/// sink's wait replaced the stream's registration, and an edge that came after the sink
+/// had moved on woke nobody. This one wakes whichever of the two waits.
+#[derive(Default)]
+struct Fanout {
+    read: Mutex<Option<Waker>>,
+    write: Mutex<Option<Waker>>,
+}
+
+impl Fanout {
+    fn slot(&self, want: zmq::PollEvents) -> &Mutex<Option<Waker>> {
+        if want.contains(zmq::POLLIN) {
+            &self.read
+        } else {
+            &self.write
+        }
+    }
+
+    /// Whether a task waits for `dir`.
+    fn waits(&self, dir: zmq::PollEvents) -> bool {
+        self.slot(dir).lock().is_ok_and(|w| w.is_some())
+    }
+
+    /// Wakes the task waiting for `dir`, if any.
+    fn wake(&self, dir: zmq::PollEvents) {
+        let w = self.slot(dir).lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+}
+
+impl std::task::Wake for Fanout {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        Fanout::wake(self, zmq::POLLIN);
+        Fanout::wake(self, zmq::POLLOUT);
     }
 }
 
@@ -140,13 +180,14 @@ impl TokioZmq {
             }
         };
         let hosted = Hosted::new(socket, budget);
+        let fanout = Arc::new(Fanout::default());
         Ok(TokioZmq {
             hosted,
             afd,
             streak: 0,
             streak_t0: None,
-            read_waker: None,
-            write_waker: None,
+            fanout: fanout.clone(),
+            fan_waker: Waker::from(fanout),
             out: None,
             mail_waker: None,
             dispatch_waker: RefCell::new(None),
@@ -269,19 +310,21 @@ impl TokioZmq {
         want: zmq::PollEvents,
     ) -> Poll<Result<zmq::PollEvents, Error>> {
         loop {
-            let mut guard = match self.afd.poll_read_ready(cx) {
+            // Waiting starts before the poll: the fan-out waker wakes this task through its
+            // slot, whichever direction's poll registered it with tokio last.
+            if let Ok(mut w) = self.fanout.slot(want).lock() {
+                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *w = Some(cx.waker().clone());
+                }
+            }
+            let mut fan = Context::from_waker(&self.fan_waker);
+            let mut guard = match self.afd.poll_read_ready(&mut fan) {
                 Poll::Ready(Ok(g)) => g,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::from_io(&e))),
-                Poll::Pending => {
-                    let slot = if want.contains(zmq::POLLIN) {
-                        &mut self.read_waker
-                    } else {
-                        &mut self.write_waker
-                    };
-                    *slot = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
+                Poll::Pending => return Poll::Pending,
             };
+            // Not waiting any more (this task runs); the other direction may still wait.
+            self.fanout.slot(want).lock().map(|mut w| w.take()).ok();
             let ev = match self.hosted.core.socket.get_events() {
                 Ok(ev) => ev,
                 Err(e) => return Poll::Ready(Err(Error::from_zmq(e))),
@@ -301,10 +344,10 @@ impl TokioZmq {
     /// (this read may have consumed the edge it waits for).
     fn wake_others(&mut self, ev: zmq::PollEvents, want: zmq::PollEvents) {
         if ev.contains(zmq::POLLIN) && !want.contains(zmq::POLLIN) {
-            wake(&mut self.read_waker);
+            self.fanout.wake(zmq::POLLIN);
         }
         if ev.contains(zmq::POLLOUT) && !want.contains(zmq::POLLOUT) {
-            wake(&mut self.write_waker);
+            self.fanout.wake(zmq::POLLOUT);
         }
     }
 
@@ -312,9 +355,9 @@ impl TokioZmq {
     /// `ZMQ_EVENTS` if the other direction waits, and wake it if its event shows.
     fn recheck_for_other(&mut self, done: zmq::PollEvents) {
         let waiting = if done.contains(zmq::POLLIN) {
-            self.write_waker.is_some()
+            self.fanout.waits(zmq::POLLOUT)
         } else {
-            self.read_waker.is_some()
+            self.fanout.waits(zmq::POLLIN)
         };
         if waiting {
             if let Ok(ev) = self.hosted.core.socket.get_events() {
