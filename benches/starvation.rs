@@ -13,56 +13,11 @@ mod util;
 
 use anyhow::Result;
 use evnet::zmq::Budget;
-use plotters::prelude::*;
 use scenario::{Config, Mode, Pcts, Report, Transport};
 
 fn med(rs: &[Report], f: impl Fn(&Report) -> f64) -> f64 {
     let mut v: Vec<f64> = rs.iter().map(f).collect();
     util::median(&mut v)
-}
-
-fn plot(path: &str, series: &[(String, Vec<u64>)]) -> Result<()> {
-    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "1 ms timer lateness during the flood (CDF)",
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d((1f64..1_000_000f64).log_scale(), 0f64..1f64)?;
-    chart
-        .configure_mesh()
-        .x_desc("lateness (µs, log scale)")
-        .y_desc("fraction of ticks")
-        .draw()?;
-    let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
-    for (i, (name, samples)) in series.iter().enumerate() {
-        let mut s = samples.clone();
-        s.sort_unstable();
-        let n = s.len().max(1) as f64;
-        let pts: Vec<(f64, f64)> = s
-            .iter()
-            .enumerate()
-            .map(|(k, &ns)| (((ns as f64) / 1000.0).max(1.0), (k + 1) as f64 / n))
-            .collect();
-        let c = colors[i % colors.len()];
-        chart
-            .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
-            .label(format!("{name} ({} ticks)", s.len()))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    root.present()?;
-    println!("wrote {path}");
-    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -139,7 +94,11 @@ fn main() -> Result<()> {
             .map(|r| (r.mode.clone(), r.timer_samples.clone()))
             .collect();
         std::fs::create_dir_all("target")?;
-        plot(&format!("target/starvation-{}.svg", t.name()), &series)?;
+        util::plot::lateness_cdf(
+            &format!("target/starvation-{}.svg", t.name()),
+            "1 ms timer lateness during the flood (CDF)",
+            &series,
+        )?;
     }
     if let Some(p) = &args.json {
         util::write_json(p, &json)?;

@@ -3,6 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 
+pub mod plot;
+
 /// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`, first field):
 /// nanosecond resolution, unlike `getrusage`'s ticks, and no `unsafe`.
 pub fn thread_cpu_ns() -> u64 {
