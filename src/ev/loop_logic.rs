@@ -29,6 +29,14 @@ pub(super) const WAKE_TOKEN: u64 = u64::MAX;
 pub(super) const SIGNAL_TOKEN: u64 = u64::MAX - 1;
 /// epoll's registration for an fd is unknown (a new watcher may reuse an old fd number).
 pub(super) const UNKNOWN: u32 = u32::MAX;
+/// Readiness reports taken per poll (libev's initial epoll batch; tokio polls its driver
+/// every 61 tasks for the same reason). With more fds ready than this, the rest are served
+/// after the next poll: level-triggered, the kernel keeps them, and it moves the reported
+/// ones to the back of its ready list, so every fd comes round. A larger batch serves every
+/// ready connection before looking again, and a request that arrives just after a poll then
+/// waits almost two turns: 100 busy TLS echo connections had a p99 1.2–1.5× tokio-rustls's
+/// with 256, 0.96–1.02× with 64 (`benches/tls`, docs/benchmarks.md).
+const EVENTS_PER_POLL: usize = 64;
 /// Loop identities, so services built on a loop can refuse another loop's context.
 static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -179,7 +187,7 @@ impl<S> Loop<S> {
                 slots: Vec::new(),
                 free: Vec::new(),
                 epoll: Epoll::new()?,
-                events: Events::with_capacity(256),
+                events: Events::with_capacity(EVENTS_PER_POLL),
                 fds: Vec::new(),
                 dirty_fds: Vec::new(),
                 timers: TimerHeap::default(),
