@@ -64,25 +64,9 @@ pub(crate) fn stream_socket(addr: &SocketAddr) -> io::Result<Socket> {
 /// (and, on Apple platforms, `SO_NOSIGPIPE`); `SOCK_NONBLOCK` saves a syscall where the
 /// kernel has it.
 pub(crate) fn nonblocking_stream(domain: Domain) -> io::Result<Socket> {
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly",
-        target_os = "illumos"
-    ))]
+    #[cfg(evnet_sock_nonblock)]
     return Socket::new(domain, Type::STREAM.nonblocking(), None);
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly",
-        target_os = "illumos"
-    )))]
+    #[cfg(not(evnet_sock_nonblock))]
     {
         let s = Socket::new(domain, Type::STREAM, None)?;
         s.set_nonblocking(true)?;
