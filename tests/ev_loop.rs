@@ -472,3 +472,30 @@ fn durations_up_to_duration_max_mean_never_not_a_panic() {
     ev.run(&mut n).unwrap();
     assert_eq!(n, 0);
 }
+
+#[test]
+fn more_ready_fds_than_one_poll_reports_are_all_served_within_a_few_turns() {
+    // The loop takes at most 64 readiness reports per poll. 200 fds that stay readable
+    // (never drained) must all be served anyway: the kernel moves reported fds to the
+    // back of its ready list, so the next polls report the others.
+    const N: usize = 200;
+    let mut ev = Loop::<Vec<u32>>::new().unwrap();
+    let mut keep = Vec::new();
+    for i in 0..N {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(b"x").unwrap();
+        ev.io(b.as_raw_fd(), Interest::READABLE, move |seen, _, _| {
+            seen[i] += 1;
+        })
+        .unwrap();
+        keep.push((a, b));
+    }
+    let mut seen = vec![0u32; N];
+    let mut turns = 0;
+    while seen.contains(&0) {
+        let unserved: Vec<usize> = (0..N).filter(|&i| seen[i] == 0).collect();
+        assert!(turns < 20, "after {turns} turns, unserved: {unserved:?}");
+        ev.run_once(&mut seen).unwrap();
+        turns += 1;
+    }
+}
