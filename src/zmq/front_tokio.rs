@@ -33,7 +33,9 @@ use super::{Budget, Dispatch, Error, InsertError};
 ///   one unit of tokio's task budget ([`tokio::task::coop`]) and, after the adapter's
 ///   budget of consecutive messages, yields. Every send and receive that may have consumed
 ///   `ZMQ_FD`'s edge re-checks `ZMQ_EVENTS` and wakes the other direction if it is waiting
-///   (tmq #20, pyzmq #1203: a send that swallows the edge of a pending receive).
+///   (tmq #20, pyzmq #1203: a send that swallows the edge of a pending receive). The two
+///   may run on two tasks of one thread (`StreamExt::split`): both wait on `ZMQ_FD`, and
+///   the one waker tokio keeps for it wakes whichever waits.
 ///
 /// Create it inside the runtime (it registers `ZMQ_FD` with tokio's reactor).
 ///
