@@ -76,7 +76,7 @@ pub struct TokioZmq {
     /// The sink's message, and how many of its parts libzmq took.
     out: Option<(Vec<zmq::Message>, usize)>,
     /// Where the mailbox finds the dispatching task to wake it.
-    mail_waker: Option<Arc<Mutex<Option<Waker>>>>,
+    mail_waker: Option<Arc<Slot>>,
     /// The task in `dispatch`, while it waits; woken when interest changes from outside.
     dispatch_waker: RefCell<Option<Waker>>,
     /// The stream ended (`ETERM`): `None` from now on.
@@ -100,6 +100,24 @@ fn give_way(cx: &mut Context<'_>) {
     let _ = y.as_mut().poll(cx);
 }
 
+/// A task's waker kept where a wake-up from elsewhere finds it.
+type Slot = Mutex<Option<Waker>>;
+
+/// Keeps `cx`'s waker in `w`, unless the one there already wakes the same task.
+fn keep(w: &mut Option<Waker>, cx: &Context<'_>) {
+    if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        *w = Some(cx.waker().clone());
+    }
+}
+
+/// Wakes the task kept in `slot`, if any, and forgets it.
+fn wake_slot(slot: &Slot) {
+    let w = slot.lock().ok().and_then(|mut w| w.take());
+    if let Some(w) = w {
+        w.wake();
+    }
+}
+
 /// The waker tokio holds for `ZMQ_FD` while the stream or the sink waits on it. tokio keeps
 /// one waker per direction of an `AsyncFd`, the last poller's, and both of ours wait on its
 /// *read* readiness (`ZMQ_FD` only ever signals readable): with the tasks' own wakers, the
@@ -107,12 +125,12 @@ fn give_way(cx: &mut Context<'_>) {
 /// had moved on woke nobody. This one wakes whichever of the two waits.
 #[derive(Default)]
 struct Fanout {
-    read: Mutex<Option<Waker>>,
-    write: Mutex<Option<Waker>>,
+    read: Slot,
+    write: Slot,
 }
 
 impl Fanout {
-    fn slot(&self, want: zmq::PollEvents) -> &Mutex<Option<Waker>> {
+    fn slot(&self, want: zmq::PollEvents) -> &Slot {
         if want.contains(zmq::POLLIN) {
             &self.read
         } else {
@@ -127,10 +145,7 @@ impl Fanout {
 
     /// Wakes the task waiting for `dir`, if any.
     fn wake(&self, dir: zmq::PollEvents) {
-        let w = self.slot(dir).lock().ok().and_then(|mut w| w.take());
-        if let Some(w) = w {
-            w.wake();
-        }
+        wake_slot(self.slot(dir));
     }
 }
 
@@ -213,17 +228,9 @@ impl TokioZmq {
         if let Some(m) = self.hosted.core.mail.borrow().as_ref() {
             return m.mailbox();
         }
-        let slot: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+        let slot: Arc<Slot> = Arc::new(Mutex::new(None));
         let waker = slot.clone();
-        let mail = Mail::new(
-            capacity,
-            Wake::Host(Arc::new(move || {
-                let w = waker.lock().ok().and_then(|mut w| w.take());
-                if let Some(w) = w {
-                    w.wake();
-                }
-            })),
-        );
+        let mail = Mail::new(capacity, Wake::Host(Arc::new(move || wake_slot(&waker))));
         let mb = mail.mailbox();
         *self.hosted.core.mail.borrow_mut() = Some(mail);
         self.mail_waker = Some(slot);
@@ -250,12 +257,8 @@ impl TokioZmq {
         cx: &mut Context<'_>,
         handler: &mut D,
     ) -> Poll<Result<(), Error>> {
-        if let Some(slot) = &self.mail_waker {
-            if let Ok(mut w) = slot.lock() {
-                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *w = Some(cx.waker().clone());
-                }
-            }
+        if let Some(Ok(mut w)) = self.mail_waker.as_ref().map(|slot| slot.lock()) {
+            keep(&mut w, cx);
         }
         // One turn per poll, within tokio's budget too.
         let coop = ready!(coop::poll_proceed(cx));
@@ -277,10 +280,7 @@ impl TokioZmq {
                     return Poll::Ready(Err(Error::from_io(&e)));
                 }
                 Poll::Pending => {
-                    let mut w = self.dispatch_waker.borrow_mut();
-                    if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        *w = Some(cx.waker().clone());
-                    }
+                    keep(&mut self.dispatch_waker.borrow_mut(), cx);
                     false
                 }
             };
@@ -315,9 +315,7 @@ impl TokioZmq {
             // Waiting starts before the poll: the fan-out waker wakes this task through its
             // slot, whichever direction's poll registered it with tokio last.
             if let Ok(mut w) = self.fanout.slot(want).lock() {
-                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *w = Some(cx.waker().clone());
-                }
+                keep(&mut w, cx);
             }
             let mut fan = Context::from_waker(&self.fan_waker);
             let mut guard = match self.afd.poll_read_ready(&mut fan) {
@@ -326,7 +324,9 @@ impl TokioZmq {
                 Poll::Pending => return Poll::Pending,
             };
             // Not waiting any more (this task runs); the other direction may still wait.
-            self.fanout.slot(want).lock().map(|mut w| w.take()).ok();
+            if let Ok(mut w) = self.fanout.slot(want).lock() {
+                w.take();
+            }
             let ev = match self.hosted.core.socket.get_events() {
                 Ok(ev) => ev,
                 Err(e) => return Poll::Ready(Err(Error::from_zmq(e))),

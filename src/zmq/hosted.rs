@@ -60,8 +60,8 @@ impl Hosted {
         self.must_not_sleep_after(false)
     }
 
-    /// Whether the host's next poll must not sleep; `untouched` when the front end knows that no code ran on
-    /// this thread since its own last turn (see [`Core::plan`]).
+    /// Whether the host's next poll must not sleep; `untouched` when the front end knows
+    /// that no code ran on this thread since its own last turn (see [`Core::plan`]).
     pub(crate) fn must_not_sleep_after(&self, untouched: bool) -> bool {
         !self.done && self.core.plan(untouched) == Plan::Busy
     }
