@@ -581,3 +581,90 @@ fn every_host_carries_pub_sub_and_pair() {
         in_order(&format!("{host:?}/{t} pair"), &pair_got.0.borrow(), n);
     });
 }
+
+/// Spends `SLOW` of CPU on every message and every `writable()` call, and counts them per
+/// turn: the budget's time slice must end a turn within one such call.
+const SLOW: Duration = Duration::from_micros(250);
+
+fn spin(d: Duration) {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+#[derive(Clone, Default)]
+struct Slow {
+    this_turn: Rc<Cell<u32>>,
+    total: Rc<Cell<u32>>,
+    sends: u32,
+}
+impl Dispatch for Slow {
+    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>) {
+        spin(SLOW);
+        self.this_turn.set(self.this_turn.get() + 1);
+        self.total.set(self.total.get() + 1);
+    }
+    fn writable(&mut self, s: &mut Sock<'_>) {
+        spin(SLOW);
+        assert!(
+            s.send(&b"slow"[..], false).unwrap(),
+            "unbounded PULL took it"
+        );
+        self.this_turn.set(self.this_turn.get() + 1);
+        self.total.set(self.total.get() + 1);
+        if self.total.get() == self.sends {
+            s.set_writable(false);
+        }
+    }
+}
+
+/// Steps `host` until `slow` saw `n` calls; returns the most calls one turn made.
+fn most_per_turn(host: &mut dyn hosts::Stepper, slow: &Slow, n: u32) -> u32 {
+    let mut most = 0;
+    while slow.total.get() < n {
+        host.turn(true);
+        most = most.max(slow.this_turn.replace(0));
+    }
+    most
+}
+
+#[test]
+fn every_host_ends_a_turn_within_one_slow_message_of_the_time_slice() {
+    each(|host, t| {
+        let _w = util::watchdog::watchdog(Duration::from_secs(60), format!("{host:?}/{t}"));
+        let ctx = zmq::Context::new();
+        let (pull, push) = pull_push(&ctx, t);
+        let n = 12u32;
+        for i in 0..n {
+            push.send(&u64::from(i).to_le_bytes()[..], 0).unwrap();
+        }
+        let slow = Slow::default();
+        let mut stepper = hosts::stepper(host, vec![Spec::new(pull, slow.clone())]);
+        let most = most_per_turn(stepper.as_mut(), &slow, n);
+        // 64 messages or 200 µs: a 250 µs message is past the slice on its own.
+        assert!(most <= 2, "{host:?}/{t}: {most} slow messages in one turn");
+    });
+}
+
+#[test]
+fn every_host_ends_a_write_turn_within_one_slow_writable_call_of_the_time_slice() {
+    each(|host, t| {
+        let _w = util::watchdog::watchdog(Duration::from_secs(60), format!("{host:?}/{t}"));
+        let ctx = zmq::Context::new();
+        let (_pull, push) = pull_push(&ctx, t);
+        // What is still in flight when the test ends must not hold `zmq_ctx_term` up.
+        push.set_linger(0).unwrap();
+        let n = 12u32;
+        let slow = Slow {
+            sends: n,
+            ..Slow::default()
+        };
+        let mut stepper = hosts::stepper(host, vec![Spec::new(push, slow.clone()).writable()]);
+        let most = most_per_turn(stepper.as_mut(), &slow, n);
+        assert!(
+            most <= 2,
+            "{host:?}/{t}: {most} slow writable() calls in one turn"
+        );
+    });
+}

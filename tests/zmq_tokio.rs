@@ -252,3 +252,50 @@ fn dispatch_on_a_multi_thread_runtimes_local_set_lets_a_timer_end_an_endless_flo
     let (_push, sent) = sender.join().unwrap();
     assert_eq!(next.get(), sent, "every message, in order");
 }
+
+/// The stream's time slice: a consumer that spends 250 µs on every message is given at
+/// most two in a row before the stream yields to the runtime (64 messages or 200 µs).
+#[test]
+fn a_stream_whose_consumer_spends_250_us_per_message_yields_within_one_message_of_the_slice() {
+    let ctx = zmq::Context::new();
+    let pull = ctx.socket(zmq::PULL).unwrap();
+    let push = ctx.socket(zmq::PUSH).unwrap();
+    util::link(&pull, &push, "inproc", "tokio-slice").unwrap();
+    let n = 12usize;
+    for i in 0..n as u64 {
+        push.send(&i.to_le_bytes()[..], 0).unwrap();
+    }
+    let rt = current_thread();
+    let (got, most) = rt.block_on(async move {
+        let mut z = TokioZmq::new(pull).unwrap();
+        let (mut got, mut run, mut most) = (0usize, 0usize, 0usize);
+        let work = std::future::poll_fn(|cx| loop {
+            match futures::Stream::poll_next(std::pin::Pin::new(&mut z), cx) {
+                std::task::Poll::Ready(Some(m)) => {
+                    m.expect("recv");
+                    let t0 = std::time::Instant::now();
+                    while t0.elapsed() < Duration::from_micros(250) {
+                        std::hint::spin_loop();
+                    }
+                    got += 1;
+                    run += 1;
+                    most = most.max(run);
+                    if got == n {
+                        return std::task::Poll::Ready(());
+                    }
+                }
+                std::task::Poll::Ready(None) => panic!("stream ended"),
+                std::task::Poll::Pending => {
+                    run = 0;
+                    return std::task::Poll::Pending;
+                }
+            }
+        });
+        tokio::time::timeout(WATCHDOG, work)
+            .await
+            .expect("watchdog");
+        (got, most)
+    });
+    assert_eq!(got, n);
+    assert!(most <= 2, "{most} slow messages before the stream yielded");
+}

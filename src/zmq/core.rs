@@ -18,11 +18,10 @@
 //! the edge; hot directions only ever make a turn non-blocking.
 
 use std::cell::{Cell, RefCell};
-use std::time::Instant;
 
 use crate::ev::Interest;
 
-use super::budget::TIME_CHECK_EVERY;
+use super::budget::Slice;
 use super::handler::Flags;
 use super::mailbox::{Mail, Sent};
 use super::{Budget, Error, Sock};
@@ -295,26 +294,19 @@ impl Core {
 
     /// Up to the budget of whole messages through `readable()`.
     fn read_turn<D: Deliver>(&self, budget: Budget, d: &mut D) -> Turn {
-        let t0 = budget.time.map(|_| Instant::now());
-        let mut n = 0u32;
+        let mut slice = Slice::start(budget);
         loop {
             match self.recv_whole(d.parts()) {
                 Ok(k) => {
                     d.readable(self, k);
-                    n += 1;
                     if self.flags.terminated.get() {
                         return Turn::Finished(Error::Terminated);
                     }
                     if self.flags.closing.get() || !self.flags.want.get().is_readable() {
                         return Turn::Drained;
                     }
-                    if n >= budget.messages {
+                    if slice.spend() {
                         return Turn::Hot;
-                    }
-                    if let (Some(limit), Some(t0)) = (budget.time, t0) {
-                        if n.is_multiple_of(TIME_CHECK_EVERY) && t0.elapsed() >= limit {
-                            return Turn::Hot;
-                        }
                     }
                 }
                 Err(zmq::Error::EAGAIN) => return Turn::Empty,
@@ -336,8 +328,9 @@ impl Core {
     /// Mailbox messages first, then `writable()` calls while the handler asks for them, up
     /// to the budget.
     fn write_turn<D: Deliver>(&self, budget: Budget, d: &mut D) -> Turn {
-        let mut n = 0u32;
-        while n < budget.messages && !self.flags.blocked.get() && !self.flags.closing.get() {
+        let mut slice = Slice::start(budget);
+        let mut over = false;
+        while !over && !self.flags.blocked.get() && !self.flags.closing.get() {
             let mailed = match self.mail.borrow_mut().as_mut() {
                 Some(mail) => mail.flush_one(&mut self.sock()),
                 None => Ok(Sent::Empty),
@@ -350,14 +343,14 @@ impl Core {
                 Err(e) if self.flags.terminated.get() => return Turn::Finished(e),
                 Err(e) => d.error(self, e),
             }
-            n += 1;
+            over = slice.spend();
             if self.flags.terminated.get() {
                 return Turn::Finished(Error::Terminated);
             }
         }
         let more = self.flags.want.get().is_writable()
             || self.mail.borrow().as_ref().is_some_and(Mail::pending);
-        if n >= budget.messages && more && !self.flags.blocked.get() {
+        if over && more && !self.flags.blocked.get() {
             Turn::Hot
         } else {
             Turn::Drained

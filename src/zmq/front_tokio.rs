@@ -7,14 +7,13 @@ use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll, Waker};
-use std::time::Instant;
 
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::unix::AsyncFd;
 use tokio::task::coop;
 
-use super::budget::TIME_CHECK_EVERY;
+use super::budget::Slice;
 use super::hosted::{dup_zmq_fd, hosted_accessors, Hosted};
 use super::mailbox::{Mail, Mailbox, Wake};
 use super::{Budget, Dispatch, Error, InsertError};
@@ -66,9 +65,9 @@ pub struct TokioZmq {
     hosted: Hosted,
     /// A duplicate of `ZMQ_FD` (libzmq owns the original), registered with the reactor.
     afd: AsyncFd<OwnedFd>,
-    /// Messages the stream returned since it last returned `Pending`, and when that run began.
-    streak: u32,
-    streak_t0: Option<Instant>,
+    /// The budget's slice for the messages the stream returned since it last returned
+    /// `Pending` (`None` before the first of them).
+    streak: Option<Slice>,
     /// The stream's and the sink's waiting tasks, woken together by the one waker tokio
     /// holds for `ZMQ_FD`.
     fanout: Arc<Fanout>,
@@ -201,8 +200,7 @@ impl TokioZmq {
         Ok(TokioZmq {
             hosted,
             afd,
-            streak: 0,
-            streak_t0: None,
+            streak: None,
             fanout: fanout.clone(),
             fan_waker: Waker::from(fanout),
             out: None,
@@ -406,16 +404,9 @@ impl Stream for TokioZmq {
         if this.ended {
             return Poll::Ready(None);
         }
-        let budget = this.hosted.core.budget();
-        let over_time = match (budget.time, this.streak_t0) {
-            (Some(limit), Some(t0)) => {
-                this.streak.is_multiple_of(TIME_CHECK_EVERY) && t0.elapsed() >= limit
-            }
-            _ => false,
-        };
-        if this.streak >= budget.messages || over_time {
-            this.streak = 0;
-            this.streak_t0 = None;
+        // The message returned last was handled in between: it spends the streak's slice.
+        if this.streak.as_mut().is_some_and(Slice::spend) {
+            this.streak = None;
             give_way(cx);
             return Poll::Pending;
         }
@@ -424,16 +415,14 @@ impl Stream for TokioZmq {
             match this.try_recv() {
                 Ok(msg) => {
                     coop.made_progress();
-                    if this.streak == 0 && budget.time.is_some() {
-                        this.streak_t0 = Some(Instant::now());
+                    if this.streak.is_none() {
+                        this.streak = Some(Slice::start(this.hosted.core.budget()));
                     }
-                    this.streak += 1;
                     this.recheck_for_other(zmq::POLLIN);
                     return Poll::Ready(Some(Ok(msg)));
                 }
                 Err(zmq::Error::EAGAIN) => {
-                    this.streak = 0;
-                    this.streak_t0 = None;
+                    this.streak = None;
                     match ready!(this.poll_events(cx, zmq::POLLIN)) {
                         Ok(_) => continue,
                         Err(e) => return Poll::Ready(Some(Err(this.end(e)))),
