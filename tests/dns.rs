@@ -821,3 +821,90 @@ fn srv_glue_for_one_family_queries_only_the_other() {
         "A came as glue"
     );
 }
+
+/// Holds a lookup and drops it from its own `Drop`, as an application's types do.
+struct Owner(#[allow(dead_code)] Option<evnet::dns::Lookup<Vec<&'static str>>>);
+impl Drop for Owner {
+    fn drop(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+#[test]
+fn dropping_a_lookup_cancels_it_in_every_nesting() {
+    let good = fake(|q| vec![answer(q, Some(9), 0)]);
+    let mut ev = Loop::<Vec<&'static str>>::new().unwrap();
+    let dns = Resolver::new(&ev, config(&[good]));
+    let ask = |ev: &mut Loop<Vec<&'static str>>, what: &'static str| {
+        dns.query(
+            ev,
+            "n.test",
+            RecordType::A,
+            move |log: &mut Vec<&str>, _, _| log.push(what),
+        )
+    };
+    // A callback that owns another lookup of the same resolver, inside a `Drop` impl:
+    // dropping the outer one drops the callback, which drops the inner one.
+    let inner = ask(&mut ev, "inner ran");
+    let owner = Owner(Some(inner));
+    let outer = dns.query(&mut ev, "o.test", RecordType::A, move |log, _, _| {
+        let _keep = &owner;
+        log.push("outer ran");
+    });
+    assert_eq!(dns.in_flight(), 2);
+    drop(outer);
+    assert_eq!(dns.in_flight(), 0, "the nested lookup is still in flight");
+
+    // A compound lookup whose callback owns a lookup of the same resolver.
+    let nested = ask(&mut ev, "nested in compound ran");
+    let c = dns.lookup_ip(&mut ev, "c.test", move |log: &mut Vec<&str>, _, _| {
+        let _keep = &nested;
+        log.push("compound ran");
+    });
+    assert_eq!(dns.in_flight(), 3);
+    drop(c);
+    assert_eq!(
+        dns.in_flight(),
+        0,
+        "the compound's nested lookup is still in flight"
+    );
+
+    // Dropped from another lookup's callback (answered first, as asked first): the victim
+    // owns a further lookup.
+    let victim: Rc<RefCell<Option<evnet::dns::Lookup<Vec<&str>>>>> = Rc::default();
+    let v = victim.clone();
+    dns.query(&mut ev, "k.test", RecordType::A, move |log, _, _| {
+        log.push("killer");
+        v.borrow_mut().take();
+    })
+    .detach();
+    let deeper = ask(&mut ev, "deeper ran");
+    *victim.borrow_mut() = Some(
+        dns.query(&mut ev, "v.test", RecordType::A, move |log, _, _| {
+            let _keep = &deeper;
+            log.push("victim ran");
+        }),
+    );
+
+    // Dropped after its resolver is gone.
+    let gone = Resolver::new(&ev, config(&[good]));
+    let orphan = gone.query(&mut ev, "g.test", RecordType::A, |log, _, _| {
+        log.push("orphan ran")
+    });
+    drop(gone);
+    drop(orphan);
+
+    // The last question asked is answered last: once its answer is in, any lookup that
+    // was not cancelled has had its answer too.
+    dns.query(&mut ev, "z.test", RecordType::A, |log, _, _| {
+        log.push("last")
+    })
+    .detach();
+    let mut log = Vec::new();
+    assert!(ev
+        .run_until(&mut log, LIMIT, |log| log.contains(&"last"))
+        .unwrap());
+    assert_eq!(dns.in_flight(), 0);
+    assert!(victim.borrow().is_none());
+    assert_eq!(log, ["killer", "last"]);
+}

@@ -8,7 +8,8 @@ use std::str::FromStr;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::resolver::{Answer, Lookup, Resolver};
+use super::lookup::Lookup;
+use super::resolver::{Answer, Resolver};
 use super::Error;
 use crate::ev::Ctx;
 
@@ -31,7 +32,7 @@ type DoneTargets<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<Vec<Target>, Er
 type DoneIps<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<Vec<IpAddr>, Error>)>;
 
 /// A compound lookup in flight; dropping it cancels every query it started (its callback
-/// never runs).
+/// never runs), from anywhere, as dropping a [`Lookup`] does.
 #[must_use = "dropping a Compound cancels it"]
 pub struct Compound<S: 'static> {
     state: Rc<RefCell<State<S>>>,
@@ -45,14 +46,22 @@ impl<S: 'static> std::fmt::Debug for Compound<S> {
 
 impl<S: 'static> Drop for Compound<S> {
     fn drop(&mut self) {
-        if let Ok(mut g) = self.state.try_borrow_mut() {
-            g.done_targets = None;
-            g.done_ips = None;
-            let lookups = std::mem::take(&mut g.lookups);
-            let children = std::mem::take(&mut g.children);
-            drop(g);
-            drop((lookups, children));
-        }
+        // Everything out under a short borrow, dropped after it: the callbacks may own
+        // other lookups and compounds, whose drops borrow in turn. The state is never
+        // borrowed while application code runs, so the borrow cannot fail.
+        let taken = self.state.try_borrow_mut().ok().map(|mut g| {
+            (
+                g.done_targets.take(),
+                g.done_ips.take(),
+                std::mem::take(&mut g.lookups),
+                std::mem::take(&mut g.children),
+            )
+        });
+        debug_assert!(
+            taken.is_some(),
+            "a compound's state is borrowed in its drop"
+        );
+        drop(taken);
     }
 }
 

@@ -1,11 +1,11 @@
 //! The stub resolver: queries in flight on the loop, each with its own UDP socket (a fresh
 //! source port) and timer, TCP when an answer is truncated, the next server when one fails.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::cache::Cache;
+use super::lookup::Lookup;
 use super::wire::{self, Step};
 use super::{Config, Error};
 use crate::bufio::Stream;
@@ -78,6 +79,8 @@ pub(super) struct Pending<S: 'static> {
     /// An earlier search candidate had the name without the type.
     pub(super) saw_nodata: bool,
     pub(super) done: Option<Done<S>>,
+    /// Set by the [`Lookup`]'s drop: `done` must never run, whatever happens next.
+    pub(super) cancelled: Rc<Cell<bool>>,
 }
 
 impl<S: 'static> Pending<S> {
@@ -100,6 +103,7 @@ impl<S: 'static> Pending<S> {
             last_error: None,
             saw_nodata: false,
             done: Some(done),
+            cancelled: Rc::default(),
         }
     }
 
@@ -126,6 +130,14 @@ pub(super) struct Inner<S: 'static> {
 }
 
 impl<S: 'static> Inner<S> {
+    /// Takes a cancelled lookup out, its I/O stopped; the caller drops it (and the
+    /// callback in it, which may own other lookups) once this borrow is released.
+    pub(super) fn cancel(&mut self, key: u64) -> Option<Pending<S>> {
+        let mut p = self.queries.remove(&key)?;
+        self.quiesce(&mut p);
+        Some(p)
+    }
+
     /// Stops a query's I/O from outside any callback: its watchers are removed at the
     /// start of the next turn, then its socket is closed.
     fn quiesce(&self, p: &mut Pending<S>) {
@@ -147,13 +159,11 @@ impl<S: 'static> Inner<S> {
 
 impl<S: 'static> Drop for Inner<S> {
     fn drop(&mut self) {
-        // Dropping the resolver with queries in flight delivers nothing afterwards.
+        // Dropping the resolver with queries in flight delivers nothing afterwards (a
+        // lookup that a dropped callback owns finds the resolver gone, which is the same).
         let keys: Vec<u64> = self.queries.keys().copied().collect();
         for k in keys {
-            if let Some(mut p) = self.queries.remove(&k) {
-                p.done = None;
-                self.quiesce(&mut p);
-            }
+            drop(self.cancel(k));
         }
     }
 }
@@ -194,47 +204,6 @@ impl<S: 'static> std::fmt::Debug for Resolver<S> {
             .field("servers", &g.config.servers)
             .field("in_flight", &g.queries.len())
             .finish()
-    }
-}
-
-/// A lookup in flight. Dropping it cancels the lookup (its callback never runs), from
-/// anywhere, its own callback and other lookups' callbacks included;
-/// [`detach`](Lookup::detach) lets it run to its callback instead.
-#[must_use = "dropping a Lookup cancels it"]
-pub struct Lookup<S: 'static> {
-    key: u64,
-    inner: Weak<RefCell<Inner<S>>>,
-    detached: bool,
-}
-
-impl<S: 'static> std::fmt::Debug for Lookup<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lookup").field("key", &self.key).finish()
-    }
-}
-
-impl<S: 'static> Lookup<S> {
-    /// Lets the lookup run to its callback without this handle.
-    pub fn detach(mut self) {
-        self.detached = true;
-    }
-}
-
-impl<S: 'static> Drop for Lookup<S> {
-    fn drop(&mut self) {
-        if self.detached {
-            return;
-        }
-        let Some(inner) = self.inner.upgrade() else {
-            return;
-        };
-        let Ok(mut g) = inner.try_borrow_mut() else {
-            return;
-        };
-        if let Some(mut p) = g.queries.remove(&self.key) {
-            p.done = None;
-            g.quiesce(&mut p);
-        }
     }
 }
 
@@ -305,6 +274,8 @@ impl<S: 'static> Resolver<S> {
             };
             return self.finish_soon(cx, Ok(answer), done);
         }
+        let pending = Pending::new(Box::new(done));
+        let cancelled = pending.cancelled.clone();
         let key = {
             let mut g = self.inner.borrow_mut();
             let key = g.next_key;
@@ -326,7 +297,7 @@ impl<S: 'static> Resolver<S> {
                     qname,
                     first,
                     edns,
-                    ..Pending::new(Box::new(done))
+                    ..pending
                 },
             );
             key
@@ -346,11 +317,7 @@ impl<S: 'static> Resolver<S> {
                 p.timer = Some(t);
             }
         }
-        Lookup {
-            key,
-            inner: Rc::downgrade(&self.inner),
-            detached: false,
-        }
+        Lookup::new(key, Rc::downgrade(&self.inner), cancelled)
     }
 
     /// The PTR records of `addr` (`in-addr.arpa` / `ip6.arpa`), from the hosts file first.
@@ -407,28 +374,28 @@ impl<S: 'static> Resolver<S> {
         let slot = RefCell::new(Some(result));
         let t = cx.timer(Duration::ZERO, None, move |st, cx, _| {
             let Some(inner) = weak.upgrade() else { return };
-            let p = inner.borrow_mut().queries.remove(&key);
-            if let (Some(mut p), Some(r)) = (p, slot.borrow_mut().take()) {
+            if let Some(p) = inner.borrow_mut().queries.get_mut(&key) {
                 p.timer = None;
-                if let Some(done) = p.done.take() {
-                    done(st, cx, r);
-                }
+            }
+            if let Some(r) = slot.borrow_mut().take() {
+                Resolver { inner }.finish(st, cx, key, r);
             }
         });
         let pending = Pending {
             timer: Some(t),
             ..Pending::new(Box::new(done))
         };
+        let cancelled = pending.cancelled.clone();
         self.inner.borrow_mut().queries.insert(key, pending);
-        Lookup {
-            key,
-            inner: Rc::downgrade(&self.inner),
-            detached: false,
-        }
+        Lookup::new(key, Rc::downgrade(&self.inner), cancelled)
     }
 
     /// Sends the current question to the next server, over UDP.
     fn send(&self, st: &mut S, cx: &mut Ctx<S>, key: u64) {
+        if self.is_cancelled(key) {
+            // Dropped where the resolver could not be reached: nothing more is asked.
+            return self.finish(st, cx, key, Err(Error::Timeout));
+        }
         if let Err(e) = self.try_send(cx, key) {
             self.finish(st, cx, key, Err(e));
         }
@@ -635,19 +602,34 @@ impl<S: 'static> Resolver<S> {
         }
     }
 
-    /// Ends a lookup: its I/O stops, then its callback runs (with nothing borrowed).
+    fn is_cancelled(&self, key: u64) -> bool {
+        let g = self.inner.borrow();
+        g.queries.get(&key).is_some_and(|p| p.cancelled.get())
+    }
+
+    /// Ends a lookup: its I/O stops, then its callback runs (with nothing borrowed), unless
+    /// its [`Lookup`] was dropped meanwhile.
     fn finish(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, result: Result<Answer, Error>) {
-        let done = {
+        let p = {
             let mut g = self.inner.borrow_mut();
             let Some(mut p) = g.queries.remove(&key) else {
                 return;
             };
             p.stop_io(cx);
-            p.done.take()
+            p
         };
-        if let Some(done) = done {
+        let Pending {
+            done, cancelled, ..
+        } = p;
+        if let Some(done) = done.filter(|_| !cancelled.get()) {
             done(st, cx, result);
         }
+    }
+
+    /// Lookups in flight: started, not yet delivered, not cancelled.
+    pub fn in_flight(&self) -> usize {
+        let g = self.inner.borrow();
+        g.queries.values().filter(|p| !p.cancelled.get()).count()
     }
 }
 
