@@ -908,3 +908,111 @@ fn dropping_a_lookup_cancels_it_in_every_nesting() {
     assert!(victim.borrow().is_none());
     assert_eq!(log, ["killer", "last"]);
 }
+
+/// A server that answers a query with `junk` datagrams and then the answer, all sent
+/// before the test lets the loop read any; `sent` reports when they are in the querier's
+/// socket (loopback delivers within the send).
+fn junk_then_answer(junk: usize) -> (SocketAddr, std::sync::mpsc::Receiver<()>) {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            for _ in 0..junk {
+                let _ = s.send_to(b"junk", from);
+            }
+            let _ = s.send_to(&answer(&buf[..n], Some(5), 0), from);
+            let _ = tx.send(());
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn junk_from_the_server_is_read_a_bounded_batch_per_turn_and_the_answer_behind_it_counts() {
+    let (addr, sent) = junk_then_answer(130);
+    let cfg = Config {
+        timeout: Duration::from_secs(20),
+        ..Config::with_servers(&[addr])
+    };
+    let mut ev = Loop::<()>::new().unwrap();
+    let dns = Resolver::new(&ev, cfg);
+    let got: Got = Rc::default();
+    let g = got.clone();
+    let _l = dns.query(&mut ev, "j.test", RecordType::A, move |_, _, r| {
+        g.borrow_mut().push(r)
+    });
+    sent.recv_timeout(LIMIT)
+        .expect("the fake server never answered");
+    let mut turns = 0;
+    while got.borrow().is_empty() {
+        ev.run_once(&mut ()).unwrap();
+        turns += 1;
+        assert!(turns < 1000, "the answer never counted");
+    }
+    // 64 datagrams a turn: 130 junk ones and the answer take three.
+    assert!(turns >= 3, "131 datagrams were read in {turns} turn(s)");
+    let a = got.borrow_mut().pop().unwrap().unwrap();
+    assert_eq!(a.addresses(), ["192.0.2.5".parse::<IpAddr>().unwrap()]);
+}
+
+#[test]
+fn a_flood_of_100000_junk_datagrams_neither_stops_a_1_ms_timer_nor_hides_the_answer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    let flooding = Arc::new(AtomicBool::new(false));
+    let over = Arc::new(AtomicBool::new(false));
+    let (fl, ov) = (flooding.clone(), over.clone());
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let (n, from) = s.recv_from(&mut buf).unwrap();
+        fl.store(true, Ordering::SeqCst);
+        for _ in 0..100_000 {
+            let _ = s.send_to(b"junk from the server's own address", from);
+        }
+        fl.store(false, Ordering::SeqCst);
+        // The answer last; again until it counted, in case the flood filled the socket.
+        let good = answer(&buf[..n], Some(6), 0);
+        while !ov.load(Ordering::SeqCst) {
+            let _ = s.send_to(&good, from);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    struct St {
+        got: Option<Result<Answer, Error>>,
+        ticks_in_flood: u64,
+    }
+    let mut ev = Loop::<St>::new().unwrap();
+    let f = flooding.clone();
+    let tick = Duration::from_millis(1);
+    ev.timer(tick, Some(tick), move |st: &mut St, _, _| {
+        if f.load(Ordering::SeqCst) {
+            st.ticks_in_flood += 1;
+        }
+    });
+    let cfg = Config {
+        timeout: Duration::from_secs(20),
+        ..Config::with_servers(&[addr])
+    };
+    let dns = Resolver::new(&ev, cfg);
+    let _l = dns.query(&mut ev, "f.test", RecordType::A, |st: &mut St, _, r| {
+        st.got = Some(r)
+    });
+    let mut st = St {
+        got: None,
+        ticks_in_flood: 0,
+    };
+    let ok = ev.run_until(&mut st, LIMIT, |st| st.got.is_some()).unwrap();
+    over.store(true, Ordering::SeqCst);
+    server.join().unwrap();
+    assert!(ok, "no answer within {LIMIT:?}");
+    let a = st.got.take().unwrap().unwrap();
+    assert_eq!(a.addresses(), ["192.0.2.6".parse::<IpAddr>().unwrap()]);
+    assert!(
+        st.ticks_in_flood > 0,
+        "the timer never fired during the flood"
+    );
+}

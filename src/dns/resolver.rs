@@ -47,6 +47,10 @@ impl Answer {
     }
 }
 
+/// Datagrams one query's socket reads per loop turn, as every other service bounds its
+/// turn (bufio's reads, the pool's results, a ZeroMQ budget).
+const DATAGRAMS_PER_TURN: usize = 64;
+
 type Done<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>)>;
 
 /// Where a query's bytes go now.
@@ -465,9 +469,12 @@ impl<S: 'static> Resolver<S> {
         Ok(())
     }
 
+    /// The query's socket is readable: reads up to [`DATAGRAMS_PER_TURN`] datagrams,
+    /// looking for the answer; the rest wait for the next turn (the watcher is
+    /// level-triggered), so a flood of junk from the server's address cannot hold the loop.
     fn on_udp(&self, st: &mut S, cx: &mut Ctx<S>, key: u64) {
         let mut buf = [0u8; 4096];
-        loop {
+        for _ in 0..DATAGRAMS_PER_TURN {
             let msg = {
                 let g = self.inner.borrow();
                 let Some(p) = g.queries.get(&key) else { return };
