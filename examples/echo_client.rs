@@ -2,6 +2,10 @@
 //! IPv4 tried RFC 8305 style), sends lines one at a time and reports round-trip times.
 //! `--help` lists the flags.
 
+#[macro_use]
+#[path = "util/out.rs"]
+mod out;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -163,7 +167,7 @@ fn main() -> Result<()> {
             .get(((st.rtts.len().max(1) - 1) as f64 * p) as usize)
             .copied()
     };
-    println!(
+    outln!(
         "{} connections ok, {} failed; {} round trips in {secs:.2}s; rtt p50 {:?} p99 {:?}",
         st.finished,
         st.failed,

@@ -12,6 +12,10 @@
 //! `--listen None:7020` (the default) listens on 0.0.0.0:7020 and [::]:7020. Try it with
 //! `cargo run --release --example echo_client -- --connect localhost:7020`.
 
+#[macro_use]
+#[path = "util/out.rs"]
+mod out;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -175,13 +179,13 @@ fn main() -> Result<()> {
             .with_context(|| format!("{spec}: expected HOST:PORT"))?;
         let port: u16 = port.parse().with_context(|| format!("{spec}: bad port"))?;
         for s in bind_tcp_all(Some(host), port)? {
-            println!("listening on {:?}", s.local_addr()?.as_socket());
+            outln!("listening on {:?}", s.local_addr()?.as_socket());
             sockets.push(s);
         }
     }
     if let Some(p) = &args.unix {
         sockets.push(bind_unix(p, true)?);
-        println!("listening on unix:{p}");
+        outln!("listening on unix:{p}");
     }
     let listener = Listener::new(&mut ev, sockets, on_accept);
     let mut st = State {
@@ -202,9 +206,10 @@ fn main() -> Result<()> {
     let sec = Duration::from_secs(10);
     let stats = ev.timer(sec, Some(sec), |st: &mut State, _, _| {
         let g = st.group.as_ref().map(RateGroup::totals);
-        println!(
+        outln!(
             "{} connections, {} open, group totals {g:?}",
-            st.conns, st.open
+            st.conns,
+            st.open
         );
     });
     st.watchers.push(stats);

@@ -1,5 +1,9 @@
 //! A TCP line server that forwards every line it receives to a ZeroMQ PUSH socket through
 //! an Outbox in the loop state. SIGINT/SIGTERM end it.
+#[macro_use]
+#[path = "util/out.rs"]
+mod out;
+
 use clap::Parser;
 use evnet::bufio::{self, Conn, Event, Stream};
 use evnet::bytes::Bytes;
@@ -63,7 +67,7 @@ fn main() -> anyhow::Result<()> {
         .rsplit_once(':')
         .ok_or_else(|| anyhow::anyhow!("--listen HOST:PORT"))?;
     let socks = bind_tcp_all(Some(host), port.parse()?)?;
-    println!("listening on {:?}", socks[0].local_addr()?.as_socket());
+    outln!("listening on {:?}", socks[0].local_addr()?.as_socket());
     let _l = Listener::new(&mut ev, socks, |_: &mut App, cx, a| {
         if let Accept::Conn(c) = a {
             if let Ok(s) = Stream::new(cx, c.socket, Forward) {

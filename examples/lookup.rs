@@ -7,16 +7,24 @@
 //! lookup mx-hosts example.com                      MX by preference + addresses
 //! ```
 //!
-//! Records print one per line in zone-file presentation format (owner TTL class type
-//! data, as `dig +noall +answer` does); compound results print each SRV/MX record followed
-//! by its target's addresses. Errors print `status: NXDOMAIN` (etc.) on stderr and exit 1.
+//! Records print one per line in RFC 1035 presentation format (owner TTL class type data,
+//! as `dig +noall +answer` does: the CNAME chain first, character-strings quoted and
+//! escaped); compound results print each SRV/MX record followed by its target's
+//! addresses. Errors print `status: NXDOMAIN` (etc.) on stderr and exit 1. A closed stdout
+//! (`| head -1`) ends it quietly.
+
+#[macro_use]
+#[path = "util/out.rs"]
+mod out;
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
-use evnet::dns::{Answer, Config, Error, Record, RecordType, Resolver, Target};
+use evnet::dns::{
+    Answer, Config, Error, RDataText, Record, RecordType, Resolver, Target, TypeText, ZoneLine,
+};
 use evnet::ev::Loop;
 
 #[derive(Parser)]
@@ -31,8 +39,8 @@ struct Args {
     /// Reverse lookup of this address.
     #[arg(short = 'x')]
     reverse: Option<IpAddr>,
-    /// Seconds to wait for each server.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds to wait for each server (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     /// TYPE NAME, `srv-hosts NAME` or `mx-hosts NAME`.
     words: Vec<String>,
@@ -63,8 +71,8 @@ fn record_json(r: &Record) -> String {
         json_str(&r.name.to_string()),
         r.ttl,
         json_str(&r.dns_class.to_string()),
-        json_str(&r.record_type().to_string()),
-        json_str(&r.data.to_string())
+        json_str(&TypeText(r.record_type()).to_string()),
+        json_str(&RDataText(&r.data).to_string())
     )
 }
 
@@ -76,14 +84,15 @@ fn address_line(host: &str, ip: &IpAddr) -> String {
 fn print(out: &Out, json: bool) {
     match (out, json) {
         (Out::Records(a), false) => {
-            for r in &a.records {
-                println!("{r}");
+            // As dig prints an answer: the CNAME chain first, then the records.
+            for r in a.cnames.iter().chain(&a.records) {
+                outln!("{}", ZoneLine(r));
             }
         }
         (Out::Records(a), true) => {
             let recs: Vec<String> = a.records.iter().map(record_json).collect();
-            let chain: Vec<String> = a.cnames.iter().map(|n| json_str(&n.to_string())).collect();
-            println!(
+            let chain: Vec<String> = a.cnames.iter().map(record_json).collect();
+            outln!(
                 "{{\"status\":\"NOERROR\",\"cnames\":[{}],\"answers\":[{}]}}",
                 chain.join(","),
                 recs.join(",")
@@ -91,13 +100,13 @@ fn print(out: &Out, json: bool) {
         }
         (Out::Targets(ts), false) => {
             for t in ts {
-                println!("{}", t.record);
+                outln!("{}", ZoneLine(&t.record));
                 let host = t.host.to_string();
                 for ip in &t.addresses {
-                    println!("  {}", address_line(&host, ip));
+                    outln!("  {}", address_line(&host, ip));
                 }
                 if let Some(e) = &t.error {
-                    println!("  ; {host}: {e}");
+                    outln!("  ; {host}: {e}");
                 }
             }
         }
@@ -119,7 +128,7 @@ fn print(out: &Out, json: bool) {
                     )
                 })
                 .collect();
-            println!(
+            outln!(
                 "{{\"status\":\"NOERROR\",\"targets\":[{}]}}",
                 items.join(",")
             );
@@ -128,6 +137,15 @@ fn print(out: &Out, json: bool) {
 }
 
 type Result2 = Option<Result<Out, Error>>;
+
+/// A type's mnemonic (`MX`, any case) or RFC 3597's `TYPEnnn`.
+fn record_type(s: &str) -> anyhow::Result<RecordType> {
+    let up = s.to_ascii_uppercase();
+    if let Some(n) = up.strip_prefix("TYPE").and_then(|n| n.parse::<u16>().ok()) {
+        return Ok(RecordType::from(n));
+    }
+    RecordType::from_str(&up).map_err(|_| anyhow::anyhow!("unknown record type {s}"))
+}
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -138,7 +156,7 @@ fn main() -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("--server {s}: an IP or IP:PORT"))?;
         config.servers = vec![addr];
     }
-    config.timeout = Duration::from_secs(args.timeout.max(1));
+    config.timeout = Duration::from_secs(args.timeout);
     let mut ev = Loop::<Result2>::new()?;
     let dns = Resolver::new(&ev, config);
     let records = |st: &mut Result2, cx: &mut evnet::ev::Ctx<Result2>, r: Result<Answer, Error>| {
@@ -157,8 +175,7 @@ fn main() -> anyhow::Result<()> {
         (None, ["srv-hosts", name]) => Box::new(dns.srv_hosts(&mut ev, name, targets)),
         (None, ["mx-hosts", name]) => Box::new(dns.mx_hosts(&mut ev, name, targets)),
         (None, [rtype, name]) => {
-            let t = RecordType::from_str(&rtype.to_ascii_uppercase())
-                .map_err(|_| anyhow::anyhow!("unknown record type {rtype}"))?;
+            let t = record_type(rtype)?;
             Box::new(dns.query(&mut ev, name, t, records))
         }
         _ => anyhow::bail!("usage: lookup [--server IP:PORT] [--json] TYPE NAME | -x ADDRESS | srv-hosts NAME | mx-hosts NAME"),
@@ -172,7 +189,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Err(e)) => {
             if args.json {
-                println!(
+                outln!(
                     "{{\"status\":{},\"error\":{}}}",
                     json_str(e.status()),
                     json_str(&e.to_string())

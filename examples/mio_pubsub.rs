@@ -7,6 +7,10 @@
 //! cargo run --release --features mio --example mio_pubsub -- [--messages N]
 //! ```
 
+#[macro_use]
+#[path = "util/out.rs"]
+mod out;
+
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -159,16 +163,16 @@ fn main() -> Result<()> {
         .get(lateness.len().saturating_sub(1) * 99 / 100)
         .copied()
         .unwrap_or_default();
-    println!(
+    outln!(
         "received {} of {n} messages in {flood:.1?} on a mio loop",
         got.get()
     );
-    println!(
+    outln!(
         "1 ms timer during the flood: {} ticks of ~{} expected, p99 lateness {p99:.1?}",
         lateness.len(),
         flood.as_millis()
     );
-    println!("TCP: {asked} questions asked, {answered} answered, slowest answer {worst:.1?}");
+    outln!("TCP: {asked} questions asked, {answered} answered, slowest answer {worst:.1?}");
     Ok(())
 }
 

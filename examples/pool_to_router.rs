@@ -1,6 +1,10 @@
 //! A ROUTER server whose requests are answered by blocking work on the thread pool: each
 //! request is hashed on a worker (standing in for a disk read or a slow library call) and
 //! the reply is sent from the loop. SIGINT/SIGTERM end it.
+#[macro_use]
+#[path = "util/out.rs"]
+mod out;
+
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use clap::Parser;
@@ -58,7 +62,7 @@ fn main() -> anyhow::Result<()> {
     let ctx = zmq::Context::new();
     let router = ctx.socket(zmq::ROUTER)?;
     router.bind(&args.router)?;
-    println!("router {}", router.get_last_endpoint()?.unwrap_or_default());
+    outln!("router {}", router.get_last_endpoint()?.unwrap_or_default());
     let mut ev = Loop::<App>::new()?;
     let pool = Pool::new(&mut ev)?;
     let w = ZmqWatcher::new(&mut ev, router, Server).map_err(|e| e.error)?;

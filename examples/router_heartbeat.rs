@@ -1,6 +1,10 @@
 //! A ROUTER server that answers every request with "ok: <request>", and a PUB socket that
 //! publishes a heartbeat every `--every-ms` from a timer (Outbox in the loop state).
 //! SIGINT/SIGTERM end it cleanly.
+#[macro_use]
+#[path = "util/out.rs"]
+mod out;
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -55,7 +59,7 @@ fn main() -> anyhow::Result<()> {
     let (router, publ) = (ctx.socket(zmq::ROUTER)?, ctx.socket(zmq::PUB)?);
     router.bind(&args.router)?;
     publ.bind(&args.publish)?;
-    println!(
+    outln!(
         "router {} publish {}",
         router.get_last_endpoint()?.unwrap_or_default(),
         publ.get_last_endpoint()?.unwrap_or_default()
@@ -78,6 +82,6 @@ fn main() -> anyhow::Result<()> {
         ev.signal(sig, |_, cx, _| cx.stop_loop())?;
     }
     ev.run(&mut app)?;
-    println!("stopped after {} heartbeats", app.n);
+    outln!("stopped after {} heartbeats", app.n);
     Ok(())
 }

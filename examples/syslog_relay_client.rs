@@ -6,6 +6,10 @@
 //! Try: `cargo run --example syslog_relay_client -- --server 127.0.0.1:6514 --cert c.pem
 //! --key c.key --ca ca.pem --servername relay.test --forward 127.0.0.1:514`.
 
+#[macro_use]
+#[path = "util/out.rs"]
+mod out;
+
 use std::net::{ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -274,7 +278,7 @@ fn main() -> anyhow::Result<()> {
     ev.timer(Duration::ZERO, None, |app: &mut App, cx, _| {
         connect(app, cx)
     });
-    println!("started");
+    outln!("started");
     ev.run(&mut app)?;
     log(format_args!("stopped"));
     Ok(())

@@ -25,6 +25,10 @@
 //! --ca ca.pem --listen 127.0.0.1:6514 --syslog 127.0.0.1:5514`, then
 //! `logger --udp -n 127.0.0.1 -P 5514 hello`.
 
+#[macro_use]
+#[path = "util/out.rs"]
+mod out;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
@@ -453,7 +457,7 @@ fn main() -> anyhow::Result<()> {
         ev.signal(sig, |relay: &mut Relay, cx, _| relay.stop(cx))?;
     }
     // The first line says where it listens (tests and scripts read it).
-    println!(
+    outln!(
         "listening: syslog udp {udp_addr}, tls {}",
         tls_addr.map(|a| a.to_string()).unwrap_or_default()
     );

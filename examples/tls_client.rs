@@ -1,19 +1,24 @@
 //! A TLS client like `openssl s_client -quiet`: lines from stdin go to the server, what the
 //! server sends goes to stdout; at the end of stdin it sends close_notify and exits when the
 //! server has closed too.
+#[path = "util/out.rs"]
+mod out;
+
 use clap::Parser;
 use crossbeam_channel::{unbounded, Receiver};
 use evnet::bufio::{Conn, Event, Handler, Options, Stream};
 use evnet::bytes::Bytes;
 use evnet::ev::{Ctx, Loop};
+use evnet::socket::ConnectOptions;
 use evnet::thread::Pool;
-use evnet::tls::{self, ClientPem, Session, Settings};
+use evnet::tls::{ClientPem, Session, Settings};
 use std::io::{BufRead, Write};
 
 #[derive(Parser)]
 #[command(about = "TLS client: stdin lines to the server, server bytes to stdout")]
 struct Args {
-    /// Server as HOST:PORT (HOST is also the name checked in its certificate).
+    /// Server to connect to, as HOST:PORT (HOST is also the name sent and checked in its
+    /// certificate unless --servername is given).
     #[arg(long, default_value = "localhost:7040")]
     connect: String,
     /// CA certificates (PEM) the server's certificate is verified against.
@@ -25,7 +30,8 @@ struct Args {
     /// Client private key (PEM).
     #[arg(long, requires = "cert")]
     key: Option<String>,
-    /// Name to send (SNI) and check, if not HOST.
+    /// Name to send (SNI) and check in the server's certificate, if not HOST; it does not
+    /// change where the client connects.
     #[arg(long)]
     servername: Option<String>,
 }
@@ -37,12 +43,20 @@ struct App {
     _pool: Pool<App>,
 }
 
+/// The plain stream's handler until the TLS layer takes the stream over.
+struct Quiet;
+impl Handler<App> for Quiet {
+    fn read(&mut self, _: &Conn<App>, _: Bytes, _: &mut App, _: &mut Ctx<App>) {}
+    fn event(&mut self, _: &Conn<App>, _: Event, _: &mut App, _: &mut Ctx<App>) {}
+}
+
 struct Printer;
 impl Handler<App> for Printer {
     fn read(&mut self, c: &Conn<App>, data: Bytes, _: &mut App, cx: &mut Ctx<App>) {
-        let _ = std::io::stdout()
-            .write_all(&data)
-            .and_then(|()| std::io::stdout().flush());
+        let mut o = std::io::stdout().lock();
+        if let Err(e) = o.write_all(&data).and_then(|()| o.flush()) {
+            out::failed(e);
+        }
         c.read_chunk(cx);
     }
     fn event(&mut self, c: &Conn<App>, e: Event, app: &mut App, cx: &mut Ctx<App>) {
@@ -92,15 +106,23 @@ fn main() -> anyhow::Result<()> {
         let _ = tx.send(None);
         waker.wake();
     });
-    let name = a.servername.as_deref().unwrap_or(host).to_owned();
-    let session = Session::default();
-    let stream = tls::connect_host(
+    // Connect to HOST, then speak TLS to it as NAME.
+    let name = a.servername.as_deref().unwrap_or(host);
+    let under = Stream::connect_host(
         &mut ev,
         &pool,
-        &name,
+        host,
         port.parse()?,
+        ConnectOptions::default(),
+        Options::default(),
+        Quiet,
+    );
+    let session = Session::default();
+    let stream = session.client(
+        &mut ev,
+        under,
         pem.build()?,
-        &session,
+        name,
         Settings::default(),
         Options::default(),
         Printer,

@@ -4,6 +4,10 @@
 //!
 //! Try it with certificates made by `openssl req` (see the README) and
 //! `cargo run --release --example tls_client -- --connect localhost:7040 --ca ca.pem`.
+#[macro_use]
+#[path = "util/out.rs"]
+mod out;
+
 use clap::Parser;
 use evnet::bufio::{Conn, Event, Handler, Options};
 use evnet::bytes::Bytes;
@@ -23,11 +27,12 @@ struct Args {
     /// CA certificates (PEM) that client certificates are verified against.
     #[arg(long)]
     ca: Option<String>,
-    /// Refuse clients without a certificate (with --ca).
-    #[arg(long)]
+    /// Refuse clients without a certificate (needs --ca).
+    #[arg(long, requires = "ca")]
     require_client_cert: bool,
-    /// Accept only client certificates whose issuer is this DN (RFC 4514, e.g. "CN=My CA").
-    #[arg(long)]
+    /// Accept only client certificates whose issuer is this DN (RFC 4514, e.g. "CN=My CA");
+    /// needs --ca.
+    #[arg(long, requires = "ca")]
     issuer: Option<String>,
     /// Host and port to listen on (port 0: any).
     #[arg(long, default_value = "127.0.0.1:7040")]
@@ -74,7 +79,7 @@ fn main() -> anyhow::Result<()> {
         .rsplit_once(':')
         .ok_or_else(|| anyhow::anyhow!("--listen HOST:PORT"))?;
     let socks = bind_tcp_all(Some(host), port.parse()?)?;
-    println!("listening on {:?}", socks[0].local_addr()?.as_socket());
+    outln!("listening on {:?}", socks[0].local_addr()?.as_socket());
     let mut ev = Loop::<()>::new()?;
     let _l = Listener::new(&mut ev, socks, move |_, cx, acc| {
         let Accept::Conn(c) = acc else { return };

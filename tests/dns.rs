@@ -79,10 +79,14 @@ fn every_record_type_from_a_real_server() {
 fn a_cname_chain_is_followed_and_named() {
     let nsd = Nsd::start("chain");
     let a = ask(config(&[nsd.addr]), "c1.example.test", RecordType::A).unwrap();
-    let chain: Vec<String> = a.cnames.iter().map(|n| n.to_string()).collect();
+    let chain: Vec<String> = a.cnames.iter().map(|r| r.to_string()).collect();
     assert_eq!(
         chain,
-        ["c2.example.test.", "c3.example.test.", "www.example.test."]
+        [
+            "c1.example.test. 300 IN CNAME c2.example.test.",
+            "c2.example.test. 300 IN CNAME c3.example.test.",
+            "c3.example.test. 300 IN CNAME www.example.test."
+        ]
     );
     assert_eq!(a.addresses(), ["192.0.2.1".parse::<IpAddr>().unwrap()]);
     let mut short = config(&[nsd.addr]);
@@ -1015,4 +1019,84 @@ fn a_flood_of_100000_junk_datagrams_neither_stops_a_1_ms_timer_nor_hides_the_ans
         st.ticks_in_flood > 0,
         "the timer never fired during the flood"
     );
+}
+
+/// `dig +noall +answer` against `nsd`, whitespace collapsed (dig separates fields with
+/// tabs); hex and base64 unsplit (`+nosplit`), as `lookup` prints them.
+fn dig(nsd: &Nsd, rtype: &str, name: &str) -> String {
+    let out = std::process::Command::new("dig")
+        .args([
+            "+noall",
+            "+answer",
+            "+nosplit",
+            "+norecurse",
+            &format!("@{}", nsd.addr.ip()),
+            "-p",
+            &nsd.addr.port().to_string(),
+            rtype,
+            name,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("dig: {e} (install it: apt-get install bind9-dnsutils)"));
+    assert!(out.status.success(), "dig {rtype} {name} failed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+        .collect()
+}
+
+#[test]
+fn lookup_prints_what_dig_prints_for_every_record_type() {
+    let nsd = Nsd::start("dig");
+    for (rtype, name) in [
+        ("A", "www.example.test"),
+        ("AAAA", "www.example.test"),
+        ("A", "c1.example.test"),
+        ("CNAME", "c1.example.test"),
+        ("NS", "example.test"),
+        ("MX", "example.test"),
+        ("MX", "nomail.example.test"),
+        ("SOA", "example.test"),
+        ("SRV", "_sip._tcp.example.test"),
+        ("SRV", "x.srv.example.test"),
+        ("TXT", "small.example.test"),
+        ("TXT", "esc.example.test"),
+        ("TXT", "big.example.test"),
+        ("HINFO", "info.example.test"),
+        ("CAA", "caa.example.test"),
+        ("NAPTR", "naptr.example.test"),
+        ("SSHFP", "ssh.example.test"),
+        ("TLSA", "tlsa.example.test"),
+        ("TYPE65534", "unk.example.test"),
+        ("PTR", "1.2.0.192.in-addr.arpa"),
+    ] {
+        let want = dig(&nsd, rtype, name);
+        assert!(!want.is_empty(), "dig found no {rtype} for {name}");
+        let (ok, got, err) = lookup(&nsd, &[rtype, name]);
+        assert!(ok, "lookup {rtype} {name}: {err}");
+        assert_eq!(got, want, "lookup {rtype} {name} against dig");
+    }
+}
+
+#[test]
+fn lookup_into_a_closed_pipe_exits_quietly() {
+    let nsd = Nsd::start("pipe");
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/lookup");
+    // The big TXT record is many lines' worth: the reader is gone before it is written.
+    let mut child = std::process::Command::new(bin)
+        .args(["--server", &nsd.addr.to_string(), "TXT", "big.example.test"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit status {}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

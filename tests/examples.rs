@@ -53,6 +53,20 @@ fn terminate(mut child: Child) {
     panic!("did not exit within 20 s of SIGTERM");
 }
 
+/// The child's output once it exits within `limit`; `None` (and the child killed) if not.
+fn exited_within(mut child: Child, limit: Duration) -> Option<std::process::Output> {
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
 fn socket(ctx: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
     let s = ctx.socket(kind).unwrap();
     s.set_rcvtimeo(20_000).unwrap();
@@ -264,5 +278,126 @@ fn tls_client_against_tls_echo_server_with_client_certificates_and_an_issuer_che
             assert_eq!(out, "");
         }
         terminate(srv);
+    }
+}
+
+#[test]
+fn tls_echo_server_refuses_client_certificate_flags_without_ca() {
+    let dir = util::pki::temp_dir("examples-no-ca");
+    let ca = util::pki::Ca::new(&dir, "Example", "Example CA");
+    let server = ca.leaf(&dir, "server", &["localhost"], false);
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_owned();
+    for flags in [
+        &["--issuer", "CN=Example CA"][..],
+        &["--require-client-cert"][..],
+    ] {
+        let child = Command::new(example("tls_echo_server"))
+            .args(["--cert", &p(&server.cert), "--key", &p(&server.key)])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(flags)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = exited_within(child, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{flags:?}: the server started"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains("--ca"), "{flags:?}: {err}");
+    }
+}
+
+#[test]
+fn tls_client_connects_to_the_address_and_sends_servername_as_the_name() {
+    let dir = util::pki::temp_dir("examples-sni");
+    let ca = util::pki::Ca::new(&dir, "Example", "Example CA");
+    // A name that resolves nowhere: only the certificate check may use it.
+    let server = ca.leaf(&dir, "server", &["echo.invalid"], false);
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_owned();
+    let (srv, line) = start(
+        "tls_echo_server",
+        &[
+            "--cert",
+            &p(&server.cert),
+            "--key",
+            &p(&server.key),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let port = line
+        .trim()
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let run = |name: &str| {
+        let mut cli = Command::new(example("tls_client"))
+            .args(["--connect", &format!("127.0.0.1:{port}")])
+            .args(["--servername", name, "--ca", &p(&ca.pem)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        cli.stdin.take().unwrap().write_all(b"sni\n").unwrap();
+        exited_within(cli, Duration::from_secs(20)).expect("tls_client hangs")
+    };
+    let good = run("echo.invalid");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&good.stdout), "sni\n");
+    // The same address with a name the certificate does not carry is refused.
+    let wrong = run("other.invalid");
+    assert!(!wrong.status.success());
+    assert_eq!(String::from_utf8_lossy(&wrong.stdout), "");
+    terminate(srv);
+}
+
+#[test]
+fn every_example_exits_quietly_when_its_stdout_is_closed() {
+    let dir = util::pki::temp_dir("examples-epipe");
+    let ca = util::pki::Ca::new(&dir, "Example", "Example CA");
+    let server = ca.leaf(&dir, "server", &["localhost"], false);
+    let (cert, key) = (
+        server.cert.to_str().unwrap().to_owned(),
+        server.key.to_str().unwrap().to_owned(),
+    );
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        ("echo_server", vec!["--listen", "127.0.0.1:0"]),
+        ("lines_to_push", vec!["--listen", "127.0.0.1:0"]),
+        ("pool_to_router", vec!["--router", "tcp://127.0.0.1:*"]),
+        (
+            "router_heartbeat",
+            vec![
+                "--router",
+                "tcp://127.0.0.1:*",
+                "--publish",
+                "tcp://127.0.0.1:*",
+            ],
+        ),
+        (
+            "tls_echo_server",
+            vec!["--cert", &cert, "--key", &key, "--listen", "127.0.0.1:0"],
+        ),
+        ("pubsub_fairness", vec!["--messages", "20000"]),
+    ];
+    for (name, args) in runs {
+        // Each prints as soon as it starts; its reader is already gone.
+        let mut child = Command::new(example(name))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = exited_within(child, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{name} went on with its stdout closed"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {} {err}", out.status);
+        assert_eq!(err, "", "{name} said something");
     }
 }

@@ -6,6 +6,10 @@
 //!     [--transport inproc|ipc|tcp] [--json PATH]
 //! ```
 
+#[macro_use]
+#[path = "../util/out.rs"]
+mod out;
+
 mod scenario;
 
 use anyhow::{bail, Context, Result};
@@ -44,7 +48,7 @@ fn main() -> Result<()> {
     if cfg.messages == 0 || cfg.size == 0 {
         bail!("--messages and --size must be positive");
     }
-    println!(
+    outln!(
         "pubsub_fairness: {} messages of {} B over {}, a quiet socket every 10 ms, a 1 ms timer\n",
         cfg.messages,
         cfg.size,
@@ -57,7 +61,7 @@ fn main() -> Result<()> {
     ];
     scenario::print_table(&rows);
     let (naive, fair) = (&rows[1], &rows[2]);
-    println!(
+    outln!(
         "\nfair vs naive: {:.2}x throughput, timer p99 {:.0} µs vs {:.0} µs, quiet p99 {:.0} µs vs {:.0} µs",
         fair.msgs_per_s / naive.msgs_per_s,
         fair.timer.p99,
@@ -69,7 +73,7 @@ fn main() -> Result<()> {
         let body: Vec<String> = rows.iter().map(|r| r.json()).collect();
         std::fs::write(&path, format!("[\n{}\n]\n", body.join(",\n")))
             .with_context(|| format!("writing {path}"))?;
-        println!("wrote {path}");
+        outln!("wrote {path}");
     }
     Ok(())
 }

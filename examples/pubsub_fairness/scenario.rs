@@ -436,9 +436,12 @@ pub fn run(cfg: &Config, mode: Mode, flood: bool) -> Result<Report> {
     })
 }
 
-/// Prints the scenario table.
+/// Prints the scenario table (a closed stdout ends the program quietly, exit 0).
 pub fn print_table(rows: &[Report]) {
-    println!(
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
         "{:<24} {:>9} {:>11} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}",
         "mode",
         "messages",
@@ -450,12 +453,14 @@ pub fn print_table(rows: &[Report]) {
         "quiet p99",
         "quiet max"
     );
-    println!(
+    let _ = writeln!(
+        t,
         "{:<24} {:>9} {:>11} | {:>29} | {:>29}",
         "", "", "", "timer lateness (µs)", "quiet-socket latency (µs)"
     );
     for r in rows {
-        println!(
+        let _ = writeln!(
+            t,
             "{:<24} {:>9} {:>11.0} | {:>9.1} {:>9.1} {:>9.1} | {:>9.1} {:>9.1} {:>9.1}",
             r.mode,
             r.messages,
@@ -467,5 +472,13 @@ pub fn print_table(rows: &[Report]) {
             r.quiet.p99,
             r.quiet.max
         );
+    }
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_all(t.as_bytes()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("stdout: {e}");
+        std::process::exit(1);
     }
 }

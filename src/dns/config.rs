@@ -18,7 +18,8 @@ pub struct Config {
     pub ndots: u8,
     /// How long to wait for one server's answer.
     pub timeout: Duration,
-    /// Rounds over the server list before giving up.
+    /// Rounds over the server list before giving up; at least one round is made (0 is
+    /// taken as 1).
     pub attempts: u32,
     /// Spread queries over the servers (resolv.conf's `options rotate`).
     pub rotate: bool,

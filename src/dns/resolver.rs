@@ -25,8 +25,9 @@ use crate::ev::{Ctx, Interest, Remover, WatcherId};
 pub struct Answer {
     /// The name asked for, fully qualified (after the search list).
     pub name: Name,
-    /// The CNAME chain followed from `name`, in order (its last name owns `records`).
-    pub cnames: Vec<Name>,
+    /// The CNAME records followed from `name`, in order: the last one's target owns
+    /// `records` (as `dig` prints them, each before the records).
+    pub cnames: Vec<Record>,
     /// The records of the type asked for, with their TTLs.
     pub records: Vec<Record>,
     /// The response's additional section (e.g. addresses of SRV targets).
@@ -69,7 +70,7 @@ pub(super) struct Pending<S: 'static> {
     pub(super) qname: Name,
     /// `qname` as sent: its letters' case randomized with `case_randomization` (0x20).
     pub(super) wire_name: Name,
-    pub(super) chain: Vec<Name>,
+    pub(super) chain: Vec<Record>,
     /// Servers asked for this question so far (the next is `first + tried`).
     pub(super) first: usize,
     pub(super) tried: usize,

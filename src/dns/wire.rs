@@ -102,7 +102,7 @@ pub(crate) fn step(
     m: &Message,
     qname: &Name,
     rtype: RecordType,
-    chain: &mut Vec<Name>,
+    chain: &mut Vec<Record>,
     limit: usize,
 ) -> Step {
     match m.metadata.response_code {
@@ -126,24 +126,34 @@ pub(crate) fn step(
             return Step::Records(records);
         }
         let cname = m.answers.iter().find_map(|r| match &r.data {
-            RData::CNAME(t) if r.name == current && rtype != RecordType::CNAME => Some(t.0.clone()),
+            RData::CNAME(t) if r.name == current && rtype != RecordType::CNAME => {
+                Some((r, t.0.clone()))
+            }
             _ => None,
         });
-        let Some(target) = cname else {
+        let Some((record, target)) = cname else {
             return if current == *qname {
                 Step::NoData
             } else {
                 Step::Follow(current)
             };
         };
-        if target == *qname || chain.contains(&target) {
+        if target == *qname || chain.iter().any(|r| cname_target(r) == Some(&target)) {
             return Step::Fail(Error::CnameLoop(target.to_string()));
         }
         if chain.len() >= limit {
             return Step::Fail(Error::CnameChainTooLong(limit));
         }
-        chain.push(target.clone());
+        chain.push(record.clone());
         current = target;
+    }
+}
+
+/// Where a CNAME record points.
+pub(crate) fn cname_target(r: &Record) -> Option<&Name> {
+    match &r.data {
+        RData::CNAME(t) => Some(&t.0),
+        _ => None,
     }
 }
 
@@ -217,7 +227,10 @@ mod tests {
             Step::Records(r) => assert_eq!(r.len(), 1),
             other => panic!("{other:?}"),
         }
-        assert_eq!(chain, [name("b.test."), name("c.test.")]);
+        assert_eq!(
+            chain,
+            [cname("a.test.", "b.test."), cname("b.test.", "c.test.")]
+        );
         // Chain ends without data here: follow it with another query.
         let m = response(
             1,

@@ -26,11 +26,13 @@ pub struct ServerPem {
     /// authentication.
     pub client_ca: Option<PathBuf>,
     /// With `client_ca`: refuse clients without a certificate (else they are accepted and
-    /// a certificate, when given, must still verify).
+    /// a certificate, when given, must still verify). Without `client_ca`,
+    /// [`build`](Self::build) refuses it.
     pub require_client_cert: bool,
     /// With `client_ca`: also require the client certificate's issuer to be this
     /// distinguished name (RFC 4514, as [`CertNames`](super::CertNames) writes it); a
-    /// mismatch fails the handshake with an `access_denied` alert.
+    /// mismatch fails the handshake with an `access_denied` alert. Without `client_ca`,
+    /// [`build`](Self::build) refuses it.
     pub issuer: Option<String>,
     /// Allow TLS 1.2 besides 1.3.
     pub tls12: bool,
@@ -61,7 +63,8 @@ impl ServerPem {
         self
     }
 
-    /// Accepts only client certificates issued by `dn` (with [`client_ca`](Self::client_ca)).
+    /// Accepts only client certificates issued by `dn`. Needs a
+    /// [`client_ca`](Self::client_ca): without one, [`build`](Self::build) refuses it.
     #[must_use]
     pub fn issuer(mut self, dn: impl Into<String>) -> ServerPem {
         self.issuer = Some(dn.into());
@@ -87,7 +90,9 @@ impl ServerPem {
     /// # Errors
     /// [`Error::Pem`] naming the file that cannot be read or lacks what it should hold;
     /// [`Error::Config`] when rustls refuses the result (e.g. the key does not match the
-    /// certificate).
+    /// certificate); [`Error::Incomplete`] for an [`issuer`](Self::issuer) check or a
+    /// required client certificate without a [`client_ca`](Self::client_ca), which would
+    /// authenticate nobody.
     pub fn build(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
         adapter::server_config(self).map(Arc::new)
     }

@@ -1,10 +1,12 @@
 //! The TLS service's error type.
 
 use std::fmt;
+use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What can go wrong setting up TLS (and, on a connection, in TLS itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// A PEM file could not be used: unreadable, or not holding what it should.
@@ -16,6 +18,17 @@ pub enum Error {
     },
     /// rustls refused the configuration (e.g. the key does not match the certificate).
     Config(String),
+    /// A security option was set that cannot take effect without another one (e.g. an
+    /// issuer check on client certificates without a CA to verify them against): refused
+    /// rather than ignored.
+    Incomplete {
+        /// The option that was set.
+        option: &'static str,
+        /// What it needs.
+        missing: &'static str,
+    },
+    /// The socket under the TLS stream failed (e.g. it could not be made non-blocking).
+    Io(Arc<io::Error>),
     /// A certificate could not be parsed.
     Certificate(String),
     /// The peer sent a fatal alert, e.g. `CertificateRequired` to a client whose
@@ -48,6 +61,11 @@ impl fmt::Display for Error {
         match self {
             Error::Pem { path, problem } => write!(f, "{}: {problem}", path.display()),
             Error::Config(m) => write!(f, "tls configuration rejected: {m}"),
+            Error::Incomplete { option, missing } => write!(
+                f,
+                "tls configuration refused: `{option}` cannot take effect without `{missing}`"
+            ),
+            Error::Io(e) => write!(f, "tls: socket: {e}"),
             Error::Certificate(m) => write!(f, "certificate not understood: {m}"),
             Error::PeerAlert(a) => write!(f, "tls: received fatal alert: {a}"),
             Error::BadCertificate(r) => write!(f, "tls: peer certificate rejected: {r}"),
@@ -61,4 +79,50 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+/// Equal variants with equal contents; socket errors compare by kind and message.
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        match (self, other) {
+            (Error::Io(a), Error::Io(b)) => a.kind() == b.kind() && a.to_string() == b.to_string(),
+            (
+                Error::Pem { path, problem },
+                Error::Pem {
+                    path: p,
+                    problem: q,
+                },
+            ) => path == p && problem == q,
+            (Error::Config(a), Error::Config(b))
+            | (Error::Certificate(a), Error::Certificate(b))
+            | (Error::PeerAlert(a), Error::PeerAlert(b))
+            | (Error::BadCertificate(a), Error::BadCertificate(b))
+            | (Error::Protocol(a), Error::Protocol(b)) => a == b,
+            (
+                Error::Incomplete { option, missing },
+                Error::Incomplete {
+                    option: o,
+                    missing: m,
+                },
+            ) => option == o && missing == m,
+            (Error::NoPeerCertificate, Error::NoPeerCertificate)
+            | (Error::Truncated, Error::Truncated) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::Io(Arc::new(e))
+    }
+}

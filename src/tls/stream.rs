@@ -157,7 +157,8 @@ impl<S> Handler<S> for Plain {
 /// [`Listener`](crate::socket::Listener)), with its session.
 ///
 /// # Errors
-/// Making the socket non-blocking failed, or rustls refused the configuration.
+/// [`Error::Io`] when making the socket non-blocking failed, [`Error::Config`] when rustls
+/// refused the configuration.
 pub fn accept<S: 'static, H: Handler<S>>(
     cx: &mut Ctx<S>,
     socket: socket2::Socket,
@@ -167,8 +168,7 @@ pub fn accept<S: 'static, H: Handler<S>>(
     opts: Options,
     handler: H,
 ) -> Result<Stream<S>, Error> {
-    let under = Stream::with_options(cx, socket, under_options(), Plain)
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let under = Stream::with_options(cx, socket, under_options(), Plain)?;
     session.server(cx, under, config, settings, opts, handler)
 }
 

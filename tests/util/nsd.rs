@@ -53,6 +53,13 @@ backup   IN A   192.0.2.29
 *.wild   IN A   192.0.2.99
 *.srv    IN SRV 10 60 5060 sip1.example.test.
 *.srv    IN SRV 20 0  5061 backup.example.test.
+info     IN HINFO "x86 64" "Linux"
+caa      IN CAA 0 issue "ca.example.net"
+naptr    IN NAPTR 100 10 "S" "SIP+D2U" "" _sip._udp.example.test.
+ssh      IN SSHFP 1 1 123456789abcdef67890123456789abcdef67890
+tlsa     IN TLSA 3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+esc      IN TXT "quote \" and backslash \\" "tab\009bell\007" "utf8 \195\169" ""
+unk      IN TYPE65534 \# 4 0A000001
 "#;
 
 const REV4: &str = r#"$ORIGIN 2.0.192.in-addr.arpa.

@@ -1,0 +1,36 @@
+//! Printing for the examples: `outln!` is `println!` that ends the program quietly (exit
+//! 0, no message) when stdout is closed, as in `lookup MX example.com | head -1`, where
+//! `println!` would panic with "failed printing to stdout: Broken pipe".
+
+/// `println!`, but a closed stdout ends the program with exit status 0.
+#[allow(unused_macros)]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::out::failed(e)
+        }
+    }};
+}
+
+/// `print!` (flushed), with `outln!`'s handling of a closed stdout.
+#[allow(unused_macros)]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        if let Err(e) = write!(o, $($arg)*).and_then(|()| o.flush()) {
+            $crate::out::failed(e)
+        }
+    }};
+}
+
+/// Stdout failed: a reader that went away is a normal end (exit 0); anything else is
+/// reported (exit 1).
+pub fn failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("stdout: {e}");
+    std::process::exit(1);
+}
