@@ -220,6 +220,11 @@ struct Interference {
     results_per_s: f64,
     preempt_per_s: f64,
     zmq_msgs: u64,
+    /// The loop's longest turn while results were delivered, its slowest callback, and
+    /// how many turns took 1 ms or more (`Loop::stats`).
+    longest_turn_us: f64,
+    slowest: String,
+    turns_over_1ms: u64,
 }
 
 /// Times the calling thread was taken off the CPU while runnable (preempted), from
@@ -284,6 +289,7 @@ fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Inter
     });
     let mut busy = Duration::ZERO;
     let mut preempted = 0u64;
+    let (mut longest, mut slowest, mut over_1ms) = (Duration::ZERO, String::new(), 0);
     for _ in 0..rounds {
         // Submitting is the application's own loop work: not measured.
         st.measuring = false;
@@ -303,6 +309,7 @@ fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Inter
         let t0 = Instant::now();
         let cs0 = preemptions();
         st.due = t0 + Duration::from_millis(1);
+        ev.reset_turn_stats();
         if burst == 0 {
             // The reference: the same timer and flood, no results, for a burst's time.
             ev.run_until(&mut st, Duration::from_millis(40), |_| false)?;
@@ -311,6 +318,12 @@ fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Inter
         busy += t0.elapsed();
         preempted += preemptions() - cs0;
         anyhow::ensure!(st.got == burst, "lost results");
+        let s = ev.stats();
+        if s.longest_turn > longest {
+            longest = s.longest_turn;
+            slowest = format!("{:?}", s.slowest_callback);
+        }
+        over_1ms += s.turns_at_least(Duration::from_millis(1));
     }
     let secs = busy.as_secs_f64();
     stop.store(true, Ordering::Relaxed);
@@ -324,6 +337,9 @@ fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Inter
         results_per_s: (burst * rounds) as f64 / secs.max(1e-9),
         preempt_per_s: preempted as f64 / secs.max(1e-9),
         zmq_msgs: st.zmq,
+        longest_turn_us: longest.as_nanos() as f64 / 1e3,
+        slowest,
+        turns_over_1ms: over_1ms,
     })
 }
 
@@ -387,8 +403,16 @@ fn main() -> Result<()> {
         args.runs
     );
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10}",
-        "workers", "p50 us", "p99 us", "max us", "results/s", "zmq msgs", "preempt/s"
+        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10} {:>12} {:>9}",
+        "workers",
+        "p50 us",
+        "p99 us",
+        "max us",
+        "results/s",
+        "zmq msgs",
+        "preempt/s",
+        "longest turn",
+        "turns>1ms"
     );
     let default_workers = {
         let mut ev = Loop::<()>::new()?;
@@ -410,15 +434,22 @@ fn main() -> Result<()> {
             let mut v: Vec<f64> = s.iter().map(f).collect();
             util::median(&mut v)
         };
-        let (p50, p99, max, rps, zm, pre) = (
+        let (p50, p99, max, rps, zm, pre, lt, over) = (
             med(|x| x.p50_us),
             med(|x| x.p99_us),
             med(|x| x.max_us),
             med(|x| x.results_per_s),
             med(|x| x.zmq_msgs as f64),
             med(|x| x.preempt_per_s),
+            med(|x| x.longest_turn_us),
+            med(|x| x.turns_over_1ms as f64),
         );
-        println!("{label:<24} {p50:>9.1} {p99:>9.1} {max:>9.1} {rps:>12.0} {zm:>12.0} {pre:>10.0}");
+        println!("{label:<24} {p50:>9.1} {p99:>9.1} {max:>9.1} {rps:>12.0} {zm:>12.0} {pre:>10.0} {lt:>12.0} {over:>9.0}");
+        if std::env::var_os("EVNET_SLOWEST").is_some() {
+            for x in &s {
+                println!("    longest turn {:.0} us, slowest callback {}", x.longest_turn_us, x.slowest);
+            }
+        }
         rows.push(format!(
             "  {{\"interference\": \"{label}\", \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}, \"max_us\": {max:.1}, \"results_per_s\": {rps:.0}}}"
         ));

@@ -499,3 +499,53 @@ fn more_ready_fds_than_one_poll_reports_are_all_served_within_a_few_turns() {
         turns += 1;
     }
 }
+
+/// Spends `d` of CPU.
+fn spin(d: Duration) {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn stats_name_the_longest_turn_its_bucket_and_the_slowest_callback() {
+    let mut ev = Loop::<u32>::new().unwrap();
+    // Several callbacks in one turn: a quick timer, a slow one, another quick one.
+    let quick = ev.timer(Duration::ZERO, None, |_, _, _| {});
+    let slow = ev.timer(Duration::ZERO, None, |_, _, _| spin(Duration::from_millis(3)));
+    let other = ev.timer(Duration::ZERO, None, |_, _, _| {});
+    let mut n = 0;
+    ev.run(&mut n).unwrap();
+    let s = ev.stats();
+    assert!(s.longest_turn >= Duration::from_millis(3), "{s:?}");
+    let (w, took) = s.slowest_callback.expect("a callback was timed");
+    assert_eq!(w, slow, "quick {quick:?}, other {other:?}");
+    assert!(took >= Duration::from_millis(3), "{took:?}");
+    // 3 ms lands in [2048, 4096) µs or above; every turn is in some bucket.
+    assert!(s.turns_at_least(Duration::from_millis(2)) >= 1, "{s:?}");
+    assert_eq!(s.turn_histogram.iter().sum::<u64>(), s.turns, "{s:?}");
+}
+
+#[test]
+fn the_callers_time_between_run_once_calls_is_no_part_of_a_turn() {
+    // One slow idle callback per turn, run by run_once: the caller's code between turns
+    // is not counted.
+    let mut ev = Loop::<u32>::new().unwrap();
+    let idle = ev.idle(|n, _, _| {
+        *n += 1;
+        spin(Duration::from_millis(2));
+    });
+    let mut n = 0;
+    for _ in 0..3 {
+        ev.run_once(&mut n).unwrap();
+        spin(Duration::from_millis(200)); // the caller's own work
+    }
+    let s = ev.stats();
+    assert_eq!(s.slowest_callback.map(|(w, _)| w), Some(idle));
+    assert!(s.longest_turn >= Duration::from_millis(2), "{s:?}");
+    assert!(
+        s.longest_turn < Duration::from_millis(150),
+        "the caller's time was counted: {s:?}"
+    );
+}

@@ -68,7 +68,7 @@ impl<S: 'static> Conn<S> {
     }
 
     pub(super) fn new_turn(&self, cx: &Ctx<S>) {
-        let turn = cx.stats().turns;
+        let turn = cx.turn_count();
         let mut g = self.st.borrow_mut();
         if g.turn != turn {
             g.turn = turn;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::event::{Event, Interest};
 use super::fdcache::FdEntry;
+use super::meter::{Meter, Stats};
 use super::remover::{Removals, Remover};
 use super::signal::Signals;
 use super::sys::{self, Epoll, Events};
@@ -106,6 +107,8 @@ pub struct Ctx<S> {
     pub(super) turns: u64,
     pub(super) polls: u64,
     pub(super) ctl_calls: u64,
+    /// Turn durations and the slowest callback, for [`Stats`].
+    pub(super) meter: Meter,
     /// Moves whenever code other than the loop's own could have run on this thread: after
     /// every callback, on every entry into a `run*` method (the caller ran in between),
     /// around `run_until`'s `done`, and when removals drop watchers or run deferred work.
@@ -208,6 +211,7 @@ impl<S> Loop<S> {
                 epoch: 0,
                 polls: 0,
                 ctl_calls: 0,
+                meter: Meter::new(Instant::now()),
             },
         })
     }
@@ -233,6 +237,7 @@ impl<S> Loop<S> {
         while !self.ctx.stop && self.ctx.active > 0 && !self.ctx.past_deadline() {
             self.ctx.turn(state, true)?;
         }
+        self.ctx.end_turn();
         self.ctx.stop = false;
         Ok(())
     }
@@ -243,7 +248,9 @@ impl<S> Loop<S> {
     /// An error from the poller.
     pub fn run_once(&mut self, state: &mut S) -> io::Result<()> {
         self.ctx.epoch += 1;
-        self.ctx.turn(state, true)
+        let r = self.ctx.turn(state, true);
+        self.ctx.end_turn();
+        r
     }
 
     /// Runs one turn that does not sleep: whatever is ready now is handled.
@@ -252,7 +259,9 @@ impl<S> Loop<S> {
     /// An error from the poller.
     pub fn run_nowait(&mut self, state: &mut S) -> io::Result<()> {
         self.ctx.epoch += 1;
-        self.ctx.turn(state, false)
+        let r = self.ctx.turn(state, false);
+        self.ctx.end_turn();
+        r
     }
 
     /// Runs turns for `limit` (sleeping when idle), or until [`Ctx::stop_loop`] is called.
@@ -281,6 +290,7 @@ impl<S> Loop<S> {
         self.ctx.epoch += 1;
         while !ok && !self.ctx.stop && Instant::now() < deadline {
             self.ctx.turn(state, true)?;
+            self.ctx.end_turn();
             ok = done(state);
             self.ctx.epoch += 1;
         }
@@ -587,24 +597,33 @@ impl<S> Ctx<S> {
         self.stop = true;
     }
 
-    /// Counters for tests and benchmarks: turns run, polls made, epoll_ctl calls made.
+    /// What the loop has done so far: turns, polls and `epoll_ctl` calls, how long its
+    /// turns took (the longest, and a histogram) and whose callback took longest. See
+    /// [`Stats`] for how to read them when a loop seems stuck.
     pub fn stats(&self) -> Stats {
         Stats {
             turns: self.turns,
             polls: self.polls,
             ctl_calls: self.ctl_calls,
+            longest_turn: self.meter.longest(),
+            turn_histogram: self.meter.histogram(),
+            slowest_callback: self.meter.slowest(),
         }
     }
-}
 
-/// Loop counters, for tests and benchmarks (see [`Ctx::stats`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Turns run.
-    pub turns: u64,
-    /// Poll syscalls made (one per turn).
-    pub polls: u64,
-    /// `epoll_ctl` syscalls made.
-    pub ctl_calls: u64,
+    /// Starts the turn durations over ([`Stats::longest_turn`], [`Stats::turn_histogram`],
+    /// [`Stats::slowest_callback`]), e.g. to watch one period; the counters go on.
+    pub fn reset_turn_stats(&mut self) {
+        self.meter.reset();
+    }
+
+    /// Turns run so far (cheaper than [`stats`](Ctx::stats) for a hot path).
+    pub(crate) fn turn_count(&self) -> u64 {
+        self.turns
+    }
+
+    /// The current turn's work ends now: the caller's code runs next.
+    pub(super) fn end_turn(&mut self) {
+        self.meter.end(Instant::now());
+    }
 }

@@ -75,6 +75,7 @@ mod create;
 mod event;
 mod fdcache;
 mod loop_logic;
+mod meter;
 mod remover;
 mod signal;
 #[allow(unsafe_code)] // the one place for syscalls: every block has a SAFETY comment
@@ -106,7 +107,8 @@ pub(crate) fn later(at: std::time::Instant, d: std::time::Duration) -> std::time
     const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
     at.checked_add(d.min(CENTURY)).unwrap_or(at)
 }
-pub use loop_logic::{Ctx, Loop, Stats};
+pub use loop_logic::{Ctx, Loop};
+pub use meter::Stats;
 pub use remover::Remover;
 pub use token::WatcherId;
 pub use wake::Waker;

@@ -43,6 +43,7 @@ impl<S> Ctx<S> {
         let Some(mut cb) = self.slots[w.index as usize].cb.take() else {
             return;
         };
+        self.meter.callback(w);
         cb(state, self, ev);
         self.epoch += 1;
         // The watcher may have been removed (and its slot reused) by its own callback.
@@ -108,7 +109,10 @@ impl<S> Ctx<S> {
             (Some(t), Some(d)) => Some(t.min(d)),
             (t, d) => t.or(d),
         };
-        due.map(|due| due.saturating_duration_since(Instant::now()))
+        // This poll may sleep: the turn's work ends before it.
+        let now = Instant::now();
+        self.meter.end(now);
+        due.map(|due| due.saturating_duration_since(now))
     }
 
     /// The one syscall of the turn, then its reports queued: io watchers, wakes, signals.
@@ -116,6 +120,7 @@ impl<S> Ctx<S> {
         self.polls += 1;
         let r = self.epoll.wait(&mut self.events, timeout);
         self.now = Instant::now();
+        self.meter.poll_returned(self.now);
         r?;
         let mut efd_ready = false;
         let mut signal_ready = false;
