@@ -447,7 +447,10 @@ fn main() -> Result<()> {
         println!("{label:<24} {p50:>9.1} {p99:>9.1} {max:>9.1} {rps:>12.0} {zm:>12.0} {pre:>10.0} {lt:>12.0} {over:>9.0}");
         if std::env::var_os("EVNET_SLOWEST").is_some() {
             for x in &s {
-                println!("    longest turn {:.0} us, slowest callback {}", x.longest_turn_us, x.slowest);
+                println!(
+                    "    longest turn {:.0} us, slowest callback {}",
+                    x.longest_turn_us, x.slowest
+                );
             }
         }
         rows.push(format!(

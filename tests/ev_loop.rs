@@ -513,7 +513,9 @@ fn stats_name_the_longest_turn_its_bucket_and_the_slowest_callback() {
     let mut ev = Loop::<u32>::new().unwrap();
     // Several callbacks in one turn: a quick timer, a slow one, another quick one.
     let quick = ev.timer(Duration::ZERO, None, |_, _, _| {});
-    let slow = ev.timer(Duration::ZERO, None, |_, _, _| spin(Duration::from_millis(3)));
+    let slow = ev.timer(Duration::ZERO, None, |_, _, _| {
+        spin(Duration::from_millis(3))
+    });
     let other = ev.timer(Duration::ZERO, None, |_, _, _| {});
     let mut n = 0;
     ev.run(&mut n).unwrap();

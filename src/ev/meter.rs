@@ -3,15 +3,20 @@
 //!
 //! A turn's work is measured between polls: from one poll's return to the next poll's
 //! start (its check, pending and idle callbacks, then the next turn's prepare callbacks
-//! and interest changes). That needs no clock read the loop does not make anyway in most
-//! turns: the loop reads the time right after every poll, and before a poll with a
-//! timeout (to compute it); a poll that cannot sleep ends the previous turn's work when it
-//! returns (its own syscall counted in). Only a poll that may sleep with no timer pending,
-//! and a turn run by `run_once`/`run_nowait`/`run_until` (the caller's code follows it),
-//! read the clock once more.
+//! and interest changes). The loop already reads the time right after every poll and
+//! before a poll with a timeout; a poll that cannot sleep ends the previous turn's work
+//! when it returns (its own syscall counted in). Only a poll that may sleep with no timer
+//! pending, and a turn run by `run_once`/`run_nowait`/`run_until` (the caller's code
+//! follows it), read the clock once more.
 //!
-//! Callbacks are timed the same way: a turn whose work is one callback gives the turn's
-//! time to it, with no extra read; in a turn of several callbacks, the clock is read
+//! Measuring must cost an idle loop's spin (a zero-timeout poll, ~200 ns a turn) next to
+//! nothing, and a time subtraction alone is a few percent of that. So short turns are
+//! counted, not measured: after each measured turn the meter notes when 16 µs from then
+//! will be, and a turn that ends before it was shorter than that, which one comparison
+//! shows. Only a turn that ends later is measured.
+//!
+//! Callbacks are charged the same way: a turn whose work is one callback gives its time to
+//! that callback, with no extra read; in a turn of several callbacks, the clock is read
 //! before each callback after the first, ending the previous one's share.
 
 use std::time::{Duration, Instant};
@@ -52,39 +57,63 @@ pub struct Stats {
     pub ctl_calls: u64,
     /// The longest turn's work so far (between two polls, see above).
     pub longest_turn: Duration,
-    /// Turns by how long their work took: entry `k` counts turns of `[2^k, 2^(k+1))` µs
-    /// (entry 0 also the shorter ones, the last one the longer ones).
+    /// Turns by how long their work took: entry 0 counts turns under 16 µs, entry `k ≥ 1`
+    /// turns of `[16·2^(k-1), 16·2^k)` µs (16–32 µs, 32–64 µs, ...; the last entry also
+    /// the longer ones). [`turns_at_least`](Stats::turns_at_least) sums them.
     pub turn_histogram: [u64; BUCKETS],
     /// The watcher whose callback took longest, and how long (its share of a turn: from
-    /// the end of the previous callback, or the poll, to the start of the next).
+    /// the end of the previous callback, or the poll, to the start of the next). Callbacks
+    /// under 16 µs are not told apart: this stays `None` until one takes longer.
     pub slowest_callback: Option<(WatcherId, Duration)>,
 }
 
 impl Stats {
-    /// Turns whose work took at least `d` (to the histogram's power-of-two resolution:
-    /// the buckets that start at or above `d`).
+    /// Turns whose work took at least `d`, to the histogram's resolution: the entries
+    /// whose range starts at or above `d`.
     pub fn turns_at_least(&self, d: Duration) -> u64 {
         let us = d.as_micros();
         self.turn_histogram
             .iter()
             .enumerate()
-            .filter(|(k, _)| (1u128 << k) >= us)
+            .filter(|&(k, _)| bucket_floor_us(k) >= us)
             .map(|(_, n)| n)
             .sum()
     }
 }
 
-
-
-/// Histogram buckets: bucket `k` counts turns of `[2^k, 2^(k+1))` µs (bucket 0 also the
-/// shorter ones, the last one the longer ones).
+/// Histogram entries (see [`Stats::turn_histogram`]).
 pub(super) const BUCKETS: usize = 24;
+
+/// Turns and callback shares shorter than this are counted, not measured.
+const QUICK: Duration = Duration::from_micros(16);
+
+/// Where histogram entry `k` starts, in µs.
+fn bucket_floor_us(k: usize) -> u128 {
+    match k {
+        0 => 0,
+        k => 16u128 << (k - 1),
+    }
+}
+
+/// The histogram entry of a turn of `took`.
+fn bucket(took: Duration) -> usize {
+    // Whole microseconds, in u64 (turns of 584,000 years are not expected).
+    let us = took.as_secs() * 1_000_000 + u64::from(took.subsec_nanos() / 1000);
+    if us < 16 {
+        0
+    } else {
+        ((63 - us.leading_zeros()) as usize - 3).min(BUCKETS - 1)
+    }
+}
 
 #[derive(Debug)]
 pub(super) struct Meter {
     /// The current turn's work began here (a poll returned); `None` between a turn's end
     /// and the next poll's return.
     began: Option<Instant>,
+    /// A turn or a callback's share that ends before this began after it was set and is
+    /// shorter than [`QUICK`]: counted without a subtraction.
+    quick_until: Instant,
     /// Where the running callback's share began, and whose it is.
     mark: Instant,
     running: Option<WatcherId>,
@@ -97,6 +126,7 @@ impl Meter {
     pub(super) fn new(now: Instant) -> Meter {
         Meter {
             began: None,
+            quick_until: now,
             mark: now,
             running: None,
             longest: Duration::ZERO,
@@ -107,6 +137,7 @@ impl Meter {
 
     /// A poll returned at `now` (the loop's own reading): the work of a turn whose poll
     /// could not sleep ends here, and the next turn's begins.
+    #[inline]
     pub(super) fn poll_returned(&mut self, now: Instant) {
         self.end(now);
         self.began = Some(now);
@@ -115,38 +146,68 @@ impl Meter {
 
     /// The work done so far ends at `now`: a poll that may sleep starts, or the caller's
     /// code takes over.
+    #[inline]
     pub(super) fn end(&mut self, now: Instant) {
         let Some(began) = self.began.take() else {
             return;
         };
-        if let Some(w) = self.running.take() {
-            self.charge(w, now.saturating_duration_since(self.mark));
-        }
-        let took = now.saturating_duration_since(began);
-        self.longest = self.longest.max(took);
-        let us = took.as_micros().max(1);
-        let k = (127 - us.leading_zeros()) as usize;
-        if let Some(b) = self.histogram.get_mut(k.min(BUCKETS - 1)) {
-            *b += 1;
+        let running = self.running.take();
+        if now < self.quick_until {
+            // Began after `quick_until - QUICK`, ends before it: short, and so was the
+            // share of the callback that ran last.
+            self.histogram[0] += 1;
+        } else {
+            self.measure(began, now, running);
         }
     }
 
+    /// A turn that may have been long ended: measure it.
+    #[cold]
+    fn measure(&mut self, began: Instant, now: Instant, running: Option<WatcherId>) {
+        let took = now.saturating_duration_since(began);
+        if let Some(w) = running {
+            let share = if self.mark == began {
+                took
+            } else {
+                now.saturating_duration_since(self.mark)
+            };
+            self.charge(w, share);
+        }
+        if took > self.longest {
+            self.longest = took;
+        }
+        self.histogram[bucket(took)] += 1;
+        self.quick_until = super::later(now, QUICK);
+    }
+
     /// Callback `w` is about to run.
+    #[inline]
     pub(super) fn callback(&mut self, w: WatcherId) {
         if self.began.is_none() {
             return; // before the first poll: nothing to measure against
         }
         if let Some(prev) = self.running {
-            let now = Instant::now();
-            self.charge(prev, now.saturating_duration_since(self.mark));
-            self.mark = now;
+            self.next_share(prev);
         }
         self.running = Some(w);
     }
 
+    /// Another callback follows `prev` in this turn: `prev`'s share ends now.
+    fn next_share(&mut self, prev: WatcherId) {
+        let now = Instant::now();
+        if now >= self.quick_until {
+            self.charge(prev, now.saturating_duration_since(self.mark));
+        }
+        self.mark = now;
+    }
+
     fn charge(&mut self, w: WatcherId, took: Duration) {
-        if self.slowest.is_none_or(|(_, d)| took > d) {
-            self.slowest = Some((w, took));
+        if took < QUICK {
+            return;
+        }
+        match self.slowest {
+            Some((_, d)) if d >= took => {}
+            _ => self.slowest = Some((w, took)),
         }
     }
 
@@ -182,19 +243,38 @@ mod tests {
     }
 
     #[test]
-    fn a_turn_lasts_from_its_poll_to_the_next_and_lands_in_its_log2_bucket() {
+    fn long_turns_are_measured_into_their_bucket_short_ones_counted() {
         let t0 = Instant::now();
         let us = |n: u64| t0 + Duration::from_micros(n);
         let mut m = Meter::new(t0);
         m.poll_returned(us(0));
         m.callback(w(1));
-        m.end(us(1500)); // a 1.5 ms turn: bucket [1024, 2048) µs
+        m.end(us(1500)); // 1.5 ms: [1024, 2048) µs, entry 7
         m.poll_returned(us(2000));
-        m.poll_returned(us(2003)); // 3 µs: bucket [2, 4)
+        m.poll_returned(us(2003)); // 3 µs within 16 µs of the last measured end: counted
+        m.poll_returned(us(2100)); // 97 µs: [64, 128), entry 3
         assert_eq!(m.longest(), Duration::from_micros(1500));
-        assert_eq!(m.histogram()[10], 1);
-        assert_eq!(m.histogram()[1], 1);
-        assert_eq!(m.histogram().iter().sum::<u64>(), 2);
+        assert_eq!(m.histogram()[7], 1);
+        assert_eq!(m.histogram()[0], 1);
+        assert_eq!(m.histogram()[3], 1);
+        assert_eq!(m.histogram().iter().sum::<u64>(), 3);
         assert_eq!(m.slowest(), Some((w(1), Duration::from_micros(1500))));
+    }
+
+    #[test]
+    fn the_buckets_and_their_floors_agree() {
+        for (us, k) in [
+            (0, 0),
+            (15, 0),
+            (16, 1),
+            (31, 1),
+            (32, 2),
+            (1000, 6),
+            (1024, 7),
+        ] {
+            assert_eq!(bucket(Duration::from_micros(us)), k, "{us} µs");
+            assert!(bucket_floor_us(k) <= u128::from(us));
+        }
+        assert_eq!(bucket(Duration::from_secs(1 << 40)), BUCKETS - 1);
     }
 }
