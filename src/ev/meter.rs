@@ -98,7 +98,7 @@ fn bucket_floor_us(k: usize) -> u128 {
 /// The histogram entry of a turn of `took`.
 fn bucket(took: Duration) -> usize {
     // Whole microseconds, in u64 (turns of 584,000 years are not expected).
-    let us = took.as_secs() * 1_000_000 + u64::from(took.subsec_nanos() / 1000);
+    let us = took.as_secs() * 1_000_000 + u64::from(took.subsec_micros());
     if us < 16 {
         0
     } else {
