@@ -198,6 +198,11 @@ struct Busy {
     late_us: Vec<f64>,
     due: Instant,
     measuring: bool,
+    /// The loop thread's CPU time when the last check phase ran, and the most CPU one
+    /// turn's work took (check → next prepare: the pending callbacks, where results are
+    /// delivered), from `CLOCK_THREAD_CPUTIME_ID`.
+    cpu_at_check: Option<u64>,
+    max_turn_cpu_ns: u64,
 }
 
 struct Drain;
@@ -225,6 +230,8 @@ struct Interference {
     longest_turn_us: f64,
     slowest: String,
     turns_over_1ms: u64,
+    /// The most loop-thread CPU one turn took (not time spent waiting for a CPU).
+    max_turn_cpu_us: f64,
 }
 
 /// Times the calling thread was taken off the CPU while runnable (preempted), from
@@ -274,7 +281,21 @@ fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Inter
         late_us: Vec::with_capacity(4096),
         due: Instant::now(),
         measuring: false,
+        cpu_at_check: None,
+        max_turn_cpu_ns: 0,
     };
+    // Loop-thread CPU per turn: read at every check and the next prepare.
+    ev.check(|st: &mut Busy, _, _| {
+        if st.measuring {
+            st.cpu_at_check = Some(util::thread_cpu_now_ns());
+        }
+    });
+    ev.prepare(|st: &mut Busy, _, _| {
+        if let Some(c0) = st.cpu_at_check.take() {
+            let used = util::thread_cpu_now_ns().saturating_sub(c0);
+            st.max_turn_cpu_ns = st.max_turn_cpu_ns.max(used);
+        }
+    });
     // Let the flood reach full speed before the first burst.
     ev.run_until(&mut st, Duration::from_millis(50), |_| false)?;
     st.pool = Some(pool);
@@ -290,7 +311,7 @@ fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Inter
     let mut busy = Duration::ZERO;
     let mut preempted = 0u64;
     let (mut longest, mut slowest, mut over_1ms) = (Duration::ZERO, String::new(), 0);
-    for _ in 0..rounds {
+    for round in 0..rounds {
         // Submitting is the application's own loop work: not measured.
         st.measuring = false;
         let pool = st.pool.take().context("pool")?;
@@ -306,6 +327,7 @@ fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Inter
         st.got = 0;
         st.want = burst;
         st.measuring = true;
+        st.cpu_at_check = None; // the submission above is the application's, not a turn's
         let t0 = Instant::now();
         let cs0 = preemptions();
         st.due = t0 + Duration::from_millis(1);
@@ -324,6 +346,16 @@ fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Inter
             slowest = format!("{:?}", s.slowest_callback);
         }
         over_1ms += s.turns_at_least(Duration::from_millis(1));
+        if std::env::var_os("EVNET_ROUNDS").is_some()
+            && s.turns_at_least(Duration::from_millis(1)) > 0
+        {
+            println!(
+                "    round {round}: {} turns >= 1 ms, longest {:?} in {:?}",
+                s.turns_at_least(Duration::from_millis(1)),
+                s.longest_turn,
+                s.slowest_callback
+            );
+        }
     }
     let secs = busy.as_secs_f64();
     stop.store(true, Ordering::Relaxed);
@@ -340,6 +372,7 @@ fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Inter
         longest_turn_us: longest.as_nanos() as f64 / 1e3,
         slowest,
         turns_over_1ms: over_1ms,
+        max_turn_cpu_us: st.max_turn_cpu_ns as f64 / 1e3,
     })
 }
 
@@ -403,7 +436,7 @@ fn main() -> Result<()> {
         args.runs
     );
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10} {:>12} {:>9}",
+        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10} {:>12} {:>9} {:>12}",
         "workers",
         "p50 us",
         "p99 us",
@@ -412,7 +445,8 @@ fn main() -> Result<()> {
         "zmq msgs",
         "preempt/s",
         "longest turn",
-        "turns>1ms"
+        "turns>1ms",
+        "max turn CPU"
     );
     let default_workers = {
         let mut ev = Loop::<()>::new()?;
@@ -434,7 +468,7 @@ fn main() -> Result<()> {
             let mut v: Vec<f64> = s.iter().map(f).collect();
             util::median(&mut v)
         };
-        let (p50, p99, max, rps, zm, pre, lt, over) = (
+        let (p50, p99, max, rps, zm, pre, lt, over, tcpu) = (
             med(|x| x.p50_us),
             med(|x| x.p99_us),
             med(|x| x.max_us),
@@ -443,8 +477,9 @@ fn main() -> Result<()> {
             med(|x| x.preempt_per_s),
             med(|x| x.longest_turn_us),
             med(|x| x.turns_over_1ms as f64),
+            med(|x| x.max_turn_cpu_us),
         );
-        println!("{label:<24} {p50:>9.1} {p99:>9.1} {max:>9.1} {rps:>12.0} {zm:>12.0} {pre:>10.0} {lt:>12.0} {over:>9.0}");
+        println!("{label:<24} {p50:>9.1} {p99:>9.1} {max:>9.1} {rps:>12.0} {zm:>12.0} {pre:>10.0} {lt:>12.0} {over:>9.0} {tcpu:>12.0}");
         if std::env::var_os("EVNET_SLOWEST").is_some() {
             for x in &s {
                 println!(

@@ -5,6 +5,23 @@ use anyhow::{bail, Context, Result};
 
 pub mod plot;
 
+/// CPU time this thread has run, in ns, exact at the moment of asking
+/// (`CLOCK_THREAD_CPUTIME_ID`): for one loop turn's CPU, where [`thread_cpu_ns`]'s
+/// schedstat is only brought up to date at scheduler ticks (every 1–4 ms) for a thread
+/// that is running.
+pub fn thread_cpu_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`, first field):
 /// nanosecond resolution, unlike `getrusage`'s ticks, and no `unsafe`.
 pub fn thread_cpu_ns() -> u64 {
