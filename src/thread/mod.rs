@@ -34,6 +34,7 @@
 mod error;
 mod job;
 mod pool;
+mod results;
 mod room;
 
 pub use error::Error;

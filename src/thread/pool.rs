@@ -10,6 +10,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use super::results::{Results, Take};
+
 use super::error::Error;
 use super::job::{JobCell, JobHandle, Outcome, Run};
 use super::room::Room;
@@ -22,10 +24,8 @@ type Deliver<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<(), Error>)>;
 /// Results delivered per loop turn unless [`Builder::batch`] says otherwise.
 pub const DEFAULT_BATCH: usize = 64;
 
-/// Results that may wait for the loop; a worker with a result beyond it waits for room.
-/// The queue is one preallocated array (crossbeam's `bounded`): unlike the unbounded list,
-/// whose blocks a worker allocates and the loop frees, taking a result never frees memory
-/// another thread allocated, so the loop never waits on a worker's malloc arena lock.
+/// Results that may wait for the loop; a worker with a result beyond it waits for room
+/// (see `results.rs` for the queue).
 const RESULT_QUEUE: usize = 1024;
 
 /// A queued job: its cell, and the slot of its `on_done` in the loop-side table.
@@ -45,34 +45,98 @@ struct Done {
 struct Shared<S> {
     closed: Cell<bool>,
     table: RefCell<Table<S>>,
-    results: Receiver<Done>,
+    results: Arc<Results<Done>>,
+    /// The loop's batch of results taken from `results`, reused from turn to turn.
+    batch: RefCell<Vec<Done>>,
     room: Arc<Room>,
 }
 
+/// The loop-side table of `on_done`s, indexed by slot. Free slots form a list threaded
+/// through the vacant entries themselves, so taking a result out allocates nothing: a
+/// separate free-slot `Vec` grew while a burst of results came in, and its reallocation
+/// (a request of 1 KiB or more) made glibc consolidate every small chunk the delivered
+/// results had freed, hundreds of thousands of them, in one turn: 2–3 ms of loop CPU
+/// (`benches/thread`, docs/benchmarks.md).
 struct Table<S> {
-    entries: Vec<Option<Deliver<S>>>,
-    free: Vec<usize>,
+    entries: Vec<Entry<S>>,
+    /// The first vacant entry, or [`NO_SLOT`].
+    next_free: usize,
     in_flight: usize,
 }
 
+enum Entry<S> {
+    Occupied(Deliver<S>),
+    /// Vacant, and the next vacant entry (or [`NO_SLOT`]).
+    Vacant(usize),
+}
+
+const NO_SLOT: usize = usize::MAX;
+
 impl<S> Table<S> {
+    fn new() -> Table<S> {
+        Table {
+            entries: Vec::new(),
+            next_free: NO_SLOT,
+            in_flight: 0,
+        }
+    }
+
     fn insert(&mut self, e: Deliver<S>) -> usize {
-        match self.free.pop() {
-            Some(i) => {
-                self.entries[i] = Some(e);
+        let i = self.next_free;
+        match self.entries.get_mut(i) {
+            Some(slot) => {
+                if let Entry::Vacant(next) = std::mem::replace(slot, Entry::Occupied(e)) {
+                    self.next_free = next;
+                }
                 i
             }
             None => {
-                self.entries.push(Some(e));
+                self.entries.push(Entry::Occupied(e));
                 self.entries.len() - 1
             }
         }
     }
 
     fn take(&mut self, slot: usize) -> Option<Deliver<S>> {
-        let e = self.entries.get_mut(slot)?.take()?;
-        self.free.push(slot);
-        Some(e)
+        let entry = self.entries.get_mut(slot)?;
+        if matches!(entry, Entry::Vacant(_)) {
+            return None;
+        }
+        match std::mem::replace(entry, Entry::Vacant(self.next_free)) {
+            Entry::Occupied(e) => {
+                self.next_free = slot;
+                Some(e)
+            }
+            Entry::Vacant(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nothing() -> Deliver<()> {
+        Box::new(|_, _, _| {})
+    }
+
+    #[test]
+    fn vacant_slots_are_reused_last_freed_first_and_taken_once() {
+        let mut t = Table::<()>::new();
+        let (a, b, c) = (
+            t.insert(nothing()),
+            t.insert(nothing()),
+            t.insert(nothing()),
+        );
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert!(t.take(b).is_some());
+        assert!(t.take(b).is_none(), "taken twice");
+        assert!(t.take(a).is_some());
+        assert!(t.take(7).is_none(), "never inserted");
+        assert_eq!(t.insert(nothing()), a);
+        assert_eq!(t.insert(nothing()), b);
+        assert_eq!(t.insert(nothing()), 3);
+        assert_eq!(t.entries.len(), 4);
     }
 }
 
@@ -171,16 +235,13 @@ impl Builder {
             Some(n) => crossbeam_channel::bounded::<Job>(n),
             None => crossbeam_channel::unbounded(),
         };
-        let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(RESULT_QUEUE);
+        let results = Arc::new(Results::with_capacity(RESULT_QUEUE));
         let room = Arc::new(Room::default());
         let shared = Rc::new(Shared {
             closed: Cell::new(false),
-            table: RefCell::new(Table {
-                entries: Vec::new(),
-                free: Vec::new(),
-                in_flight: 0,
-            }),
-            results: done_rx,
+            table: RefCell::new(Table::new()),
+            results: results.clone(),
+            batch: RefCell::new(Vec::with_capacity(self.batch)),
             room: room.clone(),
         });
 
@@ -212,7 +273,7 @@ impl Builder {
             }
             let (jobs, done, waker, shutdown, room) = (
                 job_rx.clone(),
-                done_tx.clone(),
+                results.clone(),
                 waker.clone(),
                 shutdown.clone(),
                 room.clone(),
@@ -411,7 +472,7 @@ impl<S> Drop for Pool<S> {
 /// A worker: run jobs until the queue closes.
 fn work(
     jobs: &Receiver<Job>,
-    done: &Sender<Done>,
+    done: &Results<Done>,
     waker: &Waker,
     shutdown: &AtomicBool,
     room: &Room,
@@ -431,12 +492,13 @@ fn work(
         // the loop has taken it down to half (or the pool shuts down: the loop that would
         // make room may be the one dropping the pool).
         loop {
-            match done.try_send(result) {
+            match done.push(result) {
                 Ok(()) => {
                     waker.wake();
                     break;
                 }
-                Err(TrySendError::Full(r)) if !shutdown.load(Ordering::Acquire) => {
+                Err(_) if shutdown.load(Ordering::Acquire) => return,
+                Err(r) => {
                     waker.wake();
                     result = r;
                     room.wait(
@@ -444,7 +506,6 @@ fn work(
                         || shutdown.load(Ordering::Acquire),
                     );
                 }
-                Err(_) => return,
             }
         }
     }
@@ -463,13 +524,12 @@ fn deliver<S>(
         cx.remove(e.watcher());
         return;
     };
-    for _ in 0..batch {
+    let mut taken = std::mem::take(&mut *shared.batch.borrow_mut());
+    let busy = shared.results.try_take(&mut taken, batch) == Take::Busy;
+    for done in taken.drain(..) {
         if shared.closed.get() {
-            break;
+            break; // the pool was dropped by an `on_done`: the rest go undelivered
         }
-        let Ok(done) = shared.results.try_recv() else {
-            break;
-        };
         let deliver = {
             let mut table = shared.table.borrow_mut();
             table.in_flight -= 1;
@@ -482,12 +542,14 @@ fn deliver<S>(
             Outcome::Skipped => {}
         }
     }
+    *shared.batch.borrow_mut() = taken;
     let results = &shared.results;
     shared.room.wake_if(|| results.len() <= RESULT_QUEUE / 2);
     if shared.closed.get() {
         cx.remove(e.watcher());
-    } else if !shared.results.is_empty() {
-        // More results than one batch: come back next turn, after the other watchers.
+    } else if busy || results.len() > 0 {
+        // More results than one batch, or a worker was pushing one: come back next turn,
+        // after the other watchers.
         if let Some(w) = waker.get() {
             w.wake();
         }
