@@ -42,6 +42,8 @@
 //!   listening socket per turn.
 //! - A [`bufio::Stream`](crate::bufio::Stream) reads and writes at most 16 KiB per turn
 //!   (`Options::max_read` / `max_write`), and a rate limit can make that less.
+//! - A [`dns::Resolver`](crate::dns::Resolver) query reads at most 64 datagrams per turn.
+//! - A ZeroMQ budget's time slice ends a turn after the first message past it.
 //!
 //! Callbacks never nest. A stream delivers satisfied requests from a loop inside the
 //! stream, so a read callback that issues the next read gets it on the next iteration of
@@ -49,3 +51,9 @@
 //! wakes it for a later turn. A stream handle dropped anywhere (even inside another
 //! callback) runs no callback afterwards: its watchers are removed at the start of the
 //! next turn by the loop's [`Remover`](crate::ev::Remover).
+//!
+//! # When a loop seems stuck
+//! [`Ctx::stats`](crate::ev::Ctx::stats) keeps the longest turn, a histogram of turn
+//! durations and the watcher whose callback took longest, at no cost worth measuring (see
+//! [`Stats`](crate::ev::Stats) for how to read them). A healthy loop serving 1 ms timers
+//! keeps every turn well under a millisecond; a turn that is not explains a late timer.
