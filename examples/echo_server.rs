@@ -39,14 +39,14 @@ struct Args {
     /// Per-connection rate limit, bytes/s each way.
     #[arg(long)]
     rate: Option<u64>,
-    /// Per-connection burst, bytes (default: the rate).
-    #[arg(long)]
+    /// Per-connection burst, bytes (default: the rate; needs --rate).
+    #[arg(long, requires = "rate")]
     burst: Option<u64>,
     /// One limit shared by all connections, bytes/s each way.
     #[arg(long)]
     group_rate: Option<u64>,
-    /// The group's burst, bytes (default: the group rate).
-    #[arg(long)]
+    /// The group's burst, bytes (default: the group rate; needs --group-rate).
+    #[arg(long, requires = "group_rate")]
     group_burst: Option<u64>,
     /// Longest line accepted, bytes.
     #[arg(long, default_value_t = Options::default().max_line)]

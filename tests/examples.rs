@@ -308,6 +308,23 @@ fn tls_echo_server_refuses_client_certificate_flags_without_ca() {
 }
 
 #[test]
+fn echo_server_refuses_a_burst_without_its_rate() {
+    for (flag, needs) in [("--burst", "--rate"), ("--group-burst", "--group-rate")] {
+        let child = Command::new(example("echo_server"))
+            .args(["--listen", "127.0.0.1:0", flag, "1000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = exited_within(child, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{flag} alone: the server started"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains(needs), "{flag}: {err}");
+    }
+}
+
+#[test]
 fn tls_client_connects_to_the_address_and_sends_servername_as_the_name() {
     let dir = util::pki::temp_dir("examples-sni");
     let ca = util::pki::Ca::new(&dir, "Example", "Example CA");
