@@ -1024,7 +1024,7 @@ fn a_flood_of_100000_junk_datagrams_neither_stops_a_1_ms_timer_nor_hides_the_ans
 /// `dig +noall +answer` against `nsd`, whitespace collapsed (dig separates fields with
 /// tabs); hex and base64 unsplit (`+nosplit`), as `lookup` prints them.
 fn dig(nsd: &Nsd, rtype: &str, name: &str) -> String {
-    let out = std::process::Command::new("dig")
+    let out = std::process::Command::new(util::provision::tool("dig"))
         .args([
             "+noall",
             "+answer",
@@ -1037,7 +1037,7 @@ fn dig(nsd: &Nsd, rtype: &str, name: &str) -> String {
             name,
         ])
         .output()
-        .unwrap_or_else(|e| panic!("dig: {e} (install it: apt-get install bind9-dnsutils)"));
+        .unwrap_or_else(|e| panic!("dig: {e}"));
     assert!(out.status.success(), "dig {rtype} {name} failed");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.lines()

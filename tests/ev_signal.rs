@@ -2,6 +2,8 @@
 //! has its I/O threads running (and a plain thread runs too) reach the loop's watchers,
 //! whichever thread the kernel picked, and nothing kills the process.
 
+mod util;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use evnet::ev::Loop;
 
 fn kill(sig: &str) {
-    let ok = std::process::Command::new("kill")
+    let ok = std::process::Command::new(util::provision::tool("kill"))
         .args([sig, &std::process::id().to_string()])
         .status()
         .unwrap()

@@ -36,7 +36,7 @@ fn start(name: &str, args: &[&str]) -> (Child, String) {
 /// SIGTERM, then a bounded wait: the daemon must exit 0 on its own.
 fn terminate(mut child: Child) {
     let pid = child.id().to_string();
-    assert!(Command::new("kill")
+    assert!(Command::new(util::provision::tool("kill"))
         .args(["-TERM", &pid])
         .status()
         .unwrap()

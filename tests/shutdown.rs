@@ -105,7 +105,7 @@ fn daemon(ev: &mut Loop<Daemon>, push: zmq::Socket, grace: Duration) -> (Daemon,
 
 fn sigterm() {
     let pid = std::process::id().to_string();
-    assert!(std::process::Command::new("kill")
+    assert!(std::process::Command::new(util::provision::tool("kill"))
         .args(["-TERM", &pid])
         .status()
         .unwrap()

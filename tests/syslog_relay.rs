@@ -72,7 +72,10 @@ impl Proc {
     /// SIGTERM, then the exit status within 20 s.
     fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        Command::new(util::provision::tool("kill"))
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(20) {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -220,7 +223,7 @@ fn client_with(p: &Pki, who: &Leaf, tls: &str, sink: &Sink, extra: &[&str]) -> P
 /// buffers (not the relay) never drop one.
 fn logger(udp: &str, lines: &[String]) {
     let (host, port) = udp.rsplit_once(':').unwrap();
-    let mut child = Command::new("logger")
+    let mut child = Command::new(util::provision::tool("logger"))
         .args(["--udp", "-n", host, "-P", port, "-t", "relaytest"])
         .stdin(Stdio::piped())
         .spawn()
@@ -275,28 +278,6 @@ fn slow_reader(p: &Pki, tls: &str, leaf: &Leaf, fast: Arc<AtomicBool>) -> Arc<Mu
     got
 }
 
-/// A Python with pyzmq: `$EVNET_PYTHON`, the repository's `.venv` (which `.ci/run`
-/// makes), or `python3`.
-fn python() -> String {
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").to_owned();
-    let candidates = [
-        std::env::var("EVNET_PYTHON").unwrap_or_default(),
-        venv,
-        "python3".into(),
-    ];
-    for py in candidates.into_iter().filter(|p| !p.is_empty()) {
-        let ok = Command::new(&py)
-            .args(["-c", "import zmq"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return py;
-        }
-    }
-    panic!("no Python with pyzmq: python3 -m venv .venv && .venv/bin/pip install pyzmq");
-}
-
 /// A pyzmq SUB on `endpoint` that prints the first `n` messages, one hex line each, and
 /// exits; started once its subscription has had time to reach the publisher.
 fn pyzmq_sub(endpoint: &str, n: usize) -> Child {
@@ -311,7 +292,7 @@ fn pyzmq_sub(endpoint: &str, n: usize) -> Child {
          out = [s.recv().hex() for _ in range({n})]\n\
          sys.stdout.write('\\n'.join(out) + '\\n')\n"
     );
-    let mut child = Command::new(python())
+    let mut child = Command::new(util::provision::pyzmq_python())
         .args(["-c", &script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

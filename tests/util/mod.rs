@@ -6,6 +6,7 @@ pub mod hosts;
 pub mod nsd;
 pub mod openssl;
 pub mod pki;
+pub mod provision;
 pub mod watchdog;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

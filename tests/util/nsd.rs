@@ -134,16 +134,7 @@ impl Nsd {
         );
         let conf_path = dir.join("nsd.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let nsd = ["/usr/sbin/nsd", "nsd"]
-            .into_iter()
-            .find(|p| {
-                Command::new(p)
-                    .arg("-v")
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok()
-            })
-            .expect("nsd (NLnet Labs NSD; CI installs it)");
+        let nsd = super::provision::tool("nsd");
         let child = Command::new(nsd)
             .arg("-d")
             .arg("-c")

@@ -35,7 +35,7 @@ impl Openssl {
             Input::File(p) => Stdio::from(std::fs::File::open(p).unwrap()),
             Input::Held => Stdio::piped(),
         };
-        let mut child = Command::new("openssl")
+        let mut child = Command::new(super::provision::tool("openssl"))
             .arg(mode)
             .args(args)
             .arg("-msg")
