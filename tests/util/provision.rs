@@ -95,7 +95,7 @@ pub fn tool(name: &str) -> PathBuf {
 fn find(t: &Tool) -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join(t.name)).collect())
-        .unwrap_or_else(Vec::new);
+        .unwrap_or_default();
     on_path
         .into_iter()
         .chain(t.paths.iter().map(PathBuf::from))
