@@ -27,6 +27,9 @@ mod pki {
 #[allow(dead_code)]
 #[path = "../tests/util/nsd.rs"]
 mod nsd;
+#[allow(dead_code)]
+#[path = "../tests/util/provision.rs"]
+mod provision;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

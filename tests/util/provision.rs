@@ -93,7 +93,7 @@ pub fn tool(name: &str) -> PathBuf {
 }
 
 fn find(t: &Tool) -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join(t.name)).collect())
         .unwrap_or_default();
     on_path
