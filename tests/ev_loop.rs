@@ -213,25 +213,33 @@ fn io_is_level_triggered_and_interest_changes_apply() {
 
 #[test]
 fn stop_start_in_the_same_turn_costs_no_epoll_ctl() {
-    let (_a, b) = UnixStream::pair().unwrap();
-    let mut ev = Loop::<()>::new().unwrap();
+    let (mut a, b) = UnixStream::pair().unwrap();
+    let mut ev = Loop::<u32>::new().unwrap();
     let io = ev
-        .io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {})
+        .io(b.as_raw_fd(), Interest::READABLE, |n, _, _| *n += 1)
         .unwrap();
-    ev.run_nowait(&mut ()).unwrap(); // registers
+    ev.run_nowait(&mut 0).unwrap(); // registers
     let before = ev.stats().ctl_calls;
     // The ZeroMQ quartet's pattern: check stops io, prepare starts it again.
-    ev.check(move |_, cx, _| {
+    let check = ev.check(move |_, cx, _| {
         cx.stop(io);
     });
-    ev.prepare(move |_, cx, _| {
+    let prepare = ev.prepare(move |_, cx, _| {
         cx.start(io);
     });
     for _ in 0..1000 {
-        ev.run_nowait(&mut ()).unwrap();
+        ev.run_nowait(&mut 0).unwrap();
     }
     assert_eq!(ev.stats().ctl_calls, before);
-    assert_eq!(ev.stats().polls, ev.stats().turns);
+    // And the registration the kernel kept is still the watcher's: readiness reaches it.
+    ev.remove(check);
+    ev.remove(prepare);
+    ev.start(io); // the last check stopped it
+    a.write_all(b"x").unwrap();
+    let mut n = 0;
+    ev.run_nowait(&mut n).unwrap();
+    assert_eq!(n, 1, "the io watcher missed its readiness");
+    assert_eq!(ev.stats().ctl_calls, before);
 }
 
 #[test]

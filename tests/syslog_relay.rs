@@ -398,12 +398,42 @@ fn the_relay_fans_out_in_order_drops_for_a_slow_client_refuses_strangers_and_sur
     fast.store(true, Ordering::Relaxed);
     assert!(wait(|| text(&slow.lock().unwrap()).contains("dropped")));
     let seen = text(&slow.lock().unwrap());
-    let notice = seen
-        .lines()
-        .find(|l| l.contains("dropped"))
-        .unwrap()
-        .to_owned();
-    assert!(notice.starts_with("<46>1 "), "{notice}");
+    // Every line before the notice is one of the 10,500 messages, numbered in the order
+    // sent (10,000 from logger, then the 500 of the burst); the notice counts the rest.
+    let (mut got, mut dropped, mut notices) = (Vec::new(), 0u64, 0);
+    for l in seen.lines() {
+        if let Some(rest) = l.split(" dropped ").nth(1) {
+            assert!(l.starts_with("<46>1 "), "{l}");
+            dropped += rest.split(' ').next().unwrap().parse::<u64>().unwrap();
+            notices += 1;
+            break; // the messages after it are not counted in it
+        }
+        let n = if let Some(i) = l.rfind("message ") {
+            l[i + 8..].parse::<u64>().unwrap()
+        } else if let Some(i) = l.find("burst ") {
+            10_000 + l[i + 6..i + 9].parse::<u64>().unwrap()
+        } else {
+            panic!("not a relayed message: {l}")
+        };
+        got.push(n);
+    }
+    assert_eq!(notices, 1);
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "out of order or repeated"
+    );
+    assert_eq!(got.len() as u64 + dropped, 10_500, "{dropped} dropped");
+    assert!(dropped > 0);
+    // The oldest were dropped, never the newest: the stream ends with the last message
+    // sent, and after the last gap comes at least a full queue (2,000) without one.
+    assert_eq!(got.last(), Some(&10_499));
+    let tail = got
+        .iter()
+        .rev()
+        .zip((0..=10_499u64).rev())
+        .take_while(|&(&g, want)| g == want)
+        .count();
+    assert!(tail >= 2000, "only the last {tail} arrived without a gap");
 
     // A client with a certificate from another CA is refused; the others carry on.
     let c = Sink::new();

@@ -70,8 +70,22 @@ mod tests {
 
     #[test]
     fn stop_releases_a_waiter_without_room() {
-        let room = Room::default();
-        let stop = AtomicBool::new(true);
-        room.wait(|| false, || stop.load(Ordering::SeqCst));
+        // The waiter is already waiting when stop is raised, and nobody wakes the room:
+        // its periodic re-check must see the flag and return.
+        let room = Arc::new(Room::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (r, s) = (room.clone(), stop.clone());
+        std::thread::spawn(move || {
+            r.wait(|| false, || s.load(Ordering::SeqCst));
+            let _ = tx.send(());
+        });
+        while room.waiting.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        stop.store(true, Ordering::SeqCst);
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("a stopped waiter is still waiting");
+        assert_eq!(room.waiting.load(Ordering::SeqCst), 0);
     }
 }
