@@ -445,11 +445,13 @@ fn fifty_non_reading_clients_sending_20_mib_keep_server_buffers_bounded() {
     const FLOOD: usize = 20 << 20;
     let stop = Arc::new(AtomicBool::new(false));
     let finished = Arc::new(AtomicUsize::new(0));
+    let flooding = Arc::new(AtomicUsize::new(0));
     let flooders: Vec<_> = (0..FLOODERS)
         .map(|_| {
-            let (stop, finished) = (stop.clone(), finished.clone());
+            let (stop, finished, flooding) = (stop.clone(), finished.clone(), flooding.clone());
             std::thread::spawn(move || {
                 let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                flooding.fetch_add(1, Ordering::AcqRel);
                 // Sends until done or blocked for a second: the server stopped reading.
                 s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
                 let mut line = vec![b'f'; 1023];
@@ -470,8 +472,13 @@ fn fifty_non_reading_clients_sending_20_mib_keep_server_buffers_bounded() {
     // A well-behaved client keeps its round trips meanwhile.
     let good_done = Arc::new(AtomicBool::new(false));
     let gd = good_done.clone();
+    let fl = flooding.clone();
     let good = std::thread::spawn(move || -> std::io::Result<usize> {
-        std::thread::sleep(Duration::from_millis(50));
+        // Once every flooder is connected and sending.
+        let t0 = std::time::Instant::now();
+        while fl.load(Ordering::Acquire) < FLOODERS && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let mut s = TcpStream::connect(("127.0.0.1", port))?;
         s.set_read_timeout(Some(Duration::from_secs(20)))?;
         let mut buf = Vec::new();

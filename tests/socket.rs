@@ -207,8 +207,41 @@ fn hanging_listener() -> (socket2::Socket, SocketAddr, Vec<socket2::Socket>) {
         let _ = s.connect(&addr.into());
         fillers.push(s);
     }
-    std::thread::sleep(Duration::from_millis(50));
+    // Full once a filler's handshake completed (listen(0) queues one connection).
+    let t0 = std::time::Instant::now();
+    while !fillers.iter().any(|f| f.peer_addr().is_ok()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no filler connected"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     (l, addr, fillers)
+}
+
+/// Sockets of this process's network namespace in SYN_SENT towards `to`, but for those
+/// bound to `except` (`/proc/net/tcp`).
+fn syn_sent_to(to: SocketAddr, except: &[SocketAddr]) -> usize {
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => unreachable!("IPv4 only"),
+    };
+    let (want, skip): (String, Vec<String>) = (hex(to), except.iter().map(|a| hex(*a)).collect());
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(3) == Some(&"02")
+                && f.get(2) == Some(&want.as_str())
+                && !skip.iter().any(|s| f.get(1) == Some(&s.as_str()))
+        })
+        .count()
 }
 
 #[test]
@@ -287,20 +320,48 @@ fn connect_by_host_name_resolves_on_the_pool() {
 fn a_hanging_first_address_is_overtaken_after_the_stagger_and_closed() {
     // The first address never answers (a full accept queue); the second does. The second
     // attempt starts one stagger after the first, wins, and the first is closed.
-    let (_hang, hang_addr, _fillers) = hanging_listener();
+    let (_hang, hang_addr, fillers) = hanging_listener();
+    let fillers_at: Vec<SocketAddr> = fillers
+        .iter()
+        .map(|f| f.local_addr().unwrap().as_socket().unwrap())
+        .collect();
     let good = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let opts = ConnectOptions {
         stagger: Duration::from_millis(100),
         timeout: Some(Duration::from_secs(5)),
     };
     let t = std::time::Instant::now();
-    let peer = connect_and_wait(
+    let mut ev = Loop::<Out>::new().unwrap();
+    connect(
+        &mut ev,
         vec![hang_addr.into(), good.local_addr().unwrap().into()],
         opts,
-    );
+        |out: &mut Out, _cx, r| *out = Some(r.map(|c| c.peer)),
+    )
+    .detach();
+    // The first attempt is out, hanging.
+    let mut out = None;
+    assert!(ev
+        .run_until(&mut out, Duration::from_secs(10), |o| {
+            o.is_some() || syn_sent_to(hang_addr, &fillers_at) == 1
+        })
+        .unwrap());
+    assert!(ev
+        .run_until(&mut out, Duration::from_secs(10), |o| o.is_some())
+        .unwrap());
     let took = t.elapsed();
-    assert_eq!(peer.unwrap(), Endpoint::Inet(good.local_addr().unwrap()));
+    assert_eq!(
+        out.take().unwrap().unwrap(),
+        Endpoint::Inet(good.local_addr().unwrap())
+    );
     // Not before the stagger (the second attempt waited for it), well before the timeout.
     assert!(took >= Duration::from_millis(100), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
+    // And the loser is closed, with the loop still running.
+    ev.run_nowait(&mut out).unwrap();
+    assert_eq!(
+        syn_sent_to(hang_addr, &fillers_at),
+        0,
+        "the first attempt is still out"
+    );
 }

@@ -279,8 +279,10 @@ fn slow_reader(p: &Pki, tls: &str, leaf: &Leaf, fast: Arc<AtomicBool>) -> Arc<Mu
 }
 
 /// A pyzmq SUB on `endpoint` that prints the first `n` messages, one hex line each, and
-/// exits; started once its subscription has had time to reach the publisher.
-fn pyzmq_sub(endpoint: &str, n: usize) -> Child {
+/// exits. It is started before any relay client connects: syslog probes go through the
+/// relay (to `udp`) until the SUB sees one (its subscription has reached the relay's PUB),
+/// then a fence, after which no probe is left in flight; the SUB skips every probe.
+fn pyzmq_sub(endpoint: &str, udp: &str, n: usize) -> Child {
     let script = format!(
         "import sys, zmq\n\
          s = zmq.Context().socket(zmq.SUB)\n\
@@ -288,8 +290,20 @@ fn pyzmq_sub(endpoint: &str, n: usize) -> Child {
          s.setsockopt(zmq.RCVTIMEO, 30000)\n\
          s.setsockopt(zmq.RCVHWM, 0)\n\
          s.connect('{endpoint}')\n\
-         print('ready', flush=True)\n\
-         out = [s.recv().hex() for _ in range({n})]\n\
+         ready = False\n\
+         while True:\n\
+         \x20   m = s.recv()\n\
+         \x20   if not ready:\n\
+         \x20       print('ready', flush=True)\n\
+         \x20       ready = True\n\
+         \x20   if b'probe fence' in m:\n\
+         \x20       print('fenced', flush=True)\n\
+         \x20       break\n\
+         out = []\n\
+         while len(out) < {n}:\n\
+         \x20   m = s.recv()\n\
+         \x20   if b'probe' not in m:\n\
+         \x20       out.append(m.hex())\n\
          sys.stdout.write('\\n'.join(out) + '\\n')\n"
     );
     let mut child = Command::new(util::provision::pyzmq_python())
@@ -298,12 +312,33 @@ fn pyzmq_sub(endpoint: &str, n: usize) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first = String::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let (stop, udp) = (stop.clone(), udp.to_owned());
+        std::thread::spawn(move || {
+            let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                tx.send_to(b"<13>probe", &udp).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            tx
+        })
+    };
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut first).unwrap();
-    assert_eq!(first, "ready\n");
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let tx = prober.join().unwrap();
+    assert_eq!(line, "ready\n", "{}", {
+        let mut e = String::new();
+        let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut e);
+        e
+    });
+    tx.send_to(b"<13>probe fence", udp).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "fenced\n");
     child.stdout = Some(out.into_inner());
-    std::thread::sleep(Duration::from_millis(500)); // the subscription reaches the PUB
     child
 }
 
@@ -340,6 +375,8 @@ fn the_relay_fans_out_in_order_drops_for_a_slow_client_refuses_strangers_and_sur
         "127.0.0.1:0",
         &["--queue-messages", "2000", "--zmq-pub", &zep],
     );
+    // A ZeroMQ subscriber taps the same flow: pyzmq, a real non-Rust peer.
+    let tap = pyzmq_sub(&zep, &udp, 10_000);
     let (a, b) = (Sink::new(), Sink::new());
     let ca = client(&p, &p.clients[0], &tls, &a);
     let cb = client(&p, &p.clients[1], &tls, &b);
@@ -347,8 +384,6 @@ fn the_relay_fans_out_in_order_drops_for_a_slow_client_refuses_strangers_and_sur
     let slow = slow_reader(&p, &tls, &p.clients[2], fast.clone());
     srv.wait_log("connected", 3);
 
-    // A ZeroMQ subscriber taps the same flow: pyzmq, a real non-Rust peer.
-    let tap = pyzmq_sub(&zep, 10_000);
     let lines: Vec<String> = (0..10_000).map(|i| format!("message {i:05}")).collect();
     logger(&udp, &lines);
     assert!(

@@ -28,6 +28,10 @@ impl Handler<u64> for Count {
 
 #[test]
 fn no_heap_allocation_per_message_in_the_adapter() {
+    let _w = util::watchdog::watchdog(
+        Duration::from_secs(120),
+        "no_heap_allocation_per_message_in_the_adapter",
+    );
     let ctx = zmq::Context::new();
     let pull = ctx.socket(zmq::PULL).unwrap();
     let push = ctx.socket(zmq::PUSH).unwrap();

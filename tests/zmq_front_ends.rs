@@ -63,28 +63,52 @@ fn done_when(c: &Collect, n: u64) -> Box<dyn FnMut() -> bool> {
     Box::new(move || c.len() >= n)
 }
 
+/// Collects sequence numbers and counts them per turn (for a stepped host).
+#[derive(Clone, Default)]
+struct PerTurn {
+    got: Collect,
+    this_turn: Rc<Cell<u32>>,
+}
+impl Dispatch for PerTurn {
+    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>) {
+        self.got.readable(m, s);
+        self.this_turn.set(self.this_turn.get() + 1);
+    }
+}
+
 #[test]
 fn every_host_reads_a_burst_of_1000_one_per_turn_with_no_further_traffic() {
     each(|host, t| {
+        let _w = util::watchdog::watchdog(Duration::from_secs(60), format!("{host:?}/{t}"));
         let ctx = zmq::Context::new();
         let (pull, push) = pull_push(&ctx, t);
         let n = 1000u64;
         for i in 0..n {
             push.send(&i.to_le_bytes()[..], 0).unwrap();
         }
-        // All queued before the loop starts: one ZMQ_FD edge at most for all of them.
-        thread::sleep(Duration::from_millis(20));
-        let c = Collect::default();
-        let out = hosts::run(
-            host,
-            Scenario {
-                specs: vec![Spec::new(pull, c.clone()).budget(Budget::ONE)],
-                tick: None,
-                done: done_when(&c, n),
-            },
+        // The hardest start: the burst has arrived and its ZMQ_FD edge is spent (reading
+        // ZMQ_EVENTS consumes it) before the loop first looks.
+        let t0 = std::time::Instant::now();
+        while !pull.get_events().unwrap().contains(zmq::POLLIN) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{host:?}/{t}: nothing arrived"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        let c = PerTurn::default();
+        let mut host_loop =
+            hosts::stepper(host, vec![Spec::new(pull, c.clone()).budget(Budget::ONE)]);
+        let mut most = 0;
+        while c.got.len() < n {
+            host_loop.turn(true); // a missed wake-up hangs here, and the watchdog ends it
+            most = most.max(c.this_turn.replace(0));
+        }
+        assert_eq!(
+            most, 1,
+            "{host:?}/{t}: {most} messages in one turn under Budget::ONE"
         );
-        assert!(out.done, "{host:?}/{t}: stalled at {}", c.len());
-        in_order(&format!("{host:?}/{t}"), &c.0.borrow(), n);
+        in_order(&format!("{host:?}/{t}"), &c.got.0.borrow(), n);
     });
 }
 
@@ -359,7 +383,14 @@ fn every_host_survives_another_callback_consuming_a_sockets_pending_work() {
         for i in 0..10u64 {
             push.send(&i.to_le_bytes()[..], 0).unwrap();
         }
-        thread::sleep(Duration::from_millis(20));
+        let t0 = std::time::Instant::now();
+        while !pull.get_events().unwrap().contains(zmq::POLLIN) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{host:?}/{t}: nothing arrived"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
         let stolen = Rc::new(Cell::new(0u64));
         let st = stolen.clone();
         let mut phase = 0;
@@ -404,8 +435,11 @@ fn every_host_finishes_each_socket_with_terminated_and_lets_ctx_term_return() {
         paused.bind(&util::endpoint(t, "term")).unwrap();
         let mut c2 = ctx.clone();
         drop(ctx);
+        // The context is terminated from another thread while the host loop runs (its
+        // first tick says it does).
+        let (running_tx, running_rx) = std::sync::mpsc::channel::<()>();
         let term = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(50));
+            running_rx.recv().unwrap();
             c2.destroy()
         });
         let out = hosts::run(
@@ -415,7 +449,12 @@ fn every_host_finishes_each_socket_with_terminated_and_lets_ctx_term_return() {
                     Spec::new(pull, Collect::default()),
                     Spec::new(paused, Collect::default()).readable(false),
                 ],
-                tick: None,
+                tick: Some((
+                    Duration::from_millis(1),
+                    Box::new(move |_| {
+                        let _ = running_tx.send(());
+                    }),
+                )),
                 done: Box::new(move || term.is_finished()),
             },
         );
@@ -546,8 +585,8 @@ fn every_host_carries_pub_sub_and_pair() {
         let a = ctx.socket(zmq::PAIR).unwrap();
         let b = ctx.socket(zmq::PAIR).unwrap();
         util::link(&a, &b, t, "pair").unwrap();
-        // A subscription travels asynchronously: give it time to reach the publisher.
-        thread::sleep(Duration::from_millis(100));
+        // A subscription travels asynchronously: wait until it reached the publisher.
+        util::await_subscription(&publ, &sub);
         let n = 3000u64;
         let mut out = Outbox::new();
         let mut pair_out = Outbox::new();

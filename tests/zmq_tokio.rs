@@ -95,6 +95,10 @@ fn split_round(t: &str) -> Result<Vec<u32>, String> {
 
 #[test]
 fn a_split_dealers_reader_is_woken_while_its_writer_half_also_waits_on_zmq_fd() {
+    let _w = util::watchdog::watchdog(
+        WATCHDOG * 4,
+        "a_split_dealers_reader_is_woken_while_its_writer_half_also_waits_on_zmq_fd",
+    );
     // The lost wake-up needs one interleaving out of tens (seen: 2 in 60 rounds on tcp, 2
     // in 200 on ipc before the fix); 20 rounds per transport find it most runs.
     for t in util::TRANSPORTS {
@@ -107,6 +111,10 @@ fn a_split_dealers_reader_is_woken_while_its_writer_half_also_waits_on_zmq_fd() 
 
 #[test]
 fn a_stream_waiting_before_its_sink_waited_is_still_woken_for_its_reply() {
+    let _w = util::watchdog::watchdog(
+        WATCHDOG * 4,
+        "a_stream_waiting_before_its_sink_waited_is_still_woken_for_its_reply",
+    );
     // The interleaving the test above finds by chance, forced: the reader waits on ZMQ_FD
     // first, then the writer's send waits too (no peer yet: ZMQ_IMMEDIATE), and tokio,
     // which keeps one waker per direction, holds only the writer's. The peer then binds;
@@ -162,15 +170,21 @@ fn a_stream_waiting_before_its_sink_waited_is_still_woken_for_its_reply() {
 
 #[test]
 fn the_stream_yields_terminated_then_ends_when_the_context_is_terminated() {
+    let _w = util::watchdog::watchdog(
+        WATCHDOG * 4,
+        "the_stream_yields_terminated_then_ends_when_the_context_is_terminated",
+    );
     let ctx = zmq::Context::new();
     let pull = ctx.socket(zmq::PULL).unwrap();
     pull.bind("inproc://tokio-eterm").unwrap();
     let rt = current_thread();
     let local = tokio::task::LocalSet::new();
+    // The context is terminated once the stream waits (its first poll found nothing).
+    let (waiting_tx, waiting_rx) = std::sync::mpsc::channel::<()>();
     let term = {
         let ctx = ctx.clone();
         thread::spawn(move || {
-            thread::sleep(Duration::from_millis(50));
+            waiting_rx.recv().unwrap();
             let mut ctx = ctx;
             ctx.destroy().unwrap();
         })
@@ -178,7 +192,10 @@ fn the_stream_yields_terminated_then_ends_when_the_context_is_terminated() {
     drop(ctx);
     local.block_on(&rt, async move {
         let mut s = TokioZmq::new(pull).unwrap();
-        let first = tokio::time::timeout(WATCHDOG, s.next())
+        let mut next = s.next();
+        assert!(futures::poll!(&mut next).is_pending(), "nothing was sent");
+        waiting_tx.send(()).unwrap();
+        let first = tokio::time::timeout(WATCHDOG, next)
             .await
             .expect("watchdog");
         assert!(matches!(first, Some(Err(Error::Terminated))), "{first:?}");
@@ -206,6 +223,10 @@ impl Dispatch for Count {
 
 #[test]
 fn dispatch_on_a_multi_thread_runtimes_local_set_lets_a_timer_end_an_endless_flood() {
+    let _w = util::watchdog::watchdog(
+        WATCHDOG * 4,
+        "dispatch_on_a_multi_thread_runtimes_local_set_lets_a_timer_end_an_endless_flood",
+    );
     let ctx = zmq::Context::new();
     let pull = ctx.socket(zmq::PULL).unwrap();
     pull.bind("inproc://tokio-mt").unwrap();
@@ -257,6 +278,10 @@ fn dispatch_on_a_multi_thread_runtimes_local_set_lets_a_timer_end_an_endless_flo
 /// most two in a row before the stream yields to the runtime (64 messages or 200 µs).
 #[test]
 fn a_stream_whose_consumer_spends_250_us_per_message_yields_within_one_message_of_the_slice() {
+    let _w = util::watchdog::watchdog(
+        WATCHDOG * 4,
+        "a_stream_whose_consumer_spends_250_us_per_message_yields_within_one_message_of_the_slice",
+    );
     let ctx = zmq::Context::new();
     let pull = ctx.socket(zmq::PULL).unwrap();
     let push = ctx.socket(zmq::PUSH).unwrap();

@@ -122,3 +122,29 @@ pub fn unix_pair() -> (socket2::Socket, socket2::Socket) {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     (socket2::Socket::from(a), socket2::Socket::from(b))
 }
+
+/// Waits until `sub`'s subscriptions have reached `publ` (a PUB drops what it sends before
+/// they arrive), then leaves nothing of the handshake queued: probes until one arrives,
+/// then sends a fence and drains up to it (a pipe keeps order, so nothing follows it).
+/// For a SUB subscribed to everything.
+pub fn await_subscription(publ: &zmq::Socket, sub: &zmq::Socket) {
+    let t0 = std::time::Instant::now();
+    loop {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "the subscription never reached the publisher"
+        );
+        publ.send(&b"probe"[..], zmq::DONTWAIT).unwrap();
+        if sub.poll(zmq::POLLIN, 1).unwrap() > 0 {
+            break;
+        }
+    }
+    publ.send(&b"fence"[..], 0).unwrap();
+    loop {
+        let m = sub.recv_bytes(0).unwrap();
+        if m == b"fence" {
+            return;
+        }
+        assert_eq!(m, b"probe");
+    }
+}
