@@ -5,7 +5,8 @@
 //!
 //! (a) echo: 100 connections doing ping-pong with 64 B and 16 KiB messages (blocking
 //! rustls clients, one thread each): msgs/s and p99 round trip; (b) handshakes/s: connect,
-//! full TLS 1.3 handshake, one echo, close, 100 in flight; (c) the server thread's CPU per
+//! full TLS 1.3 handshake, one echo, close, 100 in flight (p50/p99: connect to the echo's
+//! answer); (c) the server thread's CPU per
 //! operation (round trip or connection). The server's CPU includes the whole accept path;
 //! a server whose thread waits less shows more CPU per operation.
 //!
@@ -247,35 +248,37 @@ fn echo_load(
     Ok((all.len() as u64, all))
 }
 
-/// Connect + full handshake + one 64 B echo + close, 100 at a time, for `MEASURE`.
-fn handshake_load(addr: SocketAddr, cfg: &Arc<rustls::ClientConfig>) -> Result<u64> {
+/// Connect + full handshake + one 64 B echo + close, 100 at a time, for `MEASURE`:
+/// connections made, and each one's time from connect to the echo's answer, in µs.
+fn handshake_load(addr: SocketAddr, cfg: &Arc<rustls::ClientConfig>) -> Result<(u64, Vec<f64>)> {
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..CONNS)
         .map(|_| {
             let (cfg, stop) = (cfg.clone(), stop.clone());
-            std::thread::spawn(move || -> Result<u64> {
-                let mut n = 0;
+            std::thread::spawn(move || -> Result<Vec<f64>> {
+                let mut took = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
                     let (mut conn, mut sock) = connect(addr, &cfg)?;
                     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
                     let mut back = [0u8; 64];
                     tls.write_all(&[1u8; 64])?;
                     tls.read_exact(&mut back)?;
+                    took.push(t0.elapsed().as_nanos() as f64 / 1e3);
                     tls.conn.send_close_notify();
                     let _ = tls.flush();
-                    n += 1;
                 }
-                Ok(n)
+                Ok(took)
             })
         })
         .collect();
     std::thread::sleep(MEASURE);
     stop.store(true, Ordering::Relaxed);
-    let mut total = 0;
+    let mut all = Vec::new();
     for t in threads {
-        total += t.join().map_err(|_| anyhow::anyhow!("client panicked"))??;
+        all.extend(t.join().map_err(|_| anyhow::anyhow!("client panicked"))??);
     }
-    Ok(total)
+    Ok((all.len() as u64, all))
 }
 
 struct Row {
@@ -296,7 +299,7 @@ fn one(server: ServerFn, certs: &Certs, size: Option<usize>) -> Result<Row> {
     let (addr, stopper) = rx.recv()?;
     let (ops, mut lat) = match size {
         Some(size) => echo_load(addr, &certs.client, size)?,
-        None => (handshake_load(addr, &certs.client)?, Vec::new()),
+        None => handshake_load(addr, &certs.client)?,
     };
     stopper.stop();
     let (cpu, _reads) = h.join().map_err(|_| anyhow::anyhow!("server panicked"))?;
@@ -348,10 +351,10 @@ fn main() -> Result<()> {
         if rows.iter().any(|r| r.is_empty()) {
             for (i, (name, _)) in servers.iter().enumerate() {
                 if let Some(r) = rows[i].first() {
-                    let (o, p, c) = (r.ops_per_s, r.p99_us, r.cpu_ns);
+                    let (o, p50, p, c) = (r.ops_per_s, r.p50_us, r.p99_us, r.cpu_ns);
                     println!(
-                        "{label:<12} {name:<22} {o:>11.0} {:>8} {p:>9.1} {:>8} {c:>10.0}",
-                        "-", "-"
+                        "{label:<12} {name:<22} {o:>11.0} {:>8} {p50:>9.1} {p:>9.1} {:>8} {c:>10.0} {:>8}",
+                        "-", "-", "-"
                     );
                 }
             }

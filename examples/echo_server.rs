@@ -23,7 +23,7 @@ use bytes::Bytes;
 use clap::Parser;
 use evnet::bufio::{Conn, Error, Event, Handler, Options, RateGroup, RateLimit, Stream};
 use evnet::ev::{Ctx, Loop, WatcherId};
-use evnet::socket::{bind_tcp_all, bind_unix, Accept, Listener};
+use evnet::socket::{bind_tcp, bind_unix, listen_addrs, Accept, Listener, DEFAULT_BACKLOG};
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +63,46 @@ struct Args {
     /// Reset a closing connection that does not drain within this long, seconds.
     #[arg(long, default_value_t = 10.0)]
     close_timeout: f64,
+}
+
+/// Every address of `host:port`, as `bind_tcp_all`; but a host without IPv6 (the
+/// kernel refuses the family, or has no such address) still listens on the rest, with a
+/// warning, as long as one address was bound.
+fn bind_every(host: &str, port: u16) -> Result<Vec<socket2::Socket>> {
+    let mut out = Vec::new();
+    let mut port = port;
+    let mut skipped = Vec::new();
+    for mut addr in listen_addrs(Some(host), port)? {
+        addr.set_port(port);
+        match bind_tcp(addr, DEFAULT_BACKLOG) {
+            Ok(s) => {
+                if port == 0 {
+                    port = s.local_addr()?.as_socket().map_or(0, |a| a.port());
+                }
+                out.push(s);
+            }
+            Err(e)
+                if addr.is_ipv6()
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+                    ) =>
+            {
+                skipped.push(format!("{addr} ({e})"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!(
+            "{host}:{port}: nothing could be bound: {}",
+            skipped.join(", ")
+        );
+    }
+    for s in skipped {
+        eprintln!("echo_server: warning: no IPv6 here, not listening on {s}");
+    }
+    Ok(out)
 }
 
 /// Seconds, 0 meaning never.
@@ -178,7 +218,7 @@ fn main() -> Result<()> {
             .rsplit_once(':')
             .with_context(|| format!("{spec}: expected HOST:PORT"))?;
         let port: u16 = port.parse().with_context(|| format!("{spec}: bad port"))?;
-        for s in bind_tcp_all(Some(host), port)? {
+        for s in bind_every(host, port)? {
             outln!("listening on {:?}", s.local_addr()?.as_socket());
             sockets.push(s);
         }

@@ -10,6 +10,14 @@
 //! - [`socket`]: listen (every address of a `host:port`, Unix paths), accept in bounded
 //!   batches, connect with RFC 8305-style fallback.
 //! - [`thread`]: run blocking functions on a worker pool; each result comes back on the loop.
+//! - [`tls`]: TLS 1.3 (and 1.2 on request) over any `bufio` stream, with rustls: PEM
+//!   configurations, mutual TLS, the peer's names, `close_notify` both ways.
+//! - [`dns`]: a stub resolver on the loop: every record type, CNAME chains, SRV and MX
+//!   targets in order with their addresses, TCP on truncation, an optional cache.
+//! - [`guide`]: how the fairness works, and what to look at when a loop seems stuck.
+//!
+//! The ZeroMQ adapter also runs inside other loops: `MioZmq`, `CalloopZmq` and `TokioZmq`
+//! (features `mio`, `calloop`, `tokio`).
 //!
 //! ```
 //! use evnet::zmq::{Handler, Sock, ZmqWatcher};

@@ -53,14 +53,16 @@
 //! `epoll_pwait`, `read`). mio is one syscall but edge-triggered and rounds timeouts up to
 //! whole milliseconds, which would put a floor of up to 1 ms under every timer.
 //!
-//! So `sys` is a level-triggered epoll layer of a few dozen lines: a turn is one
+//! So `sys_epoll` is a thin level-triggered epoll layer (about 200 lines): a turn is one
 //! `epoll_wait` (zero timeout) or one `epoll_pwait2` (nanosecond timeout, Linux ≥ 5.11;
 //! older kernels fall back to `epoll_wait` rounded *up* to the millisecond). Level
 //! triggering makes io watchers libev-like without emulation. Interest changes are
 //! batched and applied before the poll only where they differ from what the kernel has
 //! (libev's `fd_reify`); an fd nobody wants any more stays registered until it reports
 //! readiness, so the ZeroMQ adapter's stop/start of its io watcher every turn costs no
-//! `epoll_ctl` at all. All `unsafe` lives in that one file.
+//! `epoll_ctl` at all. Every `unsafe` block of the crate is in the `sys*` files (six: the
+//! shared POSIX helpers, epoll, the `polling` backend, signals by signalfd and by
+//! self-pipe, and the tokio registration), each with a `SAFETY` comment.
 //!
 //! # The callback model
 //! calloop's: the loop owns every callback; each is an `FnMut(&mut S, &mut Ctx<S>, Event)`

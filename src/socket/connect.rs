@@ -74,8 +74,9 @@ type OnDone<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Connected>)>;
 pub type Resolved<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Vec<SocketAddr>>)>;
 
 /// A host-name resolver for [`connect_host`]. The [`thread::Pool`](crate::thread::Pool)
-/// implements it with the system resolver on a worker; evnet's own DNS resolver will
-/// implement it too, so callers switch by passing another resolver.
+/// implements it with the system resolver on a worker, and evnet's own
+/// [`dns::Resolver`](crate::dns::Resolver) on the loop, so callers switch by passing
+/// another resolver.
 pub trait Resolve<S> {
     /// Starts resolving `host` (a name or a literal address) for `port`; `done` runs on the
     /// loop with the addresses. The returned guard cancels the lookup when dropped.
