@@ -9,6 +9,8 @@
 #[macro_use]
 #[path = "util/out.rs"]
 mod out;
+#[path = "util/octet.rs"]
+mod octet;
 
 use std::net::{ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use evnet::bufio::{Conn, Event, Handler, Options, Stream};
-use evnet::bytes::{Buf, Bytes, BytesMut};
+use evnet::bytes::{Bytes, BytesMut};
 use evnet::ev::{Ctx, Loop, WatcherId};
 use evnet::socket::{ConnectOptions, Endpoint};
 use evnet::tls::{self, ClientPem, Settings};
@@ -88,26 +90,11 @@ struct Forward {
 }
 
 impl Forward {
-    fn octet_frames(&mut self, app: &App) -> Result<(), String> {
-        loop {
-            let Some(sp) = self.pending.iter().take(8).position(|&b| b == b' ') else {
-                if self.pending.len() >= 8 {
-                    return Err("octet count too long".into());
-                }
-                return Ok(());
-            };
-            let len: usize = std::str::from_utf8(&self.pending[..sp])
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .filter(|&n| n <= MAX_MESSAGE)
-                .ok_or("bad octet count")?;
-            if self.pending.len() < sp + 1 + len {
-                return Ok(());
-            }
-            self.pending.advance(sp + 1);
-            let msg = self.pending.split_to(len);
+    fn octet_frames(&mut self, app: &App) -> Result<(), &'static str> {
+        while let Some(msg) = octet::next_frame(&mut self.pending, MAX_MESSAGE)? {
             let _ = app.udp.send(&msg);
         }
+        Ok(())
     }
 }
 

@@ -63,6 +63,9 @@ pub use socket2;
 pub mod bufio;
 pub mod dns;
 pub mod ev;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guide;
 pub mod socket;
 pub mod thread;

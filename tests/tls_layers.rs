@@ -5,6 +5,9 @@
 
 mod util;
 
+#[global_allocator]
+static GLOBAL: util::alloc::Counting = util::alloc::Counting;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -294,5 +297,55 @@ fn garbage_and_plain_http_fail_only_their_own_connection_while_100_others_echo()
         st.errors.iter().all(|e| e.contains("tls")),
         "{:?}",
         st.errors
+    );
+}
+
+/// Found by the `tls_input` fuzz target (its memory grew by the megabyte per second): a
+/// loop dropped right after its streams' handles kept memory for good, through the removal
+/// queue they had put themselves in.
+#[test]
+fn dropping_the_loop_right_after_its_streams_frees_them() {
+    let (scfg, _) = pki("drop-loop");
+    let once = || {
+        let mut ev = Loop::<St>::new().unwrap();
+        let (a, b) = Stream::pair(
+            &mut ev,
+            Options::default(),
+            Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
+            Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
+        );
+        let (server, _) = tls::server(
+            &mut ev,
+            b,
+            scfg.clone(),
+            Settings::default(),
+            Options::default(),
+            Fns::new(
+                |_, _, _: &mut St, _| {},
+                |_, e, st: &mut St, _| st.events.push(format!("{e:?}")),
+            ),
+        )
+        .unwrap();
+        server.read_chunk(&mut ev);
+        a.write(&mut ev, b"not a TLS record at all");
+        a.flush(&mut ev, FlushMode::Finished);
+        let mut st = St::default();
+        assert!(ev
+            .run_until(&mut st, LIMIT, |s| !s.events.is_empty())
+            .unwrap());
+        drop((a, server));
+        // The loop goes here, with the removals its streams queued still pending.
+    };
+    once();
+    util::alloc::count_this_thread(true);
+    let before = util::alloc::live_bytes();
+    for _ in 0..200 {
+        once();
+    }
+    let grew = util::alloc::live_bytes() - before;
+    util::alloc::count_this_thread(false);
+    assert!(
+        grew < 64 * 1024,
+        "{grew} bytes kept after 200 loops were dropped"
     );
 }

@@ -16,7 +16,7 @@ mod lookup;
 mod present;
 mod resolver;
 mod tcp;
-mod wire;
+pub(crate) mod wire;
 
 pub use compound::{rfc2782_order, Compound, Target};
 pub use config::{Config, Hosts};

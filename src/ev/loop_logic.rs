@@ -161,6 +161,33 @@ impl<S> std::fmt::Debug for Ctx<S> {
     }
 }
 
+impl<S> Drop for Ctx<S> {
+    /// Handles dropped just before the loop queued their watchers' removal, and what must
+    /// outlive the watchers (an fd, a stream's state), for the next turn; some of that
+    /// holds the queue itself, a cycle only that turn would break. There is no next turn:
+    /// apply the queue now (its deferred work included), until it stays empty.
+    fn drop(&mut self) {
+        for _ in 0..16 {
+            let pending = self.removals.try_borrow().is_ok_and(|q| {
+                !(q.watchers.is_empty() && q.owned.is_empty() && q.deferred.is_empty())
+            });
+            if !pending {
+                return;
+            }
+            self.apply_removals();
+        }
+        // Work that keeps queueing work: drop the rest unrun, which still breaks the cycle.
+        if let Ok(mut q) = self.removals.try_borrow_mut() {
+            let rest = (
+                std::mem::take(&mut q.owned),
+                std::mem::take(&mut q.deferred),
+            );
+            drop(q);
+            drop(rest);
+        }
+    }
+}
+
 impl<S> std::fmt::Debug for Loop<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loop")

@@ -79,7 +79,7 @@ mod fdcache;
 mod loop_logic;
 mod meter;
 mod remover;
-mod signal;
+pub(crate) mod signal;
 #[allow(unsafe_code)] // the one place for syscalls: every block has a SAFETY comment
 pub(crate) mod sys;
 #[cfg(not(evnet_portable))]

@@ -81,18 +81,13 @@ impl SignalFd {
         self.fd.as_raw_fd()
     }
 
-    /// Takes one pending signal, if any.
-    pub(crate) fn read(&self) -> Option<i32> {
-        let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        // SAFETY: `info` is `size` writable bytes; the kernel writes one whole siginfo.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
-        if n as usize != size {
-            return None; // EAGAIN: nothing pending (or EINTR: read again next turn)
-        }
-        // SAFETY: the kernel filled the whole struct.
-        let info = unsafe { info.assume_init() };
-        i32::try_from(info.ssi_signo).ok()
+    /// Reads pending signals' records into `buf` (whole `signalfd_siginfo`s); returns the
+    /// bytes read, 0 when none is pending. [`super::signal::from_signalfd`] decodes them.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> usize {
+        // SAFETY: `buf` is `buf.len()` writable bytes for the call's duration; the kernel
+        // writes whole records into it.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        usize::try_from(n).unwrap_or(0) // EAGAIN: nothing pending (EINTR: next turn)
     }
 }
 

@@ -42,12 +42,13 @@ impl SignalFd {
         self.pipe.raw()
     }
 
-    /// Takes one delivered signal, if any.
-    pub(crate) fn read(&self) -> Option<i32> {
-        let mut byte = 0u8;
-        // SAFETY: reads at most 1 byte into a live u8 from the pipe's read end, which we own.
-        let n = unsafe { libc::read(self.pipe.raw(), (&mut byte as *mut u8).cast(), 1) };
-        (n == 1).then_some(i32::from(byte)) // EAGAIN: nothing pending; EINTR: next turn
+    /// Reads delivered signals into `buf`, one byte each; returns the bytes read, 0 when
+    /// none is pending. [`super::signal::from_pipe`] decodes them.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> usize {
+        // SAFETY: `buf` is `buf.len()` writable bytes for the call's duration, and the
+        // pipe's read end is ours.
+        let n = unsafe { libc::read(self.pipe.raw(), buf.as_mut_ptr().cast(), buf.len()) };
+        usize::try_from(n).unwrap_or(0) // EAGAIN: nothing pending; EINTR: next turn
     }
 }
 
@@ -136,8 +137,13 @@ mod tests {
         let saved = claim(libc::SIGUSR1, &fd).unwrap();
         // SAFETY: raise runs the handler on this thread before it returns.
         unsafe { libc::raise(libc::SIGUSR1) };
-        assert_eq!(fd.read(), Some(libc::SIGUSR1));
-        assert_eq!(fd.read(), None);
+        let mut buf = [0u8; 16];
+        let n = fd.read(&mut buf);
+        assert_eq!(
+            crate::ev::signal::from_pipe(&buf[..n]).collect::<Vec<_>>(),
+            [libc::SIGUSR1]
+        );
+        assert_eq!(fd.read(&mut buf), 0);
         release(libc::SIGUSR1, &saved);
         assert_eq!(WRITE_FD[libc::SIGUSR1 as usize].load(Ordering::SeqCst), -1);
     }

@@ -11,6 +11,21 @@ pub struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 thread_local! {
+    /// Bytes this thread allocated and freed while counting, the difference.
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+}
+
+/// Bytes the calling thread allocated and did not free while it was counting.
+pub fn live_bytes() -> i64 {
+    LIVE.with(Cell::get)
+}
+
+fn live(delta: i64) {
+    if COUNTING.with(|c| c.get()) {
+        LIVE.with(|l| l.set(l.get() + delta));
+    }
+}
+thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -34,15 +49,18 @@ fn tally() {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         tally();
+        live(l.size() as i64);
         // SAFETY: same contract as ours.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        live(-(l.size() as i64));
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         tally();
+        live(n as i64 - l.size() as i64);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(p, l, n) }
     }
