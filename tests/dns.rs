@@ -516,17 +516,19 @@ fn connect_host_resolves_through_this_resolver() {
     drop((named, literal, missing));
 }
 
+/// `examples/lookup`, which `cargo test` builds beside the tests.
+fn lookup_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/lookup")
+}
+
 /// Runs `examples/lookup` against `nsd`: (exit success, stdout, stderr).
 fn lookup(nsd: &Nsd, args: &[&str]) -> (bool, String, String) {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("lookup");
-    let out = std::process::Command::new(bin)
+    let out = std::process::Command::new(lookup_bin())
         .arg("--server")
         .arg(nsd.addr.to_string())
         .args(args)
@@ -1081,15 +1083,8 @@ fn lookup_prints_what_dig_prints_for_every_record_type() {
 #[test]
 fn lookup_into_a_closed_pipe_exits_quietly() {
     let nsd = Nsd::start("pipe");
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/lookup");
     // The big TXT record is many lines' worth: the reader is gone before it is written.
-    let mut child = std::process::Command::new(bin)
+    let mut child = std::process::Command::new(lookup_bin())
         .args(["--server", &nsd.addr.to_string(), "TXT", "big.example.test"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

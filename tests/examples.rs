@@ -33,6 +33,15 @@ fn start(name: &str, args: &[&str]) -> (Child, String) {
     (child, line)
 }
 
+/// The port in a `listening on Some(ADDR:PORT)` line.
+fn port_in(line: &str) -> String {
+    line.trim()
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned()
+}
+
 /// SIGTERM, then a bounded wait: the daemon must exit 0 on its own.
 fn terminate(mut child: Child) {
     let pid = child.id().to_string();
@@ -236,12 +245,7 @@ fn tls_client_against_tls_echo_server_with_client_certificates_and_an_issuer_che
                 "127.0.0.1:0",
             ],
         );
-        let port = line
-            .trim()
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.strip_suffix(')'))
-            .unwrap_or_else(|| panic!("{line}"))
-            .to_owned();
+        let port = port_in(&line);
         let mut cli = Command::new(example("tls_client"))
             .args([
                 "--connect",
@@ -342,12 +346,7 @@ fn tls_client_connects_to_the_address_and_sends_servername_as_the_name() {
             "127.0.0.1:0",
         ],
     );
-    let port = line
-        .trim()
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let port = port_in(&line);
     let run = |name: &str| {
         let mut cli = Command::new(example("tls_client"))
             .args(["--connect", &format!("127.0.0.1:{port}")])

@@ -136,13 +136,18 @@ fn apt(args: &[&str]) -> Result<(), String> {
     if out.status.success() {
         return Ok(());
     }
-    let err = String::from_utf8_lossy(&out.stderr);
-    let last = err
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    Err(format!("`apt-get {}` failed ({last})", args.join(" ")))
+    Err(format!(
+        "`apt-get {}` failed ({})",
+        args.join(" "),
+        last_line(&out.stderr)
+    ))
+}
+
+/// The last line of a command's stderr that says something.
+fn last_line(stderr: &[u8]) -> String {
+    let err = String::from_utf8_lossy(stderr);
+    let last = err.lines().rev().find(|l| !l.trim().is_empty());
+    last.unwrap_or("").to_owned()
 }
 
 /// A Python with pyzmq: `$EVNET_PYTHON` if set, else a venv under `target/` made (and
@@ -187,13 +192,10 @@ pub fn pyzmq_python() -> PathBuf {
             .output()
             .unwrap_or_else(|e| panic!("pyzmq: {what} could not run: {e}"));
         if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            panic!("pyzmq: {what} failed ({last}); or set EVNET_PYTHON to a Python with pyzmq");
+            panic!(
+                "pyzmq: {what} failed ({}); or set EVNET_PYTHON to a Python with pyzmq",
+                last_line(&out.stderr)
+            );
         }
     };
     eprintln!("provision: a venv with pyzmq in {}", venv.display());
