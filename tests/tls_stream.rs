@@ -345,3 +345,38 @@ fn a_server_writing_a_mib_as_its_handshake_completes_sends_all_of_it() {
     assert!(ok, "the client got {} of {MIB}", log.client_got.len());
     assert_eq!(log.client_got, pattern(MIB));
 }
+
+#[test]
+fn accept_reports_a_socket_that_cannot_be_used_as_an_io_error_not_a_configuration_one() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = temp_dir("accept-io");
+    let ca = Ca::new(&dir, "Example", "Example CA");
+    let leaf = ca.leaf(&dir, "server", &["localhost"], false);
+    let cfg = ServerPem::new(&leaf.cert, &leaf.key).build().unwrap();
+    // An O_PATH descriptor: not a socket, and it cannot be made non-blocking (EBADF).
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open("/")
+        .unwrap();
+    let sock = socket2::Socket::from(std::os::fd::OwnedFd::from(f));
+    let mut ev = Loop::<()>::new().unwrap();
+    let r = tls::accept(
+        &mut ev,
+        sock,
+        cfg,
+        &Session::default(),
+        Settings::default(),
+        Options::default(),
+        Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
+    );
+    match r {
+        Err(e @ tls::Error::Io(_)) => {
+            let io = std::error::Error::source(&e).expect("the io error is the source");
+            let io = io.downcast_ref::<std::io::Error>().unwrap();
+            assert_eq!(io.raw_os_error(), Some(libc::EBADF), "{e}");
+        }
+        Err(e) => panic!("not an io error: {e:?}"),
+        Ok(_) => panic!("an O_PATH descriptor was accepted as a socket"),
+    }
+}
