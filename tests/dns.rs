@@ -1083,14 +1083,15 @@ fn lookup_prints_what_dig_prints_for_every_record_type() {
 #[test]
 fn lookup_into_a_closed_pipe_exits_quietly() {
     let nsd = Nsd::start("pipe");
-    // The big TXT record is many lines' worth: the reader is gone before it is written.
-    let mut child = std::process::Command::new(lookup_bin())
+    // The reader is gone before the child exists, so its very first write fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = std::process::Command::new(lookup_bin())
         .args(["--server", &nsd.addr.to_string(), "TXT", "big.example.test"])
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "exit status {}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");

@@ -402,14 +402,17 @@ fn every_example_exits_quietly_when_its_stdout_is_closed() {
         ("pubsub_fairness", vec!["--messages", "20000"]),
     ];
     for (name, args) in runs {
-        // Each prints as soon as it starts; its reader is already gone.
-        let mut child = Command::new(example(name))
+        // Each prints as soon as it starts, into a pipe whose reader is gone before the
+        // child exists (closed after the spawn, the child's first line could still land in
+        // the pipe's buffer, and a daemon that printed nothing more would rightly go on).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let child = Command::new(example(name))
             .args(&args)
-            .stdout(Stdio::piped())
+            .stdout(writer)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        drop(child.stdout.take());
         let out = exited_within(child, Duration::from_secs(60))
             .unwrap_or_else(|| panic!("{name} went on with its stdout closed"));
         let err = String::from_utf8_lossy(&out.stderr);
