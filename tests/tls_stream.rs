@@ -346,6 +346,7 @@ fn a_server_writing_a_mib_as_its_handshake_completes_sends_all_of_it() {
     assert_eq!(log.client_got, pattern(MIB));
 }
 
+#[cfg(target_os = "linux")] // O_PATH
 #[test]
 fn accept_reports_a_socket_that_cannot_be_used_as_an_io_error_not_a_configuration_one() {
     use std::os::unix::fs::OpenOptionsExt;
