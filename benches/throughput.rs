@@ -102,7 +102,7 @@ fn run(t: Transport, mode: Recv, n: u64) -> Result<(f64, f64)> {
                     })?;
                 }
                 Mode::Fair(b) => {
-                    keep = Some(ZmqWatcher::with_budget(&mut ev, pull, H, b).map_err(|e| e.error)?);
+                    keep = Some(ZmqWatcher::with_budget(&mut ev, pull, H, b)?);
                 }
             }
             (t0, cpu0) = (Instant::now(), util::thread_cpu_ns());

@@ -92,7 +92,7 @@ fn on_connected(st: &mut State, cx: &mut Ctx<State>, r: std::io::Result<evnet::s
             s.read_line(cx);
             st.streams.push(s);
         }
-        Err(e) => eprintln!("stream: {e}"),
+        Err(e) => eprintln!("stream: {}", out::Chain(&e)),
     }
 }
 

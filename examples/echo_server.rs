@@ -201,7 +201,7 @@ fn on_accept(st: &mut State, cx: &mut Ctx<State>, a: Accept) {
             s.read_line(cx);
             s.detach();
         }
-        Err(e) => eprintln!("conn {id}: {e}"),
+        Err(e) => eprintln!("conn {id}: {}", out::Chain(&e)),
     }
 }
 

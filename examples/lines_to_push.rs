@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
     push.connect(&args.push)?;
     let mut ev = Loop::<App>::new()?;
     let mut app = App {
-        push: Some(ZmqWatcher::new(&mut ev, push, Pusher).map_err(|e| e.error)?),
+        push: Some(ZmqWatcher::new(&mut ev, push, Pusher)?),
         ..App::default()
     };
     let (host, port) = args

@@ -106,7 +106,7 @@ fn print(out: &Out, json: bool) {
                     outln!("  {}", address_line(&host, ip));
                 }
                 if let Some(e) = &t.error {
-                    outln!("  ; {host}: {e}");
+                    outln!("  ; {host}: {}", out::Chain(e));
                 }
             }
         }
@@ -192,11 +192,11 @@ fn main() -> anyhow::Result<()> {
                 outln!(
                     "{{\"status\":{},\"error\":{}}}",
                     json_str(e.status()),
-                    json_str(&e.to_string())
+                    json_str(&out::Chain(&e).to_string())
                 );
             }
             eprintln!("status: {}", e.status());
-            eprintln!("{e}");
+            eprintln!("{}", out::Chain(&e));
             std::process::exit(1);
         }
         None => anyhow::bail!("no answer"),

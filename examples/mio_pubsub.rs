@@ -60,7 +60,7 @@ fn main() -> Result<()> {
     // The mio loop: the SUB socket, a TCP listener and its connections.
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(256);
-    let mut zsub = MioZmq::new(sub).map_err(|e| e.error)?;
+    let mut zsub = MioZmq::new(sub)?;
     poll.registry()
         .register(&mut zsub, SUB, Interest::READABLE)?;
     let mut listener = TcpListener::bind("127.0.0.1:0".parse()?)?;

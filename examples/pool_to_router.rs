@@ -65,7 +65,7 @@ fn main() -> anyhow::Result<()> {
     outln!("router {}", router.get_last_endpoint()?.unwrap_or_default());
     let mut ev = Loop::<App>::new()?;
     let pool = Pool::new(&mut ev)?;
-    let w = ZmqWatcher::new(&mut ev, router, Server).map_err(|e| e.error)?;
+    let w = ZmqWatcher::new(&mut ev, router, Server)?;
     let mut app = App {
         pool,
         replies: Outbox::new(),

@@ -65,9 +65,9 @@ fn main() -> anyhow::Result<()> {
         publ.get_last_endpoint()?.unwrap_or_default()
     );
     let mut ev = Loop::<App>::new()?;
-    let _server = ZmqWatcher::new(&mut ev, router, Server).map_err(|e| e.error)?;
+    let _server = ZmqWatcher::new(&mut ev, router, Server)?;
     let mut app = App {
-        publisher: Some(ZmqWatcher::new(&mut ev, publ, Heartbeat).map_err(|e| e.error)?),
+        publisher: Some(ZmqWatcher::new(&mut ev, publ, Heartbeat)?),
         ..App::default()
     };
     let every = Duration::from_millis(args.every_ms.max(1));

@@ -126,8 +126,8 @@ impl Handler<App> for Forward {
             }
             Event::Eof => log(format_args!("the server closed the connection")),
             Event::Error(err) => match tls::Error::of(&err) {
-                Some(t) => log(format_args!("connection failed: {t}")),
-                None => log(format_args!("connection failed: {err}")),
+                Some(t) => log(format_args!("connection failed: {}", out::Chain(t))),
+                None => log(format_args!("connection failed: {}", out::Chain(&err))),
             },
             other => log(format_args!("connection ended: {other:?}")),
         }
@@ -210,7 +210,7 @@ fn connect(app: &mut App, cx: &mut Ctx<App>) {
             app.stream = Some(s);
         }
         Err(e) => {
-            log(format_args!("{e}"));
+            log(format_args!("{}", out::Chain(&e)));
             ended(app, cx);
         }
     }

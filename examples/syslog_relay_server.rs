@@ -320,8 +320,16 @@ impl Handler<Relay> for Peer {
             }
             Event::Eof => log(format_args!("{}: disconnected", client.peer)),
             Event::Error(err) => match tls::Error::of(&err) {
-                Some(t) => log(format_args!("{}: refused or failed: {t}", client.peer)),
-                None => log(format_args!("{}: failed: {err}", client.peer)),
+                Some(t) => log(format_args!(
+                    "{}: refused or failed: {}",
+                    client.peer,
+                    out::Chain(t)
+                )),
+                None => log(format_args!(
+                    "{}: failed: {}",
+                    client.peer,
+                    out::Chain(&err)
+                )),
             },
             other => log(format_args!("{}: {other:?}", client.peer)),
         }
@@ -409,7 +417,7 @@ fn accept(relay: &mut Relay, cx: &mut Ctx<Relay>, a: Accept, cfg: &Arc<rustls::S
                 },
             );
         }
-        Err(e) => log(format_args!("{peer}: {e}")),
+        Err(e) => log(format_args!("{peer}: {}", out::Chain(&e))),
     }
 }
 
@@ -448,7 +456,7 @@ fn main() -> anyhow::Result<()> {
             let s = ctx.socket(zmq::PUB)?;
             s.set_linger(0)?;
             s.bind(ep)?;
-            let w = ZmqWatcher::new(&mut ev, s, Publisher).map_err(|e| e.error)?;
+            let w = ZmqWatcher::new(&mut ev, s, Publisher)?;
             Some((w, Outbox::new()))
         }
         None => None,

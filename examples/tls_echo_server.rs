@@ -100,7 +100,7 @@ fn main() -> anyhow::Result<()> {
                 s.read_line(cx);
                 s.detach();
             }
-            Err(e) => eprintln!("accept: {e}"),
+            Err(e) => eprintln!("accept: {}", out::Chain(&e)),
         }
     });
     for sig in [libc::SIGINT, libc::SIGTERM] {

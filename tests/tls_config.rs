@@ -145,6 +145,51 @@ fn clients_without_a_good_certificate_are_refused_when_one_is_required() {
     assert_eq!(r.unwrap_err().0, "client");
 }
 
+/// Every typed cause is kept and reachable through `source()`, printed once in a chain,
+/// and `?` turns the error into an `io::Error` that still holds it.
+#[test]
+fn configuration_errors_keep_their_typed_cause_for_error_chains() {
+    use std::error::Error as _;
+    let dir = temp_dir("causes");
+    let ca = Ca::new(&dir, "Example", "Example CA");
+    let server = ca.leaf(&dir, "server", &["server.test"], false);
+    let other = ca.leaf(&dir, "other", &["other.test"], false);
+    let missing = dir.join("missing.pem");
+
+    let e = ServerPem::new(&missing, &server.key).build().unwrap_err();
+    let io = e
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .expect("a failed read keeps its io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    let chain = format!("{:#}", anyhow::Error::from(e.clone()));
+    assert_eq!(
+        chain.matches("No such file or directory").count(),
+        1,
+        "the cause is printed once: {chain}"
+    );
+
+    let e = ServerPem::new(&server.cert, &other.key)
+        .build()
+        .unwrap_err();
+    assert!(
+        e.source()
+            .and_then(|s| s.downcast_ref::<evnet::tls::rustls::Error>())
+            .is_some(),
+        "rustls's error is the source: {e:?}"
+    );
+    let as_io: std::io::Error = e.clone().into();
+    assert_eq!(as_io.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(
+        as_io.get_ref().and_then(|i| i.downcast_ref::<Error>()),
+        Some(&e),
+        "the io::Error holds the tls::Error"
+    );
+
+    let e = CertNames::from_der(b"garbage").unwrap_err();
+    assert!(e.source().is_some(), "the parser's error is the source");
+}
+
 #[test]
 fn pem_problems_name_the_file_and_say_what_is_wrong() {
     let dir = temp_dir("errors");
@@ -155,7 +200,7 @@ fn pem_problems_name_the_file_and_say_what_is_wrong() {
     let empty = dir.join("empty.pem");
     std::fs::write(&empty, "nothing to see\n").unwrap();
     let problem = |r: Result<_, Error>| match r {
-        Err(Error::Pem { path, problem }) => (path, problem),
+        Err(Error::Pem { path, problem, .. }) => (path, problem),
         Err(e) => panic!("expected a PEM error, got {e}"),
         Ok(_) => panic!("expected an error"),
     };
@@ -163,7 +208,7 @@ fn pem_problems_name_the_file_and_say_what_is_wrong() {
     assert_eq!(p, missing);
     assert!(why.starts_with("cannot read"), "{why}");
     let (p, why) = problem(ServerPem::new(&empty, &server.key).build());
-    assert_eq!((p, why.as_str()), (empty.clone(), "no CERTIFICATE block"));
+    assert_eq!((p, why), (empty.clone(), "no CERTIFICATE block"));
     let (p, why) = problem(ServerPem::new(&server.cert, &server.cert).build());
     assert_eq!(p, server.cert);
     assert!(why.contains("no PRIVATE KEY"), "{why}");
@@ -179,7 +224,7 @@ fn pem_problems_name_the_file_and_say_what_is_wrong() {
     }
     // A key that belongs to another certificate.
     match ServerPem::new(&server.cert, &other.key).build() {
-        Err(Error::Config(m)) => assert!(m.contains("server.pem"), "{m}"),
+        Err(Error::Config { context, .. }) => assert!(context.contains("server.pem"), "{context}"),
         other => panic!("{other:?}"),
     }
     let shown = ServerPem::new(&empty, &server.key)

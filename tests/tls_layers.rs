@@ -229,12 +229,13 @@ fn garbage_and_plain_http_fail_only_their_own_connection_while_100_others_echo()
                     c.read_line(cx);
                 },
                 |c, e, st: &mut Server, cx| {
-                    if let Event::Error(e) = &e {
-                        st.errors.push(e.to_string());
+                    match e {
+                        Event::Connected => return,
+                        // The whole chain: the stream's error, then the TLS error under it.
+                        Event::Error(e) => st.errors.push(format!("{:#}", anyhow::Error::from(e))),
+                        _ => {}
                     }
-                    if !matches!(e, Event::Connected) {
-                        c.abort(cx);
-                    }
+                    c.abort(cx);
                 },
             ),
         )

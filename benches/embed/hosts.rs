@@ -188,7 +188,7 @@ impl Handler<EvSt> for EvCount {
 
 fn evnet_rx(pull: zmq::Socket, stop: Stop, go: &dyn Fn()) -> Result<Received> {
     let mut ev = Loop::<EvSt>::new()?;
-    let _w = ZmqWatcher::new(&mut ev, pull, EvCount).map_err(|e| e.error)?;
+    let _w = ZmqWatcher::new(&mut ev, pull, EvCount)?;
     ev.timer(PERIOD, None, |st, cx, e| {
         st.ticker.fire();
         if st.stop.done(st.got, st.t0) || st.t0.elapsed() > LIMIT {
@@ -222,7 +222,7 @@ fn mio_rx(pull: zmq::Socket, rx: Rx, stop: Stop, go: &dyn Fn()) -> Result<Receiv
     let fd = pull.get_fd()?;
     let mut raw = None;
     if rx == Rx::Mio {
-        let mut z = MioZmq::new(pull).map_err(|e| e.error)?;
+        let mut z = MioZmq::new(pull)?;
         poll.registry()
             .register(&mut z, Token(0), Interest::READABLE)?;
         ours = Some(z);
@@ -272,7 +272,7 @@ fn calloop_rx(pull: zmq::Socket, rx: Rx, stop: Stop, go: &dyn Fn()) -> Result<Re
     let h = el.handle();
     match rx {
         Rx::Calloop => {
-            let z = CalloopZmq::new(pull).map_err(|e| e.error)?;
+            let z = CalloopZmq::new(pull)?;
             h.insert_source(z, |ev, _, st: &mut ClSt| {
                 if ev == ZmqEvent::Message {
                     st.got += 1;
@@ -360,7 +360,7 @@ async fn receive_tokio(
             Rx::TokioStream => {
                 let pull = ctx.socket(zmq::PULL)?;
                 pull.connect(ep)?;
-                let mut s = TokioZmq::new(pull).map_err(|e| e.error)?;
+                let mut s = TokioZmq::new(pull)?;
                 go();
                 while got.get() < stop.messages {
                     match s.next().await {
@@ -373,7 +373,7 @@ async fn receive_tokio(
             _ => {
                 let pull = ctx.socket(zmq::PULL)?;
                 pull.connect(ep)?;
-                let mut z = TokioZmq::new(pull).map_err(|e| e.error)?;
+                let mut z = TokioZmq::new(pull)?;
                 let n = stop.messages;
                 let mut h = |_: &mut [zmq::Message], s: &mut Sock<'_>| {
                     got.set(got.get() + 1);
@@ -430,7 +430,7 @@ pub fn round_trips(t: Transport, rx: Rx, k: usize) -> Result<Vec<u64>> {
         }
         Rx::Evnet => {
             let mut ev = Loop::<()>::new()?;
-            let w = ZmqWatcher::new(&mut ev, dealer, EvPing(pp)).map_err(|e| e.error)?;
+            let w = ZmqWatcher::new(&mut ev, dealer, EvPing(pp))?;
             w.socket().send(&payload[..], 0)?;
             ev.run_until(&mut (), LIMIT, |_| lat.borrow().len() >= k)?;
             stop(w.socket())?;
@@ -439,7 +439,7 @@ pub fn round_trips(t: Transport, rx: Rx, k: usize) -> Result<Vec<u64>> {
             use mio::{Events, Interest, Poll, Token};
             let mut poll = Poll::new()?;
             let mut events = Events::with_capacity(64);
-            let mut z = MioZmq::new(dealer).map_err(|e| e.error)?;
+            let mut z = MioZmq::new(dealer)?;
             poll.registry()
                 .register(&mut z, Token(0), Interest::READABLE)?;
             let mut h = pp;
@@ -453,7 +453,7 @@ pub fn round_trips(t: Transport, rx: Rx, k: usize) -> Result<Vec<u64>> {
         }
         Rx::Calloop => {
             let mut el = calloop::EventLoop::<()>::try_new()?;
-            let z = CalloopZmq::new(dealer).map_err(|e| e.error)?;
+            let z = CalloopZmq::new(dealer)?;
             z.socket().send(&payload[..], 0)?;
             let mut h = pp;
             let d =
@@ -476,7 +476,7 @@ pub fn round_trips(t: Transport, rx: Rx, k: usize) -> Result<Vec<u64>> {
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let mut z = TokioZmq::new(dealer).map_err(|e| e.error)?;
+                let mut z = TokioZmq::new(dealer)?;
                 z.socket().send(&payload[..], 0)?;
                 let mut h = pp;
                 let l = lat.clone();

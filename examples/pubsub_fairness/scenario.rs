@@ -343,16 +343,13 @@ pub fn run(cfg: &Config, mode: Mode, flood: bool) -> Result<Report> {
     let mut naive: Vec<[WatcherId; 2]> = Vec::new();
     match mode {
         Mode::Naive => naive.push(watch_naive(&mut ev, quiet_sock, |st, _, m| st.on_quiet(m))?),
-        Mode::Fair(b) => handles
-            .push(ZmqWatcher::with_budget(&mut ev, quiet_sock, Quiet, b).map_err(|e| e.error)?),
+        Mode::Fair(b) => handles.push(ZmqWatcher::with_budget(&mut ev, quiet_sock, Quiet, b)?),
     }
     if let Some((ep, _)) = &flood_thread {
         let s = sub(&ctx, ep)?;
         match mode {
             Mode::Naive => naive.push(watch_naive(&mut ev, s, |st, _, m| st.on_flood(m))?),
-            Mode::Fair(b) => {
-                handles.push(ZmqWatcher::with_budget(&mut ev, s, Flood, b).map_err(|e| e.error)?)
-            }
+            Mode::Fair(b) => handles.push(ZmqWatcher::with_budget(&mut ev, s, Flood, b)?),
         }
     }
     let ms = Duration::from_millis(1);

@@ -34,3 +34,20 @@ pub fn failed(e: std::io::Error) -> ! {
     eprintln!("stdout: {e}");
     std::process::exit(1);
 }
+
+/// An error and its causes (`source()` chain), as `error: cause: cause`: evnet's errors say
+/// what failed at their own layer and keep the cause as their source.
+#[allow(dead_code)]
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}

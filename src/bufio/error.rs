@@ -39,16 +39,25 @@ impl fmt::Display for Error {
             Error::ExactTooLarge { requested, max } => {
                 write!(f, "read of {requested} bytes above the {max}-byte limit")
             }
-            Error::Io(e) => write!(f, "stream i/o error: {e}"),
-            Error::Filter(m) => write!(f, "stream filter error: {m}"),
+            Error::Io(_) => f.write_str("stream i/o error"),
+            Error::Filter(_) => f.write_str("stream filter error"),
             Error::HandshakeTimeout(d) => write!(f, "handshake not finished within {d:?}"),
         }
     }
 }
 
-/// `Display` already includes the I/O error's text, so `source()` is `None`: an error
-/// chain (anyhow's `{:#}`) prints it once. The `io::Error` itself is in [`Error::Io`].
-impl std::error::Error for Error {}
+/// `source()` is the typed cause: the `io::Error` of [`Error::Io`], the filter's own error
+/// (e.g. an `evnet::tls::Error`) of [`Error::Filter`]. `Display` does not repeat it, so an
+/// error chain (anyhow's `{:#}`, tracing) prints each cause once.
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Filter(f) => Some(f.inner()),
+            _ => None,
+        }
+    }
+}
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Error {
@@ -73,4 +82,35 @@ pub enum Event {
     ReadTimeout,
     /// Output was pending and none of it could be written for the write timeout.
     WriteTimeout,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[derive(Debug)]
+    struct Refused;
+    impl fmt::Display for Refused {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("refused by the filter")
+        }
+    }
+    impl std::error::Error for Refused {}
+
+    #[test]
+    fn io_and_filter_errors_are_the_source_and_printed_once() {
+        let e = Error::from(io::Error::from(io::ErrorKind::ConnectionReset));
+        let io = e.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(
+            io.map(io::Error::kind),
+            Some(io::ErrorKind::ConnectionReset)
+        );
+        let e = Error::Filter(super::super::FilterError::new(Refused));
+        assert!(e
+            .source()
+            .and_then(|s| s.downcast_ref::<Refused>())
+            .is_some());
+        assert!(!e.to_string().contains("refused"), "printed once: {e}");
+    }
 }

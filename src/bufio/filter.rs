@@ -26,6 +26,11 @@ impl FilterError {
         FilterError(Arc::new(e))
     }
 
+    /// The filter's own error.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+
     /// The filter's own error, if it is a `T`.
     pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
         self.0.downcast_ref::<T>()

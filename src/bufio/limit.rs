@@ -25,12 +25,12 @@ pub struct RateLimit {
     pub write_rate: u64,
     /// Most bytes written at once.
     pub write_burst: u64,
-    /// How often buckets refill; at least [`MIN_TICK`] (1 ms).
+    /// How often buckets refill; at least 1 ms.
     pub tick: Duration,
 }
 
 /// The shortest tick.
-pub const MIN_TICK: Duration = Duration::from_millis(1);
+pub(crate) const MIN_TICK: Duration = Duration::from_millis(1);
 
 impl RateLimit {
     /// The same rate and burst for reading and writing, with a 10 ms tick.
@@ -44,7 +44,7 @@ impl RateLimit {
         }
     }
 
-    /// Sets the refill tick (clamped to at least [`MIN_TICK`]).
+    /// Sets the refill tick (clamped to at least 1 ms).
     pub fn tick(mut self, tick: Duration) -> RateLimit {
         self.tick = tick;
         self
@@ -213,8 +213,9 @@ impl std::fmt::Debug for RateGroup {
     }
 }
 
-/// The default minimum share of a group member, in bytes.
-pub const DEFAULT_MIN_SHARE: usize = 64;
+/// The minimum share of a group member, in bytes: the least a member may move at a time
+/// while the group has any tokens.
+const MIN_SHARE: usize = 64;
 
 impl RateGroup {
     /// A group with `limit`, full buckets and the default minimum share.
@@ -222,19 +223,13 @@ impl RateGroup {
         RateGroup {
             inner: Rc::new(RefCell::new(GroupInner {
                 limiter: Limiter::new(&limit, Instant::now()),
-                min_share: DEFAULT_MIN_SHARE,
+                min_share: MIN_SHARE,
                 members: 0,
                 next_id: 0,
                 total_read: 0,
                 total_written: 0,
             })),
         }
-    }
-
-    /// Sets the minimum share: the least a member may move at a time while the group has
-    /// any tokens (0 allows arbitrarily small slices).
-    pub fn set_min_share(&self, bytes: usize) {
-        self.inner.borrow_mut().min_share = bytes;
     }
 
     /// How many streams are in the group.
@@ -435,7 +430,7 @@ mod tests {
             .collect();
         assert_eq!(shares.iter().filter(|&&s| s == 64).count(), 2, "{shares:?}");
         assert_eq!(shares.iter().filter(|&&s| s == 0).count(), 2, "{shares:?}");
-        g.set_min_share(0);
+        g.inner.borrow_mut().min_share = 0;
         assert_eq!(g.inner.borrow_mut().share(true, now, 0), 32);
         drop(m);
         assert_eq!(g.members(), 0, "dropping memberships leaves the group");

@@ -34,7 +34,7 @@ mod stream;
 
 pub use error::{Error, Event};
 pub use filter::{Filter, FilterError, FilterResult, FlushMode};
-pub use limit::{RateGroup, RateLimit, DEFAULT_MIN_SHARE, MIN_TICK};
+pub use limit::{RateGroup, RateLimit};
 pub use options::Options;
 pub use read::Request;
 pub use stream::{Conn, Handler, Stream};

@@ -98,7 +98,10 @@ impl<S: 'static> State<S> {
 /// (weight-0 records first in the running sum, so they are chosen only when the random
 /// number is 0, "a very small chance"). `random(n)` returns a uniform number in `0..=n`.
 /// Returns indexes into `records` (priority, weight).
-pub fn rfc2782_order(records: &[(u16, u16)], mut random: impl FnMut(u32) -> u32) -> Vec<usize> {
+pub(crate) fn rfc2782_order(
+    records: &[(u16, u16)],
+    mut random: impl FnMut(u32) -> u32,
+) -> Vec<usize> {
     let mut by_priority: Vec<usize> = (0..records.len()).collect();
     by_priority.sort_by_key(|&i| records[i].0);
     let mut out = Vec::with_capacity(records.len());

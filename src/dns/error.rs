@@ -1,10 +1,15 @@
 //! The DNS service's error type.
 
 use std::fmt;
+use std::io;
+use std::sync::Arc;
 
 /// Why a lookup failed. Every variant is for that lookup alone; other queries in flight
 /// carry on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A socket failure keeps its `io::Error` ([`Error::Io`], also returned by `source()`);
+/// `Display` says what failed at this layer only, so an error chain prints each cause once.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// The name does not exist (NXDOMAIN).
@@ -30,8 +35,10 @@ pub enum Error {
     NoMail,
     /// The name or address given cannot be looked up.
     BadName(String),
-    /// A socket could not be set up.
-    Io(String),
+    /// The resolver has no name servers to ask.
+    NoServers,
+    /// A socket could not be set up, or a TCP connection to a server failed.
+    Io(Arc<io::Error>),
     /// Another response code (NOTIMP, ...), as the server sent it.
     Other(String),
 }
@@ -52,6 +59,7 @@ impl Error {
             Error::ServiceUnavailable => "SERVICE-UNAVAILABLE",
             Error::NoMail => "NULL-MX",
             Error::BadName(_) => "BADNAME",
+            Error::NoServers => "NO-SERVERS",
             Error::Io(_) => "IO",
             Error::Other(c) => c,
         }
@@ -74,10 +82,104 @@ impl fmt::Display for Error {
             }
             Error::NoMail => f.write_str("dns: the domain accepts no mail (null MX)"),
             Error::BadName(n) => write!(f, "dns: cannot look up {n:?}"),
-            Error::Io(m) => write!(f, "dns: {m}"),
+            Error::NoServers => f.write_str("dns: no name servers configured"),
+            Error::Io(_) => f.write_str("dns: socket error"),
             Error::Other(c) => write!(f, "dns: server answered {c}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+/// Equal variants with equal contents; socket errors compare by kind and message.
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        use Error::*;
+        match (self, other) {
+            (Io(a), Io(b)) => a.kind() == b.kind() && a.to_string() == b.to_string(),
+            (Malformed(a), Malformed(b))
+            | (CnameLoop(a), CnameLoop(b))
+            | (BadName(a), BadName(b))
+            | (Other(a), Other(b)) => a == b,
+            (CnameChainTooLong(a), CnameChainTooLong(b)) => a == b,
+            (a, b) => {
+                std::mem::discriminant(a) == std::mem::discriminant(b)
+                    && matches!(
+                        a,
+                        NxDomain
+                            | NoData
+                            | ServFail
+                            | Refused
+                            | Timeout
+                            | ServiceUnavailable
+                            | NoMail
+                            | NoServers
+                    )
+            }
+        }
+    }
+}
+
+impl Eq for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::Io(Arc::new(e))
+    }
+}
+
+/// For `?` in functions returning `io::Result`: `NotFound` for a name or record that does
+/// not exist, `TimedOut`, `InvalidInput` for a name that cannot be looked up, the socket's
+/// own kind for [`Error::Io`], `Other` for what servers answered; the `dns::Error` is kept
+/// inside (`get_ref`, `source()`).
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::NxDomain | Error::NoData | Error::ServiceUnavailable | Error::NoMail => {
+                io::ErrorKind::NotFound
+            }
+            Error::Timeout => io::ErrorKind::TimedOut,
+            Error::BadName(_) | Error::NoServers => io::ErrorKind::InvalidInput,
+            Error::Malformed(_) => io::ErrorKind::InvalidData,
+            Error::Io(io) => io.kind(),
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_socket_error_keeps_its_io_error_as_the_source_and_converts_back_to_io() {
+        let e = Error::from(io::Error::from(io::ErrorKind::AddrInUse));
+        let src = e.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(src.map(io::Error::kind), Some(io::ErrorKind::AddrInUse));
+        assert!(!e.to_string().contains("in use"), "printed once: {e}");
+        let back = io::Error::from(e.clone());
+        assert_eq!(back.kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(
+            back.get_ref().and_then(|i| i.downcast_ref::<Error>()),
+            Some(&e)
+        );
+        assert_eq!(
+            io::Error::from(Error::Timeout).kind(),
+            io::ErrorKind::TimedOut
+        );
+        assert_eq!(
+            io::Error::from(Error::NxDomain).kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_ne!(Error::Timeout, Error::NxDomain);
+    }
+}

@@ -18,7 +18,7 @@ mod resolver;
 mod tcp;
 pub(crate) mod wire;
 
-pub use compound::{rfc2782_order, Compound, Target};
+pub use compound::{Compound, Target};
 pub use config::{Config, Hosts};
 pub use error::Error;
 pub use hickory_proto as proto;

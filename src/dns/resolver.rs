@@ -416,7 +416,7 @@ impl<S: 'static> Resolver<S> {
             return Ok(());
         };
         if servers.is_empty() {
-            return Err(Error::Io("no name servers configured".into()));
+            return Err(Error::NoServers);
         }
         p.stop_io(cx);
         if let Some(m) = g.cache.get(&p.qname, p.rtype, std::time::Instant::now()) {
@@ -445,21 +445,18 @@ impl<S: 'static> Resolver<S> {
         } else {
             SocketAddr::from(([0u16; 8], 0))
         };
-        let io_err = |e: std::io::Error| Error::Io(e.to_string());
         // A fresh socket, so a fresh (kernel-randomized) source port, per query.
-        let sock = UdpSocket::bind(local).map_err(io_err)?;
-        sock.set_nonblocking(true).map_err(io_err)?;
-        sock.connect(p.server).map_err(io_err)?;
+        let sock = UdpSocket::bind(local)?;
+        sock.set_nonblocking(true)?;
+        sock.connect(p.server)?;
         // A send error (e.g. nothing listens) shows as this server failing at the timeout.
         let _ = sock.send(&bytes);
         let weak = Rc::downgrade(&self.inner);
-        let w = cx
-            .io(sock.as_raw_fd(), Interest::READABLE, move |st, cx, _| {
-                if let Some(inner) = weak.upgrade() {
-                    Resolver { inner }.on_udp(st, cx, key);
-                }
-            })
-            .map_err(io_err)?;
+        let w = cx.io(sock.as_raw_fd(), Interest::READABLE, move |st, cx, _| {
+            if let Some(inner) = weak.upgrade() {
+                Resolver { inner }.on_udp(st, cx, key);
+            }
+        })?;
         p.transport = Transport::Udp(sock, w);
         let weak = Rc::downgrade(&self.inner);
         p.timer = Some(cx.timer(timeout, None, move |st, cx, _| {

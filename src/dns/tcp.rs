@@ -109,7 +109,12 @@ impl<S: 'static> bufio::Handler<S> for TcpAnswer<S> {
         };
         let err = match e {
             Event::ReadTimeout | Event::WriteTimeout => Error::Timeout,
-            other => Error::Io(format!("TCP: {other:?}")),
+            Event::Error(crate::bufio::Error::Io(e)) => Error::from(e),
+            Event::Error(other) => Error::from(std::io::Error::other(other)),
+            _ => Error::from(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the TCP connection before it answered",
+            )),
         };
         Resolver { inner }.server_failed(st, cx, self.key, err);
     }

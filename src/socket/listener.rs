@@ -16,7 +16,7 @@ pub const DEFAULT_ACCEPT_BATCH: usize = 64;
 /// How long accepting pauses when the process or system is out of file descriptors or
 /// memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`); a level-triggered listener would
 /// otherwise spin on the pending connection.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// One accepted connection: a non-blocking, close-on-exec socket and the peer's address.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ pub enum Accept {
     /// A new connection.
     Conn(Accepted),
     /// Accepting failed in a way worth knowing (out of fds or memory); the listener pauses
-    /// for [`ACCEPT_BACKOFF`] and resumes by itself. Transient per-connection errors
+    /// for 100 ms and resumes by itself. Transient per-connection errors
     /// (`ECONNABORTED`, `EINTR`, a peer gone before accept) are skipped silently.
     Error(io::Error),
 }

@@ -21,4 +21,4 @@ pub use bind::{bind_tcp, bind_tcp_all, bind_unix, listen_addrs, DEFAULT_BACKLOG}
 pub use connect::{
     connect, connect_host, ConnectOptions, Connected, Connecting, Endpoint, Resolve, Resolved,
 };
-pub use listener::{Accept, Accepted, Listener, ACCEPT_BACKOFF, DEFAULT_ACCEPT_BATCH};
+pub use listener::{Accept, Accepted, Listener, DEFAULT_ACCEPT_BATCH};

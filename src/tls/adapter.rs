@@ -40,25 +40,33 @@ fn versions(tls12: bool) -> &'static [&'static SupportedProtocolVersion] {
     }
 }
 
-fn pem_error(path: &Path, problem: impl Into<String>) -> Error {
+fn pem_error(
+    path: &Path,
+    problem: &'static str,
+    cause: Option<impl std::error::Error + Send + Sync + 'static>,
+) -> Error {
     Error::Pem {
         path: path.to_owned(),
-        problem: problem.into(),
+        problem,
+        cause: cause.map(|c| Arc::new(c) as _),
     }
 }
 
+/// No underlying error (the file held nothing of the kind).
+const NO_CAUSE: Option<std::io::Error> = None;
+
 /// Reads the file first, so "cannot read" and "no certificate in it" are told apart.
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| pem_error(path, format!("cannot read: {e}")))
+    std::fs::read(path).map_err(|e| pem_error(path, "cannot read", Some(e)))
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     let pem = read(path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(path, format!("malformed PEM: {e}")))?;
+        .map_err(|e| pem_error(path, "malformed PEM", Some(e)))?;
     if certs.is_empty() {
-        return Err(pem_error(path, "no CERTIFICATE block"));
+        return Err(pem_error(path, "no CERTIFICATE block", NO_CAUSE));
     }
     Ok(certs)
 }
@@ -66,10 +74,12 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
 fn key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
     let pem = read(path)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => {
-            pem_error(path, "no PRIVATE KEY block (PKCS#8, PKCS#1 or SEC1)")
-        }
-        e => pem_error(path, format!("malformed PEM: {e}")),
+        rustls::pki_types::pem::Error::NoItemsFound => pem_error(
+            path,
+            "no PRIVATE KEY block (PKCS#8, PKCS#1 or SEC1)",
+            NO_CAUSE,
+        ),
+        e => pem_error(path, "malformed PEM", Some(e)),
     })
 }
 
@@ -78,9 +88,15 @@ fn roots(path: &Path) -> Result<Arc<RootCertStore>, Error> {
     for c in certs(path)? {
         store
             .add(c)
-            .map_err(|e| pem_error(path, format!("not a usable CA certificate: {e}")))?;
+            .map_err(|e| pem_error(path, "not a usable CA certificate", Some(e)))?;
     }
     Ok(Arc::new(store))
+}
+
+/// rustls refused what was being configured.
+fn config_error(context: impl Into<String>) -> impl FnOnce(rustls::Error) -> Error {
+    let context = context.into();
+    move |cause| Error::Config { context, cause }
 }
 
 pub(crate) fn server_config(p: &ServerPem) -> Result<ServerConfig, Error> {
@@ -102,7 +118,7 @@ pub(crate) fn server_config(p: &ServerPem) -> Result<ServerConfig, Error> {
     let key = key(&p.key)?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions(p.tls12))
-        .map_err(|e| Error::Config(e.to_string()))?;
+        .map_err(config_error("protocol versions"))?;
     let builder = match &p.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
@@ -112,7 +128,9 @@ pub(crate) fn server_config(p: &ServerPem) -> Result<ServerConfig, Error> {
             } else {
                 v.allow_unauthenticated()
             };
-            let v = v.build().map_err(|e| Error::Config(e.to_string()))?;
+            let v = v
+                .build()
+                .map_err(|e| pem_error(ca, "no usable CA certificate", Some(e)))?;
             let v: Arc<dyn ClientCertVerifier> = match &p.issuer {
                 Some(dn) => Arc::new(IssuerCheck {
                     inner: v,
@@ -125,7 +143,11 @@ pub(crate) fn server_config(p: &ServerPem) -> Result<ServerConfig, Error> {
     };
     let mut cfg = builder
         .with_single_cert(chain, key)
-        .map_err(|e| Error::Config(format!("{} / {}: {e}", p.chain.display(), p.key.display())))?;
+        .map_err(config_error(format!(
+            "{} / {}",
+            p.chain.display(),
+            p.key.display()
+        )))?;
     cfg.alpn_protocols.clone_from(&p.alpn);
     Ok(cfg)
 }
@@ -133,15 +155,17 @@ pub(crate) fn server_config(p: &ServerPem) -> Result<ServerConfig, Error> {
 pub(crate) fn client_config(p: &ClientPem) -> Result<ClientConfig, Error> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(versions(p.tls12))
-        .map_err(|e| Error::Config(e.to_string()))?
+        .map_err(config_error("protocol versions"))?
         .with_root_certificates(roots(&p.ca)?);
     let mut cfg = match &p.identity {
         None => builder.with_no_client_auth(),
         Some((chain, key_path)) => builder
             .with_client_auth_cert(certs(chain)?, key(key_path)?)
-            .map_err(|e| {
-                Error::Config(format!("{} / {}: {e}", chain.display(), key_path.display()))
-            })?,
+            .map_err(config_error(format!(
+                "{} / {}",
+                chain.display(),
+                key_path.display()
+            )))?,
     };
     cfg.alpn_protocols.clone_from(&p.alpn);
     Ok(cfg)
@@ -181,9 +205,9 @@ impl TlsLayer {
         allow_dirty_shutdown: bool,
     ) -> Result<TlsLayer, Error> {
         let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
-            .map_err(|e| Error::Config(format!("server name {server_name:?}: {e}")))?;
+            .map_err(|_| Error::ServerName(server_name.to_owned()))?;
         let conn = rustls::ClientConnection::new(config, name)
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(config_error("client connection"))?;
         Ok(TlsLayer::new(conn.into(), info, allow_dirty_shutdown))
     }
 
@@ -193,7 +217,7 @@ impl TlsLayer {
         allow_dirty_shutdown: bool,
     ) -> Result<TlsLayer, Error> {
         let conn =
-            rustls::ServerConnection::new(config).map_err(|e| Error::Config(e.to_string()))?;
+            rustls::ServerConnection::new(config).map_err(config_error("server connection"))?;
         Ok(TlsLayer::new(conn.into(), info, allow_dirty_shutdown))
     }
 
@@ -310,10 +334,10 @@ impl ClientCertVerifier for IssuerCheck {
 /// A rustls error as evnet's.
 fn tls_error(e: rustls::Error) -> Error {
     match e {
-        rustls::Error::AlertReceived(a) => Error::PeerAlert(format!("{a:?}")),
-        rustls::Error::InvalidCertificate(c) => Error::BadCertificate(format!("{c:?}")),
+        rustls::Error::AlertReceived(a) => Error::PeerAlert(a),
+        rustls::Error::InvalidCertificate(c) => Error::BadCertificate(c),
         rustls::Error::NoCertificatesPresented => Error::NoPeerCertificate,
-        e => Error::Protocol(e.to_string()),
+        e => Error::Protocol(e),
     }
 }
 
@@ -335,7 +359,7 @@ impl Filter for TlsLayer {
             let mut rd: &[u8] = src;
             let n = match self.conn.read_tls(&mut rd) {
                 Ok(n) => n,
-                Err(e) => return fail(Error::Protocol(e.to_string())),
+                Err(e) => return fail(Error::from(e)),
             };
             src.advance(n);
             if let Err(e) = self.process() {
@@ -374,7 +398,7 @@ impl Filter for TlsLayer {
                     }
                     return fail(Error::Truncated);
                 }
-                Err(e) => return fail(Error::Protocol(e.to_string())),
+                Err(e) => return fail(Error::from(e)),
             }
         }
         if self.conn.is_handshaking() || given > 0 {
@@ -394,7 +418,7 @@ impl Filter for TlsLayer {
         if !self.conn.is_handshaking() && !src.is_empty() {
             match self.conn.writer().write(src) {
                 Ok(n) => src.advance(n),
-                Err(e) => return fail(Error::Protocol(e.to_string())),
+                Err(e) => return fail(Error::from(e)),
             }
         }
         if mode == FlushMode::Finished && src.is_empty() && !self.close_sent {
@@ -406,7 +430,7 @@ impl Filter for TlsLayer {
             match self.conn.write_tls(&mut w) {
                 Ok(0) => break,
                 Ok(_) => {}
-                Err(e) => return fail(Error::Protocol(e.to_string())),
+                Err(e) => return fail(Error::from(e)),
             }
         }
         FilterResult::Ok

@@ -22,5 +22,9 @@ mod stream;
 pub use adapter::Negotiated;
 pub use config::{ClientPem, ServerPem};
 pub use error::Error;
-pub use names::{rfc4514, CertNames};
+pub use names::CertNames;
 pub use stream::{accept, client, connect_host, server, Session, Settings};
+
+/// The rustls this crate is built on: its types appear in [`Error`] (alerts, certificate
+/// errors), so they are named through this re-export and always match.
+pub use rustls;

@@ -3,6 +3,8 @@
 
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
+use std::sync::Arc;
+
 use super::Error;
 
 /// A certificate's subject and issuer, and its DER bytes.
@@ -29,7 +31,7 @@ impl CertNames {
     /// ```
     pub fn from_der(der: &[u8]) -> Result<CertNames, Error> {
         let (_, cert) =
-            X509Certificate::from_der(der).map_err(|e| Error::Certificate(e.to_string()))?;
+            X509Certificate::from_der(der).map_err(|e| Error::Certificate(Arc::new(e)))?;
         Ok(CertNames {
             subject: rfc4514(cert.subject()),
             issuer: rfc4514(cert.issuer()),
@@ -40,7 +42,7 @@ impl CertNames {
 /// A distinguished name as RFC 4514 writes it: the last RDN first, RDNs joined by `,`,
 /// multi-valued RDNs by `+`, well-known attribute types by their short names and the
 /// others as dotted OIDs, special characters escaped.
-pub fn rfc4514(name: &X509Name<'_>) -> String {
+pub(crate) fn rfc4514(name: &X509Name<'_>) -> String {
     let rdns: Vec<String> = name
         .iter()
         .map(|rdn| {

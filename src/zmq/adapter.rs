@@ -86,44 +86,34 @@ impl ZmqWatcher {
     /// writable when there is something to send).
     ///
     /// # Errors
-    /// Reading `ZMQ_FD` failed; the socket and handler are given back.
+    /// Reading `ZMQ_FD` failed; the socket is given back (the handler is dropped).
     pub fn new<S: 'static, H: Handler<S>>(
         cx: &mut Ctx<S>,
         socket: zmq::Socket,
         handler: H,
-    ) -> Result<ZmqWatcher, InsertError<(zmq::Socket, H)>> {
+    ) -> Result<ZmqWatcher, InsertError> {
         ZmqWatcher::with_budget(cx, socket, handler, Budget::DEFAULT)
     }
 
     /// As [`new`](ZmqWatcher::new), with a budget.
     ///
     /// # Errors
-    /// Reading `ZMQ_FD` failed; the socket and handler are given back.
+    /// Reading `ZMQ_FD` failed; the socket is given back (the handler is dropped).
     pub fn with_budget<S: 'static, H: Handler<S>>(
         cx: &mut Ctx<S>,
         socket: zmq::Socket,
         mut handler: H,
         budget: Budget,
-    ) -> Result<ZmqWatcher, InsertError<(zmq::Socket, H)>> {
+    ) -> Result<ZmqWatcher, InsertError> {
         let fd = match socket.get_fd() {
             Ok(fd) => fd,
-            Err(e) => {
-                return Err(InsertError {
-                    inner: (socket, handler),
-                    error: Error::from_zmq(e),
-                })
-            }
+            Err(e) => return Err(InsertError::new(Error::from_zmq(e), socket)),
         };
         // The io and idle watchers only exist to decide whether the poll may sleep; their
         // callbacks never run because check stops both first.
         let io = match cx.io(fd, Interest::READABLE, |_, _, _| {}) {
             Ok(io) => io,
-            Err(_) => {
-                return Err(InsertError {
-                    inner: (socket, handler),
-                    error: Error::Socket(zmq::Error::EINVAL),
-                })
-            }
+            Err(e) => return Err(InsertError::new(Error::from_io(&e), socket)),
         };
         let shared = Rc::new(Shared {
             core: Core::new(socket, budget),

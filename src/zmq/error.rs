@@ -24,7 +24,6 @@ impl Error {
     }
 
     /// An OS error from a host loop's registration, as libzmq would report its errno.
-    #[cfg(any(feature = "calloop", feature = "tokio"))]
     pub(crate) fn from_io(e: &io::Error) -> Error {
         Error::Socket(zmq::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
     }
@@ -34,12 +33,20 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Terminated => f.write_str("zeromq context terminated"),
-            Error::Socket(e) => write!(f, "zeromq socket error: {e}"),
+            Error::Socket(_) => f.write_str("zeromq socket error"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+/// `source()` is libzmq's error for [`Error::Socket`]; `Display` does not repeat it.
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Socket(e) => Some(e),
+            Error::Terminated => None,
+        }
+    }
+}
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
@@ -50,15 +57,50 @@ impl From<Error> for io::Error {
     }
 }
 
-/// Creating a [`ZmqWatcher`](super::ZmqWatcher) failed; the socket and handler are given back.
-pub struct InsertError<T> {
-    /// What could not be inserted.
-    pub inner: T,
-    /// Why.
-    pub error: Error,
+/// Putting a socket on a loop failed: why, and the socket, given back.
+///
+/// It is `Send + Sync` (the socket waits in a `Mutex`, only so), so `?` carries it into
+/// `anyhow::Error` or `Box<dyn Error + Send + Sync>`; take the socket back with
+/// [`into_socket`](InsertError::into_socket). A [`ZmqWatcher`](super::ZmqWatcher)'s
+/// handler is dropped.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let zctx = zmq::Context::new();
+/// let sock = zctx.socket(zmq::PULL)?;
+/// # #[cfg(feature = "mio")]
+/// let _watched = evnet::zmq::MioZmq::new(sock)?; // `?` works in any error-boxing main
+/// # Ok(()) }
+/// ```
+pub struct InsertError {
+    error: Error,
+    socket: std::sync::Mutex<Option<zmq::Socket>>,
 }
 
-impl<T> fmt::Debug for InsertError<T> {
+impl InsertError {
+    pub(crate) fn new(error: Error, socket: zmq::Socket) -> InsertError {
+        InsertError {
+            error,
+            socket: std::sync::Mutex::new(Some(socket)),
+        }
+    }
+
+    /// Why it failed.
+    pub fn error(&self) -> Error {
+        self.error
+    }
+
+    /// The socket, given back.
+    pub fn into_socket(self) -> zmq::Socket {
+        let socket = match self.socket.into_inner() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        socket.expect("an InsertError holds its socket until into_socket takes it")
+    }
+}
+
+impl fmt::Debug for InsertError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InsertError")
             .field("error", &self.error)
@@ -66,10 +108,21 @@ impl<T> fmt::Debug for InsertError<T> {
     }
 }
 
-impl<T> fmt::Display for InsertError<T> {
+impl fmt::Display for InsertError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot watch zeromq socket: {}", self.error)
+        f.write_str("cannot watch zeromq socket")
     }
 }
 
-impl<T> std::error::Error for InsertError<T> {}
+impl std::error::Error for InsertError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<InsertError> for io::Error {
+    fn from(e: InsertError) -> io::Error {
+        let kind = io::Error::from(e.error).kind();
+        io::Error::new(kind, e)
+    }
+}

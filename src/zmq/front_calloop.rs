@@ -160,7 +160,7 @@ impl CalloopZmq {
     ///
     /// # Errors
     /// Reading or duplicating `ZMQ_FD` failed; the socket is given back.
-    pub fn new(socket: zmq::Socket) -> Result<CalloopZmq, InsertError<zmq::Socket>> {
+    pub fn new(socket: zmq::Socket) -> Result<CalloopZmq, InsertError> {
         CalloopZmq::with_budget(socket, Budget::DEFAULT)
     }
 
@@ -168,19 +168,11 @@ impl CalloopZmq {
     ///
     /// # Errors
     /// Reading or duplicating `ZMQ_FD` failed; the socket is given back.
-    pub fn with_budget(
-        socket: zmq::Socket,
-        budget: Budget,
-    ) -> Result<CalloopZmq, InsertError<zmq::Socket>> {
+    pub fn with_budget(socket: zmq::Socket, budget: Budget) -> Result<CalloopZmq, InsertError> {
         // calloop's Generic owns what it polls; libzmq owns ZMQ_FD, so it gets a duplicate.
         let fd = match dup_zmq_fd(&socket) {
             Ok(fd) => fd,
-            Err(error) => {
-                return Err(InsertError {
-                    inner: socket,
-                    error,
-                })
-            }
+            Err(error) => return Err(InsertError::new(error, socket)),
         };
         let hosted = Hosted::new(socket, budget);
         let io = ZmqIo {

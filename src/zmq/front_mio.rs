@@ -88,7 +88,7 @@ impl MioZmq {
     ///
     /// # Errors
     /// Reading `ZMQ_FD` failed; the socket is given back.
-    pub fn new(socket: zmq::Socket) -> Result<MioZmq, InsertError<zmq::Socket>> {
+    pub fn new(socket: zmq::Socket) -> Result<MioZmq, InsertError> {
         MioZmq::with_budget(socket, Budget::DEFAULT)
     }
 
@@ -96,18 +96,10 @@ impl MioZmq {
     ///
     /// # Errors
     /// Reading `ZMQ_FD` failed; the socket is given back.
-    pub fn with_budget(
-        socket: zmq::Socket,
-        budget: Budget,
-    ) -> Result<MioZmq, InsertError<zmq::Socket>> {
+    pub fn with_budget(socket: zmq::Socket, budget: Budget) -> Result<MioZmq, InsertError> {
         let fd = match socket.get_fd() {
             Ok(fd) => fd,
-            Err(e) => {
-                return Err(InsertError {
-                    inner: socket,
-                    error: Error::from_zmq(e),
-                })
-            }
+            Err(e) => return Err(InsertError::new(Error::from_zmq(e), socket)),
         };
         Ok(MioZmq {
             hosted: Hosted::new(socket, budget),

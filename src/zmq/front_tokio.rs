@@ -169,7 +169,7 @@ impl TokioZmq {
     ///
     /// # Panics
     /// Outside a tokio runtime with I/O enabled, as [`AsyncFd::new`].
-    pub fn new(socket: zmq::Socket) -> Result<TokioZmq, InsertError<zmq::Socket>> {
+    pub fn new(socket: zmq::Socket) -> Result<TokioZmq, InsertError> {
         TokioZmq::with_budget(socket, Budget::DEFAULT)
     }
 
@@ -180,20 +180,12 @@ impl TokioZmq {
     ///
     /// # Panics
     /// As [`new`](TokioZmq::new).
-    pub fn with_budget(
-        socket: zmq::Socket,
-        budget: Budget,
-    ) -> Result<TokioZmq, InsertError<zmq::Socket>> {
+    pub fn with_budget(socket: zmq::Socket, budget: Budget) -> Result<TokioZmq, InsertError> {
         let registered = dup_zmq_fd(&socket)
             .and_then(|fd| crate::ev::sys_host::tokio_readable(fd).map_err(|e| Error::from_io(&e)));
         let afd = match registered {
             Ok(afd) => afd,
-            Err(error) => {
-                return Err(InsertError {
-                    inner: socket,
-                    error,
-                })
-            }
+            Err(error) => return Err(InsertError::new(error, socket)),
         };
         let hosted = Hosted::new(socket, budget);
         let fanout = Arc::new(Fanout::default());
