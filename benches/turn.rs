@@ -11,7 +11,6 @@
 mod util;
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
@@ -45,7 +44,7 @@ fn main() -> Result<()> {
         let (a, b) = UnixStream::pair()?;
         a.set_nonblocking(true)?;
         b.set_nonblocking(true)?;
-        let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
+        let (fa, fb) = (a.try_clone()?, b.try_clone()?);
         let mut st = St {
             a,
             b,
@@ -60,12 +59,12 @@ fn main() -> Result<()> {
                 cx.stop_loop();
             }
             let _ = st.a.write(b"x");
-        })?;
+        });
         ev.io(fb, Interest::READABLE, |st, _, _| {
             let mut buf = [0u8; 16];
             let _ = st.b.read(&mut buf);
             let _ = st.b.write(b"y");
-        })?;
+        });
         st.b.write_all(b"y")?;
         let turns0 = ev.stats().turns;
         let t0 = Instant::now();

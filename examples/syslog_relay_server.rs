@@ -31,7 +31,6 @@ mod out;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -436,9 +435,11 @@ fn main() -> anyhow::Result<()> {
     udp.set_nonblocking(true)?;
     evnet::socket2::SockRef::from(&udp).set_recv_buffer_size(args.udp_rcvbuf)?;
     let udp_addr = udp.local_addr()?;
-    let udp_w = ev.io(udp.as_raw_fd(), Interest::READABLE, |relay, cx, _| {
-        on_udp(relay, cx)
-    })?;
+    let udp_w = ev.io(
+        udp.try_clone().unwrap(),
+        Interest::READABLE,
+        |relay, cx, _| on_udp(relay, cx),
+    );
 
     let (host, port) = args
         .listen

@@ -1,7 +1,6 @@
 //! The `ev` loop: turn order, watcher lifecycle from callbacks, wake-ups, timers.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -155,11 +154,10 @@ fn idle_runs_only_when_nothing_else_was_pending() {
     let (mut a, b) = UnixStream::pair().unwrap();
     a.write_all(b"x").unwrap();
     let mut ev = Loop::<Vec<&'static str>>::new().unwrap();
-    ev.io(b.as_raw_fd(), Interest::READABLE, |l, cx, e| {
+    ev.io(b.try_clone().unwrap(), Interest::READABLE, |l, cx, e| {
         l.push("io");
         cx.stop(e.watcher());
-    })
-    .unwrap();
+    });
     ev.idle(|l, cx, _| {
         l.push("idle");
         cx.stop_loop();
@@ -180,21 +178,18 @@ fn io_is_level_triggered_and_interest_changes_apply() {
         writes: u32,
     }
     let mut ev = Loop::<St>::new().unwrap();
-    let fd = b.as_raw_fd();
-    let w = ev
-        .io(fd, Interest::READABLE, |st, cx, e| {
-            if e.is_readable() {
-                st.reads += 1; // not reading: level-triggered, fires again next turn
-                if st.reads == 3 {
-                    cx.set_interest(e.watcher(), Interest::WRITABLE);
-                }
+    let w = ev.io(b.try_clone().unwrap(), Interest::READABLE, |st, cx, e| {
+        if e.is_readable() {
+            st.reads += 1; // not reading: level-triggered, fires again next turn
+            if st.reads == 3 {
+                cx.set_interest(e.watcher(), Interest::WRITABLE);
             }
-            if e.is_writable() {
-                st.writes += 1;
-                cx.set_interest(e.watcher(), Interest::READABLE);
-            }
-        })
-        .unwrap();
+        }
+        if e.is_writable() {
+            st.writes += 1;
+            cx.set_interest(e.watcher(), Interest::READABLE);
+        }
+    });
     let mut st = St {
         reads: 0,
         writes: 0,
@@ -215,9 +210,9 @@ fn io_is_level_triggered_and_interest_changes_apply() {
 fn stop_start_in_the_same_turn_costs_no_epoll_ctl() {
     let (mut a, b) = UnixStream::pair().unwrap();
     let mut ev = Loop::<u32>::new().unwrap();
-    let io = ev
-        .io(b.as_raw_fd(), Interest::READABLE, |n, _, _| *n += 1)
-        .unwrap();
+    let io = ev.io(b.try_clone().unwrap(), Interest::READABLE, |n, _, _| {
+        *n += 1
+    });
     ev.run_nowait(&mut 0).unwrap(); // registers
     let before = ev.stats().ctl_calls;
     // The ZeroMQ quartet's pattern: check stops io, prepare starts it again.
@@ -246,9 +241,9 @@ fn stop_start_in_the_same_turn_costs_no_epoll_ctl() {
 fn unwanted_readiness_is_disarmed_not_spun_on() {
     let (mut a, b) = UnixStream::pair().unwrap();
     let mut ev = Loop::<u32>::new().unwrap();
-    let io = ev
-        .io(b.as_raw_fd(), Interest::READABLE, |n, _, _| *n += 1)
-        .unwrap();
+    let io = ev.io(b.try_clone().unwrap(), Interest::READABLE, |n, _, _| {
+        *n += 1
+    });
     ev.run_nowait(&mut 0).unwrap();
     ev.stop(io); // lazily still registered
     a.write_all(b"x").unwrap();
@@ -350,9 +345,7 @@ fn callback_can_restart_a_timer_and_change_another_watchers_interest() {
         ticks: u32,
     }
     let mut ev = Loop::<St>::new().unwrap();
-    let io = ev
-        .io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {})
-        .unwrap();
+    let io = ev.io(b.try_clone().unwrap(), Interest::READABLE, |_, _, _| {});
     ev.timer(Duration::from_millis(1), None, |st, cx, e| {
         st.ticks += 1;
         cx.set_interest(st.io.unwrap(), Interest::WRITABLE);
@@ -377,9 +370,7 @@ fn prepare_that_removes_the_last_watchers_does_not_sleep_forever() {
     let t = std::thread::spawn(move || {
         let (_a, b) = UnixStream::pair().unwrap();
         let mut ev = Loop::<()>::new().unwrap();
-        let io = ev
-            .io(b.as_raw_fd(), Interest::READABLE, |_, _, _| {})
-            .unwrap();
+        let io = ev.io(b.try_clone().unwrap(), Interest::READABLE, |_, _, _| {});
         ev.prepare(move |_, cx, e| {
             cx.remove(io);
             cx.remove(e.watcher());
@@ -445,11 +436,48 @@ fn concurrent_wakes_from_many_threads_are_never_lost() {
 }
 
 #[test]
-fn an_io_watcher_on_a_negative_fd_is_an_error_not_a_panic() {
-    let mut ev = Loop::<()>::new().unwrap();
-    let e = ev.io(-1, Interest::READABLE, |_, _, _| {}).unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EBADF));
-    ev.run_nowait(&mut ()).unwrap();
+fn an_io_watcher_owns_its_source_and_closes_it_only_once_removed() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    let mut ev = Loop::<u32>::new().unwrap();
+    let w = ev.io(b, Interest::READABLE, |n, _, _| *n += 1);
+    a.write_all(b"x").unwrap();
+    let mut n = 0;
+    ev.run_nowait(&mut n).unwrap();
+    assert_eq!(n, 1, "the watched socket is open and watched");
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    a.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        a.read(&mut buf).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock),
+        "the peer is still open while watched"
+    );
+    assert!(ev.remove(w));
+    a.set_nonblocking(false).unwrap();
+    // Closed with the "x" unread, so the peer sees a reset rather than an end.
+    let closed = match a.read(&mut buf) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "removing the watcher closed the socket");
+    ev.run_nowait(&mut n).unwrap();
+    assert_eq!(n, 1);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_fd_the_kernel_refuses_to_watch_is_reported_to_its_callback_as_an_error() {
+    // epoll refuses regular files (EPERM): the watcher hears of it, nothing panics.
+    let file = std::fs::File::open("/proc/self/stat").unwrap();
+    let mut ev = Loop::<Vec<bool>>::new().unwrap();
+    ev.io(file, Interest::READABLE, |seen, cx, e| {
+        seen.push(e.is_error());
+        cx.remove(e.watcher());
+    });
+    let mut seen = Vec::new();
+    ev.run_until(&mut seen, Duration::from_secs(5), |s| !s.is_empty())
+        .unwrap();
+    assert_eq!(seen, [true]);
 }
 
 #[test]
@@ -492,10 +520,13 @@ fn more_ready_fds_than_one_poll_reports_are_all_served_within_a_few_turns() {
     for i in 0..N {
         let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(b"x").unwrap();
-        ev.io(b.as_raw_fd(), Interest::READABLE, move |seen, _, _| {
-            seen[i] += 1;
-        })
-        .unwrap();
+        ev.io(
+            b.try_clone().unwrap(),
+            Interest::READABLE,
+            move |seen, _, _| {
+                seen[i] += 1;
+            },
+        );
         keep.push((a, b));
     }
     let mut seen = vec![0u32; N];

@@ -102,6 +102,18 @@ impl Mode {
     }
 }
 
+/// A ZeroMQ socket as an io watcher's source: `ZMQ_FD`, which libzmq owns, stays open as
+/// long as the socket does, so the watcher keeps the socket.
+struct ZmqFd(zmq::Socket, std::os::fd::RawFd);
+
+impl std::os::fd::AsFd for ZmqFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: `self.1` is the socket's ZMQ_FD, open until the socket (`self.0`) is
+        // closed, which cannot happen while `self` is borrowed.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.1) }
+    }
+}
+
 /// Watches `socket` the naive way: an io watcher on `ZMQ_FD`, and on each wake-up the
 /// article's loop, reading `ZMQ_EVENTS` before every message, until no message is left.
 /// It also drains once right away: messages queued before the first edge (a fresh pipe
@@ -113,8 +125,11 @@ pub fn watch_naive<S: 'static>(
     mut on_msg: impl FnMut(&mut S, &mut Ctx<S>, &[zmq::Message]) + 'static,
 ) -> Result<[WatcherId; 2]> {
     let fd = socket.get_fd()?;
+    let socket = Rc::new(ZmqFd(socket, fd));
+    let watched = Rc::clone(&socket);
     let mut parts: Vec<zmq::Message> = Vec::new();
     let drain = Rc::new(RefCell::new(move |st: &mut S, cx: &mut Ctx<S>| {
+        let socket = &socket.0;
         while let Ok(ev) = socket.get_events() {
             if !ev.contains(zmq::POLLIN) {
                 break;
@@ -136,9 +151,9 @@ pub fn watch_naive<S: 'static>(
         }
     }));
     let d = drain.clone();
-    let io = cx.io(fd, Interest::READABLE, move |st, cx, _| {
+    let io = cx.io(watched, Interest::READABLE, move |st, cx, _| {
         (d.borrow_mut())(st, cx)
-    })?;
+    });
     let start = cx.timer(Duration::ZERO, None, move |st, cx, _| {
         (drain.borrow_mut())(st, cx)
     });

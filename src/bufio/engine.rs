@@ -14,7 +14,8 @@ use super::filtered::{filter_out, ADOPT_MIN};
 use super::output::Output;
 use super::read::{needs_more, satisfy, Outcome, Request};
 use super::stream::{Conn, Handler, Link, State};
-use crate::ev::{sys, Ctx, Interest};
+use crate::ev::{Ctx, Interest};
+use crate::sys;
 
 impl<S: 'static> Conn<S> {
     // ----- the engine ------------------------------------------------------------------

@@ -283,7 +283,7 @@ impl<S: 'static> Stream<S> {
         // The watchers hold the stream strongly: a detached stream lives as long as they
         // do, and removing them (close, drop of the handle, or the loop dropped) frees it.
         let c = conn.clone();
-        let io = cx.io(fd, Interest::READABLE, move |st, cx, e| {
+        let io = cx.io_raw(fd, Interest::READABLE, move |st, cx, e| {
             c.on_io(e.is_readable(), e.is_writable(), st, cx);
         });
         let io = match io {
@@ -539,7 +539,7 @@ impl<S: 'static> Conn<S> {
             .and_then(|c| c.socket.set_nonblocking(true).map(|()| c.socket))
             .and_then(|sock| {
                 let c = self.clone();
-                let io = cx.io(sock.as_raw_fd(), Interest::READABLE, move |st, cx, e| {
+                let io = cx.io_raw(sock.as_raw_fd(), Interest::READABLE, move |st, cx, e| {
                     c.on_io(e.is_readable(), e.is_writable(), st, cx);
                 })?;
                 Ok((sock, io))

@@ -452,7 +452,7 @@ impl<S: 'static> Resolver<S> {
         // A send error (e.g. nothing listens) shows as this server failing at the timeout.
         let _ = sock.send(&bytes);
         let weak = Rc::downgrade(&self.inner);
-        let w = cx.io(sock.as_raw_fd(), Interest::READABLE, move |st, cx, _| {
+        let w = cx.io_raw(sock.as_raw_fd(), Interest::READABLE, move |st, cx, _| {
             if let Some(inner) = weak.upgrade() {
                 Resolver { inner }.on_udp(st, cx, key);
             }

@@ -2,7 +2,7 @@
 //! (io, timer, prepare, check, idle, signal, wake).
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +10,9 @@ use std::time::Duration;
 use super::event::{Event, Interest};
 use super::loop_logic::{Callback, Ctx, Kind, Slot, SIGNAL_TOKEN, UNKNOWN, WAKE_TOKEN};
 use super::signal::Signals;
-use super::sys;
 use super::wake::{WakeShared, Waker};
 use super::WatcherId;
+use crate::sys;
 
 impl<S> Ctx<S> {
     pub(super) fn insert(&mut self, kind: Kind, cb: Callback<S>) -> WatcherId {
@@ -41,22 +41,78 @@ impl<S> Ctx<S> {
         }
     }
 
-    /// Creates a started io watcher on `fd`: level-triggered, so the callback runs on every
-    /// turn while the fd stays ready for `interest`. Several watchers may share an fd.
+    /// Creates a started io watcher on `source`'s fd: level-triggered, so the callback runs
+    /// on every turn while the fd stays ready for `interest`.
     ///
-    /// The fd must stay open while the watcher exists: [`remove`](Ctx::remove) the watcher
-    /// before closing the fd (stopping is not enough, as with libev).
+    /// The watcher owns `source` and drops it when it is [`remove`](Ctx::remove)d (after
+    /// taking the fd out of the poller), so the fd cannot be closed, or its number reused,
+    /// while it is watched. To go on using a socket yourself, give the watcher an
+    /// `Rc<T>` (or `Arc<T>`) and keep a clone; several watchers may share an fd that way.
+    ///
+    /// ```
+    /// use std::{io::Write, os::unix::net::UnixStream, rc::Rc};
+    /// use evnet::ev::{Interest, Loop};
+    ///
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// let b = Rc::new(b);
+    /// let mut ev = Loop::<usize>::new()?;
+    /// let reader = Rc::clone(&b);
+    /// ev.io(b, Interest::READABLE, move |n, cx, e| {
+    ///     let mut buf = [0u8; 16];
+    ///     *n += std::io::Read::read(&mut &*reader, &mut buf).unwrap_or(0);
+    ///     cx.remove(e.watcher()); // the last Rc: the socket closes after it is deregistered
+    /// });
+    /// a.write_all(b"hello")?;
+    /// let mut n = 0;
+    /// ev.run(&mut n)?;
+    /// assert_eq!(n, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// The fd is registered with the kernel before the next poll; one the kernel refuses is
+    /// reported to the callback as an error ([`Event::is_error`]), so creating the watcher
+    /// itself cannot fail.
+    pub fn io<F>(&mut self, source: impl AsFd + 'static, interest: Interest, mut cb: F) -> WatcherId
+    where
+        F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
+    {
+        let fd = source.as_fd().as_raw_fd();
+        // The callback owns the source: `remove` deregisters the fd before it drops the
+        // callback, so the source closes only once the poller has let go of it.
+        // A borrowed fd is never negative: no check to make.
+        self.io_fd(
+            fd,
+            interest,
+            Box::new(move |st, cx, e| {
+                let _owned = &source;
+                cb(st, cx, e);
+            }),
+        )
+    }
+
+    /// [`io`](Ctx::io) on a raw fd the crate's own types keep open for the watcher's life
+    /// (a stream's or listener's socket, libzmq's `ZMQ_FD`): the watcher must be removed
+    /// before the fd is closed (stopping is not enough, as with libev).
     ///
     /// # Errors
     /// `EBADF` for a negative `fd` (nothing is created).
-    pub fn io<F>(&mut self, fd: RawFd, interest: Interest, cb: F) -> io::Result<WatcherId>
+    pub(crate) fn io_raw<F>(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        cb: F,
+    ) -> io::Result<WatcherId>
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
         if fd < 0 {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
-        let w = self.insert(Kind::Io { fd, interest }, Box::new(cb));
+        Ok(self.io_fd(fd, interest, Box::new(cb)))
+    }
+
+    fn io_fd(&mut self, fd: RawFd, interest: Interest, cb: Callback<S>) -> WatcherId {
+        let w = self.insert(Kind::Io { fd, interest }, cb);
         let e = self.fd_entry(fd);
         e.watchers += 1;
         if e.watchers == 1 {
@@ -64,7 +120,7 @@ impl<S> Ctx<S> {
             e.registered = UNKNOWN;
         }
         self.start(w);
-        Ok(w)
+        w
     }
 
     /// Creates a started timer due `after` from [`now`](Ctx::now), then every `repeat` if
@@ -157,7 +213,7 @@ impl<S> Ctx<S> {
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
-        if !super::sys_signal::valid(signo) {
+        if !crate::sys::signal::valid(signo) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         if self.signals.is_none() {
@@ -196,5 +252,18 @@ impl<S> Ctx<S> {
         let w = self.insert(Kind::Wake { flag: flag.clone() }, Box::new(cb));
         self.start(w);
         Ok((w, Waker { shared, flag }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Interest, Loop};
+
+    #[test]
+    fn a_raw_io_watcher_on_a_negative_fd_is_an_error_not_a_panic() {
+        let mut ev = Loop::<()>::new().unwrap();
+        let e = ev.io_raw(-1, Interest::READABLE, |_, _, _| {}).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+        ev.run_nowait(&mut ()).unwrap();
     }
 }

@@ -6,8 +6,8 @@ use std::os::fd::RawFd;
 
 use super::event::{R_ERROR, R_READ, R_WRITE};
 use super::loop_logic::{Ctx, Kind, Slot, UNKNOWN};
-use super::sys;
 use super::WatcherId;
+use crate::sys;
 
 /// Per-fd bookkeeping: which io watchers are active on it and what epoll has registered.
 #[derive(Debug, Default)]

@@ -16,10 +16,10 @@ use super::fdcache::FdEntry;
 use super::meter::{Meter, Stats};
 use super::remover::{Removals, Remover};
 use super::signal::Signals;
-use super::sys::{self, Epoll, Events};
 use super::timer::TimerHeap;
 use super::wake::WakeShared;
 use super::WatcherId;
+use crate::sys::{self, Epoll, Events};
 
 /// The callback every watcher carries: shared state, the loop context, and what happened.
 pub(super) type Callback<S> = Box<dyn FnMut(&mut S, &mut Ctx<S>, Event)>;

@@ -53,16 +53,15 @@
 //! `epoll_pwait`, `read`). mio is one syscall but edge-triggered and rounds timeouts up to
 //! whole milliseconds, which would put a floor of up to 1 ms under every timer.
 //!
-//! So `sys_epoll` is a thin level-triggered epoll layer (about 200 lines): a turn is one
+//! So `sys/epoll.rs` is a thin level-triggered epoll layer (about 200 lines): a turn is one
 //! `epoll_wait` (zero timeout) or one `epoll_pwait2` (nanosecond timeout, Linux ≥ 5.11;
 //! older kernels fall back to `epoll_wait` rounded *up* to the millisecond). Level
 //! triggering makes io watchers libev-like without emulation. Interest changes are
 //! batched and applied before the poll only where they differ from what the kernel has
 //! (libev's `fd_reify`); an fd nobody wants any more stays registered until it reports
 //! readiness, so the ZeroMQ adapter's stop/start of its io watcher every turn costs no
-//! `epoll_ctl` at all. Every `unsafe` block of the crate is in the `sys*` files (six: the
-//! shared POSIX helpers, epoll, the `polling` backend, signals by signalfd and by
-//! self-pipe, and the tokio registration), each with a `SAFETY` comment.
+//! `epoll_ctl` at all. The syscalls live in the crate's `sys` module (its contract is in
+//! `src/sys/mod.rs`), the only place with `unsafe` but one tokio registration.
 //!
 //! # The callback model
 //! calloop's: the loop owns every callback; each is an `FnMut(&mut S, &mut Ctx<S>, Event)`
@@ -80,22 +79,6 @@ mod loop_logic;
 mod meter;
 mod remover;
 pub(crate) mod signal;
-#[allow(unsafe_code)] // the one place for syscalls: every block has a SAFETY comment
-pub(crate) mod sys;
-#[cfg(not(evnet_portable))]
-#[allow(unsafe_code)] // epoll and eventfd syscalls: every block has a SAFETY comment
-mod sys_epoll;
-#[cfg(feature = "tokio")]
-#[allow(unsafe_code)] // host-loop registrations: every block has a SAFETY comment
-pub(crate) mod sys_host;
-#[cfg(evnet_portable)]
-#[allow(unsafe_code)] // fds lent to the poller: every block has a SAFETY comment
-mod sys_polling;
-#[allow(unsafe_code)] // signal syscalls: every block has a SAFETY comment
-mod sys_signal;
-#[cfg(evnet_portable)]
-#[allow(unsafe_code)] // the self-pipe signal handler: every block has a SAFETY comment
-mod sys_signal_pipe;
 mod timer;
 mod token;
 mod turn;

@@ -4,8 +4,8 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use super::sys_signal::{self, Saved, SignalFd};
 use super::WatcherId;
+use crate::sys::signal::{self as sys_signal, Saved, SignalFd};
 
 /// Signals a loop has claimed (blocked in its thread, forwarded there, read through one
 /// signalfd) and its active signal watchers.

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::sys::EventFd;
+use crate::sys::EventFd;
 
 /// The loop's one eventfd, shared by all of its wake watchers, and libev's two flags that
 /// keep `wake()` from writing it while the loop is awake anyway (`pipe_write_wanted` /

@@ -376,7 +376,7 @@ fn add_attempt<S: 'static>(
     // removing them (cancel, finish, or the loop dropped) frees it.
     let me = inner.clone();
     let fd = socket.as_raw_fd();
-    let Ok(w) = cx.io(fd, Interest::WRITABLE, move |st, cx, e| {
+    let Ok(w) = cx.io_raw(fd, Interest::WRITABLE, move |st, cx, e| {
         settle(&me, e.watcher(), st, cx);
     }) else {
         return; // cannot happen: a `Socket`'s fd is never negative

@@ -116,7 +116,7 @@ impl<S: 'static> Listener<S> {
         }));
         for (i, s) in sockets.into_iter().enumerate() {
             let weak = Rc::downgrade(&inner);
-            let Ok(w) = cx.io(s.as_raw_fd(), Interest::READABLE, move |st, cx, _e| {
+            let Ok(w) = cx.io_raw(s.as_raw_fd(), Interest::READABLE, move |st, cx, _e| {
                 if let Some(inner) = weak.upgrade() {
                     accept_batch(&inner, i, st, cx);
                 }

@@ -111,7 +111,7 @@ impl ZmqWatcher {
         };
         // The io and idle watchers only exist to decide whether the poll may sleep; their
         // callbacks never run because check stops both first.
-        let io = match cx.io(fd, Interest::READABLE, |_, _, _| {}) {
+        let io = match cx.io_raw(fd, Interest::READABLE, |_, _, _| {}) {
             Ok(io) => io,
             Err(e) => return Err(InsertError::new(Error::from_io(&e), socket)),
         };

@@ -181,8 +181,8 @@ impl TokioZmq {
     /// # Panics
     /// As [`new`](TokioZmq::new).
     pub fn with_budget(socket: zmq::Socket, budget: Budget) -> Result<TokioZmq, InsertError> {
-        let registered = dup_zmq_fd(&socket)
-            .and_then(|fd| crate::ev::sys_host::tokio_readable(fd).map_err(|e| Error::from_io(&e)));
+        let registered =
+            dup_zmq_fd(&socket).and_then(|fd| tokio_readable(fd).map_err(|e| Error::from_io(&e)));
         let afd = match registered {
             Ok(afd) => afd,
             Err(error) => return Err(InsertError::new(error, socket)),
@@ -471,4 +471,20 @@ impl Sink<Vec<zmq::Message>> for TokioZmq {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.poll_flush(cx)
     }
+}
+
+/// `fd` registered with the current tokio reactor for readability: the one `unsafe` outside
+/// `sys`, because tokio's `AsyncFd::register_with_interest` leaves I/O safety to its caller.
+///
+/// # Panics
+/// Outside a tokio runtime with I/O enabled.
+#[allow(unsafe_code)]
+fn tokio_readable(
+    fd: std::os::fd::OwnedFd,
+) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // SAFETY: the AsyncFd owns `fd` for its whole lifetime, so the descriptor stays open
+    // and names the same open file until the AsyncFd is dropped, and `OwnedFd::as_raw_fd`
+    // always returns that descriptor.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(std::io::Error::from)
 }

@@ -125,7 +125,7 @@ impl Hosted {
 #[cfg(any(feature = "calloop", feature = "tokio"))]
 pub(crate) fn dup_zmq_fd(socket: &zmq::Socket) -> Result<std::os::fd::OwnedFd, Error> {
     let fd = socket.get_fd().map_err(Error::from_zmq)?;
-    crate::ev::sys::dup_cloexec(fd).map_err(|e| Error::from_io(&e))
+    crate::sys::dup_cloexec(fd).map_err(|e| Error::from_io(&e))
 }
 
 /// The socket accessors every front end offers, forwarding to its `Hosted` at `$($f).+`.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use polling::{Event, PollMode, Poller};
 
-use super::sys::{cvt, EV_ERR, EV_READ, EV_WRITE};
+use super::{cvt, EV_ERR, EV_READ, EV_WRITE};
 
 /// A poller instance (named as the epoll layer's, which it replaces).
 #[derive(Debug)]

@@ -1,38 +1,12 @@
-//! The only place in evnet that talks to the kernel directly. The poller and the waker
-//! come from one of two backends, chosen by `build.rs`: `sys_epoll.rs` on Linux (epoll and
-//! an eventfd), `sys_polling.rs` elsewhere or with the `backend-polling` feature (the
-//! `polling` crate: kqueue or epoll, and a self-pipe). Both keep one contract: level-
-//! triggered registration by token, one syscall per wait, `EINTR` as zero events. The
-//! helpers below are POSIX and shared.
+//! POSIX helpers every backend and service shares: errno conversion, `fcntl`, timer slack,
+//! `recv(2)` into spare capacity, the `send(2)` flags.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
+#[cfg(any(feature = "calloop", feature = "tokio"))]
+use std::os::fd::{FromRawFd, OwnedFd};
 
-#[cfg(not(evnet_portable))]
-pub(crate) use super::sys_epoll::{Epoll, EventFd, Events};
-#[cfg(evnet_portable)]
-pub(crate) use super::sys_polling::{Epoll, EventFd, Events};
-
-/// Readable in epoll terms.
-#[cfg(not(evnet_portable))]
-pub(crate) const EV_READ: u32 = libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
-/// Writable in epoll terms.
-#[cfg(not(evnet_portable))]
-pub(crate) const EV_WRITE: u32 = libc::EPOLLOUT as u32;
-/// Error or hang-up: reported to readers and writers alike, as libev does.
-#[cfg(not(evnet_portable))]
-pub(crate) const EV_ERR: u32 = libc::EPOLLERR as u32 | libc::EPOLLHUP as u32;
-
-/// Readable (the portable backend's own bits; no kernel sees them).
-#[cfg(evnet_portable)]
-pub(crate) const EV_READ: u32 = 1;
-/// Writable.
-#[cfg(evnet_portable)]
-pub(crate) const EV_WRITE: u32 = 4;
-/// Error or hang-up.
-#[cfg(evnet_portable)]
-pub(crate) const EV_ERR: u32 = 8;
-
+/// `rc` as a result: a negative return is the thread's `errno`.
 pub(crate) fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -44,7 +18,7 @@ pub(crate) fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
 /// A close-on-exec duplicate of `fd`, owned: how a host loop that insists on owning what
 /// it polls (calloop's `Generic`) gets `ZMQ_FD`, which libzmq owns. Both fds name the same
 /// open file, so readiness is shared.
-#[cfg_attr(not(any(feature = "calloop", feature = "tokio")), allow(dead_code))]
+#[cfg(any(feature = "calloop", feature = "tokio"))]
 pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and no pointers; an invalid `fd`
     // fails with EBADF.

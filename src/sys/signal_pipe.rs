@@ -8,8 +8,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
-use super::sys::EventFd;
-use super::sys_signal::{install, restore, Saved, MAX_SIGNAL};
+use super::signal::{install, restore, Saved, MAX_SIGNAL};
+use super::EventFd;
 
 /// The pipe each signal's number is written to (its write end; -1: none).
 static WRITE_FD: [AtomicI32; MAX_SIGNAL as usize + 1] =
@@ -43,7 +43,7 @@ impl SignalFd {
     }
 
     /// Reads delivered signals into `buf`, one byte each; returns the bytes read, 0 when
-    /// none is pending. [`super::signal::from_pipe`] decodes them.
+    /// none is pending. [`crate::ev::signal::from_pipe`] decodes them.
     pub(crate) fn read(&self, buf: &mut [u8]) -> usize {
         // SAFETY: `buf` is `buf.len()` writable bytes for the call's duration, and the
         // pipe's read end is ours.

@@ -1,4 +1,4 @@
-//! Signal syscalls for [`Ctx::signal`](super::Ctx::signal), in two forms chosen with the
+//! Signal syscalls for [`Ctx::signal`](crate::ev::Ctx::signal), in two forms chosen with the
 //! poller backend: on Linux a `signalfd`, the loop thread's signal mask, and a forwarding
 //! handler for signals the kernel hands to other threads; with the portable backend
 //! (`sys_signal_pipe.rs`) a handler that writes the signal's number to a self-pipe, as
@@ -21,7 +21,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[cfg(evnet_portable)]
-pub(crate) use super::sys_signal_pipe::{claim, release, SignalFd};
+pub(crate) use super::signal_pipe::{claim, release, SignalFd};
 
 /// Highest signal number handled (Linux's `_NSIG` - 1).
 pub(crate) const MAX_SIGNAL: i32 = 64;
@@ -31,7 +31,7 @@ pub(crate) const MAX_SIGNAL: i32 = 64;
 static TARGET: [AtomicU64; MAX_SIGNAL as usize + 1] =
     [const { AtomicU64::new(0) }; MAX_SIGNAL as usize + 1];
 
-use super::sys::cvt;
+use super::cvt;
 
 #[cfg(not(evnet_portable))]
 fn set_of(signals: &[i32]) -> libc::sigset_t {
@@ -82,7 +82,7 @@ impl SignalFd {
     }
 
     /// Reads pending signals' records into `buf` (whole `signalfd_siginfo`s); returns the
-    /// bytes read, 0 when none is pending. [`super::signal::from_signalfd`] decodes them.
+    /// bytes read, 0 when none is pending. [`crate::ev::signal::from_signalfd`] decodes them.
     pub(crate) fn read(&self, buf: &mut [u8]) -> usize {
         // SAFETY: `buf` is `buf.len()` writable bytes for the call's duration; the kernel
         // writes whole records into it.

@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::sys::cvt;
+use super::cvt;
 
 /// An epoll instance.
 #[derive(Debug)]
@@ -165,7 +165,7 @@ impl Epoll {
     }
 }
 
-/// A non-blocking eventfd: the wake-up primitive behind [`Waker`](super::Waker).
+/// A non-blocking eventfd: the wake-up primitive behind [`Waker`](crate::ev::Waker).
 #[derive(Debug)]
 pub(crate) struct EventFd {
     fd: OwnedFd,
