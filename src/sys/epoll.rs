@@ -1,7 +1,7 @@
 //! The epoll backend (Linux, the default there): a thin, level-triggered epoll layer and
 //! an eventfd for cross-thread wake-ups.
 //!
-//! # Contract (what the loop relies on; `sys_polling.rs` keeps the same one)
+//! # Contract (what the loop relies on; `polling.rs` keeps the same one)
 //! - [`Epoll::wait`] is exactly one syscall: `epoll_wait` for a zero timeout,
 //!   `epoll_pwait2` (nanosecond timeout) otherwise, falling back to `epoll_wait` with the
 //!   timeout rounded *up* to whole milliseconds on kernels older than 5.11, so a timer is

@@ -1,5 +1,5 @@
 //! The portable poller backend (off Linux, or with the `backend-polling` feature): the same
-//! contract as the epoll layer in `sys_epoll.rs` (level-triggered registration, tokens, `EINTR` as zero events), on the
+//! contract as the epoll layer in `epoll.rs` (level-triggered registration, tokens, `EINTR` as zero events), on the
 //! `polling` crate, which uses kqueue on macOS and the BSDs and epoll elsewhere. It costs a
 //! little more per turn than the direct epoll layer: `polling` takes a lock around each
 //! wait and reports events through its own buffer (see docs/benchmarks.md).

@@ -1,7 +1,7 @@
 //! Signal syscalls for [`Ctx::signal`](crate::ev::Ctx::signal), in two forms chosen with the
 //! poller backend: on Linux a `signalfd`, the loop thread's signal mask, and a forwarding
 //! handler for signals the kernel hands to other threads; with the portable backend
-//! (`sys_signal_pipe.rs`) a handler that writes the signal's number to a self-pipe, as
+//! (`signal_pipe.rs`) a handler that writes the signal's number to a self-pipe, as
 //! libev does where there is no signalfd. The dispositions and the shared checks are here.
 //!
 //! `signalfd` only sees signals pending for the thread that reads it (or for the process,
