@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use crate::ev::{Ctx, Interest, WatcherId};
 
+use super::accessors::zmq_accessors;
 use super::core::{Core, Deliver, Plan, Step};
 use super::mailbox::{Mail, Mailbox, Wake};
 use super::{Budget, Error, Handler, InsertError};
@@ -28,6 +29,13 @@ struct Shared {
     mail_watcher: Cell<Option<WatcherId>>,
     /// The loop's epoch right after this socket's last check callback returned.
     checked_at: Cell<Option<u64>>,
+}
+
+impl Shared {
+    /// Stopped for good: closed, terminated or failed.
+    fn is_finished(&self) -> bool {
+        self.ids.get().is_none()
+    }
 }
 
 /// A ZeroMQ socket on a [`Loop`](crate::ev::Loop), driven fairly by the quartet, with a
@@ -73,7 +81,7 @@ pub struct ZmqWatcher {
 impl std::fmt::Debug for ZmqWatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ZmqWatcher")
-            .field("interest", &self.shared.core.flags.want.get())
+            .field("interest", &self.shared.core.interest())
             .field("budget", &self.shared.core.budget())
             .field("finished", &self.is_finished())
             .finish()
@@ -146,37 +154,10 @@ impl ZmqWatcher {
         Ok(ZmqWatcher { shared })
     }
 
-    /// The socket, e.g. to send from a timer callback (use `ZMQ_DONTWAIT`) or set options.
-    pub fn socket(&self) -> &zmq::Socket {
-        &self.shared.core.socket
-    }
+    zmq_accessors!(shared);
 
-    /// Asks for (or drops) `writable()` calls, from outside the handler.
-    pub fn set_writable(&self, on: bool) {
-        let f = &self.shared.core.flags.want;
-        f.set(f.get().with_writable(on));
-    }
-
-    /// Asks for (or drops) `readable()` calls, from outside the handler.
-    pub fn set_readable(&self, on: bool) {
-        let f = &self.shared.core.flags.want;
-        f.set(f.get().with_readable(on));
-    }
-
-    /// What the handler currently asks for.
-    pub fn interest(&self) -> Interest {
-        self.shared.core.flags.want.get()
-    }
-
-    /// Changes the turn budget; applies from the next turn.
-    pub fn set_budget(&self, budget: Budget) {
-        self.shared.core.set_budget(budget);
-    }
-
-    /// The turn budget.
-    pub fn budget(&self) -> Budget {
-        self.shared.core.budget()
-    }
+    /// evnet's loop plans anew in every prepare: nothing to wake.
+    fn interest_changed(&self) {}
 
     /// A [`Mailbox`] through which other threads send on this socket: a bounded queue of
     /// `capacity` multipart messages (at least 1), drained in the watcher's writable turns.
@@ -185,22 +166,17 @@ impl ZmqWatcher {
     /// # Errors
     /// Creating the loop's wake eventfd failed (the first wake watcher of a loop only).
     pub fn mailbox<S: 'static>(&self, cx: &mut Ctx<S>, capacity: usize) -> io::Result<Mailbox> {
-        if let Some(m) = self.shared.core.mail.borrow().as_ref() {
-            return Ok(m.mailbox());
+        if let Some(m) = self.shared.core.mailbox() {
+            return Ok(m);
         }
         // The wake only ends a sleep: the next prepare sees the queued mail and asks for
         // writable interest on the socket's behalf.
         let (w, waker) = cx.wake(|_, _, _| {})?;
         let mail = Mail::new(capacity, Wake::Ev(waker));
         let mb = mail.mailbox();
-        *self.shared.core.mail.borrow_mut() = Some(mail);
+        self.shared.core.set_mail(mail);
         self.shared.mail_watcher.set(Some(w));
         Ok(mb)
-    }
-
-    /// Whether the watcher has stopped for good (closed, terminated or failed).
-    pub fn is_finished(&self) -> bool {
-        self.shared.ids.get().is_none()
     }
 
     /// Stops the watcher now and drops its handler. Safe from any callback, the handler's
@@ -212,7 +188,7 @@ impl ZmqWatcher {
 
 impl Drop for ZmqWatcher {
     fn drop(&mut self) {
-        self.shared.core.flags.closing.set(true);
+        self.shared.core.close();
     }
 }
 
@@ -224,7 +200,7 @@ fn remove_quartet<S>(sh: &Shared, cx: &mut Ctx<S>) {
         cx.remove(ids.io);
     }
     // Mailbox senders see `Closed` from now on.
-    sh.core.mail.borrow_mut().take();
+    sh.core.drop_mail();
     if let Some(w) = sh.mail_watcher.take() {
         cx.remove(w);
     }
@@ -233,7 +209,7 @@ fn remove_quartet<S>(sh: &Shared, cx: &mut Ctx<S>) {
 /// Prepare: work pending → idle (the poll will not block); nothing → io on `ZMQ_FD`.
 fn prepare<S>(sh: &Shared, cx: &mut Ctx<S>) {
     let Some(ids) = sh.ids.get() else { return };
-    if sh.core.flags.closing.get() {
+    if sh.core.is_closing() {
         remove_quartet(sh, cx);
         return;
     }
@@ -280,7 +256,7 @@ impl<S, H: Handler<S>> Deliver for Native<'_, S, H> {
 /// Check: stop io and idle, then give the handler a bounded amount of work.
 fn check<S, H: Handler<S>>(sh: &Shared, turn: &mut Native<'_, S, H>) {
     let Some(ids) = sh.ids.get() else { return };
-    if sh.core.flags.closing.get() {
+    if sh.core.is_closing() {
         remove_quartet(sh, turn.cx);
         return;
     }
@@ -295,7 +271,7 @@ fn check<S, H: Handler<S>>(sh: &Shared, turn: &mut Native<'_, S, H>) {
     if let Err(err) = result {
         remove_quartet(sh, turn.cx);
         turn.handler.finished(err, turn.st, turn.cx);
-    } else if sh.core.flags.closing.get() {
+    } else if sh.core.is_closing() {
         remove_quartet(sh, turn.cx);
     } else {
         // The loop moves its epoch once when this callback returns.

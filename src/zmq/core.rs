@@ -16,6 +16,11 @@
 //! The never-miss-a-wake-up argument lives here once: the host may sleep on `ZMQ_FD` only
 //! after [`Core::plan`] read `ZMQ_EVENTS` and found nothing wanted, and that read re-arms
 //! the edge; hot directions only ever make a turn non-blocking.
+//!
+//! The core talks to libzmq only through [`Wire`] (read `ZMQ_EVENTS`, receive one part),
+//! so its decisions are unit-tested against a scripted socket (`core_tests.rs`): `EAGAIN`
+//! inside a multipart message, `ETERM` on either side, `EFSM` on REQ/REP, `ZMQ_EVENTS`
+//! consumed by a send, the budget by count and by time.
 
 use std::cell::{Cell, RefCell};
 
@@ -23,8 +28,44 @@ use crate::ev::Interest;
 
 use super::budget::Slice;
 use super::handler::Flags;
-use super::mailbox::{Mail, Sent};
+use super::mailbox::{Mail, Mailbox, Sent};
 use super::{Budget, Error, Sock};
+
+/// What the core needs from a ZeroMQ socket. Sends are the handler's (through
+/// [`Sock`](super::Sock), or a test's own calls); the core only reports their outcome.
+pub(crate) trait Wire {
+    /// The socket type, which decides what `ZMQ_EVENTS` can ever report.
+    fn kind(&self) -> Option<zmq::SocketType>;
+    /// Reads `ZMQ_EVENTS` (which also processes libzmq's pending commands and re-arms the
+    /// `ZMQ_FD` edge).
+    fn events(&self) -> Result<zmq::PollEvents, zmq::Error>;
+    /// Receives one part without blocking; whether more parts of its message follow.
+    fn recv_part(&self, part: &mut zmq::Message) -> Result<bool, zmq::Error>;
+    /// Sends the next queued mailbox message (only called when a mailbox exists).
+    fn flush_mail(&self, mail: &mut Mail, flags: &Flags) -> Result<Sent, Error>;
+}
+
+impl Wire for zmq::Socket {
+    fn kind(&self) -> Option<zmq::SocketType> {
+        self.get_socket_type().ok()
+    }
+
+    fn events(&self) -> Result<zmq::PollEvents, zmq::Error> {
+        self.get_events()
+    }
+
+    fn recv_part(&self, part: &mut zmq::Message) -> Result<bool, zmq::Error> {
+        self.recv(part, zmq::DONTWAIT)?;
+        Ok(part.get_more())
+    }
+
+    fn flush_mail(&self, mail: &mut Mail, flags: &Flags) -> Result<Sent, Error> {
+        mail.flush_one(&mut Sock {
+            socket: self,
+            flags,
+        })
+    }
+}
 
 /// What the host loop may do in its next poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,22 +88,47 @@ pub(crate) enum Step {
 }
 
 /// How the front end hands the core's work to its handler.
-pub(crate) trait Deliver {
+pub(crate) trait Deliver<W: Wire = zmq::Socket> {
     /// The buffer whole messages are received into; reused from message to message.
     fn parts(&mut self) -> &mut Vec<zmq::Message>;
     /// One whole message is in `parts()[..len]`.
-    fn readable(&mut self, core: &Core, len: usize);
+    fn readable(&mut self, core: &Core<W>, len: usize);
     /// The socket can take a message and the handler asked for writable interest.
-    fn writable(&mut self, core: &Core);
+    fn writable(&mut self, core: &Core<W>);
     /// A receive or send failed without ending the socket.
-    fn error(&mut self, core: &Core, err: Error);
+    fn error(&mut self, core: &Core<W>, err: Error);
+}
+
+/// What [`Core::plan`] decided, for [`Core::begin`] to act on.
+#[derive(Debug, Clone, Copy)]
+enum Planned {
+    /// Nothing decided yet, or `begin` consumed it.
+    Nothing,
+    /// Busy on these `ZMQ_EVENTS` (read, or assumed from hot directions).
+    Busy(zmq::PollEvents),
+    /// Reading `ZMQ_EVENTS` failed: the socket ends this very turn.
+    Fault(Error),
+}
+
+/// How a pull-style consumer's request for the next message ended ([`Core::pull`]).
+#[derive(Debug)]
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // only the tokio stream pulls
+pub(crate) enum Pulled {
+    /// A whole message of this many parts is in the buffer.
+    Message(usize),
+    /// The slice of consecutive messages is spent: yield to the host first.
+    Yield,
+    /// Nothing to receive now: wait for `ZMQ_FD`.
+    Empty,
+    /// The socket failed.
+    Failed(Error),
 }
 
 /// One socket's share of the quartet: the socket, the handler's interest and the hot/seen
 /// bookkeeping between the two halves of a turn.
-pub(crate) struct Core {
-    pub(crate) socket: zmq::Socket,
-    pub(crate) flags: Flags,
+pub(crate) struct Core<W: Wire = zmq::Socket> {
+    socket: W,
+    flags: Flags,
     /// What this socket type can ever do: `ZMQ_EVENTS` never reports the rest (PUSH and PUB
     /// cannot receive, PULL and SUB cannot send), so the hot path never assumes it either.
     able: zmq::PollEvents,
@@ -74,19 +140,23 @@ pub(crate) struct Core {
     /// almost surely still queued there, so [`plan`](Core::plan) answers busy without
     /// reading `ZMQ_EVENTS` when these cover everything wanted.
     hot: Cell<zmq::PollEvents>,
-    /// `ZMQ_EVENTS` as `plan` read it (or assumed it, when hot), for `begin`.
-    seen: Cell<zmq::PollEvents>,
-    /// `plan` answered busy and `begin` has not consumed it yet.
-    busy: Cell<bool>,
-    /// An error `plan` met, delivered by `begin`.
-    fault: Cell<Option<Error>>,
+    /// What `plan` decided, for `begin`.
+    planned: Cell<Planned>,
+    /// Parts of a message received before a receive met `EAGAIN` or `EINTR` in its middle
+    /// (libzmq delivers whole messages, but a torn one must never reach the handler):
+    /// the next receive continues after them.
+    partial: Cell<usize>,
+    /// A pull-style consumer's slice of the budget, spanning the messages it takes in a
+    /// row ([`pull`](Core::pull)).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    streak: Cell<Option<Slice>>,
     /// The last turn's last libzmq call on this socket was a `recv` that met `EAGAIN`.
     /// libzmq processed every pending command to answer it and left its signaler
     /// drained, so `ZMQ_FD` will become readable for anything new: if nothing touched
     /// the socket since, [`plan`](Core::plan) may sleep without reading `ZMQ_EVENTS`.
     drained: Cell<bool>,
     /// Messages other threads queued through a mailbox, once one was asked for.
-    pub(crate) mail: RefCell<Option<Mail>>,
+    mail: RefCell<Option<Mail>>,
 }
 
 /// What a socket type can do, and whether it alternates strictly.
@@ -123,11 +193,21 @@ enum Turn {
     Finished(Error),
 }
 
-impl Core {
+impl Core<zmq::Socket> {
+    /// The socket as a handler sees it.
+    pub(crate) fn sock(&self) -> Sock<'_> {
+        Sock {
+            socket: &self.socket,
+            flags: &self.flags,
+        }
+    }
+}
+
+impl<W: Wire> Core<W> {
     /// A core for `socket`, reading unless the socket type cannot receive (PUSH and PUB
     /// start with no interest).
-    pub(crate) fn new(socket: zmq::Socket, budget: Budget) -> Core {
-        let (able, lockstep) = abilities(socket.get_socket_type().ok());
+    pub(crate) fn new(socket: W, budget: Budget) -> Core<W> {
+        let (able, lockstep) = abilities(socket.kind());
         let want = if able.contains(zmq::POLLIN) {
             Interest::READABLE
         } else {
@@ -145,9 +225,9 @@ impl Core {
             lockstep,
             budget: Cell::new(budget.sane()),
             hot: Cell::new(zmq::PollEvents::empty()),
-            seen: Cell::new(zmq::PollEvents::empty()),
-            busy: Cell::new(false),
-            fault: Cell::new(None),
+            planned: Cell::new(Planned::Nothing),
+            partial: Cell::new(0),
+            streak: Cell::new(None),
             drained: Cell::new(false),
             mail: RefCell::new(None),
         }
@@ -161,11 +241,60 @@ impl Core {
         self.budget.set(budget.sane());
     }
 
-    pub(crate) fn sock(&self) -> Sock<'_> {
-        Sock {
-            socket: &self.socket,
-            flags: &self.flags,
-        }
+    /// The socket.
+    pub(crate) fn socket(&self) -> &W {
+        &self.socket
+    }
+
+    /// The send-side flags a [`Sock`] shares with the core.
+    #[cfg(test)]
+    pub(crate) fn flags(&self) -> &Flags {
+        &self.flags
+    }
+
+    /// What the handler asks for.
+    pub(crate) fn interest(&self) -> Interest {
+        self.flags.want.get()
+    }
+
+    /// Asks for (or drops) `readable()` calls.
+    pub(crate) fn set_readable(&self, on: bool) {
+        self.flags.want.set(self.flags.want.get().with_readable(on));
+    }
+
+    /// Asks for (or drops) `writable()` calls.
+    pub(crate) fn set_writable(&self, on: bool) {
+        self.flags.want.set(self.flags.want.get().with_writable(on));
+    }
+
+    /// Asks the front end to stop the socket after this turn.
+    pub(crate) fn close(&self) {
+        self.flags.closing.set(true);
+    }
+
+    /// Whether a close was asked for.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.flags.closing.get()
+    }
+
+    /// The mailbox, if one was made: another handle to the same queue.
+    pub(crate) fn mailbox(&self) -> Option<Mailbox> {
+        self.mail.borrow().as_ref().map(Mail::mailbox)
+    }
+
+    /// Makes `mail` this socket's mailbox queue.
+    pub(crate) fn set_mail(&self, mail: Mail) {
+        *self.mail.borrow_mut() = Some(mail);
+    }
+
+    /// Drops the mailbox queue: its senders see `Closed` from now on.
+    pub(crate) fn drop_mail(&self) {
+        self.mail.borrow_mut().take();
+    }
+
+    /// Reads `ZMQ_EVENTS`.
+    pub(crate) fn events(&self) -> Result<zmq::PollEvents, Error> {
+        self.socket.events().map_err(Error::from_zmq)
     }
 
     /// The directions the handler wants that this socket type can ever be ready for.
@@ -190,61 +319,53 @@ impl Core {
     pub(crate) fn plan(&self, untouched: bool) -> Plan {
         let want = self.wanted();
         let drained = self.drained.replace(false);
-        let busy = if want.is_empty() || (untouched && drained && want == zmq::POLLIN) {
-            false
+        let planned = if want.is_empty() || (untouched && drained && want == zmq::POLLIN) {
+            Planned::Nothing
         } else {
             let hot = self.hot.get() & want;
             if !self.lockstep && hot == want {
-                self.seen.set(hot);
-                true
+                Planned::Busy(hot)
             } else {
-                match self.socket.get_events() {
-                    Ok(ev) if ev.intersects(want) => {
-                        self.seen.set(ev);
-                        true
-                    }
-                    Ok(_) => false,
-                    Err(e) => {
-                        // `begin` delivers it this very turn.
-                        self.fault.set(Some(Error::from_zmq(e)));
-                        true
-                    }
+                match self.socket.events() {
+                    Ok(ev) if ev.intersects(want) => Planned::Busy(ev),
+                    Ok(_) => Planned::Nothing,
+                    // `begin` delivers it this very turn.
+                    Err(e) => Planned::Fault(Error::from_zmq(e)),
                 }
             }
         };
-        self.busy.set(busy);
-        if busy {
-            Plan::Busy
-        } else {
-            Plan::Sleep
+        self.planned.set(planned);
+        match planned {
+            Planned::Nothing => Plan::Sleep,
+            Planned::Busy(_) | Planned::Fault(_) => Plan::Busy,
         }
     }
 
     /// The poll returned; `fd_fired` says whether `ZMQ_FD` was among its events.
     pub(crate) fn begin(&self, fd_fired: bool) -> Step {
-        let busy = self.busy.replace(false);
+        let planned = self.planned.replace(Planned::Nothing);
         self.drained.set(false);
         self.hot.set(zmq::PollEvents::empty());
-        if let Some(err) = self.fault.take() {
-            return Step::Fail(err);
-        }
-        if busy {
-            Step::Work(self.seen.get())
-        } else if fd_fired {
+        match planned {
+            Planned::Fault(err) => Step::Fail(err),
+            Planned::Busy(seen) => Step::Work(seen),
             // Also a paused socket's only look: termination shows here as an error.
-            match self.socket.get_events() {
+            Planned::Nothing if fd_fired => match self.events() {
                 Ok(ev) => Step::Work(ev),
-                Err(e) => Step::Fail(Error::from_zmq(e)),
-            }
-        } else {
-            Step::Skip
+                Err(err) => Step::Fail(err),
+            },
+            Planned::Nothing => Step::Skip,
         }
     }
 
     /// Deliver now: a bounded amount of work on the events `begin` saw. `Err` ends the
     /// socket (the front end finishes it); a close the handler asked for shows in
     /// `flags.closing`.
-    pub(crate) fn turn<D: Deliver>(&self, seen: zmq::PollEvents, d: &mut D) -> Result<(), Error> {
+    pub(crate) fn turn<D: Deliver<W>>(
+        &self,
+        seen: zmq::PollEvents,
+        d: &mut D,
+    ) -> Result<(), Error> {
         let budget = self.budget.get();
         self.flags.blocked.set(false);
         let mut hot = zmq::PollEvents::empty();
@@ -275,8 +396,10 @@ impl Core {
     }
 
     /// Receives one whole message into `parts` without blocking; returns its part count.
+    /// A receive that fails inside a message keeps the parts so far (in `parts`, which the
+    /// caller passes again) and the next call continues the message.
     fn recv_whole(&self, parts: &mut Vec<zmq::Message>) -> Result<usize, zmq::Error> {
-        let mut k = 0;
+        let mut k = self.partial.replace(0).min(parts.len());
         loop {
             if parts.len() == k {
                 parts.push(zmq::Message::new());
@@ -284,16 +407,50 @@ impl Core {
             let Some(part) = parts.get_mut(k) else {
                 return Err(zmq::Error::EINVAL);
             };
-            self.socket.recv(part, zmq::DONTWAIT)?;
-            k += 1;
-            if !part.get_more() {
-                return Ok(k);
+            match self.socket.recv_part(part) {
+                Ok(true) => k += 1,
+                Ok(false) => return Ok(k + 1),
+                Err(e) => {
+                    self.partial.set(k);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// For a pull-style consumer (an async `Stream`): the next whole message into `parts`,
+    /// counted against one slice of the budget that spans the messages taken in a row, as
+    /// a turn's are; [`Pulled::Yield`] once that slice is spent (the consumer's handling
+    /// of each message, between calls, counts), then a fresh slice.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn pull(&self, parts: &mut Vec<zmq::Message>) -> Pulled {
+        if let Some(mut slice) = self.streak.take() {
+            // The message returned last was handled in between: it spends the slice.
+            if slice.spend() {
+                return Pulled::Yield;
+            }
+            self.streak.set(Some(slice));
+        }
+        loop {
+            match self.recv_whole(parts) {
+                Ok(k) => {
+                    if self.streak.get().is_none() {
+                        self.streak.set(Some(Slice::start(self.budget.get())));
+                    }
+                    return Pulled::Message(k);
+                }
+                Err(zmq::Error::EAGAIN) => {
+                    self.streak.set(None);
+                    return Pulled::Empty;
+                }
+                Err(zmq::Error::EINTR) => continue,
+                Err(e) => return Pulled::Failed(Error::from_zmq(e)),
             }
         }
     }
 
     /// Up to the budget of whole messages through `readable()`.
-    fn read_turn<D: Deliver>(&self, budget: Budget, d: &mut D) -> Turn {
+    fn read_turn<D: Deliver<W>>(&self, budget: Budget, d: &mut D) -> Turn {
         let mut slice = Slice::start(budget);
         loop {
             match self.recv_whole(d.parts()) {
@@ -327,12 +484,12 @@ impl Core {
 
     /// Mailbox messages first, then `writable()` calls while the handler asks for them, up
     /// to the budget.
-    fn write_turn<D: Deliver>(&self, budget: Budget, d: &mut D) -> Turn {
+    fn write_turn<D: Deliver<W>>(&self, budget: Budget, d: &mut D) -> Turn {
         let mut slice = Slice::start(budget);
         let mut over = false;
         while !over && !self.flags.blocked.get() && !self.flags.closing.get() {
             let mailed = match self.mail.borrow_mut().as_mut() {
-                Some(mail) => mail.flush_one(&mut self.sock()),
+                Some(mail) => self.socket.flush_mail(mail, &self.flags),
                 None => Ok(Sent::Empty),
             };
             match mailed {
@@ -357,3 +514,7 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

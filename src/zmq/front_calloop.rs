@@ -8,8 +8,9 @@ use calloop::generic::Generic;
 use calloop::ping::{make_ping, PingSource};
 use calloop::{EventSource, Interest, Mode, Poll, PostAction, Readiness, Token, TokenFactory};
 
+use super::accessors::zmq_accessors;
 use super::core::{Core, Deliver};
-use super::hosted::{dup_zmq_fd, hosted_accessors, Hosted};
+use super::hosted::{dup_zmq_fd, Hosted};
 use super::mailbox::{Mail, Mailbox, Wake};
 use super::{Budget, Error, InsertError, Sock};
 
@@ -189,7 +190,7 @@ impl CalloopZmq {
         })
     }
 
-    hosted_accessors!(hosted);
+    zmq_accessors!(hosted);
 
     /// The loop asks the core before every poll, so nothing needs waking.
     fn interest_changed(&self) {}
@@ -201,8 +202,8 @@ impl CalloopZmq {
     /// # Errors
     /// Creating the ping failed, or the source is already in a loop.
     pub fn mailbox(&mut self, capacity: usize) -> io::Result<Mailbox> {
-        if let Some(m) = self.hosted.core.mail.borrow().as_ref() {
-            return Ok(m.mailbox());
+        if let Some(m) = self.hosted.core.mailbox() {
+            return Ok(m);
         }
         if self.token.is_some() {
             return Err(io::Error::other(
@@ -215,7 +216,7 @@ impl CalloopZmq {
             Wake::Host(std::sync::Arc::new(move || ping.ping())),
         );
         let mb = mail.mailbox();
-        *self.hosted.core.mail.borrow_mut() = Some(mail);
+        self.hosted.core.set_mail(mail);
         self.ping = Some(source);
         Ok(mb)
     }

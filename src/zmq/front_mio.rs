@@ -9,7 +9,8 @@ use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Events, Registry, Token};
 
-use super::hosted::{hosted_accessors, Hosted};
+use super::accessors::zmq_accessors;
+use super::hosted::Hosted;
 use super::mailbox::{Mail, Mailbox, Wake};
 use super::{Budget, Dispatch, Error, InsertError};
 
@@ -20,9 +21,8 @@ use super::{Budget, Dispatch, Error, InsertError};
 /// event would stall with messages queued and no new edge coming. `MioZmq` gives the loop
 /// the two halves of evnet's quartet:
 ///
-/// - **before each `poll`**, [`poll_timeout`](MioZmq::poll_timeout) (or
-///   [`must_not_sleep`](MioZmq::must_not_sleep)) reads `ZMQ_EVENTS` and answers a zero
-///   timeout while work is pending, so the poll does not sleep on it;
+/// - **before each `poll`**, [`poll_timeout`](MioZmq::poll_timeout) reads `ZMQ_EVENTS`
+///   and answers a zero timeout while work is pending, so the poll does not sleep on it;
 /// - **after each `poll`**, [`dispatch`](MioZmq::dispatch) gives the handler one bounded
 ///   turn: up to the budget of whole messages, and `writable()` calls while it asks.
 ///
@@ -109,7 +109,7 @@ impl MioZmq {
         })
     }
 
-    hosted_accessors!(hosted);
+    zmq_accessors!(hosted);
 
     /// The loop asks the core before every poll, so nothing needs waking.
     fn interest_changed(&self) {}
@@ -128,8 +128,8 @@ impl MioZmq {
         token: Token,
         capacity: usize,
     ) -> io::Result<Mailbox> {
-        if let Some(m) = self.hosted.core.mail.borrow().as_ref() {
-            return Ok(m.mailbox());
+        if let Some(m) = self.hosted.core.mailbox() {
+            return Ok(m);
         }
         let waker = Arc::new(mio::Waker::new(registry, token)?);
         let mail = Mail::new(
@@ -141,22 +141,17 @@ impl MioZmq {
             })),
         );
         let mb = mail.mailbox();
-        *self.hosted.core.mail.borrow_mut() = Some(mail);
+        self.hosted.core.set_mail(mail);
         self.mail_token = Some(token);
         Ok(mb)
     }
 
-    /// Before a `poll`: `true` when work is pending and the poll must not sleep. Reads
-    /// `ZMQ_EVENTS` (unless the last turn ended on the budget), which re-arms `ZMQ_FD`.
-    /// Call it (or [`poll_timeout`](MioZmq::poll_timeout)) exactly once before each poll.
-    pub fn must_not_sleep(&mut self) -> bool {
-        self.hosted.must_not_sleep()
-    }
-
     /// Before a `poll`: `timeout`, the loop's own (its next timer), or zero when work is
-    /// pending. Chain it for several sockets: `a.poll_timeout(b.poll_timeout(t))`.
+    /// pending. Chain it for several sockets: `a.poll_timeout(b.poll_timeout(t))`. Reads
+    /// `ZMQ_EVENTS` (unless the last turn ended on the budget), which re-arms `ZMQ_FD`:
+    /// call it exactly once before each poll.
     pub fn poll_timeout(&mut self, timeout: Option<Duration>) -> Option<Duration> {
-        if self.must_not_sleep() {
+        if self.hosted.must_not_sleep() {
             Some(Duration::ZERO)
         } else {
             timeout
@@ -179,20 +174,7 @@ impl MioZmq {
             let t = Some(e.token());
             t == self.token || (t == self.mail_token && t.is_some())
         });
-        self.dispatch_fired(fired, handler)
-    }
-
-    /// As [`dispatch`](MioZmq::dispatch), for a loop that tracks its events itself:
-    /// `fd_fired` says whether this socket's token (or its mailbox's) was among them.
-    ///
-    /// # Errors
-    /// As [`dispatch`](MioZmq::dispatch).
-    pub fn dispatch_fired<D: Dispatch + ?Sized>(
-        &mut self,
-        fd_fired: bool,
-        handler: &mut D,
-    ) -> Result<(), Error> {
-        self.hosted.dispatch(fd_fired, handler)
+        self.hosted.dispatch(fired, handler)
     }
 }
 

@@ -13,8 +13,9 @@ use futures_sink::Sink;
 use tokio::io::unix::AsyncFd;
 use tokio::task::coop;
 
-use super::budget::Slice;
-use super::hosted::{dup_zmq_fd, hosted_accessors, Hosted};
+use super::accessors::zmq_accessors;
+use super::core::Pulled;
+use super::hosted::{dup_zmq_fd, Hosted};
 use super::mailbox::{Mail, Mailbox, Wake};
 use super::{Budget, Dispatch, Error, InsertError};
 
@@ -65,9 +66,9 @@ pub struct TokioZmq {
     hosted: Hosted,
     /// A duplicate of `ZMQ_FD` (libzmq owns the original), registered with the reactor.
     afd: AsyncFd<OwnedFd>,
-    /// The budget's slice for the messages the stream returned since it last returned
-    /// `Pending` (`None` before the first of them).
-    streak: Option<Slice>,
+    /// The stream's receive buffer: a message's parts so far (the core keeps the count
+    /// when a receive stops inside a message).
+    pulled: Vec<zmq::Message>,
     /// The stream's and the sink's waiting tasks, woken together by the one waker tokio
     /// holds for `ZMQ_FD`.
     fanout: Arc<Fanout>,
@@ -192,7 +193,7 @@ impl TokioZmq {
         Ok(TokioZmq {
             hosted,
             afd,
-            streak: None,
+            pulled: Vec::new(),
             fanout: fanout.clone(),
             fan_waker: Waker::from(fanout),
             out: None,
@@ -202,7 +203,7 @@ impl TokioZmq {
         })
     }
 
-    hosted_accessors!(hosted);
+    zmq_accessors!(hosted);
 
     /// The dispatching task sleeps on `ZMQ_FD` with the old interest: wake it to plan anew.
     fn interest_changed(&self) {
@@ -215,14 +216,14 @@ impl TokioZmq {
     /// out in [`dispatch`](TokioZmq::dispatch)'s writable turns, before the handler's own.
     /// Every call returns a handle to the same queue (the first call's capacity holds).
     pub fn mailbox(&mut self, capacity: usize) -> Mailbox {
-        if let Some(m) = self.hosted.core.mail.borrow().as_ref() {
-            return m.mailbox();
+        if let Some(m) = self.hosted.core.mailbox() {
+            return m;
         }
         let slot: Arc<Slot> = Arc::new(Mutex::new(None));
         let waker = slot.clone();
         let mail = Mail::new(capacity, Wake::Host(Arc::new(move || wake_slot(&waker))));
         let mb = mail.mailbox();
-        *self.hosted.core.mail.borrow_mut() = Some(mail);
+        self.hosted.core.set_mail(mail);
         self.mail_waker = Some(slot);
         mb
     }
@@ -317,9 +318,9 @@ impl TokioZmq {
             if let Ok(mut w) = self.fanout.slot(want).lock() {
                 w.take();
             }
-            let ev = match self.hosted.core.socket.get_events() {
+            let ev = match self.hosted.core.events() {
                 Ok(ev) => ev,
-                Err(e) => return Poll::Ready(Err(Error::from_zmq(e))),
+                Err(e) => return Poll::Ready(Err(e)),
             };
             if !ev.intersects(want) {
                 guard.clear_ready();
@@ -352,26 +353,10 @@ impl TokioZmq {
             self.fanout.waits(zmq::POLLIN)
         };
         if waiting {
-            if let Ok(ev) = self.hosted.core.socket.get_events() {
+            if let Ok(ev) = self.hosted.core.events() {
                 self.wake_others(ev, done);
             }
         }
-    }
-
-    /// Receives one whole message without blocking.
-    fn try_recv(&self) -> Result<Vec<zmq::Message>, zmq::Error> {
-        let socket = &self.hosted.core.socket;
-        let mut first = zmq::Message::new();
-        socket.recv(&mut first, zmq::DONTWAIT)?;
-        let mut more = first.get_more();
-        let mut msg = vec![first];
-        while more {
-            let mut part = zmq::Message::new();
-            socket.recv(&mut part, zmq::DONTWAIT)?;
-            more = part.get_more();
-            msg.push(part);
-        }
-        Ok(msg)
     }
 
     /// Sends what is left of the sink's message; `Ok(false)` on the high-water mark.
@@ -396,32 +381,27 @@ impl Stream for TokioZmq {
         if this.ended {
             return Poll::Ready(None);
         }
-        // The message returned last was handled in between: it spends the streak's slice.
-        if this.streak.as_mut().is_some_and(Slice::spend) {
-            this.streak = None;
-            give_way(cx);
-            return Poll::Pending;
-        }
         let coop = ready!(coop::poll_proceed(cx));
         loop {
-            match this.try_recv() {
-                Ok(msg) => {
+            // The core receives (a whole message, never a torn one) and keeps the budget's
+            // slice across the messages this stream returns in a row.
+            match this.hosted.core.pull(&mut this.pulled) {
+                Pulled::Message(k) => {
+                    let mut parts = std::mem::take(&mut this.pulled);
+                    parts.truncate(k);
                     coop.made_progress();
-                    if this.streak.is_none() {
-                        this.streak = Some(Slice::start(this.hosted.core.budget()));
-                    }
                     this.recheck_for_other(zmq::POLLIN);
-                    return Poll::Ready(Some(Ok(msg)));
+                    return Poll::Ready(Some(Ok(parts)));
                 }
-                Err(zmq::Error::EAGAIN) => {
-                    this.streak = None;
-                    match ready!(this.poll_events(cx, zmq::POLLIN)) {
-                        Ok(_) => continue,
-                        Err(e) => return Poll::Ready(Some(Err(this.end(e)))),
-                    }
+                Pulled::Yield => {
+                    give_way(cx);
+                    return Poll::Pending;
                 }
-                Err(zmq::Error::EINTR) => continue,
-                Err(e) => return Poll::Ready(Some(Err(this.end(Error::from_zmq(e))))),
+                Pulled::Empty => match ready!(this.poll_events(cx, zmq::POLLIN)) {
+                    Ok(_) => continue,
+                    Err(e) => return Poll::Ready(Some(Err(this.end(e)))),
+                },
+                Pulled::Failed(e) => return Poll::Ready(Some(Err(this.end(e)))),
             }
         }
     }

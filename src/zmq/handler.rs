@@ -74,6 +74,25 @@ pub(crate) struct Flags {
     pub(crate) terminated: Cell<bool>,
 }
 
+impl Flags {
+    /// A send's outcome, as the core must learn it: `EAGAIN` blocks this turn's writes
+    /// (`Ok(false)`), `ETERM` finishes the socket after the callback.
+    pub(crate) fn sent(&self, r: Result<(), zmq::Error>) -> Result<bool, Error> {
+        match r {
+            Ok(()) => Ok(true),
+            Err(zmq::Error::EAGAIN) => {
+                self.blocked.set(true);
+                Ok(false)
+            }
+            Err(zmq::Error::ETERM) => {
+                self.terminated.set(true);
+                Err(Error::Terminated)
+            }
+            Err(e) => Err(Error::Socket(e)),
+        }
+    }
+}
+
 /// The socket as a handler's callback sees it: non-blocking sends, interest toggles, and
 /// the raw [`zmq::Socket`] for everything else.
 pub struct Sock<'a> {
@@ -108,18 +127,7 @@ impl Sock<'_> {
     /// receive meets it.
     pub fn send(&mut self, data: impl AsRef<[u8]>, more: bool) -> Result<bool, Error> {
         let flags = zmq::DONTWAIT | if more { zmq::SNDMORE } else { 0 };
-        match self.socket.send(data.as_ref(), flags) {
-            Ok(()) => Ok(true),
-            Err(zmq::Error::EAGAIN) => {
-                self.flags.blocked.set(true);
-                Ok(false)
-            }
-            Err(zmq::Error::ETERM) => {
-                self.flags.terminated.set(true);
-                Err(Error::Terminated)
-            }
-            Err(e) => Err(Error::Socket(e)),
-        }
+        self.flags.sent(self.socket.send(data.as_ref(), flags))
     }
 
     /// Sends a whole multipart message without blocking; `Ok(false)` as for [`send`](Sock::send).

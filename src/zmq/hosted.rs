@@ -94,7 +94,7 @@ impl Hosted {
         if self.done {
             return Ok(());
         }
-        let result = if self.core.flags.closing.get() {
+        let result = if self.core.is_closing() {
             Ok(())
         } else {
             match self.core.begin(fd_fired) {
@@ -103,7 +103,7 @@ impl Hosted {
                 Step::Fail(err) => Err(err),
             }
         };
-        if result.is_err() || self.core.flags.closing.get() {
+        if result.is_err() || self.core.is_closing() {
             self.finish();
         }
         result
@@ -112,7 +112,7 @@ impl Hosted {
     /// Stops for good: no more calls, and mailbox senders see `Closed`.
     pub(crate) fn finish(&mut self) {
         self.done = true;
-        self.core.mail.borrow_mut().take();
+        self.core.drop_mail();
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -127,49 +127,3 @@ pub(crate) fn dup_zmq_fd(socket: &zmq::Socket) -> Result<std::os::fd::OwnedFd, E
     let fd = socket.get_fd().map_err(Error::from_zmq)?;
     crate::sys::dup_cloexec(fd).map_err(|e| Error::from_io(&e))
 }
-
-/// The socket accessors every front end offers, forwarding to its `Hosted` at `$($f).+`.
-macro_rules! hosted_accessors {
-    ($($f:ident).+) => {
-        /// The socket, e.g. to send from a timer (use `ZMQ_DONTWAIT`) or set options.
-        pub fn socket(&self) -> &zmq::Socket {
-            &self.$($f).+.core.socket
-        }
-
-        /// Asks for (or drops) `writable()` calls, from outside the handler.
-        pub fn set_writable(&self, on: bool) {
-            let f = &self.$($f).+.core.flags.want;
-            f.set(f.get().with_writable(on));
-            self.interest_changed();
-        }
-
-        /// Asks for (or drops) `readable()` calls, from outside the handler.
-        pub fn set_readable(&self, on: bool) {
-            let f = &self.$($f).+.core.flags.want;
-            f.set(f.get().with_readable(on));
-            self.interest_changed();
-        }
-
-        /// What the handler currently asks for.
-        pub fn interest(&self) -> $crate::ev::Interest {
-            self.$($f).+.core.flags.want.get()
-        }
-
-        /// Changes the turn budget; applies from the next dispatch.
-        pub fn set_budget(&self, budget: $crate::zmq::Budget) {
-            self.$($f).+.core.set_budget(budget);
-        }
-
-        /// The turn budget.
-        pub fn budget(&self) -> $crate::zmq::Budget {
-            self.$($f).+.core.budget()
-        }
-
-        /// Whether the socket has stopped for good (closed by its handler, its context
-        /// terminated, or failed): dispatching does nothing any more.
-        pub fn is_finished(&self) -> bool {
-            self.$($f).+.is_finished()
-        }
-    };
-}
-pub(crate) use hosted_accessors;

@@ -91,6 +91,7 @@
 /// `evnet::zmq::{Handler, ZmqWatcher}` and this re-export instead.
 pub use ::zmq;
 
+mod accessors;
 mod adapter;
 mod budget;
 mod core;
