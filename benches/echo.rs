@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use evnet::bufio::{Conn, Event, Handler, Stream};
+use evnet::bufio::{Conn, Stream, StreamEvent, StreamHandler};
 use evnet::ev::{Ctx, Loop};
 use evnet::socket::{bind_tcp_all, connect, Accept, ConnectOptions, Listener};
 
@@ -37,13 +37,13 @@ const MEASURE: Duration = Duration::from_secs(2);
 
 /// Echoes chunks back, counting them in the loop state.
 struct Echo;
-impl Handler<u64> for Echo {
+impl StreamHandler<u64> for Echo {
     fn read(&mut self, c: &Conn<u64>, data: Bytes, n: &mut u64, cx: &mut Ctx<u64>) {
         *n += 1;
         c.write_bytes(cx, data);
         c.read_chunk(cx);
     }
-    fn event(&mut self, c: &Conn<u64>, _: Event, _: &mut u64, cx: &mut Ctx<u64>) {
+    fn event(&mut self, c: &Conn<u64>, _: StreamEvent, _: &mut u64, cx: &mut Ctx<u64>) {
         c.abort(cx);
     }
 }
@@ -67,7 +67,7 @@ fn evnet_server(tx: mpsc::Sender<(SocketAddr, Stopper)>) -> ServerReport {
                 }
             }
         });
-        let (_w, waker) = ev.wake(|_, cx, _| cx.stop_loop())?;
+        let (_w, waker) = ev.waker(|_, cx, _| cx.stop_loop())?;
         tx.send((addr, Stopper::Waker(waker)))?;
         let mut echoes = 0;
         ev.run(&mut echoes)?;
@@ -180,7 +180,7 @@ struct Client {
 }
 
 struct Ping(usize);
-impl Handler<Client> for Ping {
+impl StreamHandler<Client> for Ping {
     fn read(&mut self, c: &Conn<Client>, data: Bytes, st: &mut Client, cx: &mut Ctx<Client>) {
         let sent = st.sent_at[self.0];
         if data.len() == st.size && sent >= st.window.from && sent < st.window.to {
@@ -191,7 +191,7 @@ impl Handler<Client> for Ping {
         c.write_bytes(cx, st.msg.clone());
         c.read_exact(cx, st.size);
     }
-    fn event(&mut self, _: &Conn<Client>, e: Event, _: &mut Client, _: &mut Ctx<Client>) {
+    fn event(&mut self, _: &Conn<Client>, e: StreamEvent, _: &mut Client, _: &mut Ctx<Client>) {
         eprintln!("client connection: {e:?}");
     }
 }

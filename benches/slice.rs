@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{Handler, Sock, ZmqWatcher};
+use evnet::fair::{Sock, ZmqHandler, ZmqWatcher};
 
 struct St {
     got: u64,
@@ -28,7 +28,7 @@ struct St {
 }
 
 struct Slow(Duration);
-impl Handler<St> for Slow {
+impl ZmqHandler<St> for Slow {
     fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         let t0 = Instant::now();
         while t0.elapsed() < self.0 {

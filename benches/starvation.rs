@@ -12,7 +12,7 @@ mod scenario;
 mod util;
 
 use anyhow::Result;
-use evnet::zmq::Budget;
+use evnet::fair::Budget;
 use scenario::{Config, Mode, Pcts, Report, Transport};
 
 fn med(rs: &[Report], f: impl Fn(&Report) -> f64) -> f64 {

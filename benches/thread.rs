@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use evnet::ev::{Ctx, Loop};
-use evnet::thread::{Builder, Error, Pool};
-use evnet::zmq::{Handler, Sock, ZmqWatcher};
+use evnet::fair::{Sock, ZmqHandler, ZmqWatcher};
+use evnet::pool::{Error, Pool, PoolBuilder};
 
 type Job = Box<dyn FnOnce() -> u64 + Send>;
 
@@ -143,7 +143,7 @@ fn trip(st: &mut St, cx: &mut Ctx<St>) {
 
 fn evnet_run(workers: usize, burst: u64, trips: u64) -> Result<Sample> {
     let mut ev = Loop::<St>::new()?;
-    let pool = Builder::new().workers(workers).build(&mut ev)?;
+    let pool = PoolBuilder::new().workers(workers).build(&mut ev)?;
     let mut st = St {
         pool: Some(pool),
         left: trips,
@@ -206,7 +206,7 @@ struct Busy {
 }
 
 struct Drain;
-impl Handler<Busy> for Drain {
+impl ZmqHandler<Busy> for Drain {
     fn readable(
         &mut self,
         _: &mut [zmq::Message],
@@ -267,7 +267,7 @@ fn interference(workers: Option<usize>, burst: u64, rounds: u64) -> Result<Inter
         }
     });
     let mut ev = Loop::<Busy>::new()?;
-    let mut b = Builder::new();
+    let mut b = PoolBuilder::new();
     if let Some(w) = workers {
         b = b.workers(w);
     }
@@ -450,7 +450,7 @@ fn main() -> Result<()> {
     );
     let default_workers = {
         let mut ev = Loop::<()>::new()?;
-        Builder::new().build(&mut ev)?.workers()
+        PoolBuilder::new().build(&mut ev)?.workers()
     };
     let mut configs = vec![
         ("no results (reference)".to_owned(), None, 0),

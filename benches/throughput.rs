@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{Handler, Sock, ZmqWatcher};
+use evnet::fair::{Sock, ZmqHandler, ZmqWatcher};
 use scenario::{Mode, Transport};
 
 const SIZE: usize = 64;
@@ -37,7 +37,7 @@ struct Count {
 }
 
 struct H;
-impl Handler<Count> for H {
+impl ZmqHandler<Count> for H {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],

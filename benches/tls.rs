@@ -23,7 +23,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use evnet::bufio::{Conn, Event, Handler, Options};
+use evnet::bufio::{Conn, Options, StreamEvent, StreamHandler};
 use evnet::bytes::Bytes;
 use evnet::ev::{Ctx, Loop, Waker};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
@@ -71,16 +71,16 @@ fn certs() -> Result<Certs> {
 // ----- the servers ---------------------------------------------------------------------
 
 struct Echo;
-impl Handler<u64> for Echo {
+impl StreamHandler<u64> for Echo {
     fn read(&mut self, c: &Conn<u64>, data: Bytes, n: &mut u64, cx: &mut Ctx<u64>) {
         *n += 1;
         c.write_bytes(cx, data);
         c.read_chunk(cx);
     }
-    fn event(&mut self, c: &Conn<u64>, e: Event, _: &mut u64, cx: &mut Ctx<u64>) {
+    fn event(&mut self, c: &Conn<u64>, e: StreamEvent, _: &mut u64, cx: &mut Ctx<u64>) {
         match e {
-            Event::Connected => {}
-            Event::Eof => c.close(cx),
+            StreamEvent::Connected => {}
+            StreamEvent::Eof => c.close(cx),
             _ => c.abort(cx),
         }
     }
@@ -130,7 +130,7 @@ fn evnet_server(cfg: Arc<rustls::ServerConfig>, tx: mpsc::Sender<(SocketAddr, St
                 }
             }
         });
-        let (_w, waker) = ev.wake(|_, cx, _| cx.stop_loop())?;
+        let (_w, waker) = ev.waker(|_, cx, _| cx.stop_loop())?;
         tx.send((addr, Stopper::Waker(waker)))?;
         let mut n = 0;
         ev.run(&mut n)?;

@@ -15,7 +15,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use anyhow::Result;
-use evnet::ev::{Interest, Loop};
+use evnet::ev::{IoInterest, Loop};
 
 const TURNS: u64 = 500_000;
 
@@ -51,7 +51,7 @@ fn main() -> Result<()> {
             left: args.messages,
         };
         let mut ev = Loop::<St>::new()?;
-        ev.io(fa, Interest::READABLE, |st, cx, _| {
+        ev.io(fa, IoInterest::READABLE, |st, cx, _| {
             let mut buf = [0u8; 16];
             let _ = st.a.read(&mut buf);
             st.left = st.left.saturating_sub(1);
@@ -60,7 +60,7 @@ fn main() -> Result<()> {
             }
             let _ = st.a.write(b"x");
         });
-        ev.io(fb, Interest::READABLE, |st, _, _| {
+        ev.io(fb, IoInterest::READABLE, |st, _, _| {
             let mut buf = [0u8; 16];
             let _ = st.b.read(&mut buf);
             let _ = st.b.write(b"y");

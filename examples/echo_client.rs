@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Parser;
-use evnet::bufio::{Conn, Event, Handler, Stream};
+use evnet::bufio::{Conn, Stream, StreamEvent, StreamHandler};
 use evnet::ev::{Ctx, Loop};
+use evnet::pool::Pool;
 use evnet::socket::{connect, connect_host, ConnectOptions, Endpoint};
-use evnet::thread::Pool;
 
 struct State {
     /// Kept alive while host names resolve on it.
@@ -42,7 +42,7 @@ impl Client {
     }
 }
 
-impl Handler<State> for Client {
+impl StreamHandler<State> for Client {
     fn read(&mut self, c: &Conn<State>, line: Bytes, st: &mut State, cx: &mut Ctx<State>) {
         st.rtts.push(self.at.elapsed());
         if line != format!("hello {}", self.sent).as_bytes() {
@@ -59,7 +59,7 @@ impl Handler<State> for Client {
         }
     }
 
-    fn event(&mut self, c: &Conn<State>, e: Event, st: &mut State, cx: &mut Ctx<State>) {
+    fn event(&mut self, c: &Conn<State>, e: StreamEvent, st: &mut State, cx: &mut Ctx<State>) {
         eprintln!("connection: {e:?}");
         st.failed += 1;
         c.abort(cx);

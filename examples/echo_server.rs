@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Parser;
-use evnet::bufio::{Conn, Error, Event, Handler, Options, RateGroup, RateLimit, Stream};
+use evnet::bufio::{
+    Conn, Error, Options, RateGroup, RateLimit, Stream, StreamEvent, StreamHandler,
+};
 use evnet::ev::{Ctx, Loop, WatcherId};
 use evnet::socket::{bind_tcp, bind_unix, listen_addrs, Accept, Listener, DEFAULT_BACKLOG};
 
@@ -144,17 +146,17 @@ struct Echo {
     id: u64,
 }
 
-impl Handler<State> for Echo {
+impl StreamHandler<State> for Echo {
     fn read(&mut self, c: &Conn<State>, line: Bytes, _st: &mut State, cx: &mut Ctx<State>) {
         c.write_bytes(cx, line);
         c.write(cx, b"\n");
         c.read_line(cx);
     }
 
-    fn event(&mut self, c: &Conn<State>, e: Event, st: &mut State, cx: &mut Ctx<State>) {
+    fn event(&mut self, c: &Conn<State>, e: StreamEvent, st: &mut State, cx: &mut Ctx<State>) {
         match e {
-            Event::Eof => c.close(cx),
-            Event::Error(Error::LineTooLong { max }) => {
+            StreamEvent::Eof => c.close(cx),
+            StreamEvent::Error(Error::LineTooLong { max }) => {
                 eprintln!("conn {}: line longer than {max} bytes; closing it", self.id);
                 c.write(cx, b"error: line too long\n");
                 c.close(cx);

@@ -5,11 +5,12 @@
 mod out;
 
 use clap::Parser;
-use evnet::bufio::{self, Conn, Event, Stream};
+use evnet::bufio::{self, Conn, Stream, StreamEvent};
 use evnet::bytes::Bytes;
 use evnet::ev::{Ctx, Loop};
+use evnet::fair::{Outbox, Sock, ZmqHandler, ZmqWatcher};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
-use evnet::zmq::{zmq, Handler, Outbox, Sock, ZmqWatcher};
+use evnet::zmq;
 
 #[derive(Parser)]
 #[command(about = "TCP lines in, ZeroMQ PUSH out")]
@@ -29,7 +30,7 @@ struct App {
 }
 
 struct Forward;
-impl bufio::Handler<App> for Forward {
+impl bufio::StreamHandler<App> for Forward {
     fn read(&mut self, c: &Conn<App>, line: Bytes, app: &mut App, cx: &mut Ctx<App>) {
         app.out.push([&line[..]]);
         if let Some(p) = &app.push {
@@ -37,16 +38,16 @@ impl bufio::Handler<App> for Forward {
         }
         c.read_line(cx);
     }
-    fn event(&mut self, c: &Conn<App>, e: Event, _: &mut App, cx: &mut Ctx<App>) {
+    fn event(&mut self, c: &Conn<App>, e: StreamEvent, _: &mut App, cx: &mut Ctx<App>) {
         match e {
-            Event::Eof => c.close(cx),
+            StreamEvent::Eof => c.close(cx),
             _ => c.abort(cx),
         }
     }
 }
 
 struct Pusher;
-impl Handler<App> for Pusher {
+impl ZmqHandler<App> for Pusher {
     fn writable(&mut self, s: &mut Sock<'_>, app: &mut App, _: &mut Ctx<App>) {
         let _ = app.out.flush_one(s);
     }

@@ -9,8 +9,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use clap::Parser;
 use evnet::ev::{Ctx, Loop};
-use evnet::thread::Pool;
-use evnet::zmq::{zmq, Handler, Outbox, Sock, ZmqWatcher};
+use evnet::fair::{Outbox, Sock, ZmqHandler, ZmqWatcher};
+use evnet::pool::Pool;
+use evnet::zmq;
 
 #[derive(Parser)]
 #[command(about = "ROUTER requests answered by blocking work on a thread pool")]
@@ -27,7 +28,7 @@ struct App {
 }
 
 struct Server;
-impl Handler<App> for Server {
+impl ZmqHandler<App> for Server {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{zmq, Handler, Outbox, Sock, ZmqWatcher};
+use evnet::fair::{Outbox, Sock, ZmqHandler, ZmqWatcher};
+use evnet::zmq;
 
 #[derive(Parser)]
 #[command(about = "ROUTER server with a PUB heartbeat")]
@@ -33,7 +34,7 @@ struct App {
 }
 
 struct Server;
-impl Handler<App> for Server {
+impl ZmqHandler<App> for Server {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
@@ -47,7 +48,7 @@ impl Handler<App> for Server {
 }
 
 struct Heartbeat;
-impl Handler<App> for Heartbeat {
+impl ZmqHandler<App> for Heartbeat {
     fn writable(&mut self, s: &mut Sock<'_>, app: &mut App, _: &mut Ctx<App>) {
         let _ = app.beats.flush_one(s);
     }

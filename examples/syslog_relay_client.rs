@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use evnet::bufio::{Conn, Event, Handler, Options, Stream};
+use evnet::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
 use evnet::bytes::{Bytes, BytesMut};
 use evnet::ev::{Ctx, Loop, WatcherId};
 use evnet::socket::{ConnectOptions, Endpoint};
@@ -79,9 +79,9 @@ fn log(what: std::fmt::Arguments<'_>) {
 
 /// The plain stream's handler until TLS takes it over.
 struct Nothing;
-impl Handler<App> for Nothing {
+impl StreamHandler<App> for Nothing {
     fn read(&mut self, _: &Conn<App>, _: Bytes, _: &mut App, _: &mut Ctx<App>) {}
-    fn event(&mut self, _: &Conn<App>, _: Event, _: &mut App, _: &mut Ctx<App>) {}
+    fn event(&mut self, _: &Conn<App>, _: StreamEvent, _: &mut App, _: &mut Ctx<App>) {}
 }
 
 /// Forwards messages; octet-counted frames are cut out of `pending`.
@@ -98,7 +98,7 @@ impl Forward {
     }
 }
 
-impl Handler<App> for Forward {
+impl StreamHandler<App> for Forward {
     fn read(&mut self, c: &Conn<App>, data: Bytes, app: &mut App, cx: &mut Ctx<App>) {
         match app.args.framing {
             Framing::Line => {
@@ -117,15 +117,15 @@ impl Handler<App> for Forward {
         }
     }
 
-    fn event(&mut self, c: &Conn<App>, e: Event, app: &mut App, cx: &mut Ctx<App>) {
+    fn event(&mut self, c: &Conn<App>, e: StreamEvent, app: &mut App, cx: &mut Ctx<App>) {
         match e {
-            Event::Connected => {
+            StreamEvent::Connected => {
                 log(format_args!("connected to {}", app.args.server));
                 app.connected_at = Some(cx.now());
                 return;
             }
-            Event::Eof => log(format_args!("the server closed the connection")),
-            Event::Error(err) => match tls::Error::of(&err) {
+            StreamEvent::Eof => log(format_args!("the server closed the connection")),
+            StreamEvent::Error(err) => match tls::Error::of(&err) {
                 Some(t) => log(format_args!("connection failed: {}", out::Chain(t))),
                 None => log(format_args!("connection failed: {}", out::Chain(&err))),
             },

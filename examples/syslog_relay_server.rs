@@ -4,7 +4,7 @@
 //! The seed's second post is the point: its first version wrote the next message to a
 //! client whose previous TLS write had not finished, and the two sides fell out of sync.
 //! Here each client has a bounded queue, written only from the stream's write-low-watermark
-//! callback (`Handler::write`, called when its output has drained) or, when the client is
+//! callback (`StreamHandler::write`, called when its output has drained) or, when the client is
 //! idle, at once: one writer, never a write while one is pending, by construction.
 //!
 //! Overflow (a client too slow for the flow): `--slow drop` (default) drops the oldest
@@ -35,12 +35,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use evnet::bufio::{Conn, Event, Handler, Options, Stream};
+use evnet::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
 use evnet::bytes::{BufMut, Bytes, BytesMut};
-use evnet::ev::{Ctx, Interest, Loop, WatcherId};
+use evnet::ev::{Ctx, IoInterest, Loop, WatcherId};
+use evnet::fair::{Outbox, Sock, ZmqHandler, ZmqWatcher};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
 use evnet::tls::{self, ServerPem, Session, Settings};
-use evnet::zmq::{self as ezmq, zmq, Outbox, Sock, ZmqWatcher};
+use evnet::zmq;
 
 #[derive(Parser)]
 #[command(about = "Syslog over UDP in, a copy of every message to every TLS client")]
@@ -287,7 +288,7 @@ struct Peer {
     session: Session,
 }
 
-impl Handler<Relay> for Peer {
+impl StreamHandler<Relay> for Peer {
     fn read(&mut self, c: &Conn<Relay>, _: Bytes, _: &mut Relay, cx: &mut Ctx<Relay>) {
         c.read_chunk(cx); // clients have nothing to say; their bytes are ignored
     }
@@ -300,12 +301,12 @@ impl Handler<Relay> for Peer {
         }
     }
 
-    fn event(&mut self, c: &Conn<Relay>, e: Event, relay: &mut Relay, cx: &mut Ctx<Relay>) {
+    fn event(&mut self, c: &Conn<Relay>, e: StreamEvent, relay: &mut Relay, cx: &mut Ctx<Relay>) {
         let Some(client) = relay.clients.get_mut(&self.id) else {
             return;
         };
         match e {
-            Event::Connected => {
+            StreamEvent::Connected => {
                 let who = self
                     .session
                     .peer_names()
@@ -317,8 +318,8 @@ impl Handler<Relay> for Peer {
                 log(format_args!("{}: connected", client.peer));
                 return;
             }
-            Event::Eof => log(format_args!("{}: disconnected", client.peer)),
-            Event::Error(err) => match tls::Error::of(&err) {
+            StreamEvent::Eof => log(format_args!("{}: disconnected", client.peer)),
+            StreamEvent::Error(err) => match tls::Error::of(&err) {
                 Some(t) => log(format_args!(
                     "{}: refused or failed: {}",
                     client.peer,
@@ -341,7 +342,7 @@ impl Handler<Relay> for Peer {
 
 /// Publishes queued messages through the fair adapter.
 struct Publisher;
-impl ezmq::Handler<Relay> for Publisher {
+impl ZmqHandler<Relay> for Publisher {
     fn writable(&mut self, s: &mut Sock<'_>, relay: &mut Relay, _: &mut Ctx<Relay>) {
         if let Some((_, out)) = &mut relay.publisher {
             let _ = out.flush_one(s);
@@ -437,7 +438,7 @@ fn main() -> anyhow::Result<()> {
     let udp_addr = udp.local_addr()?;
     let udp_w = ev.io(
         udp.try_clone().unwrap(),
-        Interest::READABLE,
+        IoInterest::READABLE,
         |relay, cx, _| on_udp(relay, cx),
     );
 

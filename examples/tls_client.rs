@@ -6,11 +6,11 @@ mod out;
 
 use clap::Parser;
 use crossbeam_channel::{unbounded, Receiver};
-use evnet::bufio::{Conn, Event, Handler, Options, Stream};
+use evnet::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
 use evnet::bytes::Bytes;
 use evnet::ev::{Ctx, Loop};
+use evnet::pool::Pool;
 use evnet::socket::ConnectOptions;
-use evnet::thread::Pool;
 use evnet::tls::{ClientPem, Session, Settings};
 use std::io::{BufRead, Write};
 
@@ -45,13 +45,13 @@ struct App {
 
 /// The plain stream's handler until the TLS layer takes the stream over.
 struct Quiet;
-impl Handler<App> for Quiet {
+impl StreamHandler<App> for Quiet {
     fn read(&mut self, _: &Conn<App>, _: Bytes, _: &mut App, _: &mut Ctx<App>) {}
-    fn event(&mut self, _: &Conn<App>, _: Event, _: &mut App, _: &mut Ctx<App>) {}
+    fn event(&mut self, _: &Conn<App>, _: StreamEvent, _: &mut App, _: &mut Ctx<App>) {}
 }
 
 struct Printer;
-impl Handler<App> for Printer {
+impl StreamHandler<App> for Printer {
     fn read(&mut self, c: &Conn<App>, data: Bytes, _: &mut App, cx: &mut Ctx<App>) {
         let mut o = std::io::stdout().lock();
         if let Err(e) = o.write_all(&data).and_then(|()| o.flush()) {
@@ -59,11 +59,11 @@ impl Handler<App> for Printer {
         }
         c.read_chunk(cx);
     }
-    fn event(&mut self, c: &Conn<App>, e: Event, app: &mut App, cx: &mut Ctx<App>) {
-        let connected = matches!(e, Event::Connected);
+    fn event(&mut self, c: &Conn<App>, e: StreamEvent, app: &mut App, cx: &mut Ctx<App>) {
+        let connected = matches!(e, StreamEvent::Connected);
         match e {
-            Event::Connected => {}
-            Event::Eof => c.close(cx),
+            StreamEvent::Connected => {}
+            StreamEvent::Eof => c.close(cx),
             e => {
                 eprintln!("tls_client: {e:?}");
                 app.failed = true;
@@ -89,7 +89,7 @@ fn main() -> anyhow::Result<()> {
     let mut ev = Loop::<App>::new()?;
     let pool = Pool::new(&mut ev)?;
     let (tx, lines) = unbounded();
-    let (_w, waker) = ev.wake(|app: &mut App, cx, _| {
+    let (_w, waker) = ev.waker(|app: &mut App, cx, _| {
         while let Ok(line) = app.lines.try_recv() {
             match (&app.stream, line) {
                 (Some(s), Some(l)) => s.write(cx, l.as_bytes()),

@@ -9,7 +9,7 @@
 mod out;
 
 use clap::Parser;
-use evnet::bufio::{Conn, Event, Handler, Options};
+use evnet::bufio::{Conn, Options, StreamEvent, StreamHandler};
 use evnet::bytes::Bytes;
 use evnet::ev::{Ctx, Loop};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
@@ -43,19 +43,19 @@ struct Echo {
     session: Session,
 }
 
-impl Handler<()> for Echo {
+impl StreamHandler<()> for Echo {
     fn read(&mut self, c: &Conn<()>, line: Bytes, _: &mut (), cx: &mut Ctx<()>) {
         c.write_bytes(cx, line);
         c.write(cx, b"\n");
         c.read_line(cx);
     }
-    fn event(&mut self, c: &Conn<()>, e: Event, _: &mut (), cx: &mut Ctx<()>) {
+    fn event(&mut self, c: &Conn<()>, e: StreamEvent, _: &mut (), cx: &mut Ctx<()>) {
         match e {
-            Event::Connected => {
+            StreamEvent::Connected => {
                 let peer = self.session.peer_names();
                 eprintln!("connected: {:?}", peer.map(|p| p.subject));
             }
-            Event::Eof => c.close(cx),
+            StreamEvent::Eof => c.close(cx),
             e => {
                 eprintln!("closing: {e:?}");
                 c.abort(cx);

@@ -20,10 +20,10 @@
 //! The poll's timeout is zero while an idle watcher is active, else until the next timer.
 //!
 //! # The quartet
-//! [`zmq::ZmqWatcher`](crate::zmq::ZmqWatcher) puts four watchers around each socket:
+//! [`zmq::ZmqWatcher`](crate::fair::ZmqWatcher) puts four watchers around each socket:
 //! prepare reads `ZMQ_EVENTS`; if the handler's wanted work is there it starts an idle
 //! watcher (so the poll does not block), else an io watcher on `ZMQ_FD` (so it may sleep).
-//! Check stops both and hands the handler at most a [`Budget`](crate::zmq::Budget) of
+//! Check stops both and hands the handler at most a [`Budget`](crate::fair::Budget) of
 //! whole messages. Every socket, timer and fd therefore gets a turn at least every
 //! `sockets × budget` messages, and the loop only sleeps after `ZMQ_EVENTS` said there is
 //! nothing to do: fairness without missed wake-ups.
@@ -36,7 +36,7 @@
 //!
 //! # The same rule for every service
 //! Each service on the loop does a bounded amount of work per turn and then yields:
-//! - [`thread::Pool`](crate::thread::Pool) runs at most `batch` (64) `on_done` callbacks per
+//! - [`thread::Pool`](crate::pool::Pool) runs at most `batch` (64) `on_done` callbacks per
 //!   turn; if more results wait, it wakes the loop again for the next turn.
 //! - [`socket::Listener`](crate::socket::Listener) accepts at most 64 connections per
 //!   listening socket per turn.

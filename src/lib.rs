@@ -3,13 +3,13 @@
 //!
 //! - [`ev`]: a single-threaded, libev-style event loop (io, timer, prepare, check, idle and
 //!   wake watchers) that costs one syscall per turn.
-//! - [`zmq`]: the fair ZeroMQ adapter: the prepare/check/idle/io quartet around `ZMQ_FD`,
+//! - [`fair`]: the fair ZeroMQ adapter: the prepare/check/idle/io quartet around `ZMQ_FD`,
 //!   a bounded amount of work per socket per turn, and never a missed wake-up.
 //! - [`bufio`]: buffered streams: line/exact/chunk reads, watermarks, per-turn caps,
 //!   timeouts, graceful and abortive close.
 //! - [`socket`]: listen (every address of a `host:port`, Unix paths), accept in bounded
 //!   batches, connect with RFC 8305-style fallback.
-//! - [`thread`]: run blocking functions on a worker pool; each result comes back on the loop.
+//! - [`pool`]: run blocking functions on a worker pool; each result comes back on the loop.
 //! - [`tls`]: TLS 1.3 (and 1.2 on request) over any `bufio` stream, with rustls: PEM
 //!   configurations, mutual TLS, the peer's names, `close_notify` both ways.
 //! - [`dns`]: a stub resolver on the loop: every record type, CNAME chains, SRV and MX
@@ -20,11 +20,11 @@
 //! (features `mio`, `calloop`, `tokio`).
 //!
 //! ```
-//! use evnet::zmq::{Handler, Sock, ZmqWatcher};
+//! use evnet::fair::{ZmqHandler, Sock, ZmqWatcher};
 //! use evnet::ev::Loop;
 //!
 //! struct Count;
-//! impl Handler<usize> for Count {
+//! impl ZmqHandler<usize> for Count {
 //!     fn readable(&mut self, msg: &mut [zmq::Message], _s: &mut Sock<'_>, n: &mut usize,
 //!                 _cx: &mut evnet::ev::Ctx<usize>) {
 //!         assert_eq!(&msg[0][..], b"hello");
@@ -59,17 +59,20 @@ pub use bytes;
 /// The `socket2` crate, as evnet's public API uses it (`socket2::Socket` in `bufio` and
 /// `socket`), so users need not add it with a matching version.
 pub use socket2;
+/// The `zmq` crate (rust-zmq), as the [`fair`] adapter's public API uses it (`zmq::Socket`,
+/// `zmq::Message`), so users need not add it with a matching version: `use evnet::zmq;`.
+pub use zmq;
 
 pub mod bufio;
 pub mod dns;
 pub mod ev;
+pub mod fair;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guide;
+pub mod pool;
 pub mod socket;
 #[allow(unsafe_code)] // the syscalls: every block has a SAFETY comment
 mod sys;
-pub mod thread;
 pub mod tls;
-pub mod zmq;

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use evnet::bufio::{Event, Filter, FilterResult, FlushMode, Options, Stream};
+use evnet::bufio::{Filter, FilterResult, FlushMode, Options, Stream, StreamEvent};
 use evnet::ev::Loop;
 use util::{tcp_pair, Fns};
 
@@ -181,9 +181,10 @@ fn a_bad_greeting_gets_its_reply_and_fails_that_stream_and_a_truncated_end_is_an
     let mut ev = Loop::<Log>::new().unwrap();
     let ua = Stream::new(&mut ev, a, raw()).unwrap();
     let log_server =
-        |_: &evnet::bufio::Conn<Log>, e: Event, log: &mut Log, _: &mut evnet::ev::Ctx<Log>| {
-            log.server.push(format!("{e:?}"))
-        };
+        |_: &evnet::bufio::Conn<Log>,
+         e: StreamEvent,
+         log: &mut Log,
+         _: &mut evnet::ev::Ctx<Log>| { log.server.push(format!("{e:?}")) };
     let server = Stream::filter(
         &mut ev,
         ua,
@@ -287,7 +288,7 @@ fn a_mib_written_when_the_handshake_completes_flows_on_past_the_first_turns_shar
         Fns::new(
             |_, _, _, _| {},
             |c, e, _, cx| {
-                if matches!(e, Event::Connected) {
+                if matches!(e, StreamEvent::Connected) {
                     c.write(cx, &vec![7u8; N]);
                 }
             },

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use evnet::bufio::{Event, Options, Stream};
+use evnet::bufio::{Options, Stream, StreamEvent};
 use evnet::ev::Loop;
 use evnet::socket::{bind_tcp_all, Accept, Listener};
 use util::{tcp_pair, unix_pair, Fns};
@@ -44,7 +44,7 @@ fn log_events() -> Fns<St> {
         |_, line, st: &mut St, _| st.lines.push(line.to_vec()),
         |c, e, st: &mut St, cx| {
             st.events.push(format!("{e:?}"));
-            if matches!(e, Event::Error(_)) {
+            if matches!(e, StreamEvent::Error(_)) {
                 c.abort(cx);
             }
         },
@@ -142,7 +142,7 @@ fn churn_server(ev: &mut Loop<Churn>, reply: usize) -> (u16, Listener<Churn>) {
                 move |c, e, _st: &mut Churn, cx| {
                     let _keep = &live; // dropped with the handler
                     match e {
-                        Event::Eof => c.close(cx),
+                        StreamEvent::Eof => c.close(cx),
                         _ => c.abort(cx),
                     }
                 },

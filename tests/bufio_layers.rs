@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use evnet::bufio::{Error, Event, Filter, FilterResult, FlushMode, Options, Stream};
+use evnet::bufio::{Error, Filter, FilterResult, FlushMode, Options, Stream, StreamEvent};
 use evnet::ev::Loop;
 use util::{unix_pair, Fns};
 
@@ -38,7 +38,7 @@ fn line_reader(tag: &'static str) -> Fns<Log> {
             log.in_callback = false;
         },
         |_, e, log: &mut Log, _| {
-            assert!(matches!(e, Event::Eof), "{e:?}");
+            assert!(matches!(e, StreamEvent::Eof), "{e:?}");
             log.eofs += 1;
         },
     )
@@ -213,7 +213,7 @@ fn an_inverting_filter_round_trips_over_a_pair_with_low_watermarks_and_a_slow_re
                 });
             },
             |_, e, st: &mut Flow, _| {
-                assert!(matches!(e, Event::Eof), "{e:?}");
+                assert!(matches!(e, StreamEvent::Eof), "{e:?}");
                 st.eof = true;
             },
         ),
@@ -305,7 +305,7 @@ fn a_filter_error_fails_that_stream_only() {
             |_, _, _, _| {},
             |c, e, log: &mut Vec<String>, cx| {
                 assert!(
-                    matches!(&e, Event::Error(Error::Filter(m)) if m == "bang"),
+                    matches!(&e, StreamEvent::Error(Error::Filter(m)) if m == "bang"),
                     "{e:?}"
                 );
                 log.push(e.to_string_lossy());
@@ -325,7 +325,7 @@ fn a_filter_error_fails_that_stream_only() {
 trait Lossy {
     fn to_string_lossy(&self) -> String;
 }
-impl Lossy for Event {
+impl Lossy for StreamEvent {
     fn to_string_lossy(&self) -> String {
         format!("{self:?}")
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use evnet::bufio::{Error, Event, Options, Stream};
+use evnet::bufio::{Error, Options, Stream, StreamEvent};
 use evnet::ev::Loop;
 use evnet::socket::{bind_tcp_all, Accept, Listener};
 use util::{tcp_pair, unix_pair, Fns};
@@ -134,7 +134,7 @@ fn half_close_delivers_data_then_eof_and_the_reply_still_goes_out() {
                 c.read_line(cx);
             },
             |c, e, log: &mut Vec<String>, cx| {
-                assert!(matches!(e, Event::Eof), "{e:?}");
+                assert!(matches!(e, StreamEvent::Eof), "{e:?}");
                 let rest = c.take_input(cx);
                 log.push(format!("eof, left {}", String::from_utf8_lossy(&rest)));
                 c.write(cx, b"bye\n");
@@ -170,7 +170,7 @@ fn echo_server(ev: &mut Loop<Server>, opts: Options) -> u16 {
                     c.read_line(cx);
                 },
                 |c, e, st: &mut Server, cx| {
-                    if matches!(e, Event::Error(Error::LineTooLong { .. })) {
+                    if matches!(e, StreamEvent::Error(Error::LineTooLong { .. })) {
                         st.too_long += 1;
                     }
                     c.abort(cx);
@@ -430,7 +430,7 @@ fn read_and_write_timeouts_fire() {
         Fns::new(
             |_, _, _, _| {},
             |c, e, log: &mut Vec<&str>, cx| {
-                assert!(matches!(e, Event::ReadTimeout), "{e:?}");
+                assert!(matches!(e, StreamEvent::ReadTimeout), "{e:?}");
                 log.push("read timeout");
                 c.abort(cx);
             },
@@ -452,7 +452,7 @@ fn read_and_write_timeouts_fire() {
         Fns::new(
             |_, _, _, _| {},
             |c, e, log: &mut Vec<&str>, cx| {
-                assert!(matches!(e, Event::WriteTimeout), "{e:?}");
+                assert!(matches!(e, StreamEvent::WriteTimeout), "{e:?}");
                 log.push("write timeout");
                 c.abort(cx);
             },

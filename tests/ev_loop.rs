@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evnet::ev::{Interest, Loop, WatcherId};
+use evnet::ev::{IoInterest, Loop, WatcherId};
 
 #[test]
 fn timers_fire_in_deadline_order() {
@@ -154,7 +154,7 @@ fn idle_runs_only_when_nothing_else_was_pending() {
     let (mut a, b) = UnixStream::pair().unwrap();
     a.write_all(b"x").unwrap();
     let mut ev = Loop::<Vec<&'static str>>::new().unwrap();
-    ev.io(b.try_clone().unwrap(), Interest::READABLE, |l, cx, e| {
+    ev.io(b.try_clone().unwrap(), IoInterest::READABLE, |l, cx, e| {
         l.push("io");
         cx.stop(e.watcher());
     });
@@ -178,16 +178,16 @@ fn io_is_level_triggered_and_interest_changes_apply() {
         writes: u32,
     }
     let mut ev = Loop::<St>::new().unwrap();
-    let w = ev.io(b.try_clone().unwrap(), Interest::READABLE, |st, cx, e| {
+    let w = ev.io(b.try_clone().unwrap(), IoInterest::READABLE, |st, cx, e| {
         if e.is_readable() {
             st.reads += 1; // not reading: level-triggered, fires again next turn
             if st.reads == 3 {
-                cx.set_interest(e.watcher(), Interest::WRITABLE);
+                cx.set_interest(e.watcher(), IoInterest::WRITABLE);
             }
         }
         if e.is_writable() {
             st.writes += 1;
-            cx.set_interest(e.watcher(), Interest::READABLE);
+            cx.set_interest(e.watcher(), IoInterest::READABLE);
         }
     });
     let mut st = St {
@@ -200,7 +200,7 @@ fn io_is_level_triggered_and_interest_changes_apply() {
     assert_eq!(st.reads, 3);
     ev.run_once(&mut st).unwrap();
     assert_eq!(st.writes, 1);
-    assert_eq!(ev.interest(w), Some(Interest::READABLE));
+    assert_eq!(ev.interest(w), Some(IoInterest::READABLE));
     let mut buf = [0u8; 5];
     b.read_exact(&mut buf).unwrap();
     ev.remove(w);
@@ -210,7 +210,7 @@ fn io_is_level_triggered_and_interest_changes_apply() {
 fn stop_start_in_the_same_turn_costs_no_epoll_ctl() {
     let (mut a, b) = UnixStream::pair().unwrap();
     let mut ev = Loop::<u32>::new().unwrap();
-    let io = ev.io(b.try_clone().unwrap(), Interest::READABLE, |n, _, _| {
+    let io = ev.io(b.try_clone().unwrap(), IoInterest::READABLE, |n, _, _| {
         *n += 1
     });
     ev.run_nowait(&mut 0).unwrap(); // registers
@@ -241,7 +241,7 @@ fn stop_start_in_the_same_turn_costs_no_epoll_ctl() {
 fn unwanted_readiness_is_disarmed_not_spun_on() {
     let (mut a, b) = UnixStream::pair().unwrap();
     let mut ev = Loop::<u32>::new().unwrap();
-    let io = ev.io(b.try_clone().unwrap(), Interest::READABLE, |n, _, _| {
+    let io = ev.io(b.try_clone().unwrap(), IoInterest::READABLE, |n, _, _| {
         *n += 1
     });
     ev.run_nowait(&mut 0).unwrap();
@@ -267,7 +267,7 @@ fn wake_from_other_threads_runs_on_loop_thread_and_coalesces() {
     }
     let mut ev = Loop::<St>::new().unwrap();
     let (w, waker) = ev
-        .wake(|st, cx, _| {
+        .waker(|st, cx, _| {
             st.woken += 1;
             st.thread = Some(std::thread::current().id());
             cx.stop_loop();
@@ -310,7 +310,7 @@ fn wake_from_other_threads_runs_on_loop_thread_and_coalesces() {
 fn sleeping_loop_is_woken_by_thread() {
     let mut ev = Loop::<bool>::new().unwrap();
     let (_w, waker) = ev
-        .wake(|done, cx, _| {
+        .waker(|done, cx, _| {
             *done = true;
             cx.stop_loop();
         })
@@ -345,10 +345,10 @@ fn callback_can_restart_a_timer_and_change_another_watchers_interest() {
         ticks: u32,
     }
     let mut ev = Loop::<St>::new().unwrap();
-    let io = ev.io(b.try_clone().unwrap(), Interest::READABLE, |_, _, _| {});
+    let io = ev.io(b.try_clone().unwrap(), IoInterest::READABLE, |_, _, _| {});
     ev.timer(Duration::from_millis(1), None, |st, cx, e| {
         st.ticks += 1;
-        cx.set_interest(st.io.unwrap(), Interest::WRITABLE);
+        cx.set_interest(st.io.unwrap(), IoInterest::WRITABLE);
         if st.ticks < 3 {
             cx.set_timer(e.watcher(), Duration::from_millis(1), None);
         } else {
@@ -370,7 +370,7 @@ fn prepare_that_removes_the_last_watchers_does_not_sleep_forever() {
     let t = std::thread::spawn(move || {
         let (_a, b) = UnixStream::pair().unwrap();
         let mut ev = Loop::<()>::new().unwrap();
-        let io = ev.io(b.try_clone().unwrap(), Interest::READABLE, |_, _, _| {});
+        let io = ev.io(b.try_clone().unwrap(), IoInterest::READABLE, |_, _, _| {});
         ev.prepare(move |_, cx, e| {
             cx.remove(io);
             cx.remove(e.watcher());
@@ -403,7 +403,7 @@ fn concurrent_wakes_from_many_threads_are_never_lost() {
         for ack in &acks {
             let loop_ack = ack.clone();
             let (_w, waker) = ev
-                .wake(move |served, cx, e| {
+                .waker(move |served, cx, e| {
                     let n = loop_ack.load(Ordering::SeqCst) + 1;
                     loop_ack.store(n, Ordering::SeqCst);
                     *served += 1;
@@ -439,7 +439,7 @@ fn concurrent_wakes_from_many_threads_are_never_lost() {
 fn an_io_watcher_owns_its_source_and_closes_it_only_once_removed() {
     let (mut a, b) = UnixStream::pair().unwrap();
     let mut ev = Loop::<u32>::new().unwrap();
-    let w = ev.io(b, Interest::READABLE, |n, _, _| *n += 1);
+    let w = ev.io(b, IoInterest::READABLE, |n, _, _| *n += 1);
     a.write_all(b"x").unwrap();
     let mut n = 0;
     ev.run_nowait(&mut n).unwrap();
@@ -470,7 +470,7 @@ fn an_fd_the_kernel_refuses_to_watch_is_reported_to_its_callback_as_an_error() {
     // epoll refuses regular files (EPERM): the watcher hears of it, nothing panics.
     let file = std::fs::File::open("/proc/self/stat").unwrap();
     let mut ev = Loop::<Vec<bool>>::new().unwrap();
-    ev.io(file, Interest::READABLE, |seen, cx, e| {
+    ev.io(file, IoInterest::READABLE, |seen, cx, e| {
         seen.push(e.is_error());
         cx.remove(e.watcher());
     });
@@ -522,7 +522,7 @@ fn more_ready_fds_than_one_poll_reports_are_all_served_within_a_few_turns() {
         a.write_all(b"x").unwrap();
         ev.io(
             b.try_clone().unwrap(),
-            Interest::READABLE,
+            IoInterest::READABLE,
             move |seen, _, _| {
                 seen[i] += 1;
             },

@@ -8,10 +8,11 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use evnet::bufio::{Event, Stream};
+use evnet::bufio::{Stream, StreamEvent};
 use evnet::ev::{Ctx, Loop, WatcherId};
+use evnet::fair::{Flushed, Outbox, Sock, ZmqHandler, ZmqWatcher};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
-use evnet::zmq::{zmq, Flushed, Handler, Outbox, Sock, ZmqWatcher};
+use evnet::zmq;
 use util::Fns;
 
 const REPLY: usize = 4 << 20;
@@ -35,7 +36,7 @@ struct Daemon {
 
 /// Sends the Outbox; once shutting down and drained, drops its own watcher.
 struct Sender;
-impl Handler<Daemon> for Sender {
+impl ZmqHandler<Daemon> for Sender {
     fn writable(&mut self, s: &mut Sock<'_>, d: &mut Daemon, cx: &mut Ctx<Daemon>) {
         if let Ok(Flushed::Drained | Flushed::Empty) = d.out.flush_one(s) {
             if cx.is_shutting_down() {
@@ -71,7 +72,7 @@ fn daemon(ev: &mut Loop<Daemon>, push: zmq::Socket, grace: Duration) -> (Daemon,
         let s = Stream::new(
             cx,
             c.socket,
-            Fns::new(|_, _, _, _| {}, |c, _e: Event, _, cx| c.abort(cx)),
+            Fns::new(|_, _, _, _| {}, |c, _e: StreamEvent, _, cx| c.abort(cx)),
         )
         .unwrap();
         s.write(cx, &vec![b'r'; REPLY]); // a big reply, still going out at SIGTERM

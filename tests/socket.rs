@@ -6,11 +6,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop};
+use evnet::pool::Pool;
 use evnet::socket::{
     bind_tcp, bind_tcp_all, bind_unix, connect, connect_host, Accept, ConnectOptions, Endpoint,
     Listener,
 };
-use evnet::thread::Pool;
 
 fn port_of(s: &socket2::Socket) -> SocketAddr {
     s.local_addr().unwrap().as_socket().unwrap()

@@ -10,7 +10,7 @@ mod util;
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop};
-use evnet::thread::{Builder, Error};
+use evnet::pool::{Error, PoolBuilder};
 
 #[global_allocator]
 static GLOBAL: util::alloc::Counting = util::alloc::Counting;
@@ -26,7 +26,7 @@ struct St {
     got: u64,
 }
 
-fn burst(ev: &mut Loop<St>, pool: &evnet::thread::Pool<St>, st: &mut St, n: u64) {
+fn burst(ev: &mut Loop<St>, pool: &evnet::pool::Pool<St>, st: &mut St, n: u64) {
     st.got = 0;
     for _ in 0..n {
         pool.run(
@@ -50,7 +50,7 @@ fn burst(ev: &mut Loop<St>, pool: &evnet::thread::Pool<St>, st: &mut St, n: u64)
 fn a_burst_of_200k_results_allocates_nothing_on_the_workers() {
     let _turn = counting();
     let mut ev = Loop::<St>::new().unwrap();
-    let pool = Builder::new().workers(2).build(&mut ev).unwrap();
+    let pool = PoolBuilder::new().workers(2).build(&mut ev).unwrap();
     let mut st = St { got: 0 };
     // Warm-up: every worker has run jobs (and met a full result queue) before counting.
     burst(&mut ev, &pool, &mut st, 20_000);
@@ -68,7 +68,7 @@ fn a_burst_of_200k_results_allocates_nothing_on_the_workers() {
 #[test]
 fn the_default_worker_count_leaves_the_loop_a_core() {
     let mut ev = Loop::<St>::new().unwrap();
-    let pool = Builder::new().build(&mut ev).unwrap();
+    let pool = PoolBuilder::new().build(&mut ev).unwrap();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(pool.workers(), cpus.saturating_sub(1).max(1));
 }
@@ -80,7 +80,7 @@ fn delivering_a_burst_of_200k_results_allocates_nothing_on_the_loop() {
     // or more made glibc consolidate every small chunk the delivered results had freed, in
     // one turn: milliseconds of loop CPU.
     let mut ev = Loop::<St>::new().unwrap();
-    let pool = Builder::new().workers(2).build(&mut ev).unwrap();
+    let pool = PoolBuilder::new().workers(2).build(&mut ev).unwrap();
     let mut st = St { got: 0 };
     // Only the loop thread counts here: the workers' jobs do not switch counting on.
     let mut deliver = |n: u64, count: bool| {

@@ -6,7 +6,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use evnet::ev::{Ctx, Loop};
-use evnet::thread::{Builder, Error, JobHandle, Pool};
+use evnet::pool::{Error, JobHandle, Pool, PoolBuilder};
 
 /// Runs `f` on its own thread and fails the test if it has not returned within `limit`.
 fn with_watchdog<F: FnOnce() + Send + 'static>(limit: Duration, f: F) {
@@ -56,7 +56,7 @@ fn hundred_thousand_jobs_deliver_each_result_exactly_once() {
         delivered: usize,
     }
     let mut ev = Loop::<St>::new().unwrap();
-    let pool = Builder::new().workers(4).build(&mut ev).unwrap();
+    let pool = PoolBuilder::new().workers(4).build(&mut ev).unwrap();
     let mut handles = Vec::with_capacity(N);
     for i in 0..N {
         let h = pool
@@ -104,7 +104,10 @@ fn next_level(st: &mut Chain, cx: &mut Ctx<Chain>, r: Result<u32, Error>) {
 #[test]
 fn on_done_submitting_recursively_1000_levels_never_deadlocks() {
     // Both an unbounded pool and the tightest one: one worker, a queue bound of 1.
-    for builder in [Builder::new(), Builder::new().workers(1).queue_bound(1)] {
+    for builder in [
+        PoolBuilder::new(),
+        PoolBuilder::new().workers(1).queue_bound(1),
+    ] {
         with_watchdog(Duration::from_secs(30), move || {
             let mut ev = Loop::<Chain>::new().unwrap();
             let pool = builder.build(&mut ev).unwrap();
@@ -140,7 +143,11 @@ fn on_done_fanning_out_jobs_from_inside_delivery() {
     }
     with_watchdog(Duration::from_secs(30), || {
         let mut ev = Loop::<St>::new().unwrap();
-        let pool = Builder::new().workers(3).batch(8).build(&mut ev).unwrap();
+        let pool = PoolBuilder::new()
+            .workers(3)
+            .batch(8)
+            .build(&mut ev)
+            .unwrap();
         pool.run(&mut ev, || 0, fan).unwrap().detach();
         let mut st = St {
             pool: Some(pool),
@@ -155,7 +162,7 @@ fn on_done_fanning_out_jobs_from_inside_delivery() {
 fn panicking_job_reports_its_message_and_the_worker_survives() {
     type Outcome = Result<std::thread::ThreadId, Error>;
     let mut ev = Loop::<Vec<Outcome>>::new().unwrap();
-    let pool = Builder::new().workers(1).build(&mut ev).unwrap();
+    let pool = PoolBuilder::new().workers(1).build(&mut ev).unwrap();
     let id = || std::thread::current().id();
     let keep = |out: &mut Vec<Outcome>, _: &mut Ctx<Vec<Outcome>>, r: Outcome| out.push(r);
     let mut hs = vec![pool.run(&mut ev, id, keep).unwrap()];
@@ -210,7 +217,7 @@ fn panicking_job_reports_its_message_and_the_worker_survives() {
 #[test]
 fn cancel_before_start_skips_the_job_and_its_on_done() {
     let mut ev = Loop::<Vec<&str>>::new().unwrap();
-    let pool = Builder::new().workers(1).build(&mut ev).unwrap();
+    let pool = PoolBuilder::new().workers(1).build(&mut ev).unwrap();
     let (block, open) = gate();
     let ran = Arc::new(AtomicBool::new(false));
     let first = pool
@@ -256,7 +263,7 @@ fn cancel_before_start_skips_the_job_and_its_on_done() {
 #[test]
 fn cancel_after_completion_but_before_delivery_and_after_delivery() {
     let mut ev = Loop::<u32>::new().unwrap();
-    let pool = Builder::new().workers(2).build(&mut ev).unwrap();
+    let pool = PoolBuilder::new().workers(2).build(&mut ev).unwrap();
     let finished = Arc::new(AtomicUsize::new(0));
     let f = finished.clone();
     let late = pool
@@ -290,7 +297,7 @@ fn dropping_the_pool_with_jobs_in_flight_joins_delivers_nothing_and_leaks_nothin
         }
         let token = Arc::new(());
         let mut ev = Loop::<St>::new().unwrap();
-        let pool = Builder::new().workers(4).build(&mut ev).unwrap();
+        let pool = PoolBuilder::new().workers(4).build(&mut ev).unwrap();
         for _ in 0..1000 {
             let (job_token, done_token) = (token.clone(), token.clone());
             pool.run(
@@ -346,7 +353,7 @@ fn dropping_an_unused_pool_and_closing_one() {
 #[test]
 fn queue_bound_reports_full_and_accepts_again_after_progress() {
     let mut ev = Loop::<Vec<u32>>::new().unwrap();
-    let pool = Builder::new()
+    let pool = PoolBuilder::new()
         .workers(1)
         .queue_bound(2)
         .build(&mut ev)
@@ -390,7 +397,7 @@ fn a_burst_of_completions_is_delivered_in_bounded_batches() {
         ticks: usize,
     }
     let mut ev = Loop::<St>::new().unwrap();
-    let pool = Builder::new()
+    let pool = PoolBuilder::new()
         .workers(2)
         .batch(BATCH)
         .build(&mut ev)
@@ -446,7 +453,7 @@ fn results_interleave_with_a_busy_timer() {
     }
     const N: usize = 20_000;
     let mut ev = Loop::<St>::new().unwrap();
-    let pool = Builder::new().workers(2).build(&mut ev).unwrap();
+    let pool = PoolBuilder::new().workers(2).build(&mut ev).unwrap();
     for _ in 0..N {
         pool.run(
             &mut ev,
@@ -491,7 +498,7 @@ fn dropping_the_loop_before_the_pool_with_jobs_in_flight() {
     with_watchdog(Duration::from_secs(30), || {
         let token = Arc::new(());
         let mut ev = Loop::<()>::new().unwrap();
-        let pool = Builder::new().workers(2).build(&mut ev).unwrap();
+        let pool = PoolBuilder::new().workers(2).build(&mut ev).unwrap();
         for _ in 0..100 {
             let (a, b) = (token.clone(), token.clone());
             pool.run(
@@ -515,7 +522,7 @@ fn dropping_the_loop_before_the_pool_with_jobs_in_flight() {
 #[test]
 fn spawn_runs_a_job_and_forgets_its_result() {
     let mut ev = Loop::<()>::new().unwrap();
-    let pool = Builder::new().workers(1).build(&mut ev).unwrap();
+    let pool = PoolBuilder::new().workers(1).build(&mut ev).unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
     for _ in 0..100 {
         let r = ran.clone();

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use evnet::bufio::{Event, FlushMode, Options, Stream};
+use evnet::bufio::{FlushMode, Options, Stream, StreamEvent};
 use evnet::ev::Loop;
 use evnet::socket::{bind_tcp_all, Accept, Listener};
 use evnet::tls::{self, ClientPem, ServerPem, Settings};
@@ -230,9 +230,11 @@ fn garbage_and_plain_http_fail_only_their_own_connection_while_100_others_echo()
                 },
                 |c, e, st: &mut Server, cx| {
                     match e {
-                        Event::Connected => return,
+                        StreamEvent::Connected => return,
                         // The whole chain: the stream's error, then the TLS error under it.
-                        Event::Error(e) => st.errors.push(format!("{:#}", anyhow::Error::from(e))),
+                        StreamEvent::Error(e) => {
+                            st.errors.push(format!("{:#}", anyhow::Error::from(e)))
+                        }
                         _ => {}
                     }
                     c.abort(cx);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evnet::bufio::{Conn, Event, Options, Stream};
+use evnet::bufio::{Conn, Options, Stream, StreamEvent};
 use evnet::ev::{Ctx, Loop};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
 use evnet::tls::{self, ClientPem, ServerPem, Session, Settings};
@@ -77,9 +77,9 @@ impl Log {
 }
 
 /// An event as a short string; a TLS error as its `tls::Error` variant.
-fn describe(e: &Event) -> String {
+fn describe(e: &StreamEvent) -> String {
     match e {
-        Event::Error(err) => match tls::Error::of(err) {
+        StreamEvent::Error(err) => match tls::Error::of(err) {
             Some(t) => format!("Error {t:?}"),
             None => format!("Error {err}"),
         },
@@ -118,7 +118,7 @@ fn collector(on_connected: OnConnected) -> Fns<Log> {
         move |c, e, log: &mut Log, cx| {
             log.events.push(describe(&e));
             match e {
-                Event::Connected => on_connected(c, cx),
+                StreamEvent::Connected => on_connected(c, cx),
                 _ => c.close(cx),
             }
         },

@@ -7,7 +7,7 @@ mod util;
 
 use std::time::Duration;
 
-use evnet::bufio::{Event, Options, Stream};
+use evnet::bufio::{Options, Stream, StreamEvent};
 use evnet::ev::Loop;
 use evnet::tls::{self, ClientPem, ServerPem, Session, Settings};
 use util::pki::{temp_dir, Ca};
@@ -79,7 +79,7 @@ fn echo_pair(
             },
             |c, e, log: &mut Log, cx| {
                 log.server.push(format!("{e:?}"));
-                if matches!(e, Event::Eof) {
+                if matches!(e, StreamEvent::Eof) {
                     c.close(cx); // close_notify back
                 }
             },
@@ -220,7 +220,7 @@ fn a_peer_that_sends_nothing_fails_the_handshake_at_its_deadline() {
         Fns::new(
             |_, _, _, _| {},
             |_, e, log: &mut Log, _| {
-                if let Event::Error(err) = &e {
+                if let StreamEvent::Error(err) = &e {
                     log.server.push(err.to_string());
                 }
             },
@@ -314,7 +314,7 @@ fn a_server_writing_a_mib_as_its_handshake_completes_sends_all_of_it() {
             |_, _, _, _| {},
             |c, e, log: &mut Log, cx| {
                 log.server.push(format!("{e:?}"));
-                if matches!(e, Event::Connected) {
+                if matches!(e, StreamEvent::Connected) {
                     c.write(cx, &pattern(MIB));
                 }
             },

@@ -7,13 +7,13 @@ mod util;
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{Budget, Handler, Sock, ZmqWatcher};
+use evnet::fair::{Budget, Sock, ZmqHandler, ZmqWatcher};
 
 #[global_allocator]
 static GLOBAL: util::alloc::Counting = util::alloc::Counting;
 
 struct Count(u64);
-impl Handler<u64> for Count {
+impl ZmqHandler<u64> for Count {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::thread;
 use std::time::Duration;
 
-use evnet::zmq::{Budget, Dispatch, Error, Flushed, Outbox, Sock};
+use evnet::fair::{Budget, Dispatch, Error, Flushed, Outbox, Sock};
 use util::hosts::{self, Host, Scenario, Spec};
 
 fn seq(m: &[zmq::Message]) -> u64 {

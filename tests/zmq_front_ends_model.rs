@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use evnet::zmq::{Budget, Dispatch, Flushed, Outbox, Sock};
+use evnet::fair::{Budget, Dispatch, Flushed, Outbox, Sock};
 use util::hosts::{self, Host, Spec};
 use util::Rng;
 

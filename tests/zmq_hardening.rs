@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{Budget, Error, Flushed, Handler, Outbox, Sock, ZmqWatcher};
+use evnet::fair::{Budget, Error, Flushed, Outbox, Sock, ZmqHandler, ZmqWatcher};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -16,7 +16,7 @@ struct St {
     got: u64,
     sent: u64,
     finished: Vec<Error>,
-    /// Errors the adapter reported through `Handler::error`.
+    /// Errors the adapter reported through `ZmqHandler::error`.
     errors: Vec<String>,
     /// Errors the handler's own sends returned.
     send_errors: Vec<Error>,
@@ -27,7 +27,7 @@ struct St {
 
 /// Counts messages; records `finished` and drops the handle there.
 struct Count;
-impl Handler<St> for Count {
+impl ZmqHandler<St> for Count {
     fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         st.got += 1;
     }
@@ -86,7 +86,7 @@ fn paused_watcher_learns_of_context_termination_and_lets_ctx_term_return() {
 struct StubbornSender {
     out: Outbox,
 }
-impl Handler<St> for StubbornSender {
+impl ZmqHandler<St> for StubbornSender {
     fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         if self.out.len() < 16 {
             for _ in 0..64 {
@@ -169,7 +169,7 @@ fn outbox_hands_back_a_message_that_fails_and_keeps_the_rest_queued() {
 
     /// Flushes once: a ROUTER with no such peer fails with `EHOSTUNREACH`.
     struct Once(Outbox);
-    impl Handler<St> for Once {
+    impl ZmqHandler<St> for Once {
         fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
             if let Err(e) = self.0.flush_one(sock) {
                 st.send_errors.push(e.error);
@@ -205,7 +205,7 @@ struct Sender {
     left: u64,
     lockstep: bool,
 }
-impl Handler<St> for Sender {
+impl ZmqHandler<St> for Sender {
     fn readable(
         &mut self,
         _: &mut [zmq::Message],
@@ -244,7 +244,7 @@ impl Handler<St> for Sender {
 struct Receiver {
     echo: bool,
 }
-impl Handler<St> for Receiver {
+impl ZmqHandler<St> for Receiver {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{Handler, MailError, Sock, ZmqWatcher};
+use evnet::fair::{MailError, Sock, ZmqHandler, ZmqWatcher};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -19,7 +19,7 @@ struct St {
 }
 
 struct Rx;
-impl Handler<St> for Rx {
+impl ZmqHandler<St> for Rx {
     fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         let (Some(who), Some(seq)) = (
             m.first().and_then(|p| p.first().copied()),
@@ -41,8 +41,8 @@ impl Handler<St> for Rx {
 
 /// A send-only handler: PUSH needs no `readable`.
 struct Tx;
-impl Handler<St> for Tx {
-    fn error(&mut self, e: evnet::zmq::Error, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<St> for Tx {
+    fn error(&mut self, e: evnet::fair::Error, st: &mut St, _: &mut Ctx<St>) {
         st.errors.push(format!("tx: {e}"));
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{Handler, Sock, ZmqWatcher};
+use evnet::fair::{Sock, ZmqHandler, ZmqWatcher};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -66,7 +66,7 @@ struct Sender {
     gated: bool,
 }
 
-impl Handler<St> for Sender {
+impl ZmqHandler<St> for Sender {
     fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         // DEALER gets its echoes back here.
         st.check_lane(m, b"echo:");
@@ -94,7 +94,7 @@ struct Receiver {
     echo: bool,
 }
 
-impl Handler<St> for Receiver {
+impl ZmqHandler<St> for Receiver {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
@@ -205,7 +205,7 @@ struct Req {
 }
 struct Rep;
 
-impl Handler<St> for Req {
+impl ZmqHandler<St> for Req {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
@@ -230,7 +230,7 @@ impl Handler<St> for Req {
     }
 }
 
-impl Handler<St> for Rep {
+impl ZmqHandler<St> for Rep {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use evnet::ev::{Ctx, Loop, WatcherId};
-use evnet::zmq::{Budget, Error, Handler, Sock, ZmqWatcher};
+use evnet::fair::{Budget, Error, Sock, ZmqHandler, ZmqWatcher};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -33,7 +33,7 @@ fn seq(m: &[zmq::Message]) -> u64 {
 }
 
 struct Collect;
-impl Handler<St> for Collect {
+impl ZmqHandler<St> for Collect {
     fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         st.got.push(seq(m));
     }
@@ -61,7 +61,7 @@ fn in_order(got: &[u64], n: u64) {
 struct Thief {
     close_victim: bool,
 }
-impl Handler<St> for Thief {
+impl ZmqHandler<St> for Thief {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
@@ -84,7 +84,7 @@ impl Handler<St> for Thief {
     }
 }
 struct Victim;
-impl Handler<St> for Victim {
+impl ZmqHandler<St> for Victim {
     fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         if st.victim.is_none() {
             st.after_close += 1;
@@ -158,7 +158,7 @@ fn handler_that_closes_another_socket_with_pending_work_in_the_same_turn() {
 }
 
 struct SelfCloser;
-impl Handler<St> for SelfCloser {
+impl ZmqHandler<St> for SelfCloser {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
@@ -232,7 +232,7 @@ fn context_termination_stops_the_watcher_and_tells_the_handler() {
 }
 
 struct Quiet;
-impl Handler<St> for Quiet {
+impl ZmqHandler<St> for Quiet {
     fn readable(
         &mut self,
         _: &mut [zmq::Message],
@@ -244,7 +244,7 @@ impl Handler<St> for Quiet {
     }
 }
 struct Flooded;
-impl Handler<St> for Flooded {
+impl ZmqHandler<St> for Flooded {
     fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         st.other += 1;
     }

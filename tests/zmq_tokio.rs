@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use evnet::zmq::{Dispatch, Error, Sock, TokioZmq};
+use evnet::fair::{Dispatch, Error, Sock, TokioZmq};
 use futures::{SinkExt, StreamExt};
 
 const WATCHDOG: Duration = Duration::from_secs(30);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use evnet::ev::{Ctx, Loop};
-use evnet::zmq::{CalloopZmq, Dispatch, Handler, MioZmq, Sock, TokioZmq, ZmqEvent, ZmqWatcher};
+use evnet::fair::{CalloopZmq, Dispatch, MioZmq, Sock, TokioZmq, ZmqEvent, ZmqHandler, ZmqWatcher};
 use futures::StreamExt;
 
 use super::peers;
@@ -171,7 +171,7 @@ struct EvSt {
 /// Counts, and stops the loop once `stop` holds: an application's `Loop::run`, not
 /// `run_until` (whose `done` between turns would hide the adapter's quiet-turn path).
 struct EvCount;
-impl Handler<EvSt> for EvCount {
+impl ZmqHandler<EvSt> for EvCount {
     fn readable(
         &mut self,
         _: &mut [zmq::Message],
@@ -457,7 +457,7 @@ pub fn round_trips(t: Transport, rx: Rx, k: usize) -> Result<Vec<u64>> {
             z.socket().send(&payload[..], 0)?;
             let mut h = pp;
             let d =
-                calloop::Dispatcher::new(z, move |ev, io: &mut evnet::zmq::ZmqIo, _: &mut ()| {
+                calloop::Dispatcher::new(z, move |ev, io: &mut evnet::fair::ZmqIo, _: &mut ()| {
                     if ev == ZmqEvent::Message {
                         let (m, mut s) = io.split();
                         h.readable(m, &mut s);
@@ -523,7 +523,7 @@ impl Dispatch for PingPong {
 }
 
 struct EvPing(PingPong);
-impl Handler<()> for EvPing {
+impl ZmqHandler<()> for EvPing {
     fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>, _: &mut (), _: &mut Ctx<()>) {
         self.0.readable(m, s);
     }

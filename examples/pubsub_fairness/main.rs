@@ -14,7 +14,7 @@ mod scenario;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use evnet::zmq::Budget;
+use evnet::fair::Budget;
 use scenario::{Config, Mode, Transport};
 
 #[derive(Parser)]

@@ -15,8 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use evnet::ev::{Ctx, Interest, Loop, WatcherId};
-use evnet::zmq::{Budget, Handler, Sock, ZmqWatcher};
+use evnet::ev::{Ctx, IoInterest, Loop, WatcherId};
+use evnet::fair::{Budget, Sock, ZmqHandler, ZmqWatcher};
 
 /// Where the sockets talk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +151,7 @@ pub fn watch_naive<S: 'static>(
         }
     }));
     let d = drain.clone();
-    let io = cx.io(watched, Interest::READABLE, move |st, cx, _| {
+    let io = cx.io(watched, IoInterest::READABLE, move |st, cx, _| {
         (d.borrow_mut())(st, cx)
     });
     let start = cx.timer(Duration::ZERO, None, move |st, cx, _| {
@@ -277,14 +277,14 @@ impl St {
 }
 
 struct Flood;
-impl Handler<St> for Flood {
+impl ZmqHandler<St> for Flood {
     fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         st.on_flood(m);
     }
 }
 
 struct Quiet;
-impl Handler<St> for Quiet {
+impl ZmqHandler<St> for Quiet {
     fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
         st.on_quiet(m);
     }

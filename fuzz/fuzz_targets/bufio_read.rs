@@ -5,7 +5,7 @@
 //! a bounded number of turns.
 #![no_main]
 use bytes::Bytes;
-use evnet::bufio::{Conn, Event, FlushMode, Handler, Options, Stream};
+use evnet::bufio::{Conn, FlushMode, Options, Stream, StreamEvent, StreamHandler};
 use evnet::ev::{Ctx, Loop};
 use libfuzzer_sys::fuzz_target;
 
@@ -16,16 +16,16 @@ struct St {
 }
 
 struct Quiet;
-impl Handler<St> for Quiet {
+impl StreamHandler<St> for Quiet {
     fn read(&mut self, _: &Conn<St>, _: Bytes, _: &mut St, _: &mut Ctx<St>) {}
-    fn event(&mut self, _: &Conn<St>, _: Event, _: &mut St, _: &mut Ctx<St>) {}
+    fn event(&mut self, _: &Conn<St>, _: StreamEvent, _: &mut St, _: &mut Ctx<St>) {}
 }
 
 struct Reader {
     exact: Option<usize>,
     max_line: usize,
 }
-impl Handler<St> for Reader {
+impl StreamHandler<St> for Reader {
     fn read(&mut self, c: &Conn<St>, data: Bytes, st: &mut St, cx: &mut Ctx<St>) {
         match self.exact {
             Some(n) => {
@@ -40,7 +40,7 @@ impl Handler<St> for Reader {
         }
         st.got += data.len();
     }
-    fn event(&mut self, _: &Conn<St>, _: Event, st: &mut St, _: &mut Ctx<St>) {
+    fn event(&mut self, _: &Conn<St>, _: StreamEvent, st: &mut St, _: &mut Ctx<St>) {
         st.ended = true;
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use evnet::bufio::{Conn, Event, FlushMode, Handler, Options, Stream};
+use evnet::bufio::{Conn, FlushMode, Options, Stream, StreamEvent, StreamHandler};
 use evnet::ev::{Ctx, Loop};
 use evnet::tls::{self, ServerPem, Settings};
 use libfuzzer_sys::fuzz_target;
@@ -37,18 +37,18 @@ struct St {
 }
 
 struct Quiet;
-impl Handler<St> for Quiet {
+impl StreamHandler<St> for Quiet {
     fn read(&mut self, _: &Conn<St>, _: Bytes, _: &mut St, _: &mut Ctx<St>) {}
-    fn event(&mut self, _: &Conn<St>, _: Event, _: &mut St, _: &mut Ctx<St>) {}
+    fn event(&mut self, _: &Conn<St>, _: StreamEvent, _: &mut St, _: &mut Ctx<St>) {}
 }
 
 struct Server;
-impl Handler<St> for Server {
+impl StreamHandler<St> for Server {
     fn read(&mut self, c: &Conn<St>, data: Bytes, st: &mut St, cx: &mut Ctx<St>) {
         st.data += data.len();
         c.read_chunk(cx);
     }
-    fn event(&mut self, _: &Conn<St>, _: Event, st: &mut St, _: &mut Ctx<St>) {
+    fn event(&mut self, _: &Conn<St>, _: StreamEvent, st: &mut St, _: &mut Ctx<St>) {
         st.ended = true;
     }
 }

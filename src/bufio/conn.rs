@@ -17,7 +17,7 @@ use crate::ev::{Ctx, WatcherId};
 impl<S: 'static> Conn<S> {
     // ----- requests and writes ---------------------------------------------------------
 
-    /// Requests the next line (LF or CRLF, terminator stripped): [`Handler::read`](super::Handler::read) gets it.
+    /// Requests the next line (LF or CRLF, terminator stripped): [`StreamHandler::read`](super::StreamHandler::read) gets it.
     /// Replaces any pending request.
     pub fn read_line(&self, cx: &mut Ctx<S>) {
         self.request(cx, Some(Request::Line));
@@ -60,7 +60,7 @@ impl<S: 'static> Conn<S> {
     }
 
     /// Queues `data` for writing without copying it when nothing else is queued (e.g. an
-    /// echo of what [`Handler::read`](super::Handler::read) delivered).
+    /// echo of what [`StreamHandler::read`](super::StreamHandler::read) delivered).
     pub fn write_bytes(&self, cx: &mut Ctx<S>, data: Bytes) {
         self.queue_output(cx, |out| out.push_bytes(data));
     }

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use socket2::Socket;
 
-use super::error::{Error, Event};
+use super::error::{Error, StreamEvent};
 use super::filter::FlushMode;
 use super::filtered::{filter_out, ADOPT_MIN};
 use super::output::Output;
 use super::read::{needs_more, satisfy, Outcome, Request};
-use super::stream::{Conn, Handler, Link, State};
-use crate::ev::{Ctx, Interest};
+use super::stream::{Conn, Link, State, StreamHandler};
+use crate::ev::{Ctx, IoInterest};
 use crate::sys;
 
 impl<S: 'static> Conn<S> {
@@ -276,7 +276,7 @@ impl<S: 'static> Conn<S> {
             return None;
         }
         if std::mem::take(&mut g.connected_due) {
-            return Some(Due::Event(Event::Connected));
+            return Some(Due::Event(StreamEvent::Connected));
         }
         if let Some(req) = g.rd.req {
             if !g.rd.read_failed || !g.rd.input.is_empty() {
@@ -302,7 +302,7 @@ impl<S: 'static> Conn<S> {
                     Outcome::TooLong => {
                         g.rd.req = None;
                         g.rd.read_failed = true;
-                        return Some(Due::Event(Event::Error(Error::LineTooLong {
+                        return Some(Due::Event(StreamEvent::Error(Error::LineTooLong {
                             max: g.opts.max_line,
                         })));
                     }
@@ -313,7 +313,7 @@ impl<S: 'static> Conn<S> {
                             Request::Exact(n) => n,
                             _ => 0,
                         };
-                        return Some(Due::Event(Event::Error(Error::ExactTooLarge {
+                        return Some(Due::Event(StreamEvent::Error(Error::ExactTooLarge {
                             requested,
                             max: g.opts.max_exact,
                         })));
@@ -323,19 +323,19 @@ impl<S: 'static> Conn<S> {
             }
         }
         if let Some(e) = g.error.take() {
-            return Some(Due::Event(Event::Error(e)));
+            return Some(Due::Event(StreamEvent::Error(e)));
         }
         // End of stream comes after the data: with input left and no request pending it
         // waits for the next request (which gets the data first).
         if g.rd.eof && !g.rd.eof_reported && (g.rd.req.is_some() || g.rd.input.is_empty()) {
             g.rd.eof_reported = true;
-            return Some(Due::Event(Event::Eof));
+            return Some(Due::Event(StreamEvent::Eof));
         }
         if std::mem::take(&mut g.rd.read_timed_out) {
-            return Some(Due::Event(Event::ReadTimeout));
+            return Some(Due::Event(StreamEvent::ReadTimeout));
         }
         if std::mem::take(&mut g.wr.write_timed_out) {
-            return Some(Due::Event(Event::WriteTimeout));
+            return Some(Due::Event(StreamEvent::WriteTimeout));
         }
         if std::mem::take(&mut g.wr.write_cb_due) {
             return Some(Due::Write);
@@ -348,7 +348,7 @@ impl<S: 'static> Conn<S> {
         self: &Rc<Self>,
         st: &mut S,
         cx: &mut Ctx<S>,
-        f: impl FnOnce(&mut dyn Handler<S>, &Conn<S>, &mut S, &mut Ctx<S>),
+        f: impl FnOnce(&mut dyn StreamHandler<S>, &Conn<S>, &mut S, &mut Ctx<S>),
     ) {
         let Some(mut h) = self.handler.borrow_mut().take() else {
             return;
@@ -393,10 +393,10 @@ impl<S: 'static> Conn<S> {
             // filter or a pair) kicks itself into the next turn.
             let spent = want_write && g.ids.io.is_none() && g.wr.written_turn >= g.opts.max_write;
             let want = match (want_read, want_write) {
-                (true, true) => Interest::BOTH,
-                (true, false) => Interest::READABLE,
-                (false, true) => Interest::WRITABLE,
-                (false, false) => Interest::NONE,
+                (true, true) => IoInterest::BOTH,
+                (true, false) => IoInterest::READABLE,
+                (false, true) => IoInterest::WRITABLE,
+                (false, false) => IoInterest::NONE,
             };
             (
                 g.ids.io,
@@ -585,6 +585,6 @@ pub(super) fn over_write_high<S>(g: &State<S>) -> bool {
 
 pub(super) enum Due {
     Read(Bytes),
-    Event(Event),
+    Event(StreamEvent),
     Write,
 }

@@ -65,10 +65,10 @@ impl From<io::Error> for Error {
     }
 }
 
-/// What a stream reports to [`Handler::event`](super::Handler::event).
+/// What a stream reports to [`StreamHandler::event`](super::StreamHandler::event).
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Event {
+pub enum StreamEvent {
     /// A stream started with [`Stream::connect`](super::Stream::connect) is connected;
     /// queued writes go out now.
     Connected,

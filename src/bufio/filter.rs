@@ -193,7 +193,7 @@ pub trait Filter: 'static {
 
     /// Whether the filter is still setting the stream up (a handshake). Meanwhile the
     /// application's writes wait in the filtered stream (none reaches `output`), and when
-    /// it turns false the application gets [`Event::Connected`](super::Event::Connected),
+    /// it turns false the application gets [`StreamEvent::Connected`](super::StreamEvent::Connected),
     /// once. A filter that never handshakes (the default) sends no `Connected`.
     fn handshaking(&self) -> bool {
         false

@@ -7,11 +7,11 @@ use std::rc::Weak;
 use bytes::{Bytes, BytesMut};
 
 use super::engine::over_write_high;
-use super::error::{Error, Event};
+use super::error::{Error, StreamEvent};
 use super::filter::{Filter, FilterResult, FlushMode};
 use super::output::Output;
 use super::read::needs_more;
-use super::stream::{Conn, Handler, Link, Stream};
+use super::stream::{Conn, Link, Stream, StreamHandler};
 use crate::ev::Ctx;
 
 pub(super) struct Filtered<S: 'static> {
@@ -23,7 +23,7 @@ pub(super) struct Filtered<S: 'static> {
     pub(super) raw_out: BytesMut,
     /// The underlying stream reached end of stream.
     pub(super) under_eof: bool,
-    /// The filter was handshaking and [`Event::Connected`] has not been delivered yet.
+    /// The filter was handshaking and [`StreamEvent::Connected`] has not been delivered yet.
     pub(super) handshake_pending: bool,
 }
 
@@ -205,7 +205,7 @@ pub(super) struct Bridge<S: 'static> {
     pub(super) upper: Weak<Conn<S>>,
 }
 
-impl<S: 'static> Handler<S> for Bridge<S> {
+impl<S: 'static> StreamHandler<S> for Bridge<S> {
     fn read(&mut self, under: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>) {
         if let Some(up) = self.upper.upgrade() {
             if data.len() >= ADOPT_MIN {
@@ -230,12 +230,12 @@ impl<S: 'static> Handler<S> for Bridge<S> {
         }
     }
 
-    fn event(&mut self, under: &Conn<S>, e: Event, st: &mut S, cx: &mut Ctx<S>) {
+    fn event(&mut self, under: &Conn<S>, e: StreamEvent, st: &mut S, cx: &mut Ctx<S>) {
         let Some(up) = self.upper.upgrade() else {
             return;
         };
         match e {
-            Event::Eof => {
+            StreamEvent::Eof => {
                 // What the underlying stream still buffers comes before the end.
                 let rest = under.take_input(cx);
                 if !rest.is_empty() {
@@ -243,10 +243,10 @@ impl<S: 'static> Handler<S> for Bridge<S> {
                 }
                 up.take_from_under(None, None);
             }
-            Event::Error(e) => up.take_from_under(None, Some(e)),
-            Event::Connected => {}
-            Event::ReadTimeout => up.st.borrow_mut().rd.read_timed_out = true,
-            Event::WriteTimeout => up.st.borrow_mut().wr.write_timed_out = true,
+            StreamEvent::Error(e) => up.take_from_under(None, Some(e)),
+            StreamEvent::Connected => {}
+            StreamEvent::ReadTimeout => up.st.borrow_mut().rd.read_timed_out = true,
+            StreamEvent::WriteTimeout => up.st.borrow_mut().wr.write_timed_out = true,
         }
         up.dispatch(st, cx);
     }

@@ -1,7 +1,7 @@
 //! `bufio`: buffered streams on the loop (libevent's bufferevents, libevnet's `bufio.h`).
 //!
 //! A [`Stream`] wraps a connected non-blocking socket (TCP or Unix) with an input and an
-//! output buffer ([`bytes::BytesMut`]) and a [`Handler`]: `read` when the pending
+//! output buffer ([`bytes::BytesMut`]) and a [`StreamHandler`]: `read` when the pending
 //! [`Request`] — a chunk, a line (LF or CRLF, bounded by a maximum length) or exactly `n`
 //! bytes — is satisfied, `write` when output drains to the write low watermark, and
 //! `event` for end of stream, errors and timeouts. [`Options`] set the watermarks and the
@@ -32,9 +32,9 @@ mod output;
 mod read;
 mod stream;
 
-pub use error::{Error, Event};
+pub use error::{Error, StreamEvent};
 pub use filter::{Filter, FilterError, FilterResult, FlushMode};
 pub use limit::{RateGroup, RateLimit};
 pub use options::Options;
 pub use read::Request;
-pub use stream::{Conn, Handler, Stream};
+pub use stream::{Conn, Stream, StreamHandler};

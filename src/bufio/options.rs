@@ -15,7 +15,7 @@ use super::read::Limits;
 ///   request cannot be satisfied without more bytes (a line not yet complete and within
 ///   `max_line`, an `Exact(n)` with fewer than `n` buffered). Reading resumes as soon as
 ///   requests consume input below it. With no request pending it bounds read-ahead.
-/// - **`write_low`**: [`Handler::write`](super::Handler::write) runs after a flush leaves at
+/// - **`write_low`**: [`StreamHandler::write`](super::StreamHandler::write) runs after a flush leaves at
 ///   most this many bytes of output queued (0: when output is empty).
 /// - **`write_high`** (output backpressure): once more than this many bytes of output are
 ///   queued, the stream stops reading (socket interest off, no spinning; a pair stops
@@ -48,10 +48,10 @@ pub struct Options {
     pub max_read: usize,
     /// Most bytes written to the socket per loop turn. Default 16 KiB.
     pub max_write: usize,
-    /// [`Event::ReadTimeout`](super::Event::ReadTimeout) after this long with a read
+    /// [`StreamEvent::ReadTimeout`](super::StreamEvent::ReadTimeout) after this long with a read
     /// requested and nothing arriving. Default none.
     pub read_timeout: Option<Duration>,
-    /// [`Event::WriteTimeout`](super::Event::WriteTimeout) after this long with output
+    /// [`StreamEvent::WriteTimeout`](super::StreamEvent::WriteTimeout) after this long with output
     /// queued and none of it written. Default none.
     pub write_timeout: Option<Duration>,
     /// How long a graceful [`Conn::close`](super::Conn::close) may wait for its output to

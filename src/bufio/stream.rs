@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use socket2::Socket;
 
-use super::error::{Error, Event};
+use super::error::{Error, StreamEvent};
 use super::filter::Filter;
 use super::filtered::{Bridge, Filtered};
 use super::limit::Rates;
 use super::options::Options;
 use super::output::Output;
 use super::read::Request;
-use crate::ev::{Ctx, Interest, Remover, WatcherId};
+use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
 use crate::socket::{self, ConnectOptions, Connected, Connecting, Endpoint, Resolve};
 
 /// The callbacks of a [`Stream`] (libevent's read / write / event callbacks).
@@ -26,7 +26,7 @@ use crate::socket::{self, ConnectOptions, Connected, Connecting, Endpoint, Resol
 /// writes, or closes. Callbacks never nest: a read issued from inside `read` that buffered
 /// input already satisfies is delivered after `read` returns, by a loop, so any number of
 /// back-to-back operations run in constant stack.
-pub trait Handler<S>: 'static {
+pub trait StreamHandler<S>: 'static {
     /// The pending read request was satisfied with `data`.
     fn read(&mut self, conn: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>);
 
@@ -36,7 +36,7 @@ pub trait Handler<S>: 'static {
     }
 
     /// End of stream, an error, or a timeout.
-    fn event(&mut self, conn: &Conn<S>, event: Event, st: &mut S, cx: &mut Ctx<S>);
+    fn event(&mut self, conn: &Conn<S>, event: StreamEvent, st: &mut S, cx: &mut Ctx<S>);
 }
 
 /// The callback a connecting stream hands to `socket::connect`.
@@ -65,7 +65,7 @@ pub(super) struct State<S: 'static> {
     pub(super) rd: ReadSide,
     pub(super) wr: WriteSide,
     pub(super) ids: Watchers,
-    /// An error to deliver as [`Event::Error`].
+    /// An error to deliver as [`StreamEvent::Error`].
     pub(super) error: Option<Error>,
     /// Closing gracefully: no more reads or callbacks; output drains, then teardown.
     pub(super) closing: bool,
@@ -74,7 +74,7 @@ pub(super) struct State<S: 'static> {
     /// When a filter's handshake must be over (see [`Options::handshake_timeout`]).
     pub(super) handshake_deadline: Option<Instant>,
     /// What the io watcher asks the poller for.
-    pub(super) interest: Interest,
+    pub(super) interest: IoInterest,
     /// The loop turn this stream last ran in, and the loop's time then (saves a clock
     /// read per syscall).
     pub(super) turn: u64,
@@ -150,7 +150,7 @@ pub(super) struct Watchers {
 /// way no callback of this stream runs inside the call.
 pub struct Conn<S: 'static> {
     pub(super) st: RefCell<State<S>>,
-    pub(super) handler: RefCell<Option<Box<dyn Handler<S>>>>,
+    pub(super) handler: RefCell<Option<Box<dyn StreamHandler<S>>>>,
     pub(super) closed: Cell<bool>,
     pub(super) in_dispatch: Cell<bool>,
     pub(super) self_weak: RefCell<Option<Weak<Conn<S>>>>,
@@ -168,11 +168,11 @@ pub struct Conn<S: 'static> {
 ///
 /// ```compile_fail
 /// # #![deny(unused_must_use)]
-/// # use evnet::bufio::{Conn, Event, Handler, Stream};
+/// # use evnet::bufio::{Conn, StreamEvent, StreamHandler, Stream};
 /// # struct H;
-/// # impl Handler<()> for H {
+/// # impl StreamHandler<()> for H {
 /// #     fn read(&mut self, _: &Conn<()>, _: evnet::bytes::Bytes, _: &mut (), _: &mut evnet::ev::Ctx<()>) {}
-/// #     fn event(&mut self, _: &Conn<()>, _: Event, _: &mut (), _: &mut evnet::ev::Ctx<()>) {}
+/// #     fn event(&mut self, _: &Conn<()>, _: StreamEvent, _: &mut (), _: &mut evnet::ev::Ctx<()>) {}
 /// # }
 /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let mut ev = evnet::ev::Loop::<()>::new().unwrap();
@@ -182,12 +182,12 @@ pub struct Conn<S: 'static> {
 /// ```
 /// use std::io::{Read, Write};
 /// use bytes::Bytes;
-/// use evnet::bufio::{Conn, Event, Handler, Stream};
+/// use evnet::bufio::{Conn, StreamEvent, StreamHandler, Stream};
 /// use evnet::ev::{Ctx, Loop};
 ///
 /// /// Echoes lines back upper-cased until "quit".
 /// struct Shout;
-/// impl Handler<u32> for Shout {
+/// impl StreamHandler<u32> for Shout {
 ///     fn read(&mut self, c: &Conn<u32>, line: Bytes, n: &mut u32, cx: &mut Ctx<u32>) {
 ///         *n += 1;
 ///         if &line[..] == b"quit" {
@@ -197,7 +197,7 @@ pub struct Conn<S: 'static> {
 ///         c.write(cx, b"\n");
 ///         c.read_line(cx);
 ///     }
-///     fn event(&mut self, c: &Conn<u32>, _e: Event, _n: &mut u32, cx: &mut Ctx<u32>) {
+///     fn event(&mut self, c: &Conn<u32>, _e: StreamEvent, _n: &mut u32, cx: &mut Ctx<u32>) {
 ///         c.abort(cx);
 ///     }
 /// }
@@ -255,7 +255,7 @@ impl<S: 'static> Stream<S> {
     ///
     /// # Errors
     /// Making the socket non-blocking failed.
-    pub fn new<H: Handler<S>>(
+    pub fn new<H: StreamHandler<S>>(
         cx: &mut Ctx<S>,
         socket: Socket,
         handler: H,
@@ -267,7 +267,7 @@ impl<S: 'static> Stream<S> {
     ///
     /// # Errors
     /// Making the socket non-blocking failed.
-    pub fn with_options<H: Handler<S>>(
+    pub fn with_options<H: StreamHandler<S>>(
         cx: &mut Ctx<S>,
         socket: Socket,
         opts: Options,
@@ -283,7 +283,7 @@ impl<S: 'static> Stream<S> {
         // The watchers hold the stream strongly: a detached stream lives as long as they
         // do, and removing them (close, drop of the handle, or the loop dropped) frees it.
         let c = conn.clone();
-        let io = cx.io_raw(fd, Interest::READABLE, move |st, cx, e| {
+        let io = cx.io_raw(fd, IoInterest::READABLE, move |st, cx, e| {
             c.on_io(e.is_readable(), e.is_writable(), st, cx);
         });
         let io = match io {
@@ -303,9 +303,9 @@ impl<S: 'static> Stream<S> {
     /// A stream that connects to the first of `endpoints` that answers (see
     /// [`socket::connect`](crate::socket::connect): RFC 8305 fallback, stagger, timeout).
     /// Requests and writes may be issued at once; they take effect when the connection is
-    /// up, announced by [`Event::Connected`]. A failed connect is an [`Event::Error`].
+    /// up, announced by [`StreamEvent::Connected`]. A failed connect is an [`StreamEvent::Error`].
     /// Dropping the stream cancels the connect.
-    pub fn connect<H: Handler<S>>(
+    pub fn connect<H: StreamHandler<S>>(
         cx: &mut Ctx<S>,
         endpoints: Vec<Endpoint>,
         copts: ConnectOptions,
@@ -318,8 +318,8 @@ impl<S: 'static> Stream<S> {
     }
 
     /// As [`connect`](Stream::connect), resolving `host` first with `resolver` (e.g. a
-    /// [`thread::Pool`](crate::thread::Pool)).
-    pub fn connect_host<R: Resolve<S> + ?Sized, H: Handler<S>>(
+    /// [`thread::Pool`](crate::pool::Pool)).
+    pub fn connect_host<R: Resolve<S> + ?Sized, H: StreamHandler<S>>(
         cx: &mut Ctx<S>,
         resolver: &R,
         host: &str,
@@ -337,11 +337,11 @@ impl<S: 'static> Stream<S> {
     fn connecting(
         cx: &mut Ctx<S>,
         opts: Options,
-        handler: Box<dyn Handler<S>>,
+        handler: Box<dyn StreamHandler<S>>,
         start: impl FnOnce(&mut Ctx<S>, OnConnected<S>) -> Connecting<S>,
     ) -> Stream<S> {
         let conn = Conn::build(cx, Link::Closed, -1, opts, handler);
-        conn.st.borrow_mut().interest = Interest::NONE;
+        conn.st.borrow_mut().interest = IoInterest::NONE;
         let weak = Rc::downgrade(&conn);
         let h = start(
             cx,
@@ -364,7 +364,7 @@ impl<S: 'static> Stream<S> {
     /// above its read high watermark stops taking bytes, and the writer's output waits).
     /// [`FlushMode::Finished`](super::FlushMode::Finished) delivers end of stream to the partner after the data; dropping
     /// one side unlinks the other without an end of stream.
-    pub fn pair<A: Handler<S>, B: Handler<S>>(
+    pub fn pair<A: StreamHandler<S>, B: StreamHandler<S>>(
         cx: &mut Ctx<S>,
         opts: Options,
         a: A,
@@ -376,7 +376,7 @@ impl<S: 'static> Stream<S> {
         y.st.borrow_mut().link = Link::Pair(Rc::downgrade(&x));
         // A pair reads nothing from a poller: its input arrives from the partner.
         for c in [&x, &y] {
-            c.st.borrow_mut().interest = Interest::NONE;
+            c.st.borrow_mut().interest = IoInterest::NONE;
         }
         (
             Stream {
@@ -401,7 +401,7 @@ impl<S: 'static> Stream<S> {
     /// it buffered meanwhile. Dropping the filtered stream with output queued runs the
     /// filter one last time with [`FlushMode::Finished`](super::FlushMode::Finished) and closes `under` gracefully, so the
     /// bytes are flushed, not discarded.
-    pub fn filter<F: Filter, H: Handler<S>>(
+    pub fn filter<F: Filter, H: StreamHandler<S>>(
         cx: &mut Ctx<S>,
         under: Stream<S>,
         filter: F,
@@ -423,7 +423,7 @@ impl<S: 'static> Stream<S> {
         let handshaking = filtered.handshake_pending;
         let link = Link::Filter(Box::new(filtered));
         let conn = Conn::build(cx, link, fd, opts, Box::new(handler));
-        conn.st.borrow_mut().interest = Interest::NONE;
+        conn.st.borrow_mut().interest = IoInterest::NONE;
         if let (true, Some(t)) = (handshaking, opts.handshake_timeout) {
             conn.st.borrow_mut().handshake_deadline = Some(crate::ev::later(conn.clock(cx), t));
             conn.arm_timeouts(cx);
@@ -462,7 +462,7 @@ impl<S: 'static> Conn<S> {
         link: Link<S>,
         fd: RawFd,
         opts: Options,
-        handler: Box<dyn Handler<S>>,
+        handler: Box<dyn StreamHandler<S>>,
     ) -> Rc<Conn<S>> {
         let now = Instant::now();
         let conn = Rc::new(Conn {
@@ -502,7 +502,7 @@ impl<S: 'static> Conn<S> {
                 closing: false,
                 close_deadline: None,
                 handshake_deadline: None,
-                interest: Interest::READABLE,
+                interest: IoInterest::READABLE,
                 turn: 0,
                 now,
             }),
@@ -539,7 +539,7 @@ impl<S: 'static> Conn<S> {
             .and_then(|c| c.socket.set_nonblocking(true).map(|()| c.socket))
             .and_then(|sock| {
                 let c = self.clone();
-                let io = cx.io_raw(sock.as_raw_fd(), Interest::READABLE, move |st, cx, e| {
+                let io = cx.io_raw(sock.as_raw_fd(), IoInterest::READABLE, move |st, cx, e| {
                     c.on_io(e.is_readable(), e.is_writable(), st, cx);
                 })?;
                 Ok((sock, io))
@@ -551,7 +551,7 @@ impl<S: 'static> Conn<S> {
                 g.link = Link::Socket(sock);
                 g.fd = fd;
                 g.ids.io = Some(io);
-                g.interest = Interest::READABLE;
+                g.interest = IoInterest::READABLE;
                 g.connected_due = true;
             }
             Err(e) => self.st.borrow_mut().fail(Error::Io(e)),

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::{Error, Resolver};
-use crate::bufio::{Handler, Options, Stream};
+use crate::bufio::{Options, Stream, StreamHandler};
 use crate::ev::{Ctx, Remover, WatcherId};
 use crate::socket::{ConnectOptions, Resolve, Resolved};
 
@@ -128,7 +128,7 @@ impl<S: 'static> Resolver<S> {
     /// (each on its own port) with the usual fallback: the next address on failure or
     /// after the stagger delay, IPv6 and IPv4 alternating.
     #[allow(clippy::too_many_arguments)]
-    pub fn connect_service<H: Handler<S>>(
+    pub fn connect_service<H: StreamHandler<S>>(
         &self,
         cx: &mut Ctx<S>,
         service: &str,
@@ -149,7 +149,7 @@ impl<S: 'static> Resolver<S> {
 
     /// Connects to `domain`'s mail exchangers on port 25, by MX preference (the domain
     /// itself when it has no MX; none for a null MX).
-    pub fn connect_mail<H: Handler<S>>(
+    pub fn connect_mail<H: StreamHandler<S>>(
         &self,
         cx: &mut Ctx<S>,
         domain: &str,

@@ -18,7 +18,7 @@ use super::lookup::Lookup;
 use super::wire::{self, Step};
 use super::{Config, Error};
 use crate::bufio::Stream;
-use crate::ev::{Ctx, Interest, Remover, WatcherId};
+use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
 
 /// A successful lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -452,7 +452,7 @@ impl<S: 'static> Resolver<S> {
         // A send error (e.g. nothing listens) shows as this server failing at the timeout.
         let _ = sock.send(&bytes);
         let weak = Rc::downgrade(&self.inner);
-        let w = cx.io_raw(sock.as_raw_fd(), Interest::READABLE, move |st, cx, _| {
+        let w = cx.io_raw(sock.as_raw_fd(), IoInterest::READABLE, move |st, cx, _| {
             if let Some(inner) = weak.upgrade() {
                 Resolver { inner }.on_udp(st, cx, key);
             }

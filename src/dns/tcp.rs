@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::resolver::{Inner, Resolver, Transport};
 use super::wire;
 use super::Error;
-use crate::bufio::{self, Conn, Event, Options, Stream};
+use crate::bufio::{self, Conn, Options, Stream, StreamEvent};
 use crate::ev::Ctx;
 use crate::socket::ConnectOptions;
 
@@ -61,7 +61,7 @@ struct TcpAnswer<S: 'static> {
     len: Option<usize>,
 }
 
-impl<S: 'static> bufio::Handler<S> for TcpAnswer<S> {
+impl<S: 'static> bufio::StreamHandler<S> for TcpAnswer<S> {
     fn read(&mut self, c: &Conn<S>, data: Bytes, st: &mut S, cx: &mut Ctx<S>) {
         let Some(inner) = self.inner.upgrade() else {
             return;
@@ -100,17 +100,17 @@ impl<S: 'static> bufio::Handler<S> for TcpAnswer<S> {
         }
     }
 
-    fn event(&mut self, _: &Conn<S>, e: Event, st: &mut S, cx: &mut Ctx<S>) {
-        if matches!(e, Event::Connected) {
+    fn event(&mut self, _: &Conn<S>, e: StreamEvent, st: &mut S, cx: &mut Ctx<S>) {
+        if matches!(e, StreamEvent::Connected) {
             return;
         }
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
         let err = match e {
-            Event::ReadTimeout | Event::WriteTimeout => Error::Timeout,
-            Event::Error(crate::bufio::Error::Io(e)) => Error::from(e),
-            Event::Error(other) => Error::from(std::io::Error::other(other)),
+            StreamEvent::ReadTimeout | StreamEvent::WriteTimeout => Error::Timeout,
+            StreamEvent::Error(crate::bufio::Error::Io(e)) => Error::from(e),
+            StreamEvent::Error(other) => Error::from(std::io::Error::other(other)),
             _ => Error::from(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "the server closed the TCP connection before it answered",

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::event::{Event, Interest};
+use super::event::{Event, IoInterest};
 use super::loop_logic::{Callback, Ctx, Kind, Slot, SIGNAL_TOKEN, UNKNOWN, WAKE_TOKEN};
 use super::signal::Signals;
 use super::wake::{WakeShared, Waker};
@@ -51,13 +51,13 @@ impl<S> Ctx<S> {
     ///
     /// ```
     /// use std::{io::Write, os::unix::net::UnixStream, rc::Rc};
-    /// use evnet::ev::{Interest, Loop};
+    /// use evnet::ev::{IoInterest, Loop};
     ///
     /// let (mut a, b) = UnixStream::pair()?;
     /// let b = Rc::new(b);
     /// let mut ev = Loop::<usize>::new()?;
     /// let reader = Rc::clone(&b);
-    /// ev.io(b, Interest::READABLE, move |n, cx, e| {
+    /// ev.io(b, IoInterest::READABLE, move |n, cx, e| {
     ///     let mut buf = [0u8; 16];
     ///     *n += std::io::Read::read(&mut &*reader, &mut buf).unwrap_or(0);
     ///     cx.remove(e.watcher()); // the last Rc: the socket closes after it is deregistered
@@ -72,7 +72,12 @@ impl<S> Ctx<S> {
     /// The fd is registered with the kernel before the next poll; one the kernel refuses is
     /// reported to the callback as an error ([`Event::is_error`]), so creating the watcher
     /// itself cannot fail.
-    pub fn io<F>(&mut self, source: impl AsFd + 'static, interest: Interest, mut cb: F) -> WatcherId
+    pub fn io<F>(
+        &mut self,
+        source: impl AsFd + 'static,
+        interest: IoInterest,
+        mut cb: F,
+    ) -> WatcherId
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
@@ -99,7 +104,7 @@ impl<S> Ctx<S> {
     pub(crate) fn io_raw<F>(
         &mut self,
         fd: RawFd,
-        interest: Interest,
+        interest: IoInterest,
         cb: F,
     ) -> io::Result<WatcherId>
     where
@@ -111,7 +116,7 @@ impl<S> Ctx<S> {
         Ok(self.io_fd(fd, interest, Box::new(cb)))
     }
 
-    fn io_fd(&mut self, fd: RawFd, interest: Interest, cb: Callback<S>) -> WatcherId {
+    fn io_fd(&mut self, fd: RawFd, interest: IoInterest, cb: Callback<S>) -> WatcherId {
         let w = self.insert(Kind::Io { fd, interest }, cb);
         let e = self.fd_entry(fd);
         e.watchers += 1;
@@ -234,7 +239,7 @@ impl<S> Ctx<S> {
     ///
     /// # Errors
     /// Creating or registering the loop's eventfd failed (first wake watcher only).
-    pub fn wake<F>(&mut self, cb: F) -> io::Result<(WatcherId, Waker)>
+    pub fn waker<F>(&mut self, cb: F) -> io::Result<(WatcherId, Waker)>
     where
         F: FnMut(&mut S, &mut Ctx<S>, Event) + 'static,
     {
@@ -257,12 +262,14 @@ impl<S> Ctx<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Interest, Loop};
+    use super::super::{IoInterest, Loop};
 
     #[test]
     fn a_raw_io_watcher_on_a_negative_fd_is_an_error_not_a_panic() {
         let mut ev = Loop::<()>::new().unwrap();
-        let e = ev.io_raw(-1, Interest::READABLE, |_, _, _| {}).unwrap_err();
+        let e = ev
+            .io_raw(-1, IoInterest::READABLE, |_, _, _| {})
+            .unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EBADF));
         ev.run_nowait(&mut ()).unwrap();
     }

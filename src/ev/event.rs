@@ -1,4 +1,4 @@
-//! What a watcher asks for ([`Interest`]) and what its callback is told ([`Event`]).
+//! What a watcher asks for ([`IoInterest`]) and what its callback is told ([`Event`]).
 
 use std::ops::BitOr;
 use std::time::Instant;
@@ -7,17 +7,17 @@ use super::WatcherId;
 
 /// Readiness an io watcher asks for: readable, writable, or both.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Interest(u8);
+pub struct IoInterest(u8);
 
-impl Interest {
+impl IoInterest {
     /// No readiness at all (an io watcher with this interest never fires).
-    pub const NONE: Interest = Interest(0);
+    pub const NONE: IoInterest = IoInterest(0);
     /// Readable: data, EOF, or an error can be read.
-    pub const READABLE: Interest = Interest(1);
+    pub const READABLE: IoInterest = IoInterest(1);
     /// Writable: a write would not block.
-    pub const WRITABLE: Interest = Interest(2);
+    pub const WRITABLE: IoInterest = IoInterest(2);
     /// Readable and writable.
-    pub const BOTH: Interest = Interest(3);
+    pub const BOTH: IoInterest = IoInterest(3);
 
     /// Whether readable is included.
     pub const fn is_readable(self) -> bool {
@@ -31,21 +31,21 @@ impl Interest {
 
     /// This interest with readable added or removed.
     #[must_use]
-    pub const fn with_readable(self, on: bool) -> Interest {
+    pub const fn with_readable(self, on: bool) -> IoInterest {
         if on {
-            Interest(self.0 | 1)
+            IoInterest(self.0 | 1)
         } else {
-            Interest(self.0 & !1)
+            IoInterest(self.0 & !1)
         }
     }
 
     /// This interest with writable added or removed.
     #[must_use]
-    pub const fn with_writable(self, on: bool) -> Interest {
+    pub const fn with_writable(self, on: bool) -> IoInterest {
         if on {
-            Interest(self.0 | 2)
+            IoInterest(self.0 | 2)
         } else {
-            Interest(self.0 & !2)
+            IoInterest(self.0 & !2)
         }
     }
 
@@ -54,14 +54,14 @@ impl Interest {
     }
 }
 
-impl BitOr for Interest {
-    type Output = Interest;
-    fn bitor(self, rhs: Interest) -> Interest {
-        Interest(self.0 | rhs.0)
+impl BitOr for IoInterest {
+    type Output = IoInterest;
+    fn bitor(self, rhs: IoInterest) -> IoInterest {
+        IoInterest(self.0 | rhs.0)
     }
 }
 
-impl std::fmt::Debug for Interest {
+impl std::fmt::Debug for IoInterest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.is_readable(), self.is_writable()) {
             (false, false) => f.write_str("NONE"),

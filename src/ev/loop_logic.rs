@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::event::{Event, Interest};
+use super::event::{Event, IoInterest};
 use super::fdcache::FdEntry;
 use super::meter::{Meter, Stats};
 use super::remover::{Removals, Remover};
@@ -46,7 +46,7 @@ pub(super) enum Kind {
     Free,
     Io {
         fd: RawFd,
-        interest: Interest,
+        interest: IoInterest,
     },
     Timer {
         after: Duration,
@@ -474,7 +474,7 @@ impl<S> Ctx<S> {
     /// Changes an io watcher's interest; applied before the next poll, at no syscall cost
     /// when the interest flips back within the same turn. Returns `false` for a stale id or
     /// a watcher that is not an io watcher.
-    pub fn set_interest(&mut self, w: WatcherId, interest: Interest) -> bool {
+    pub fn set_interest(&mut self, w: WatcherId, interest: IoInterest) -> bool {
         let fd = match self.slot_mut(w) {
             Some(Slot {
                 kind: Kind::Io { fd, interest: i },
@@ -496,7 +496,7 @@ impl<S> Ctx<S> {
     }
 
     /// An io watcher's interest.
-    pub fn interest(&self, w: WatcherId) -> Option<Interest> {
+    pub fn interest(&self, w: WatcherId) -> Option<IoInterest> {
         match self.slot(w)?.kind {
             Kind::Io { interest, .. } => Some(interest),
             _ => None,
@@ -602,7 +602,7 @@ impl<S> Ctx<S> {
     /// watchers and drop the [`Listener`](crate::socket::Listener)s (no new connections),
     /// stop the timers that produce work, [`close`](crate::bufio::Conn::close) the streams
     /// (each flushes its output, bounded by its own close timeout), let each ZeroMQ
-    /// handler drop its [`ZmqWatcher`](crate::zmq::ZmqWatcher) once its `Outbox` has
+    /// handler drop its [`ZmqWatcher`](crate::fair::ZmqWatcher) once its `Outbox` has
     /// drained, then call `shutdown(grace)`. `run` returns as soon as the last of them is
     /// done, or when the grace period is over, whichever comes first.
     pub fn shutdown(&mut self, grace: Duration) {

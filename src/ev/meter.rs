@@ -37,9 +37,9 @@ use super::WatcherId;
 /// - **`turns` moves, but `longest_turn` or the high buckets of `turn_histogram` grew**:
 ///   some turns take long. `slowest_callback` names the watcher whose callback took
 ///   longest (compare it with the ids your watchers were created with); its callback does
-///   too much per turn: give it a budget (a ZeroMQ [`Budget`](crate::zmq::Budget), a
+///   too much per turn: give it a budget (a ZeroMQ [`Budget`](crate::fair::Budget), a
 ///   bufio per-turn cap, a pool batch) or move blocking work to a
-///   [`Pool`](crate::thread::Pool).
+///   [`Pool`](crate::pool::Pool).
 /// - **A long `longest_turn` that no callback explains** (`slowest_callback` far shorter):
 ///   the loop's own work took it, e.g. dropping something large at a turn's start, or the
 ///   thread was preempted (check the thread's involuntary context switches).

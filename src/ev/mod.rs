@@ -1,6 +1,6 @@
 //! `ev`: a single-threaded, libev-style event loop.
 //!
-//! Watchers: **io** (an fd plus [`Interest`], level-triggered), **timer** (after, optional
+//! Watchers: **io** (an fd plus [`IoInterest`], level-triggered), **timer** (after, optional
 //! repeat, monotonic clock, nanosecond deadlines), **prepare**, **check**, **idle** and
 //! **wake** (a `Send + Clone` [`Waker`] for other threads). Everything evnet offers — the fair
 //! ZeroMQ adapter, buffered streams, the thread pool — is built from these.
@@ -20,7 +20,7 @@
 //!     }
 //! });
 //! // A wake watcher another thread fires.
-//! let (_w, waker) = ev.wake(|st, _cx, _e| st.woken = true)?;
+//! let (_w, waker) = ev.waker(|st, _cx, _e| st.woken = true)?;
 //! std::thread::spawn(move || waker.wake());
 //! let mut st = State { ticks: 0, woken: false };
 //! ev.run(&mut st)?;
@@ -56,7 +56,7 @@
 //! So `sys/epoll.rs` is a thin level-triggered epoll layer (about 200 lines): a turn is one
 //! `epoll_wait` (zero timeout) or one `epoll_pwait2` (nanosecond timeout, Linux ≥ 5.11;
 //! older kernels fall back to `epoll_wait` rounded *up* to the millisecond). Level
-//! triggering makes io watchers libev-like without emulation. Interest changes are
+//! triggering makes io watchers libev-like without emulation. IoInterest changes are
 //! batched and applied before the poll only where they differ from what the kernel has
 //! (libev's `fd_reify`); an fd nobody wants any more stays registered until it reports
 //! readiness, so the ZeroMQ adapter's stop/start of its io watcher every turn costs no
@@ -84,7 +84,7 @@ mod token;
 mod turn;
 mod wake;
 
-pub use event::{Event, Interest};
+pub use event::{Event, IoInterest};
 
 /// `at + d`, saturating at a time a century away instead of overflowing (a timer or
 /// timeout of `Duration::MAX` means "never", not a panic).

@@ -53,7 +53,7 @@ impl WakeShared {
 /// use evnet::ev::Loop;
 ///
 /// let mut ev = Loop::<u32>::new()?;
-/// let (w, waker) = ev.wake(|n, cx, e| {
+/// let (w, waker) = ev.waker(|n, cx, e| {
 ///     *n += 1;
 ///     cx.remove(e.watcher());
 /// })?;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket};
 
 use super::bind::stream_socket;
-use crate::ev::{Ctx, Interest, Remover, WatcherId};
-use crate::thread::Pool;
+use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
+use crate::pool::Pool;
 
 /// Where to connect: an IP address and port, or a Unix-domain socket path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -73,7 +73,7 @@ type OnDone<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Connected>)>;
 /// What a [`Resolve`]r calls with the addresses it found.
 pub type Resolved<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Vec<SocketAddr>>)>;
 
-/// A host-name resolver for [`connect_host`]. The [`thread::Pool`](crate::thread::Pool)
+/// A host-name resolver for [`connect_host`]. The [`thread::Pool`](crate::pool::Pool)
 /// implements it with the system resolver on a worker, and evnet's own
 /// [`dns::Resolver`](crate::dns::Resolver) on the loop, so callers switch by passing
 /// another resolver.
@@ -228,7 +228,7 @@ where
     }
 }
 
-/// Resolves `host` with `resolver` (e.g. a [`Pool`](crate::thread::Pool), which runs the
+/// Resolves `host` with `resolver` (e.g. a [`Pool`](crate::pool::Pool), which runs the
 /// system resolver on a worker), then [`connect`]s to its addresses. The timeout covers
 /// the lookup too.
 pub fn connect_host<S: 'static, R, F>(
@@ -376,7 +376,7 @@ fn add_attempt<S: 'static>(
     // removing them (cancel, finish, or the loop dropped) frees it.
     let me = inner.clone();
     let fd = socket.as_raw_fd();
-    let Ok(w) = cx.io_raw(fd, Interest::WRITABLE, move |st, cx, e| {
+    let Ok(w) = cx.io_raw(fd, IoInterest::WRITABLE, move |st, cx, e| {
         settle(&me, e.watcher(), st, cx);
     }) else {
         return; // cannot happen: a `Socket`'s fd is never negative

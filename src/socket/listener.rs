@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socket2::{SockAddr, Socket};
 
-use crate::ev::{Ctx, Interest, Remover, WatcherId};
+use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
 
 /// Connections accepted per listening socket per loop turn unless told otherwise.
 pub const DEFAULT_ACCEPT_BATCH: usize = 64;
@@ -116,7 +116,7 @@ impl<S: 'static> Listener<S> {
         }));
         for (i, s) in sockets.into_iter().enumerate() {
             let weak = Rc::downgrade(&inner);
-            let Ok(w) = cx.io_raw(s.as_raw_fd(), Interest::READABLE, move |st, cx, _e| {
+            let Ok(w) = cx.io_raw(s.as_raw_fd(), IoInterest::READABLE, move |st, cx, _e| {
                 if let Some(inner) = weak.upgrade() {
                     accept_batch(&inner, i, st, cx);
                 }

@@ -9,7 +9,7 @@ use super::adapter::{Negotiated, TlsLayer};
 use super::{CertNames, Error};
 use bytes::Bytes;
 
-use crate::bufio::{Conn, Event, Handler, Options, Stream};
+use crate::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
 use crate::ev::Ctx;
 
 /// How a TLS stream treats the end of the connection. (Its handshake deadline is the
@@ -24,7 +24,7 @@ pub struct Settings {
 }
 
 /// What the handshake of one TLS stream settled: readable once the stream has delivered
-/// [`Event::Connected`](crate::bufio::Event::Connected).
+/// [`StreamEvent::Connected`](crate::bufio::StreamEvent::Connected).
 #[derive(Debug, Clone, Default)]
 pub struct Session {
     info: Rc<RefCell<Option<Negotiated>>>,
@@ -47,18 +47,18 @@ impl Session {
 }
 
 /// A TLS client over `under` (connected or connecting): the handshake starts at once,
-/// writes wait for it, and `handler` gets `Event::Connected` when it is done. Returns the
+/// writes wait for it, and `handler` gets `StreamEvent::Connected` when it is done. Returns the
 /// stream and its [`Session`]; when the handler itself needs the session, make one first
 /// and use [`Session::client`].
 ///
 /// A TLS 1.3 caveat (rustls #1707): a client whose certificate the server refuses
 /// finishes its handshake first and learns of the refusal only from the alert that
-/// follows, so it may see `Connected` and then an `Event::Error` carrying that alert (never
+/// follows, so it may see `Connected` and then an `StreamEvent::Error` carrying that alert (never
 /// a plain end of stream).
 ///
 /// # Errors
 /// [`Error::Config`] for a server name rustls cannot use.
-pub fn client<S: 'static, H: Handler<S>>(
+pub fn client<S: 'static, H: StreamHandler<S>>(
     cx: &mut Ctx<S>,
     under: Stream<S>,
     config: Arc<rustls::ClientConfig>,
@@ -78,7 +78,7 @@ pub fn client<S: 'static, H: Handler<S>>(
 ///
 /// # Errors
 /// [`Error::Config`] when rustls refuses the configuration.
-pub fn server<S: 'static, H: Handler<S>>(
+pub fn server<S: 'static, H: StreamHandler<S>>(
     cx: &mut Ctx<S>,
     under: Stream<S>,
     config: Arc<rustls::ServerConfig>,
@@ -97,7 +97,7 @@ impl Session {
     /// # Errors
     /// As [`client`].
     #[allow(clippy::too_many_arguments)]
-    pub fn client<S: 'static, H: Handler<S>>(
+    pub fn client<S: 'static, H: StreamHandler<S>>(
         &self,
         cx: &mut Ctx<S>,
         under: Stream<S>,
@@ -120,7 +120,7 @@ impl Session {
     ///
     /// # Errors
     /// As [`server`].
-    pub fn server<S: 'static, H: Handler<S>>(
+    pub fn server<S: 'static, H: StreamHandler<S>>(
         &self,
         cx: &mut Ctx<S>,
         under: Stream<S>,
@@ -148,9 +148,9 @@ fn under_options() -> Options {
 #[derive(Debug)]
 pub(crate) struct Plain;
 
-impl<S> Handler<S> for Plain {
+impl<S> StreamHandler<S> for Plain {
     fn read(&mut self, _: &Conn<S>, _: Bytes, _: &mut S, _: &mut Ctx<S>) {}
-    fn event(&mut self, _: &Conn<S>, _: Event, _: &mut S, _: &mut Ctx<S>) {}
+    fn event(&mut self, _: &Conn<S>, _: StreamEvent, _: &mut S, _: &mut Ctx<S>) {}
 }
 
 /// A TLS server over an accepted socket (e.g. from a
@@ -159,7 +159,7 @@ impl<S> Handler<S> for Plain {
 /// # Errors
 /// [`Error::Io`] when making the socket non-blocking failed, [`Error::Config`] when rustls
 /// refused the configuration.
-pub fn accept<S: 'static, H: Handler<S>>(
+pub fn accept<S: 'static, H: StreamHandler<S>>(
     cx: &mut Ctx<S>,
     socket: socket2::Socket,
     config: Arc<rustls::ServerConfig>,
@@ -179,7 +179,7 @@ pub fn accept<S: 'static, H: Handler<S>>(
 /// # Errors
 /// As [`client`].
 #[allow(clippy::too_many_arguments)]
-pub fn connect_host<S: 'static, R: crate::socket::Resolve<S> + ?Sized, H: Handler<S>>(
+pub fn connect_host<S: 'static, R: crate::socket::Resolve<S> + ?Sized, H: StreamHandler<S>>(
     cx: &mut Ctx<S>,
     resolver: &R,
     host: &str,

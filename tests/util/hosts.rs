@@ -7,8 +7,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evnet::ev::Interest;
-use evnet::zmq::{Budget, Dispatch, Error, Mailbox};
+use evnet::ev::IoInterest;
+use evnet::fair::{Budget, Dispatch, Error, Mailbox};
 
 /// The host loops compiled in.
 pub fn hosts() -> Vec<Host> {
@@ -39,7 +39,7 @@ pub trait Front {
     fn socket(&self) -> &zmq::Socket;
     fn set_readable(&self, on: bool);
     fn set_writable(&self, on: bool);
-    fn interest(&self) -> Interest;
+    fn interest(&self) -> IoInterest;
     fn set_budget(&self, b: Budget);
 }
 
@@ -55,7 +55,7 @@ macro_rules! front_for {
             fn set_writable(&self, on: bool) {
                 <$t>::set_writable(self, on)
             }
-            fn interest(&self) -> Interest {
+            fn interest(&self) -> IoInterest {
                 <$t>::interest(self)
             }
             fn set_budget(&self, b: Budget) {
@@ -64,13 +64,13 @@ macro_rules! front_for {
         }
     };
 }
-front_for!(evnet::zmq::ZmqWatcher);
+front_for!(evnet::fair::ZmqWatcher);
 #[cfg(feature = "mio")]
-front_for!(evnet::zmq::MioZmq);
+front_for!(evnet::fair::MioZmq);
 #[cfg(feature = "calloop")]
-front_for!(evnet::zmq::CalloopZmq);
+front_for!(evnet::fair::CalloopZmq);
 #[cfg(feature = "tokio")]
-front_for!(evnet::zmq::TokioZmq);
+front_for!(evnet::fair::TokioZmq);
 
 /// A tick's view: the sockets still open, by index (`None` once finished).
 pub type Tick = Box<dyn FnMut(&[Option<&dyn Front>])>;
@@ -167,7 +167,7 @@ type Ends = Rc<RefCell<Vec<Option<Result<(), Error>>>>>;
 mod native {
     use super::*;
     use evnet::ev::{Ctx, Loop};
-    use evnet::zmq::{Handler, Sock, ZmqWatcher};
+    use evnet::fair::{Sock, ZmqHandler, ZmqWatcher};
 
     pub struct St {
         pub(super) handles: Vec<Option<ZmqWatcher>>,
@@ -193,7 +193,7 @@ mod native {
     }
 
     struct AsHandler(usize, Box<dyn Dispatch>);
-    impl Handler<St> for AsHandler {
+    impl ZmqHandler<St> for AsHandler {
         fn readable(
             &mut self,
             m: &mut [zmq::Message],
@@ -261,7 +261,7 @@ mod native {
 #[cfg(feature = "mio")]
 mod on_mio {
     use super::*;
-    use evnet::zmq::MioZmq;
+    use evnet::fair::MioZmq;
     use mio::{Events, Interest, Poll, Token};
 
     pub struct Stepped {
@@ -349,7 +349,7 @@ mod on_calloop {
     use super::*;
     use calloop::timer::{TimeoutAction, Timer};
     use calloop::{Dispatcher, EventLoop};
-    use evnet::zmq::{CalloopZmq, ZmqEvent, ZmqIo};
+    use evnet::fair::{CalloopZmq, ZmqEvent, ZmqIo};
 
     type Disp = Dispatcher<'static, CalloopZmq, ()>;
 
@@ -447,7 +447,7 @@ mod on_calloop {
 #[cfg(feature = "tokio")]
 mod on_tokio {
     use super::*;
-    use evnet::zmq::TokioZmq;
+    use evnet::fair::TokioZmq;
     use std::future::Future;
     use std::task::Poll;
 
@@ -465,11 +465,11 @@ mod on_tokio {
     }
 
     impl Dispatch for Counting {
-        fn readable(&mut self, m: &mut [zmq::Message], s: &mut evnet::zmq::Sock<'_>) {
+        fn readable(&mut self, m: &mut [zmq::Message], s: &mut evnet::fair::Sock<'_>) {
             self.calls.set(self.calls.get() + 1);
             self.inner.readable(m, s);
         }
-        fn writable(&mut self, s: &mut evnet::zmq::Sock<'_>) {
+        fn writable(&mut self, s: &mut evnet::fair::Sock<'_>) {
             self.calls.set(self.calls.get() + 1);
             self.inner.writable(s);
         }

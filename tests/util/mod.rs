@@ -62,14 +62,14 @@ pub fn count_for(transport: &str) -> u64 {
     }
 }
 
-use evnet::bufio::{Conn, Event as StreamEvent};
+use evnet::bufio::{Conn, StreamEvent};
 use evnet::ev::Ctx;
 
 type ReadFn<S> = Box<dyn FnMut(&Conn<S>, bytes::Bytes, &mut S, &mut Ctx<S>)>;
 type WriteFn<S> = Box<dyn FnMut(&Conn<S>, &mut S, &mut Ctx<S>)>;
 type EventFn<S> = Box<dyn FnMut(&Conn<S>, StreamEvent, &mut S, &mut Ctx<S>)>;
 
-/// A `bufio::Handler` made of closures, for tests.
+/// A `bufio::StreamHandler` made of closures, for tests.
 pub struct Fns<S: 'static> {
     read: ReadFn<S>,
     write: WriteFn<S>,
@@ -97,7 +97,7 @@ impl<S: 'static> Fns<S> {
     }
 }
 
-impl<S: 'static> evnet::bufio::Handler<S> for Fns<S> {
+impl<S: 'static> evnet::bufio::StreamHandler<S> for Fns<S> {
     fn read(&mut self, c: &Conn<S>, d: bytes::Bytes, st: &mut S, cx: &mut Ctx<S>) {
         (self.read)(c, d, st, cx)
     }

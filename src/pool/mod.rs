@@ -1,4 +1,4 @@
-//! `thread`: run blocking functions on a worker pool and get each result back on the loop.
+//! `pool`: run blocking functions on a worker pool and get each result back on the loop.
 //!
 //! After libevnet's `thread.h`: "run a function in a separate thread, and have the return
 //! value collected and passed back asynchronously to the original caller". A [`Pool`] is
@@ -9,7 +9,7 @@
 //! ```
 //! use std::time::Duration;
 //! use evnet::ev::Loop;
-//! use evnet::thread::Pool;
+//! use evnet::pool::Pool;
 //!
 //! let mut ev = Loop::<Vec<String>>::new()?;
 //! let pool = Pool::new(&mut ev)?;
@@ -25,18 +25,18 @@
 //!
 //! # How results come back
 //! Workers put each outcome on one `crossbeam-channel` queue and wake the loop through a
-//! [wake watcher](crate::ev::Ctx::wake) (wakes coalesce: one eventfd write per loop turn
+//! [wake watcher](crate::ev::Ctx::waker) (wakes coalesce: one eventfd write per loop turn
 //! at most, however many workers finish). The watcher's callback runs at most
-//! [`Builder::batch`] `on_done`s per turn and, if more are waiting, wakes the loop again
+//! [`PoolBuilder::batch`] `on_done`s per turn and, if more are waiting, wakes the loop again
 //! so they come in the next turn, after the timers and io that are due: the same bounded
 //! work per turn as the ZeroMQ adapter.
 
 mod error;
 mod job;
-mod pool;
 mod results;
 mod room;
+mod run;
 
 pub use error::Error;
 pub use job::JobHandle;
-pub use pool::{Builder, Pool, DEFAULT_BATCH};
+pub use run::{Pool, PoolBuilder, DEFAULT_BATCH};

@@ -24,17 +24,17 @@ macro_rules! zmq_accessors {
         }
 
         /// What the handler currently asks for.
-        pub fn interest(&self) -> $crate::ev::Interest {
+        pub fn interest(&self) -> $crate::ev::IoInterest {
             self.$($f).+.core.interest()
         }
 
         /// Changes the turn budget; applies from the next dispatch.
-        pub fn set_budget(&self, budget: $crate::zmq::Budget) {
+        pub fn set_budget(&self, budget: $crate::fair::Budget) {
             self.$($f).+.core.set_budget(budget);
         }
 
         /// The turn budget.
-        pub fn budget(&self) -> $crate::zmq::Budget {
+        pub fn budget(&self) -> $crate::fair::Budget {
             self.$($f).+.core.budget()
         }
 

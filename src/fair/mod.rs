@@ -1,4 +1,4 @@
-//! `zmq`: the fair ZeroMQ adapter.
+//! `fair`: the fair ZeroMQ adapter.
 //!
 //! ZeroMQ hands an application a file descriptor, `ZMQ_FD`, that signals
 //! **edge-triggered**: after one wake-up it stays quiet until new traffic arrives, even
@@ -7,10 +7,10 @@
 //! The adapter solves both with four watchers per socket, as in the funcptr article
 //! "Embedding ZeroMQ in the libev Event Loop":
 //!
-//! - **prepare** reads `ZMQ_EVENTS` and the handler's [`Interest`](crate::ev::Interest):
+//! - **prepare** reads `ZMQ_EVENTS` and the handler's [`Interest`](crate::ev::IoInterest):
 //!   work pending → start **idle** (the loop will not block); nothing pending → start
 //!   **io** on `ZMQ_FD` (the loop may sleep).
-//! - **check** stops both and gives the [`Handler`] a bounded amount of work: up to
+//! - **check** stops both and gives the [`ZmqHandler`] a bounded amount of work: up to
 //!   [`Budget`] whole messages through `readable()`, and `writable()` calls while it asks
 //!   for writable interest.
 //!
@@ -30,7 +30,7 @@
 //!
 //! A watcher with no interest (paused, or a send-only socket with nothing to send) still
 //! sleeps on `ZMQ_FD`, reading `ZMQ_EVENTS` only when it fires, so a terminated context
-//! reaches [`Handler::finished`] and `zmq_ctx_term` can return. `ETERM` from a send ends
+//! reaches [`ZmqHandler::finished`] and `zmq_ctx_term` can return. `ETERM` from a send ends
 //! the watcher exactly as from a receive.
 //!
 //! The same quartet runs inside other event loops, behind cargo features: `MioZmq`
@@ -45,18 +45,18 @@
 //! ```
 //! use std::time::Duration;
 //! use evnet::ev::{Ctx, Loop};
-//! use evnet::zmq::{Handler, Outbox, Sock, ZmqWatcher};
+//! use evnet::fair::{ZmqHandler, Outbox, Sock, ZmqWatcher};
 //!
 //! // A REP server that echoes, and a REQ client that sends through an Outbox.
 //! struct Echo;
-//! impl Handler<Vec<Vec<u8>>> for Echo {
+//! impl ZmqHandler<Vec<Vec<u8>>> for Echo {
 //!     fn readable(&mut self, msg: &mut [zmq::Message], sock: &mut Sock<'_>,
 //!                 _st: &mut Vec<Vec<u8>>, _cx: &mut Ctx<Vec<Vec<u8>>>) {
 //!         let _ = sock.send(&msg[0][..], false);
 //!     }
 //! }
 //! struct Client(Outbox);
-//! impl Handler<Vec<Vec<u8>>> for Client {
+//! impl ZmqHandler<Vec<Vec<u8>>> for Client {
 //!     fn readable(&mut self, msg: &mut [zmq::Message], _s: &mut Sock<'_>,
 //!                 got: &mut Vec<Vec<u8>>, _cx: &mut Ctx<Vec<Vec<u8>>>) {
 //!         got.push(msg[0].to_vec());
@@ -86,9 +86,9 @@
 //! ```
 
 /// The `zmq` crate (rust-zmq), as the adapter's public API uses it, so users need not add
-/// it with a matching version: `use evnet::zmq::zmq;` then `zmq::Context`, `zmq::Message`.
+/// it with a matching version: `use evnet::zmq;` then `zmq::Context`, `zmq::Message`.
 /// Importing `evnet::zmq` as a module (`use evnet::zmq;`) shadows the crate, so write
-/// `evnet::zmq::{Handler, ZmqWatcher}` and this re-export instead.
+/// `evnet::fair::{ZmqHandler, ZmqWatcher}` and this re-export instead.
 pub use ::zmq;
 
 mod accessors;
@@ -119,6 +119,6 @@ pub use front_calloop::{CalloopZmq, ZmqEvent, ZmqIo};
 pub use front_mio::MioZmq;
 #[cfg(feature = "tokio")]
 pub use front_tokio::TokioZmq;
-pub use handler::{Handler, Sock};
+pub use handler::{Sock, ZmqHandler};
 pub use mailbox::{MailError, Mailbox};
 pub use outbox::{FlushError, Flushed, Outbox};

@@ -2,22 +2,22 @@
 
 use std::cell::Cell;
 
-use crate::ev::{Ctx, Interest};
+use crate::ev::{Ctx, IoInterest};
 
 use super::Error;
 
 /// An application's handler for one ZeroMQ socket on the loop.
 ///
-/// The adapter receives for the handler: it calls [`readable`](Handler::readable) once per
+/// The adapter receives for the handler: it calls [`readable`](ZmqHandler::readable) once per
 /// whole message (every part, in order), at most [`Budget`](super::Budget) messages per
 /// turn. Receiving itself is what lets the adapter learn the socket is drained (`EAGAIN`)
 /// without an extra `ZMQ_EVENTS` syscall per message.
 ///
 /// Writes use an interest toggle: call [`Sock::set_writable`] (or
 /// [`ZmqWatcher::set_writable`](super::ZmqWatcher::set_writable)) while there is output and
-/// [`writable`](Handler::writable) is called, up to the budget, while the socket can take
+/// [`writable`](ZmqHandler::writable) is called, up to the budget, while the socket can take
 /// more; turn it off when done. [`Outbox`](super::Outbox) does that bookkeeping.
-pub trait Handler<S>: 'static {
+pub trait ZmqHandler<S>: 'static {
     /// One whole message arrived. A part can be taken with
     /// `std::mem::replace(&mut msg[i], zmq::Message::new())`; the buffers
     /// are the adapter's and are reused for the next message.
@@ -65,7 +65,7 @@ pub trait Handler<S>: 'static {
 /// The adapter's per-socket flags, shared by the quartet's callbacks and the handle.
 #[derive(Debug)]
 pub(crate) struct Flags {
-    pub(crate) want: Cell<Interest>,
+    pub(crate) want: Cell<IoInterest>,
     /// A send saw `EAGAIN` during this turn: stop calling `writable()`.
     pub(crate) blocked: Cell<bool>,
     /// Close requested (handle dropped or `Sock::close`).
@@ -123,7 +123,7 @@ impl Sock<'_> {
     ///
     /// # Errors
     /// Any libzmq error but `EAGAIN`. [`Error::Terminated`] is final: when the callback
-    /// returns, the watcher stops and [`Handler::finished`] is called, exactly as when a
+    /// returns, the watcher stops and [`ZmqHandler::finished`] is called, exactly as when a
     /// receive meets it.
     pub fn send(&mut self, data: impl AsRef<[u8]>, more: bool) -> Result<bool, Error> {
         let flags = zmq::DONTWAIT | if more { zmq::SNDMORE } else { 0 };
@@ -184,7 +184,7 @@ impl Sock<'_> {
     }
 
     /// What the handler currently asks for.
-    pub fn interest(&self) -> Interest {
+    pub fn interest(&self) -> IoInterest {
         self.flags.want.get()
     }
 

@@ -69,7 +69,7 @@ impl From<Error> for io::Error {
 /// let zctx = zmq::Context::new();
 /// let sock = zctx.socket(zmq::PULL)?;
 /// # #[cfg(feature = "mio")]
-/// let _watched = evnet::zmq::MioZmq::new(sock)?; // `?` works in any error-boxing main
+/// let _watched = evnet::fair::MioZmq::new(sock)?; // `?` works in any error-boxing main
 /// # Ok(()) }
 /// ```
 pub struct InsertError {

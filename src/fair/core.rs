@@ -24,7 +24,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::ev::Interest;
+use crate::ev::IoInterest;
 
 use super::budget::Slice;
 use super::handler::Flags;
@@ -169,7 +169,7 @@ fn abilities(kind: Option<zmq::SocketType>) -> (zmq::PollEvents, bool) {
     }
 }
 
-fn events_of(i: Interest) -> zmq::PollEvents {
+fn events_of(i: IoInterest) -> zmq::PollEvents {
     let mut e = zmq::PollEvents::empty();
     if i.is_readable() {
         e |= zmq::POLLIN;
@@ -209,9 +209,9 @@ impl<W: Wire> Core<W> {
     pub(crate) fn new(socket: W, budget: Budget) -> Core<W> {
         let (able, lockstep) = abilities(socket.kind());
         let want = if able.contains(zmq::POLLIN) {
-            Interest::READABLE
+            IoInterest::READABLE
         } else {
-            Interest::NONE
+            IoInterest::NONE
         };
         Core {
             socket,
@@ -253,7 +253,7 @@ impl<W: Wire> Core<W> {
     }
 
     /// What the handler asks for.
-    pub(crate) fn interest(&self) -> Interest {
+    pub(crate) fn interest(&self) -> IoInterest {
         self.flags.want.get()
     }
 

@@ -3,7 +3,7 @@
 use super::{Error, Sock};
 
 /// The handler of a ZeroMQ socket on a host loop that is not evnet's own (the mio,
-/// calloop and tokio front ends): [`Handler`](super::Handler) without the evnet state and
+/// calloop and tokio front ends): [`ZmqHandler`](super::ZmqHandler) without the evnet state and
 /// context, which the host loop's user keeps in the implementing type instead.
 ///
 /// The rules are the adapter's: one [`readable`](Dispatch::readable) call per whole
@@ -15,7 +15,7 @@ use super::{Error, Sock};
 /// A closure over `(msg, sock)` is a `Dispatch` that only reads:
 ///
 /// ```
-/// use evnet::zmq::{Dispatch, Sock};
+/// use evnet::fair::{Dispatch, Sock};
 ///
 /// let mut n = 0;
 /// let mut count = |_msg: &mut [zmq::Message], _sock: &mut Sock<'_>| n += 1;

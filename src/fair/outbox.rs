@@ -38,7 +38,7 @@ pub enum Flushed {
 /// ```
 /// use std::time::Duration;
 /// use evnet::ev::{Ctx, Loop};
-/// use evnet::zmq::{Handler, Outbox, Sock, ZmqWatcher};
+/// use evnet::fair::{ZmqHandler, Outbox, Sock, ZmqWatcher};
 ///
 /// #[derive(Default)]
 /// struct App {
@@ -49,13 +49,13 @@ pub enum Flushed {
 /// }
 ///
 /// struct Publisher;
-/// impl Handler<App> for Publisher {
+/// impl ZmqHandler<App> for Publisher {
 ///     fn writable(&mut self, sock: &mut Sock<'_>, app: &mut App, _cx: &mut Ctx<App>) {
 ///         let _ = app.out.flush_one(sock); // turns writable off once empty
 ///     }
 /// }
 /// struct Subscriber;
-/// impl Handler<App> for Subscriber {
+/// impl ZmqHandler<App> for Subscriber {
 ///     fn readable(&mut self, _m: &mut [zmq::Message], _s: &mut Sock<'_>, app: &mut App,
 ///                 _cx: &mut Ctx<App>) {
 ///         app.got += 1;

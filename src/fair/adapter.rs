@@ -4,12 +4,12 @@ use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 
-use crate::ev::{Ctx, Interest, WatcherId};
+use crate::ev::{Ctx, IoInterest, WatcherId};
 
 use super::accessors::zmq_accessors;
 use super::core::{Core, Deliver, Plan, Step};
 use super::mailbox::{Mail, Mailbox, Wake};
-use super::{Budget, Error, Handler, InsertError};
+use super::{Budget, Error, InsertError, ZmqHandler};
 
 #[derive(Debug, Clone, Copy)]
 struct Ids {
@@ -39,7 +39,7 @@ impl Shared {
 }
 
 /// A ZeroMQ socket on a [`Loop`](crate::ev::Loop), driven fairly by the quartet, with a
-/// [`Handler`] receiving its messages.
+/// [`ZmqHandler`] receiving its messages.
 ///
 /// This is the handle: it owns nothing the loop needs, and dropping it closes the watcher
 /// (at the start of the next turn: the handler is dropped, and the socket closes once the
@@ -49,9 +49,9 @@ impl Shared {
 ///
 /// ```compile_fail
 /// # #![deny(unused_must_use)]
-/// # use evnet::zmq::{Handler, ZmqWatcher};
+/// # use evnet::fair::{ZmqHandler, ZmqWatcher};
 /// struct Quiet;
-/// impl Handler<()> for Quiet {}
+/// impl ZmqHandler<()> for Quiet {}
 /// let ctx = zmq::Context::new();
 /// let mut ev = evnet::ev::Loop::<()>::new().unwrap();
 /// ZmqWatcher::new(&mut ev, ctx.socket(zmq::PULL).unwrap(), Quiet).unwrap(); // closed at once
@@ -59,12 +59,12 @@ impl Shared {
 ///
 /// ```compile_fail
 /// fn needs_send<T: Send>() {}
-/// needs_send::<evnet::zmq::ZmqWatcher>();
+/// needs_send::<evnet::fair::ZmqWatcher>();
 /// ```
 ///
 /// ```compile_fail
 /// fn needs_sync<T: Sync>() {}
-/// needs_sync::<evnet::zmq::ZmqWatcher>();
+/// needs_sync::<evnet::fair::ZmqWatcher>();
 /// ```
 ///
 /// # Caveats
@@ -95,7 +95,7 @@ impl ZmqWatcher {
     ///
     /// # Errors
     /// Reading `ZMQ_FD` failed; the socket is given back (the handler is dropped).
-    pub fn new<S: 'static, H: Handler<S>>(
+    pub fn new<S: 'static, H: ZmqHandler<S>>(
         cx: &mut Ctx<S>,
         socket: zmq::Socket,
         handler: H,
@@ -107,7 +107,7 @@ impl ZmqWatcher {
     ///
     /// # Errors
     /// Reading `ZMQ_FD` failed; the socket is given back (the handler is dropped).
-    pub fn with_budget<S: 'static, H: Handler<S>>(
+    pub fn with_budget<S: 'static, H: ZmqHandler<S>>(
         cx: &mut Ctx<S>,
         socket: zmq::Socket,
         mut handler: H,
@@ -119,7 +119,7 @@ impl ZmqWatcher {
         };
         // The io and idle watchers only exist to decide whether the poll may sleep; their
         // callbacks never run because check stops both first.
-        let io = match cx.io_raw(fd, Interest::READABLE, |_, _, _| {}) {
+        let io = match cx.io_raw(fd, IoInterest::READABLE, |_, _, _| {}) {
             Ok(io) => io,
             Err(e) => return Err(InsertError::new(Error::from_io(&e), socket)),
         };
@@ -171,7 +171,7 @@ impl ZmqWatcher {
         }
         // The wake only ends a sleep: the next prepare sees the queued mail and asks for
         // writable interest on the socket's behalf.
-        let (w, waker) = cx.wake(|_, _, _| {})?;
+        let (w, waker) = cx.waker(|_, _, _| {})?;
         let mail = Mail::new(capacity, Wake::Ev(waker));
         let mb = mail.mailbox();
         self.shared.core.set_mail(mail);
@@ -233,7 +233,7 @@ struct Native<'a, S, H> {
     cx: &'a mut Ctx<S>,
 }
 
-impl<S, H: Handler<S>> Deliver for Native<'_, S, H> {
+impl<S, H: ZmqHandler<S>> Deliver for Native<'_, S, H> {
     fn parts(&mut self) -> &mut Vec<zmq::Message> {
         self.parts
     }
@@ -254,7 +254,7 @@ impl<S, H: Handler<S>> Deliver for Native<'_, S, H> {
 }
 
 /// Check: stop io and idle, then give the handler a bounded amount of work.
-fn check<S, H: Handler<S>>(sh: &Shared, turn: &mut Native<'_, S, H>) {
+fn check<S, H: ZmqHandler<S>>(sh: &Shared, turn: &mut Native<'_, S, H>) {
     let Some(ids) = sh.ids.get() else { return };
     if sh.core.is_closing() {
         remove_quartet(sh, turn.cx);

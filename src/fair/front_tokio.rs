@@ -40,7 +40,7 @@ use super::{Budget, Dispatch, Error, InsertError};
 /// Create it inside the runtime (it registers `ZMQ_FD` with tokio's reactor).
 ///
 /// ```
-/// use evnet::zmq::TokioZmq;
+/// use evnet::fair::TokioZmq;
 /// use futures::{SinkExt, StreamExt};
 ///
 /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

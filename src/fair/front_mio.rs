@@ -33,7 +33,7 @@ use super::{Budget, Dispatch, Error, InsertError};
 ///
 /// ```
 /// use std::time::Duration;
-/// use evnet::zmq::{MioZmq, Sock};
+/// use evnet::fair::{MioZmq, Sock};
 /// use mio::{Events, Interest, Poll, Token};
 ///
 /// let ctx = zmq::Context::new();

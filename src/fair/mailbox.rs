@@ -22,17 +22,17 @@ use crate::ev::Waker;
 /// ```
 /// use std::time::Duration;
 /// use evnet::ev::{Ctx, Loop};
-/// use evnet::zmq::{Handler, Sock, ZmqWatcher};
+/// use evnet::fair::{ZmqHandler, Sock, ZmqWatcher};
 ///
 /// struct Count;
-/// impl Handler<u32> for Count {
+/// impl ZmqHandler<u32> for Count {
 ///     fn readable(&mut self, _m: &mut [zmq::Message], _s: &mut Sock<'_>, n: &mut u32,
 ///                 _cx: &mut Ctx<u32>) {
 ///         *n += 1;
 ///     }
 /// }
 /// struct Quiet; // a PUSH needs no readable()
-/// impl Handler<u32> for Quiet {}
+/// impl ZmqHandler<u32> for Quiet {}
 ///
 /// let ctx = zmq::Context::new();
 /// let pull = ctx.socket(zmq::PULL)?;

@@ -6,9 +6,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::{Core, Deliver, Plan, Pulled, Step, Wire};
-use crate::zmq::handler::Flags;
-use crate::zmq::mailbox::{Mail, Sent};
-use crate::zmq::{Budget, Error};
+use crate::fair::handler::Flags;
+use crate::fair::mailbox::{Mail, Sent};
+use crate::fair::{Budget, Error};
 
 /// What the scripted socket's next receive returns.
 enum Recv {

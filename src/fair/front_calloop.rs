@@ -81,7 +81,7 @@ impl ZmqIo {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evnet::zmq::{CalloopZmq, ZmqEvent};
+/// use evnet::fair::{CalloopZmq, ZmqEvent};
 ///
 /// let ctx = zmq::Context::new();
 /// let pull = ctx.socket(zmq::PULL)?;

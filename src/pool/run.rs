@@ -21,7 +21,7 @@ use crate::ev::{Ctx, Event, Waker, WatcherId};
 /// in the job's cell.
 type Deliver<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<(), Error>)>;
 
-/// Results delivered per loop turn unless [`Builder::batch`] says otherwise.
+/// Results delivered per loop turn unless [`PoolBuilder::batch`] says otherwise.
 pub const DEFAULT_BATCH: usize = 64;
 
 /// Results that may wait for the loop; a worker with a result beyond it waits for room
@@ -144,15 +144,15 @@ mod tests {
 ///
 /// ```
 /// use evnet::ev::Loop;
-/// use evnet::thread::Builder;
+/// use evnet::pool::PoolBuilder;
 ///
 /// let mut ev = Loop::<()>::new()?;
-/// let pool = Builder::new().workers(2).queue_bound(1024).build(&mut ev)?;
+/// let pool = PoolBuilder::new().workers(2).queue_bound(1024).build(&mut ev)?;
 /// assert_eq!(pool.workers(), 2);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct Builder {
+pub struct PoolBuilder {
     workers: Option<usize>,
     queue_bound: Option<usize>,
     batch: usize,
@@ -160,13 +160,13 @@ pub struct Builder {
     name: String,
 }
 
-impl Default for Builder {
-    fn default() -> Builder {
-        Builder::new()
+impl Default for PoolBuilder {
+    fn default() -> PoolBuilder {
+        PoolBuilder::new()
     }
 }
 
-impl Builder {
+impl PoolBuilder {
     /// Defaults: one worker per available CPU but one (the loop keeps a core of its own;
     /// at least one worker), an unbounded queue, [`DEFAULT_BATCH`] results per turn, std's
     /// default stack size, threads named `evnet-worker-<n>`.
@@ -174,9 +174,9 @@ impl Builder {
     /// Why leave a core: on a small machine, workers as many as the CPUs preempt the loop
     /// thread whenever results come in bursts, and the loop's timers run late by whole
     /// scheduler slices (`benches/thread` measures it). Ask for more with
-    /// [`workers`](Builder::workers) when jobs block rather than compute.
-    pub fn new() -> Builder {
-        Builder {
+    /// [`workers`](PoolBuilder::workers) when jobs block rather than compute.
+    pub fn new() -> PoolBuilder {
+        PoolBuilder {
             workers: None,
             queue_bound: None,
             batch: DEFAULT_BATCH,
@@ -186,7 +186,7 @@ impl Builder {
     }
 
     /// The number of worker threads (at least 1).
-    pub fn workers(mut self, n: usize) -> Builder {
+    pub fn workers(mut self, n: usize) -> PoolBuilder {
         self.workers = Some(n.max(1));
         self
     }
@@ -195,26 +195,26 @@ impl Builder {
     /// [`Pool::run`] returns [`Error::QueueFull`] instead of queueing. Jobs running on a
     /// worker and results waiting for the loop do not count. A bound of 0 accepts a job
     /// only when a worker is idle and waiting.
-    pub fn queue_bound(mut self, n: usize) -> Builder {
+    pub fn queue_bound(mut self, n: usize) -> PoolBuilder {
         self.queue_bound = Some(n);
         self
     }
 
     /// The most `on_done` callbacks run in one loop turn (at least 1); more results wait
     /// for the next turn, so a burst of completions cannot starve other watchers.
-    pub fn batch(mut self, n: usize) -> Builder {
+    pub fn batch(mut self, n: usize) -> PoolBuilder {
         self.batch = n.max(1);
         self
     }
 
     /// Worker thread stack size in bytes.
-    pub fn stack_size(mut self, bytes: usize) -> Builder {
+    pub fn stack_size(mut self, bytes: usize) -> PoolBuilder {
         self.stack_size = Some(bytes);
         self
     }
 
     /// Worker thread name prefix (`<prefix>-<n>`).
-    pub fn name(mut self, prefix: impl Into<String>) -> Builder {
+    pub fn name(mut self, prefix: impl Into<String>) -> PoolBuilder {
         self.name = prefix.into();
         self
     }
@@ -249,7 +249,7 @@ impl Builder {
         let batch = self.batch;
         let waker_cell: Rc<OnceCell<Waker>> = Rc::default();
         let own_waker = waker_cell.clone();
-        let (watcher, waker) = cx.wake(move |st: &mut S, cx: &mut Ctx<S>, e: Event| {
+        let (watcher, waker) = cx.waker(move |st: &mut S, cx: &mut Ctx<S>, e: Event| {
             deliver(&weak, batch, &own_waker, st, cx, e)
         })?;
         let _ = waker_cell.set(waker.clone());
@@ -292,7 +292,7 @@ impl Builder {
 /// [`run`](Pool::run) queues a `job` (any `FnOnce() -> T + Send`); a worker runs it, and
 /// its `on_done` receives the result on the loop thread, as a callback like any other
 /// watcher's: `(&mut S, &mut Ctx<S>, Result<T, Error>)`. Results travel through a
-/// `crossbeam-channel` queue and one wake watcher; at most [`Builder::batch`] `on_done`
+/// `crossbeam-channel` queue and one wake watcher; at most [`PoolBuilder::batch`] `on_done`
 /// callbacks run per loop turn.
 ///
 /// - **No deadlock from callbacks**: no lock is held while `on_done` runs (libevnet 0.3.7's
@@ -312,7 +312,7 @@ impl Builder {
 /// # Examples
 /// ```
 /// use evnet::ev::Loop;
-/// use evnet::thread::Pool;
+/// use evnet::pool::Pool;
 ///
 /// struct State { pool: Pool<State>, sum: u64, left: u32 }
 ///
@@ -320,7 +320,7 @@ impl Builder {
 /// let pool = Pool::new(&mut ev)?;
 /// let mut st = State { pool, sum: 0, left: 3 };
 /// // A callback that starts the next job: three levels deep.
-/// fn step(st: &mut State, cx: &mut evnet::ev::Ctx<State>, r: Result<u64, evnet::thread::Error>) {
+/// fn step(st: &mut State, cx: &mut evnet::ev::Ctx<State>, r: Result<u64, evnet::pool::Error>) {
 ///     st.sum += r.expect("no panic");
 ///     st.left -= 1;
 ///     if st.left > 0 {
@@ -355,18 +355,18 @@ impl<S> std::fmt::Debug for Pool<S> {
 }
 
 impl<S: 'static> Pool<S> {
-    /// A pool with [`Builder::new`]'s defaults: one worker per available CPU but one.
+    /// A pool with [`PoolBuilder::new`]'s defaults: one worker per available CPU but one.
     ///
     /// # Errors
-    /// See [`Builder::build`].
+    /// See [`PoolBuilder::build`].
     pub fn new(cx: &mut Ctx<S>) -> io::Result<Pool<S>> {
-        Builder::new().build(cx)
+        PoolBuilder::new().build(cx)
     }
 
     /// Queues `job` for a worker; `on_done` receives its result on the loop thread.
     ///
     /// # Errors
-    /// [`Error::QueueFull`] when a [queue bound](Builder::queue_bound) is reached,
+    /// [`Error::QueueFull`] when a [queue bound](PoolBuilder::queue_bound) is reached,
     /// [`Error::WrongLoop`] when `cx` is not the pool's loop. Neither runs anything.
     pub fn run<T, J, D>(&self, cx: &mut Ctx<S>, job: J, on_done: D) -> Result<JobHandle, Error>
     where
