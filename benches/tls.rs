@@ -23,11 +23,11 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use evnet::bufio::{Conn, Options, StreamEvent, StreamHandler};
+use evnet::bufio::{Conn, StreamEvent, StreamHandler};
 use evnet::bytes::Bytes;
 use evnet::ev::{Ctx, Loop, Waker};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
-use evnet::tls::{self, Session, Settings};
+use evnet::tls::{Session, TlsAcceptor};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 const CONNS: usize = 100;
@@ -115,16 +115,11 @@ fn evnet_server(cfg: Arc<rustls::ServerConfig>, tx: mpsc::Sender<(SocketAddr, St
             if let Accept::Conn(c) = a {
                 let _ = c.socket.set_nodelay(true);
                 let session = Session::default();
-                let settings = Settings::default();
-                if let Ok(s) = tls::accept(
-                    cx,
-                    c.socket,
-                    cfg.clone(),
-                    &session,
-                    settings,
-                    Options::default(),
-                    Echo,
-                ) {
+                let dirty_ok = false;
+                if let Ok(s) = TlsAcceptor::new(cfg.clone())
+                    .allow_dirty_shutdown(dirty_ok)
+                    .accept(cx, c.socket, &session, Echo)
+                {
                     s.read_chunk(cx);
                     s.detach();
                 }

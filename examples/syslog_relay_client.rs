@@ -21,7 +21,7 @@ use evnet::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
 use evnet::bytes::{Bytes, BytesMut};
 use evnet::ev::{Ctx, Loop, WatcherId};
 use evnet::socket::{ConnectOptions, Endpoint};
-use evnet::tls::{self, ClientPem, Settings};
+use evnet::tls::{self, ClientPem, Session, TlsConnector};
 
 #[derive(Parser)]
 #[command(about = "Receives the relay's syslog over TLS and forwards it over UDP")]
@@ -193,16 +193,9 @@ fn connect(app: &mut App, cx: &mut Ctx<App>) {
     let handler = Forward {
         pending: BytesMut::new(),
     };
-    match tls::client(
-        cx,
-        under,
-        app.config.clone(),
-        &name,
-        Settings::default(),
-        opts,
-        handler,
-    ) {
-        Ok((s, _)) => {
+    let connector = TlsConnector::new(app.config.clone()).options(opts);
+    match connector.wrap(cx, under, &name, &Session::default(), handler) {
+        Ok(s) => {
             match app.args.framing {
                 Framing::Line => s.read_line(cx),
                 Framing::Octet => s.read_chunk(cx),

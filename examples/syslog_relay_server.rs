@@ -40,7 +40,7 @@ use evnet::bytes::{BufMut, Bytes, BytesMut};
 use evnet::ev::{Ctx, IoInterest, Loop, WatcherId};
 use evnet::fair::{Outbox, Sock, ZmqHandler, ZmqWatcher};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
-use evnet::tls::{self, ServerPem, Session, Settings};
+use evnet::tls::{self, ServerPem, Session, TlsAcceptor};
 use evnet::zmq;
 
 #[derive(Parser)]
@@ -393,15 +393,10 @@ fn accept(relay: &mut Relay, cx: &mut Ctx<Relay>, a: Accept, cfg: &Arc<rustls::S
         id,
         session: session.clone(),
     };
-    match tls::accept(
-        cx,
-        c.socket,
-        cfg.clone(),
-        &session,
-        Settings::default(),
-        opts,
-        handler,
-    ) {
+    match TlsAcceptor::new(cfg.clone())
+        .options(opts)
+        .accept(cx, c.socket, &session, handler)
+    {
         Ok(stream) => {
             stream.read_chunk(cx);
             relay.clients.insert(

@@ -11,7 +11,7 @@ use evnet::bytes::Bytes;
 use evnet::ev::{Ctx, Loop};
 use evnet::pool::Pool;
 use evnet::socket::ConnectOptions;
-use evnet::tls::{ClientPem, Session, Settings};
+use evnet::tls::{ClientPem, Session, TlsConnector};
 use std::io::{BufRead, Write};
 
 #[derive(Parser)]
@@ -118,15 +118,7 @@ fn main() -> anyhow::Result<()> {
         Quiet,
     );
     let session = Session::default();
-    let stream = session.client(
-        &mut ev,
-        under,
-        pem.build()?,
-        name,
-        Settings::default(),
-        Options::default(),
-        Printer,
-    )?;
+    let stream = TlsConnector::new(pem.build()?).wrap(&mut ev, under, name, &session, Printer)?;
     stream.read_chunk(&mut ev);
     let mut app = App {
         stream: Some(stream),

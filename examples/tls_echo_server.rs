@@ -9,11 +9,11 @@
 mod out;
 
 use clap::Parser;
-use evnet::bufio::{Conn, Options, StreamEvent, StreamHandler};
+use evnet::bufio::{Conn, StreamEvent, StreamHandler};
 use evnet::bytes::Bytes;
 use evnet::ev::{Ctx, Loop};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
-use evnet::tls::{self, ServerPem, Session, Settings};
+use evnet::tls::{ServerPem, Session, TlsAcceptor};
 
 #[derive(Parser)]
 #[command(about = "Line-echo server over TLS")]
@@ -73,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(dn) = &a.issuer {
         pem = pem.issuer(dn); // checked in the handshake: a mismatch gets an alert
     }
-    let config = pem.build()?;
+    let acceptor = TlsAcceptor::new(pem.build()?);
     let (host, port) = a
         .listen
         .rsplit_once(':')
@@ -87,15 +87,7 @@ fn main() -> anyhow::Result<()> {
         let echo = Echo {
             session: session.clone(),
         };
-        match tls::accept(
-            cx,
-            c.socket,
-            config.clone(),
-            &session,
-            Settings::default(),
-            Options::default(),
-            echo,
-        ) {
+        match acceptor.accept(cx, c.socket, &session, echo) {
             Ok(s) => {
                 s.read_line(cx);
                 s.detach();

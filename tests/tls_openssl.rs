@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evnet::bufio::{Conn, Options, Stream, StreamEvent};
+use evnet::bufio::{Conn, Stream, StreamEvent};
 use evnet::ev::{Ctx, Loop};
 use evnet::socket::{bind_tcp_all, Accept, Listener};
-use evnet::tls::{self, ClientPem, ServerPem, Session, Settings};
+use evnet::tls::{self, ClientPem, ServerPem, Session, TlsAcceptor, TlsConnector};
 use util::openssl::{Input, Openssl};
 use util::pki::{temp_dir, Ca, Leaf};
 use util::Fns;
@@ -134,7 +134,7 @@ fn evnet_client(
     ev: &mut Loop<Log>,
     port: u16,
     cfg: ClientPem,
-    settings: Settings,
+    dirty_ok: bool,
     on_connected: OnConnected,
 ) -> (Stream<Log>, Session) {
     let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -144,15 +144,13 @@ fn evnet_client(
         Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
     )
     .unwrap();
-    let (s, session) = tls::client(
-        ev,
-        under,
-        cfg.build().unwrap(),
-        "server.test",
-        settings,
-        Options::default(),
-        collector(on_connected),
-    )
+    let (s, session) = {
+        let session = Session::default();
+        TlsConnector::new(cfg.build().unwrap())
+            .allow_dirty_shutdown(dirty_ok)
+            .wrap(ev, under, "server.test", &session, collector(on_connected))
+            .map(|s| (s, session))
+    }
     .unwrap();
     s.read_chunk(ev);
     (s, session)
@@ -162,7 +160,7 @@ fn evnet_client(
 fn evnet_server(
     ev: &mut Loop<Log>,
     cfg: ServerPem,
-    settings: Settings,
+    dirty_ok: bool,
     on_connected: OnConnected,
 ) -> (Listener<Log>, u16) {
     let socks = bind_tcp_all(Some("127.0.0.1"), 0).unwrap();
@@ -172,16 +170,10 @@ fn evnet_server(
         let Accept::Conn(c) = a else { return };
         let session = Session::default();
         let handler = collector(Rc::clone(&on_connected));
-        let s = tls::accept(
-            cx,
-            c.socket,
-            cfg.clone(),
-            &session,
-            settings,
-            Options::default(),
-            handler,
-        )
-        .unwrap();
+        let s = TlsAcceptor::new(cfg.clone())
+            .allow_dirty_shutdown(dirty_ok)
+            .accept(cx, c.socket, &session, handler)
+            .unwrap();
         s.read_chunk(cx);
         s.detach();
         log.sessions.push(session);
@@ -234,7 +226,7 @@ fn evnet_client_against_openssl_s_server_over_tls_1_2_and_1_3_with_mutual_tls() 
         );
         let mut ev = Loop::<Log>::new().unwrap();
         let hello: OnConnected = Rc::new(|c, cx| c.write(cx, b"hello openssl\n"));
-        let (_s, session) = evnet_client(&mut ev, port, mutual(&f), Settings::default(), hello);
+        let (_s, session) = evnet_client(&mut ev, port, mutual(&f), false, hello);
         let mut log = Log::default();
         let ok = drive(&mut ev, &mut log, |l| l.got.ends_with(b"lssnepo olleh\n"));
         assert!(ok, "{version}: {:?} {}", log.events, ossl.errors());
@@ -254,7 +246,7 @@ fn openssl_s_client_against_evnet_server_over_tls_1_2_and_1_3_with_mutual_tls() 
             c.write(cx, b"hello s_client\n");
             c.close(cx);
         });
-        let (_l, port) = evnet_server(&mut ev, requiring(&f), Settings::default(), greet);
+        let (_l, port) = evnet_server(&mut ev, requiring(&f), false, greet);
         let mut ossl = Openssl::client(
             &f.dir,
             version,
@@ -282,7 +274,7 @@ fn ten_mib_each_way_with_s_server_byte_exact_with_close_notify_each_way() {
     // s_server sends 10 MiB (its stdin), then close_notify at their end.
     let (mut ossl, port) = Openssl::server(&f.dir, "send", &s_server_args(&f, &[]), Input::Held);
     let mut ev = Loop::<Log>::new().unwrap();
-    let (_s, _) = evnet_client(&mut ev, port, mutual(&f), Settings::default(), nothing());
+    let (_s, _) = evnet_client(&mut ev, port, mutual(&f), false, nothing());
     let mut log = Log::default();
     assert!(drive(&mut ev, &mut log, |l| l.has("Connected")));
     ossl.feed(data.clone());
@@ -306,7 +298,7 @@ fn ten_mib_each_way_with_s_server_byte_exact_with_close_notify_each_way() {
         c.write(cx, &payload);
         c.close(cx);
     });
-    let (_s, _) = evnet_client(&mut ev, port, mutual(&f), Settings::default(), send);
+    let (_s, _) = evnet_client(&mut ev, port, mutual(&f), false, send);
     let mut log = Log::default();
     let ok = drive(&mut ev, &mut log, |_| ossl.exited().is_some());
     assert!(ok, "{:?} openssl saw {}", log.events, ossl.seen());
@@ -321,7 +313,7 @@ fn ten_mib_each_way_with_s_client_byte_exact_with_close_notify_each_way() {
 
     // s_client sends 10 MiB (its stdin), then close_notify at the file's end.
     let mut ev = Loop::<Log>::new().unwrap();
-    let (_l, port) = evnet_server(&mut ev, requiring(&f), Settings::default(), nothing());
+    let (_l, port) = evnet_server(&mut ev, requiring(&f), false, nothing());
     let _ossl = Openssl::client(
         &f.dir,
         "send",
@@ -346,7 +338,7 @@ fn ten_mib_each_way_with_s_client_byte_exact_with_close_notify_each_way() {
         c.write(cx, &payload);
         c.close(cx);
     });
-    let (_l, port) = evnet_server(&mut ev, requiring(&f), Settings::default(), send);
+    let (_l, port) = evnet_server(&mut ev, requiring(&f), false, send);
     let mut ossl = Openssl::client(
         &f.dir,
         "recv",
@@ -365,15 +357,13 @@ fn ten_mib_each_way_with_s_client_byte_exact_with_close_notify_each_way() {
 fn a_killed_openssl_peer_is_truncation_unless_dirty_shutdown_is_allowed() {
     let f = files("dirty");
     for allow in [false, true] {
-        let settings = Settings {
-            allow_dirty_shutdown: allow,
-        };
+        let dirty_ok = allow;
         let want = if allow { "Eof" } else { "Error Truncated" };
 
         // s_server sends a line (so its handshake is surely over), then is killed.
         let (mut ossl, port) = Openssl::server(&f.dir, "srv", &s_server_args(&f, &[]), Input::Held);
         let mut ev = Loop::<Log>::new().unwrap();
-        let (_s, _) = evnet_client(&mut ev, port, mutual(&f), settings, nothing());
+        let (_s, _) = evnet_client(&mut ev, port, mutual(&f), dirty_ok, nothing());
         let mut log = Log::default();
         assert!(drive(&mut ev, &mut log, |l| l.has("Connected")));
         ossl.send(b"hello\n");
@@ -385,7 +375,7 @@ fn a_killed_openssl_peer_is_truncation_unless_dirty_shutdown_is_allowed() {
         // evnet's server sends a line, s_client prints it, then is killed.
         let mut ev = Loop::<Log>::new().unwrap();
         let hello: OnConnected = Rc::new(|c, cx| c.write(cx, b"hello\n"));
-        let (_l, port) = evnet_server(&mut ev, requiring(&f), settings, hello);
+        let (_l, port) = evnet_server(&mut ev, requiring(&f), dirty_ok, hello);
         let args = s_client_args(&f, Some(&f.client), &["-quiet"]);
         let mut ossl = Openssl::client(&f.dir, "cli", port, &args, Input::Held);
         let mut log = Log::default();
@@ -407,7 +397,7 @@ fn openssl_clients_without_a_good_certificate_get_a_clear_error_from_evnets_serv
     for (identity, want) in cases {
         for version in ["-tls1_3", "-tls1_2"] {
             let mut ev = Loop::<Log>::new().unwrap();
-            let (_l, port) = evnet_server(&mut ev, requiring(&f), Settings::default(), nothing());
+            let (_l, port) = evnet_server(&mut ev, requiring(&f), false, nothing());
             let args = s_client_args(&f, identity, &["-quiet", version]);
             let mut ossl = Openssl::client(&f.dir, "refused", port, &args, Input::Held);
             let mut log = Log::default();
@@ -454,7 +444,7 @@ fn evnet_clients_without_a_good_certificate_get_openssls_alert_as_an_error() {
             cfg = cfg.identity(&id.cert, &id.key);
         }
         let mut ev = Loop::<Log>::new().unwrap();
-        let (_s, _) = evnet_client(&mut ev, port, cfg, Settings::default(), nothing());
+        let (_s, _) = evnet_client(&mut ev, port, cfg, false, nothing());
         let mut log = Log::default();
         let ok = drive(&mut ev, &mut log, |l| l.has("Error") || l.has("Eof"));
         assert!(ok, "{want}: {:?} {}", log.events, ossl.errors());

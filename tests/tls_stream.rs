@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use evnet::bufio::{Options, Stream, StreamEvent};
 use evnet::ev::Loop;
-use evnet::tls::{self, ClientPem, ServerPem, Session, Settings};
+use evnet::tls::{self, ClientPem, ServerPem, Session, TlsAcceptor, TlsConnector};
 use util::pki::{temp_dir, Ca};
 use util::{tcp_pair, Fns};
 
@@ -58,53 +58,61 @@ fn echo_pair(
     ev: &mut Loop<Log>,
     p: &Pki,
     n: usize,
-    settings: Settings,
+    dirty_ok: bool,
     close: bool,
 ) -> (Stream<Log>, Session, Stream<Log>, Session, socket2::Socket) {
     let (a, b) = tcp_pair();
     let a_dup = a.try_clone().unwrap();
     let ua = Stream::new(ev, a, quiet()).unwrap();
     let ub = Stream::new(ev, b, quiet()).unwrap();
-    let (server, ss) = tls::server(
-        ev,
-        ub,
-        p.server.build().unwrap(),
-        settings,
-        Options::default(),
-        Fns::new(
-            |c, d, log: &mut Log, cx| {
-                log.server_got += d.len();
-                c.write_bytes(cx, d);
-                c.read_chunk(cx);
-            },
-            |c, e, log: &mut Log, cx| {
-                log.server.push(format!("{e:?}"));
-                if matches!(e, StreamEvent::Eof) {
-                    c.close(cx); // close_notify back
-                }
-            },
-        ),
-    )
+    let (server, ss) = {
+        let session = Session::default();
+        TlsAcceptor::new(p.server.build().unwrap())
+            .allow_dirty_shutdown(dirty_ok)
+            .wrap(
+                ev,
+                ub,
+                &session,
+                Fns::new(
+                    |c, d, log: &mut Log, cx| {
+                        log.server_got += d.len();
+                        c.write_bytes(cx, d);
+                        c.read_chunk(cx);
+                    },
+                    |c, e, log: &mut Log, cx| {
+                        log.server.push(format!("{e:?}"));
+                        if matches!(e, StreamEvent::Eof) {
+                            c.close(cx);
+                        }
+                    },
+                ),
+            )
+            .map(|s| (s, session))
+    }
     .unwrap();
     server.read_chunk(ev);
-    let (client, cs) = tls::client(
-        ev,
-        ua,
-        p.client.build().unwrap(),
-        "server.test",
-        settings,
-        Options::default(),
-        Fns::new(
-            move |c, d, log: &mut Log, cx| {
-                log.client_got.extend_from_slice(&d);
-                if close && log.client_got.len() == n {
-                    c.flush(cx, evnet::bufio::FlushMode::Finished); // close_notify, reading on
-                }
-                c.read_chunk(cx);
-            },
-            |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
-        ),
-    )
+    let (client, cs) = {
+        let session = Session::default();
+        TlsConnector::new(p.client.build().unwrap())
+            .allow_dirty_shutdown(dirty_ok)
+            .wrap(
+                ev,
+                ua,
+                "server.test",
+                &session,
+                Fns::new(
+                    move |c, d, log: &mut Log, cx| {
+                        log.client_got.extend_from_slice(&d);
+                        if close && log.client_got.len() == n {
+                            c.flush(cx, evnet::bufio::FlushMode::Finished);
+                        }
+                        c.read_chunk(cx);
+                    },
+                    |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
+                ),
+            )
+            .map(|s| (s, session))
+    }
     .unwrap();
     client.write(ev, &pattern(n)); // before the handshake: it waits
     client.read_chunk(ev);
@@ -115,7 +123,7 @@ fn echo_pair(
 fn mutual_tls_echoes_a_mib_byte_exact_and_closes_cleanly_both_ways() {
     let (p, _ca, _dir) = pki("echo");
     let mut ev = Loop::<Log>::new().unwrap();
-    let (_c, cs, _s, ss, _) = echo_pair(&mut ev, &p, MIB, Settings::default(), true);
+    let (_c, cs, _s, ss, _) = echo_pair(&mut ev, &p, MIB, false, true);
     let mut log = Log::default();
     let ok = ev
         .run_until(&mut log, LIMIT, |l| {
@@ -148,10 +156,8 @@ fn a_truncated_stream_is_an_error_unless_dirty_shutdown_is_allowed() {
     let (p, _ca, _dir) = pki("dirty");
     for allow in [false, true] {
         let mut ev = Loop::<Log>::new().unwrap();
-        let settings = Settings {
-            allow_dirty_shutdown: allow,
-        };
-        let (client, _cs, server, _ss, transport) = echo_pair(&mut ev, &p, 1000, settings, false);
+        let dirty_ok = allow;
+        let (client, _cs, server, _ss, transport) = echo_pair(&mut ev, &p, 1000, dirty_ok, false);
         let mut log = Log::default();
         assert!(ev
             .run_until(&mut log, LIMIT, |l| l.client_got.len() == 1000)
@@ -183,7 +189,7 @@ fn a_client_without_a_certificate_gets_an_error_carrying_the_alert() {
         ..p
     };
     let mut ev = Loop::<Log>::new().unwrap();
-    let (_c, _cs, _s, _ss, _) = echo_pair(&mut ev, &p, 10, Settings::default(), true);
+    let (_c, _cs, _s, _ss, _) = echo_pair(&mut ev, &p, 10, false, true);
     let mut log = Log::default();
     let ok = ev
         .run_until(&mut log, LIMIT, |l| {
@@ -211,21 +217,25 @@ fn a_peer_that_sends_nothing_fails_the_handshake_at_its_deadline() {
         handshake_timeout: Some(Duration::from_millis(200)),
         ..Options::default()
     };
-    let (s, _) = tls::server(
-        &mut ev,
-        under,
-        p.server.build().unwrap(),
-        Settings::default(),
-        opts,
-        Fns::new(
-            |_, _, _, _| {},
-            |_, e, log: &mut Log, _| {
-                if let StreamEvent::Error(err) = &e {
-                    log.server.push(err.to_string());
-                }
-            },
-        ),
-    )
+    let (s, _) = {
+        let session = Session::default();
+        TlsAcceptor::new(p.server.build().unwrap())
+            .options(opts)
+            .wrap(
+                &mut ev,
+                under,
+                &session,
+                Fns::new(
+                    |_, _, _, _| {},
+                    |_, e, log: &mut Log, _| {
+                        if let StreamEvent::Error(err) = &e {
+                            log.server.push(err.to_string());
+                        }
+                    },
+                ),
+            )
+            .map(|s| (s, session))
+    }
     .unwrap();
     s.read_chunk(&mut ev);
     let mut log = Log::default();
@@ -243,14 +253,12 @@ fn a_tls_stream_dropped_mid_handshake_leaves_no_deadline_holding_the_loop() {
     let (a, _silent) = tcp_pair();
     let mut ev = Loop::<Log>::new().unwrap();
     let under = Stream::new(&mut ev, a, quiet()).unwrap();
-    let (s, _) = tls::server(
-        &mut ev,
-        under,
-        p.server.build().unwrap(),
-        Settings::default(),
-        Options::default(), // a 10 s handshake deadline
-        quiet(),
-    )
+    let (s, _) = {
+        let session = Session::default();
+        TlsAcceptor::new(p.server.build().unwrap())
+            .wrap(&mut ev, under, &session, quiet())
+            .map(|s| (s, session))
+    }
     .unwrap();
     ev.run_for(&mut Log::default(), Duration::from_millis(10))
         .unwrap();
@@ -268,7 +276,7 @@ fn a_tls_stream_dropped_mid_handshake_leaves_no_deadline_holding_the_loop() {
 fn a_finished_handshake_leaves_no_timer_behind() {
     let (p, _ca, _dir) = pki("disarm");
     let mut ev = Loop::<Log>::new().unwrap();
-    let (c, _cs, s, _ss, _) = echo_pair(&mut ev, &p, 1000, Settings::default(), true);
+    let (c, _cs, s, _ss, _) = echo_pair(&mut ev, &p, 1000, false, true);
     let mut log = Log::default();
     let both_ended =
         |l: &Log| l.client.iter().any(|e| e == "Eof") && l.server.iter().any(|e| e == "Eof");
@@ -304,38 +312,44 @@ fn a_server_writing_a_mib_as_its_handshake_completes_sends_all_of_it() {
         quiet(),
     )
     .unwrap();
-    let (_server, _) = tls::server(
-        &mut ev,
-        ub,
-        p.server.build().unwrap(),
-        Settings::default(),
-        Options::default(),
-        Fns::new(
-            |_, _, _, _| {},
-            |c, e, log: &mut Log, cx| {
-                log.server.push(format!("{e:?}"));
-                if matches!(e, StreamEvent::Connected) {
-                    c.write(cx, &pattern(MIB));
-                }
-            },
-        ),
-    )
+    let (_server, _) = {
+        let session = Session::default();
+        TlsAcceptor::new(p.server.build().unwrap())
+            .wrap(
+                &mut ev,
+                ub,
+                &session,
+                Fns::new(
+                    |_, _, _, _| {},
+                    |c, e, log: &mut Log, cx| {
+                        log.server.push(format!("{e:?}"));
+                        if matches!(e, StreamEvent::Connected) {
+                            c.write(cx, &pattern(MIB));
+                        }
+                    },
+                ),
+            )
+            .map(|s| (s, session))
+    }
     .unwrap();
-    let (client, _) = tls::client(
-        &mut ev,
-        ua,
-        p.client.build().unwrap(),
-        "server.test",
-        Settings::default(),
-        Options::default(),
-        Fns::new(
-            |c, d, log: &mut Log, cx| {
-                log.client_got.extend_from_slice(&d);
-                c.read_chunk(cx);
-            },
-            |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
-        ),
-    )
+    let (client, _) = {
+        let session = Session::default();
+        TlsConnector::new(p.client.build().unwrap())
+            .wrap(
+                &mut ev,
+                ua,
+                "server.test",
+                &session,
+                Fns::new(
+                    |c, d, log: &mut Log, cx| {
+                        log.client_got.extend_from_slice(&d);
+                        c.read_chunk(cx);
+                    },
+                    |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
+                ),
+            )
+            .map(|s| (s, session))
+    }
     .unwrap();
     client.read_chunk(&mut ev);
     let mut log = Log::default();
@@ -362,13 +376,10 @@ fn accept_reports_a_socket_that_cannot_be_used_as_an_io_error_not_a_configuratio
         .unwrap();
     let sock = socket2::Socket::from(std::os::fd::OwnedFd::from(f));
     let mut ev = Loop::<()>::new().unwrap();
-    let r = tls::accept(
+    let r = TlsAcceptor::new(cfg).accept(
         &mut ev,
         sock,
-        cfg,
         &Session::default(),
-        Settings::default(),
-        Options::default(),
         Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
     );
     match r {

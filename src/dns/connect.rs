@@ -2,15 +2,14 @@
 //! [`Resolve`] seam): A and AAAA on the loop instead of the system resolver on a thread;
 //! and connecting to a service's SRV targets or a domain's mail exchangers.
 
-use std::any::Any;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::{Error, Resolver};
+use super::Resolver;
 use crate::bufio::{Options, Stream, StreamHandler};
 use crate::ev::{Ctx, Remover, WatcherId};
-use crate::socket::{ConnectOptions, Resolve, Resolved};
+use crate::socket::{ConnectOptions, Resolve, Resolved, Resolving};
 
 /// Cancels a literal address's delivery when dropped.
 struct Soon<S: 'static> {
@@ -24,15 +23,6 @@ impl<S: 'static> Drop for Soon<S> {
     }
 }
 
-fn to_io(e: Error) -> io::Error {
-    let kind = match e {
-        Error::NxDomain | Error::NoData => io::ErrorKind::NotFound,
-        Error::Timeout => io::ErrorKind::TimedOut,
-        _ => io::ErrorKind::Other,
-    };
-    io::Error::new(kind, e)
-}
-
 impl<S: 'static> Resolve<S> for Resolver<S> {
     fn resolve(
         &self,
@@ -40,7 +30,7 @@ impl<S: 'static> Resolve<S> for Resolver<S> {
         host: &str,
         port: u16,
         done: Resolved<S>,
-    ) -> io::Result<Box<dyn Any>> {
+    ) -> io::Result<Resolving> {
         if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
             let mut done = Some(done);
             let timer = cx.timer(Duration::ZERO, None, move |st, cx, _| {
@@ -48,7 +38,7 @@ impl<S: 'static> Resolve<S> for Resolver<S> {
                     d(st, cx, Ok(vec![SocketAddr::new(ip, port)]));
                 }
             });
-            return Ok(Box::new(Soon {
+            return Ok(Resolving::new(Soon {
                 timer,
                 remover: cx.remover(),
             }));
@@ -60,10 +50,10 @@ impl<S: 'static> Resolve<S> for Resolver<S> {
                         .map(|ip| SocketAddr::new(ip, port))
                         .collect()
                 })
-                .map_err(to_io);
+                .map_err(io::Error::from);
             done(st, cx, r);
         });
-        Ok(Box::new(c))
+        Ok(Resolving::new(c))
     }
 }
 
@@ -100,11 +90,11 @@ impl<S: 'static> Resolve<S> for Services<S> {
         name: &str,
         _: u16,
         done: Resolved<S>,
-    ) -> io::Result<Box<dyn Any>> {
+    ) -> io::Result<Resolving> {
         let c = self.0.srv_hosts(cx, name, move |st, cx, r| {
-            done(st, cx, r.map_err(to_io).and_then(endpoints));
+            done(st, cx, r.map_err(io::Error::from).and_then(endpoints));
         });
-        Ok(Box::new(c))
+        Ok(Resolving::new(c))
     }
 }
 
@@ -115,11 +105,11 @@ impl<S: 'static> Resolve<S> for Mail<S> {
         domain: &str,
         _: u16,
         done: Resolved<S>,
-    ) -> io::Result<Box<dyn Any>> {
+    ) -> io::Result<Resolving> {
         let c = self.0.mx_hosts(cx, domain, move |st, cx, r| {
-            done(st, cx, r.map_err(to_io).and_then(endpoints));
+            done(st, cx, r.map_err(io::Error::from).and_then(endpoints));
         });
-        Ok(Box::new(c))
+        Ok(Resolving::new(c))
     }
 }
 

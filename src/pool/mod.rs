@@ -33,6 +33,7 @@
 
 mod error;
 mod job;
+mod resolve;
 mod results;
 mod room;
 mod run;

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -14,7 +14,6 @@ use socket2::{Domain, SockAddr, Socket};
 
 use super::bind::stream_socket;
 use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
-use crate::pool::Pool;
 
 /// Where to connect: an IP address and port, or a Unix-domain socket path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -73,7 +72,7 @@ type OnDone<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Connected>)>;
 /// What a [`Resolve`]r calls with the addresses it found.
 pub type Resolved<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Vec<SocketAddr>>)>;
 
-/// A host-name resolver for [`connect_host`]. The [`thread::Pool`](crate::pool::Pool)
+/// A host-name resolver for [`connect_host`]. The [`pool::Pool`](crate::pool::Pool)
 /// implements it with the system resolver on a worker, and evnet's own
 /// [`dns::Resolver`](crate::dns::Resolver) on the loop, so callers switch by passing
 /// another resolver.
@@ -89,26 +88,28 @@ pub trait Resolve<S> {
         host: &str,
         port: u16,
         done: Resolved<S>,
-    ) -> io::Result<Box<dyn Any>>;
+    ) -> io::Result<Resolving>;
 }
 
-impl<S: 'static> Resolve<S> for Pool<S> {
-    fn resolve(
-        &self,
-        cx: &mut Ctx<S>,
-        host: &str,
-        port: u16,
-        done: Resolved<S>,
-    ) -> io::Result<Box<dyn Any>> {
-        let host = host.to_owned();
-        let h = self.run(
-            cx,
-            move || -> io::Result<Vec<SocketAddr>> {
-                Ok((host.as_str(), port).to_socket_addrs()?.collect())
-            },
-            move |st, cx, r| done(st, cx, r.map_err(io::Error::from).and_then(|r| r)),
-        )?;
-        Ok(Box::new(h))
+/// A lookup a [`Resolve`]r started: dropping it cancels the lookup (`done` never runs).
+#[must_use = "dropping it cancels the lookup"]
+pub struct Resolving {
+    _guard: Box<dyn Any>,
+}
+
+impl Resolving {
+    /// Wraps what cancels the lookup when dropped (a job handle, a DNS lookup, a timer's
+    /// remover).
+    pub fn new(guard: impl Any) -> Resolving {
+        Resolving {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for Resolving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolving")
     }
 }
 
@@ -123,7 +124,7 @@ struct Inner<S> {
     attempts: Vec<Attempt>,
     stagger_timer: Option<WatcherId>,
     deadline: Option<WatcherId>,
-    resolving: Option<Box<dyn Any>>,
+    resolving: Option<Resolving>,
     last_error: Option<io::Error>,
     on_done: Option<OnDone<S>>,
     opts: ConnectOptions,

@@ -7,7 +7,7 @@
 //! - [`Listener`] accepts on the loop, a bounded batch per socket per turn.
 //! - [`connect`] tries an address list with RFC 8305-style fallback and a timeout;
 //!   [`connect_host`] resolves a name first, through any [`Resolve`]r: the
-//!   [`thread::Pool`](crate::pool::Pool) running the system resolver, or evnet's own
+//!   [`pool::Pool`](crate::pool::Pool) running the system resolver, or evnet's own
 //!   [`dns::Resolver`](crate::dns::Resolver) on the loop.
 //!
 //! Sockets are [`socket2::Socket`]s; wrap a connection in a
@@ -20,5 +20,6 @@ mod listener;
 pub use bind::{bind_tcp, bind_tcp_all, bind_unix, listen_addrs, DEFAULT_BACKLOG};
 pub use connect::{
     connect, connect_host, ConnectOptions, Connected, Connecting, Endpoint, Resolve, Resolved,
+    Resolving,
 };
 pub use listener::{Accept, Accepted, Listener, DEFAULT_ACCEPT_BATCH};

@@ -59,7 +59,7 @@ pub enum Error {
     /// The peer broke the protocol: garbage, a plain-text request, a malformed record.
     Protocol(rustls::Error),
     /// The connection ended without `close_notify` (see
-    /// [`Settings::allow_dirty_shutdown`](super::Settings::allow_dirty_shutdown)).
+    /// [`TlsConnector::allow_dirty_shutdown`](super::TlsConnector::allow_dirty_shutdown)).
     Truncated,
 }
 

@@ -1,10 +1,11 @@
 //! `tls`: TLS for evnet's streams, on rustls.
 //!
-//! [`client`] and [`server`] put rustls over any bufio stream through the filter seam (the
-//! same handler runs over plain bufio or TLS): writes wait for the handshake,
-//! `Event::Connected` marks its end, [`Session`] tells what it settled and who the peer is,
-//! `close` sends `close_notify`, a received `close_notify` is end of stream and a
-//! truncated stream an error (unless [`Settings::allow_dirty_shutdown`]).
+//! A [`TlsConnector`] (client) and a [`TlsAcceptor`] (server) put rustls over any bufio
+//! stream through the filter seam (the same handler runs over plain bufio or TLS): writes
+//! wait for the handshake, `StreamEvent::Connected` marks its end, [`Session`] tells what
+//! it settled and who the peer is, `close` sends `close_notify`, a received `close_notify`
+//! is end of stream and a truncated stream an error (unless
+//! [`TlsConnector::allow_dirty_shutdown`]).
 //!
 //! The configurations: [`ServerPem`] and [`ClientPem`] read a
 //! certificate chain, a key and CA certificates from PEM files (mutual TLS with
@@ -23,7 +24,7 @@ pub use adapter::Negotiated;
 pub use config::{ClientPem, ServerPem};
 pub use error::Error;
 pub use names::CertNames;
-pub use stream::{accept, client, connect_host, server, Session, Settings};
+pub use stream::{Session, TlsAcceptor, TlsConnector};
 
 /// The rustls this crate is built on: its types appear in [`Error`] (alerts, certificate
 /// errors), so they are named through this re-export and always match.

@@ -1,5 +1,7 @@
 //! TLS streams: a rustls connection stacked on any bufio stream (TCP, Unix, a pair)
 //! through the filter seam, so the same application handler runs over plain bufio or TLS.
+//! One entry per side, as tokio-rustls users know them: a [`TlsConnector`] starts client
+//! streams, a [`TlsAcceptor`] server streams.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,17 +13,7 @@ use bytes::Bytes;
 
 use crate::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
 use crate::ev::Ctx;
-
-/// How a TLS stream treats the end of the connection. (Its handshake deadline is the
-/// stream's [`Options::handshake_timeout`], 10 s by default: a handshake not finished by
-/// then fails the stream with [`bufio::Error::HandshakeTimeout`](crate::bufio::Error::HandshakeTimeout).)
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Settings {
-    /// Accept a transport EOF without `close_notify` as end of stream (libevent's
-    /// `allow_dirty_shutdown`). Off by default: such an EOF is an error, since an attacker
-    /// (or a crash) could have cut the stream short.
-    pub allow_dirty_shutdown: bool,
-}
+use crate::socket::{ConnectOptions, Resolve};
 
 /// What the handshake of one TLS stream settled: readable once the stream has delivered
 /// [`StreamEvent::Connected`](crate::bufio::StreamEvent::Connected).
@@ -46,91 +38,170 @@ impl Session {
     }
 }
 
-/// A TLS client over `under` (connected or connecting): the handshake starts at once,
-/// writes wait for it, and `handler` gets `StreamEvent::Connected` when it is done. Returns the
-/// stream and its [`Session`]; when the handler itself needs the session, make one first
-/// and use [`Session::client`].
+/// Starts TLS client streams: a rustls client configuration (e.g. from
+/// [`ClientPem::build`](super::ClientPem::build)), how the streams treat a missing
+/// `close_notify`, and their bufio [`Options`]. Cheap to clone; one per configuration.
 ///
 /// A TLS 1.3 caveat (rustls #1707): a client whose certificate the server refuses
 /// finishes its handshake first and learns of the refusal only from the alert that
-/// follows, so it may see `Connected` and then an `StreamEvent::Error` carrying that alert (never
-/// a plain end of stream).
-///
-/// # Errors
-/// [`Error::Config`] for a server name rustls cannot use.
-pub fn client<S: 'static, H: StreamHandler<S>>(
-    cx: &mut Ctx<S>,
-    under: Stream<S>,
+/// follows, so it may see `Connected` and then a `StreamEvent::Error` carrying that alert
+/// (never a plain end of stream).
+#[derive(Debug, Clone)]
+pub struct TlsConnector {
     config: Arc<rustls::ClientConfig>,
-    server_name: &str,
-    settings: Settings,
-    opts: Options,
-    handler: H,
-) -> Result<(Stream<S>, Session), Error> {
-    let session = Session::default();
-    let s = session.client(cx, under, config, server_name, settings, opts, handler)?;
-    Ok((s, session))
+    allow_dirty_shutdown: bool,
+    options: Options,
 }
 
-/// A TLS server over `under` (an accepted connection); see [`client`]. For throughput, let
-/// `under` move 64 KiB per turn (`max_read`, `max_write`), as [`accept`] does: a full TLS
-/// record and its overhead then take one turn, not two.
-///
-/// # Errors
-/// [`Error::Config`] when rustls refuses the configuration.
-pub fn server<S: 'static, H: StreamHandler<S>>(
-    cx: &mut Ctx<S>,
-    under: Stream<S>,
-    config: Arc<rustls::ServerConfig>,
-    settings: Settings,
-    opts: Options,
-    handler: H,
-) -> Result<(Stream<S>, Session), Error> {
-    let session = Session::default();
-    let s = session.server(cx, under, config, settings, opts, handler)?;
-    Ok((s, session))
-}
+impl TlsConnector {
+    /// A connector for `config`, with default stream options and truncation refused.
+    pub fn new(config: Arc<rustls::ClientConfig>) -> TlsConnector {
+        TlsConnector {
+            config,
+            allow_dirty_shutdown: false,
+            options: Options::default(),
+        }
+    }
 
-impl Session {
-    /// As [`client`], with this session (e.g. one the handler keeps a clone of).
+    /// Accept a transport EOF without `close_notify` as end of stream (libevent's
+    /// `allow_dirty_shutdown`). Off by default: such an EOF is [`Error::Truncated`], since
+    /// an attacker (or a crash) could have cut the stream short.
+    #[must_use]
+    pub fn allow_dirty_shutdown(mut self, allow: bool) -> TlsConnector {
+        self.allow_dirty_shutdown = allow;
+        self
+    }
+
+    /// The TLS streams' bufio options (the handshake deadline is
+    /// [`Options::handshake_timeout`], 10 s by default).
+    #[must_use]
+    pub fn options(mut self, options: Options) -> TlsConnector {
+        self.options = options;
+        self
+    }
+
+    /// Connects to `host:port` (the name resolved by `resolver`, with RFC 8305 fallback, as
+    /// [`socket::connect_host`](crate::socket::connect_host)) and starts TLS over it,
+    /// verifying the server as `host`. Writes wait for the handshake; `handler` gets
+    /// `StreamEvent::Connected` when it is done, and `session` then tells what it settled.
     ///
     /// # Errors
-    /// As [`client`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn client<S: 'static, H: StreamHandler<S>>(
+    /// [`Error::ServerName`] when `host` is not a name or address a certificate can be
+    /// verified against; [`Error::Config`] when rustls refuses the configuration.
+    pub fn connect<S: 'static, R: Resolve<S> + ?Sized, H: StreamHandler<S>>(
+        &self,
+        cx: &mut Ctx<S>,
+        resolver: &R,
+        host: &str,
+        port: u16,
+        session: &Session,
+        handler: H,
+    ) -> Result<Stream<S>, Error> {
+        let under = Stream::connect_host(
+            cx,
+            resolver,
+            host,
+            port,
+            ConnectOptions::default(),
+            under_options(),
+            Plain,
+        );
+        self.wrap(cx, under, host, session, handler)
+    }
+
+    /// Starts TLS over `under` (connected or connecting), verifying the server as
+    /// `server_name`; otherwise as [`connect`](TlsConnector::connect).
+    ///
+    /// # Errors
+    /// As [`connect`](TlsConnector::connect).
+    pub fn wrap<S: 'static, H: StreamHandler<S>>(
         &self,
         cx: &mut Ctx<S>,
         under: Stream<S>,
-        config: Arc<rustls::ClientConfig>,
         server_name: &str,
-        settings: Settings,
-        opts: Options,
+        session: &Session,
         handler: H,
     ) -> Result<Stream<S>, Error> {
         let layer = TlsLayer::client(
-            config,
+            self.config.clone(),
             server_name,
-            self.info.clone(),
-            settings.allow_dirty_shutdown,
+            session.info.clone(),
+            self.allow_dirty_shutdown,
         )?;
-        Ok(Stream::filter(cx, under, layer, opts, handler))
+        Ok(Stream::filter(cx, under, layer, self.options, handler))
+    }
+}
+
+/// Starts TLS server streams: a rustls server configuration (e.g. from
+/// [`ServerPem::build`](super::ServerPem::build)), how the streams treat a missing
+/// `close_notify`, and their bufio [`Options`]. Cheap to clone; one per configuration.
+#[derive(Debug, Clone)]
+pub struct TlsAcceptor {
+    config: Arc<rustls::ServerConfig>,
+    allow_dirty_shutdown: bool,
+    options: Options,
+}
+
+impl TlsAcceptor {
+    /// An acceptor for `config`, with default stream options and truncation refused.
+    pub fn new(config: Arc<rustls::ServerConfig>) -> TlsAcceptor {
+        TlsAcceptor {
+            config,
+            allow_dirty_shutdown: false,
+            options: Options::default(),
+        }
     }
 
-    /// As [`server`], with this session.
+    /// As [`TlsConnector::allow_dirty_shutdown`].
+    #[must_use]
+    pub fn allow_dirty_shutdown(mut self, allow: bool) -> TlsAcceptor {
+        self.allow_dirty_shutdown = allow;
+        self
+    }
+
+    /// As [`TlsConnector::options`].
+    #[must_use]
+    pub fn options(mut self, options: Options) -> TlsAcceptor {
+        self.options = options;
+        self
+    }
+
+    /// A TLS server over an accepted socket (e.g. from a
+    /// [`Listener`](crate::socket::Listener)): the handshake starts with the client's
+    /// first bytes, `handler` gets `StreamEvent::Connected` when it is done, and `session`
+    /// then tells what it settled and who the client is.
     ///
     /// # Errors
-    /// As [`server`].
-    pub fn server<S: 'static, H: StreamHandler<S>>(
+    /// [`Error::Io`] when making the socket non-blocking failed, [`Error::Config`] when
+    /// rustls refused the configuration.
+    pub fn accept<S: 'static, H: StreamHandler<S>>(
+        &self,
+        cx: &mut Ctx<S>,
+        socket: socket2::Socket,
+        session: &Session,
+        handler: H,
+    ) -> Result<Stream<S>, Error> {
+        let under = Stream::with_options(cx, socket, under_options(), Plain)?;
+        self.wrap(cx, under, session, handler)
+    }
+
+    /// Starts TLS as the server over `under`; otherwise as [`accept`](TlsAcceptor::accept).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when rustls refused the configuration.
+    pub fn wrap<S: 'static, H: StreamHandler<S>>(
         &self,
         cx: &mut Ctx<S>,
         under: Stream<S>,
-        config: Arc<rustls::ServerConfig>,
-        settings: Settings,
-        opts: Options,
+        session: &Session,
         handler: H,
     ) -> Result<Stream<S>, Error> {
-        let layer = TlsLayer::server(config, self.info.clone(), settings.allow_dirty_shutdown)?;
-        Ok(Stream::filter(cx, under, layer, opts, handler))
+        let layer = TlsLayer::server(
+            self.config.clone(),
+            session.info.clone(),
+            self.allow_dirty_shutdown,
+        )?;
+        Ok(Stream::filter(cx, under, layer, self.options, handler))
     }
 }
 
@@ -151,53 +222,4 @@ pub(crate) struct Plain;
 impl<S> StreamHandler<S> for Plain {
     fn read(&mut self, _: &Conn<S>, _: Bytes, _: &mut S, _: &mut Ctx<S>) {}
     fn event(&mut self, _: &Conn<S>, _: StreamEvent, _: &mut S, _: &mut Ctx<S>) {}
-}
-
-/// A TLS server over an accepted socket (e.g. from a
-/// [`Listener`](crate::socket::Listener)), with its session.
-///
-/// # Errors
-/// [`Error::Io`] when making the socket non-blocking failed, [`Error::Config`] when rustls
-/// refused the configuration.
-pub fn accept<S: 'static, H: StreamHandler<S>>(
-    cx: &mut Ctx<S>,
-    socket: socket2::Socket,
-    config: Arc<rustls::ServerConfig>,
-    session: &Session,
-    settings: Settings,
-    opts: Options,
-    handler: H,
-) -> Result<Stream<S>, Error> {
-    let under = Stream::with_options(cx, socket, under_options(), Plain)?;
-    session.server(cx, under, config, settings, opts, handler)
-}
-
-/// Connects to `host:port` (the name resolved by `resolver`, RFC 8305 fallback, as
-/// [`Stream::connect_host`]) and runs a TLS client over it with `host` as the server name
-/// (SNI and certificate check), in one call.
-///
-/// # Errors
-/// As [`client`].
-#[allow(clippy::too_many_arguments)]
-pub fn connect_host<S: 'static, R: crate::socket::Resolve<S> + ?Sized, H: StreamHandler<S>>(
-    cx: &mut Ctx<S>,
-    resolver: &R,
-    host: &str,
-    port: u16,
-    config: Arc<rustls::ClientConfig>,
-    session: &Session,
-    settings: Settings,
-    opts: Options,
-    handler: H,
-) -> Result<Stream<S>, Error> {
-    let under = Stream::connect_host(
-        cx,
-        resolver,
-        host,
-        port,
-        crate::socket::ConnectOptions::default(),
-        under_options(),
-        Plain,
-    );
-    session.client(cx, under, config, host, settings, opts, handler)
 }
