@@ -392,3 +392,124 @@ fn accept_reports_a_socket_that_cannot_be_used_as_an_io_error_not_a_configuratio
         Ok(_) => panic!("an O_PATH descriptor was accepted as a socket"),
     }
 }
+
+/// A resolver that knows one name: what `connect` must go through (and cancel with).
+struct OneName {
+    name: &'static str,
+    addr: std::net::SocketAddr,
+    asked: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+}
+
+impl<S: 'static> evnet::socket::Resolve<S> for OneName {
+    fn resolve(
+        &self,
+        cx: &mut evnet::ev::Ctx<S>,
+        host: &str,
+        port: u16,
+        done: evnet::socket::Resolved<S>,
+    ) -> std::io::Result<evnet::socket::Resolving> {
+        self.asked.borrow_mut().push(format!("{host}:{port}"));
+        let r = if host == self.name {
+            Ok(vec![self.addr])
+        } else {
+            Err(std::io::ErrorKind::NotFound)
+        };
+        let mut done = Some(done);
+        let t = cx.timer(Duration::ZERO, None, move |st, cx, _| {
+            if let Some(d) = done.take() {
+                d(st, cx, r.clone().map_err(Into::into));
+            }
+        });
+        Ok(evnet::socket::Resolving::new(t))
+    }
+}
+
+#[test]
+fn a_connector_resolves_the_host_connects_and_verifies_the_server_as_that_host() {
+    use evnet::socket::{bind_tcp_all, Accept, Listener};
+    let (p, _ca, _dir) = pki("connector");
+    let mut ev = Loop::<Log>::new().unwrap();
+    let socks = bind_tcp_all(Some("127.0.0.1"), 0).unwrap();
+    let addr = socks[0].local_addr().unwrap().as_socket().unwrap();
+    let acceptor = TlsAcceptor::new(p.server.build().unwrap());
+    let _l = Listener::new(&mut ev, socks, move |_, cx, a| {
+        let Accept::Conn(c) = a else { return };
+        let echo = Fns::new(
+            |c, line, _: &mut Log, cx| {
+                c.write(cx, &line);
+                c.write(cx, b"\n");
+                c.read_line(cx);
+            },
+            |_, _, _, _| {},
+        );
+        let s = acceptor
+            .accept(cx, c.socket, &Session::default(), echo)
+            .unwrap();
+        s.read_line(cx);
+        s.detach();
+    });
+    let asked = std::rc::Rc::default();
+    let resolver = OneName {
+        name: "server.test",
+        addr,
+        asked: std::rc::Rc::clone(&asked),
+    };
+    let connector = TlsConnector::new(p.client.build().unwrap());
+    let session = Session::default();
+    let client = connector
+        .connect(
+            &mut ev,
+            &resolver,
+            "server.test",
+            addr.port(),
+            &session,
+            Fns::new(
+                |_, line, log: &mut Log, _| log.client_got.extend_from_slice(&line),
+                |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
+            ),
+        )
+        .unwrap();
+    client.write(&mut ev, b"over tls\n");
+    client.read_line(&mut ev);
+    let mut log = Log::default();
+    let ok = ev
+        .run_until(&mut log, LIMIT, |l| !l.client_got.is_empty())
+        .unwrap();
+    assert!(ok, "no echo: {:?}", log.client);
+    assert_eq!(log.client_got, b"over tls");
+    assert_eq!(*asked.borrow(), [format!("server.test:{}", addr.port())]);
+    assert_eq!(log.client, ["Connected"]);
+    let names = session.peer_names().expect("the server's certificate");
+    assert!(names.subject.contains("server"), "{names:?}");
+
+    // Another name for the same address: the certificate does not match, so the
+    // handshake fails (the name verified is the host connected to).
+    let other = OneName {
+        name: "other.test",
+        addr,
+        asked: std::rc::Rc::default(),
+    };
+    let client = connector
+        .connect(
+            &mut ev,
+            &other,
+            "other.test",
+            addr.port(),
+            &Session::default(),
+            Fns::new(
+                |_, _, _: &mut Log, _| {},
+                |_, e, log: &mut Log, _| log.server.push(format!("{e:?}")),
+            ),
+        )
+        .unwrap();
+    client.read_line(&mut ev);
+    let ok = ev
+        .run_until(&mut log, LIMIT, |l| !l.server.is_empty())
+        .unwrap();
+    assert!(ok);
+    assert!(
+        log.server[0].contains("NotValidForName"),
+        "{:?}",
+        log.server
+    );
+}
