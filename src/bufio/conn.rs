@@ -1,7 +1,7 @@
 //! [`Conn`]'s public API: read requests, writes, flushes, limits, rate limits, closing.
 
 use std::os::fd::RawFd;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -238,7 +238,7 @@ impl<S: 'static> Conn<S> {
                 cx.set_timer(t, after, None);
             }
             None => {
-                let Some(me) = self.self_weak.borrow().as_ref().and_then(Weak::upgrade) else {
+                let Some(me) = self.self_weak.upgrade() else {
                     return;
                 };
                 let t = cx.timer(after, None, move |st, cx, _| fire(&me, st, cx));

@@ -153,7 +153,8 @@ pub struct Conn<S: 'static> {
     pub(super) handler: RefCell<Option<Box<dyn StreamHandler<S>>>>,
     pub(super) closed: Cell<bool>,
     pub(super) in_dispatch: Cell<bool>,
-    pub(super) self_weak: RefCell<Option<Weak<Conn<S>>>>,
+    /// The stream itself, for the timers it arms later (set once, by `Rc::new_cyclic`).
+    pub(super) self_weak: Weak<Conn<S>>,
     pub(super) remover: Remover<S>,
 }
 
@@ -465,7 +466,8 @@ impl<S: 'static> Conn<S> {
         handler: Box<dyn StreamHandler<S>>,
     ) -> Rc<Conn<S>> {
         let now = Instant::now();
-        let conn = Rc::new(Conn {
+        let remover = cx.remover();
+        let conn = Rc::new_cyclic(|me| Conn {
             st: RefCell::new(State {
                 link,
                 fd,
@@ -509,10 +511,9 @@ impl<S: 'static> Conn<S> {
             handler: RefCell::new(Some(handler)),
             closed: Cell::new(false),
             in_dispatch: Cell::new(false),
-            self_weak: RefCell::new(None),
-            remover: cx.remover(),
+            self_weak: me.clone(),
+            remover,
         });
-        *conn.self_weak.borrow_mut() = Some(Rc::downgrade(&conn));
         let c = conn.clone();
         let kick = cx.timer(Duration::ZERO, None, move |st, cx, _| c.dispatch(st, cx));
         cx.stop(kick);
