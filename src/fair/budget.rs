@@ -45,21 +45,18 @@ impl Budget {
     /// A budget of `messages` per turn and no time limit.
     pub const fn messages(messages: u32) -> Budget {
         Budget {
-            messages: 0,
+            messages,
             time: None,
         }
-        .with_messages(messages)
-    }
-
-    /// This budget with `messages` per turn (at least 1, as every budget).
-    pub const fn with_messages(mut self, messages: u32) -> Budget {
-        self.messages = if messages == 0 { 1 } else { messages };
-        self
+        .sane()
     }
 
     /// The budget the adapter applies: at least one message per turn.
-    pub(crate) const fn sane(self) -> Budget {
-        self.with_messages(self.messages)
+    pub(crate) const fn sane(mut self) -> Budget {
+        if self.messages == 0 {
+            self.messages = 1;
+        }
+        self
     }
 }
 

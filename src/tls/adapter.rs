@@ -102,17 +102,11 @@ fn config_error(context: impl Into<String>) -> impl FnOnce(rustls::Error) -> Err
 pub(crate) fn server_config(p: &ServerPem) -> Result<ServerConfig, Error> {
     // Client-certificate options are checked against a client CA; without one they would
     // silently authenticate nobody.
-    if p.client_ca.is_none() {
-        let set = [
-            ("issuer", p.issuer.is_some()),
-            ("require_client_cert", p.require_client_cert),
-        ];
-        if let Some((option, _)) = set.into_iter().find(|(_, on)| *on) {
-            return Err(Error::Incomplete {
-                option,
-                missing: "client_ca",
-            });
-        }
+    if p.client_ca.is_none() && p.issuer.is_some() {
+        return Err(Error::Incomplete {
+            option: "issuer",
+            missing: "client_ca",
+        });
     }
     let chain = certs(&p.chain)?;
     let key = key(&p.key)?;

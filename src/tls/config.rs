@@ -19,25 +19,24 @@ use super::{adapter, Error};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerPem {
     /// The certificate chain, leaf first.
-    pub chain: PathBuf,
+    pub(crate) chain: PathBuf,
     /// The private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
+    pub(crate) key: PathBuf,
     /// CA certificates that client certificates are verified against; `None`: no client
     /// authentication.
-    pub client_ca: Option<PathBuf>,
+    pub(crate) client_ca: Option<PathBuf>,
     /// With `client_ca`: refuse clients without a certificate (else they are accepted and
-    /// a certificate, when given, must still verify). Without `client_ca`,
-    /// [`build`](Self::build) refuses it.
-    pub require_client_cert: bool,
+    /// a certificate, when given, must still verify). Set only with `client_ca`.
+    pub(crate) require_client_cert: bool,
     /// With `client_ca`: also require the client certificate's issuer to be this
     /// distinguished name (RFC 4514, as [`CertNames`](super::CertNames) writes it); a
     /// mismatch fails the handshake with an `access_denied` alert. Without `client_ca`,
     /// [`build`](Self::build) refuses it.
-    pub issuer: Option<String>,
+    pub(crate) issuer: Option<String>,
     /// Allow TLS 1.2 besides 1.3.
-    pub tls12: bool,
+    pub(crate) tls12: bool,
     /// ALPN protocols offered, most preferred first.
-    pub alpn: Vec<Vec<u8>>,
+    pub(crate) alpn: Vec<Vec<u8>>,
 }
 
 impl ServerPem {
@@ -108,13 +107,13 @@ impl ServerPem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientPem {
     /// CA certificates the server's certificate is verified against.
-    pub ca: PathBuf,
+    pub(crate) ca: PathBuf,
     /// A certificate chain and key to present (mutual TLS).
-    pub identity: Option<(PathBuf, PathBuf)>,
+    pub(crate) identity: Option<(PathBuf, PathBuf)>,
     /// Allow TLS 1.2 besides 1.3.
-    pub tls12: bool,
+    pub(crate) tls12: bool,
     /// ALPN protocols offered, most preferred first.
-    pub alpn: Vec<Vec<u8>>,
+    pub(crate) alpn: Vec<Vec<u8>>,
 }
 
 impl ClientPem {
