@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use evnet::bufio::{Conn, Stream, StreamEvent, StreamHandler};
 use evnet::ev::{Ctx, Loop};
-use evnet::socket::{bind_tcp_all, connect, Accept, ConnectOptions, Listener};
+use evnet::socket::{bind_tcp_all, connect, Accept, ConnectOptions, Listener, NoLookup};
 
 const CONNS: usize = 100;
 /// The servers compared, by key and label; the first is the baseline.
@@ -244,7 +244,8 @@ fn evnet_client(addr: SocketAddr, size: usize, conns: usize, w: Window) -> Resul
     for i in 0..conns {
         connect(
             &mut ev,
-            vec![addr.into()],
+            &NoLookup,
+            addr,
             ConnectOptions::default(),
             move |st: &mut Client, cx: &mut Ctx<Client>, r| {
                 let Ok(c) = r else {

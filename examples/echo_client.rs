@@ -14,7 +14,7 @@ use clap::Parser;
 use evnet::bufio::{Conn, Stream, StreamEvent, StreamHandler};
 use evnet::ev::{Ctx, Loop};
 use evnet::pool::Pool;
-use evnet::socket::{connect, connect_host, ConnectOptions, Endpoint};
+use evnet::socket::{connect, ConnectOptions, Endpoint, Target};
 
 struct State {
     /// Kept alive while host names resolve on it.
@@ -128,7 +128,8 @@ fn main() -> Result<()> {
         let h = match &unix {
             Some(p) => connect(
                 &mut ev,
-                vec![Endpoint::Unix(p.into())],
+                &pool,
+                Endpoint::Unix(p.into()),
                 ConnectOptions::default(),
                 on_done,
             ),
@@ -137,11 +138,10 @@ fn main() -> Result<()> {
                     .rsplit_once(':')
                     .with_context(|| format!("{target}: expected HOST:PORT"))?;
                 let host = host.trim_start_matches('[').trim_end_matches(']');
-                connect_host(
+                connect(
                     &mut ev,
                     &pool,
-                    host,
-                    port.parse()?,
+                    Target::host(host, port.parse()?),
                     ConnectOptions::default(),
                     on_done,
                 )

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use evnet::dns::{
-    Answer, Config, Error, RDataText, Record, RecordType, Resolver, Target, TypeText, ZoneLine,
+    Answer, Config, Error, RDataText, Record, RecordType, Resolver, ServiceHost, TypeText, ZoneLine,
 };
 use evnet::ev::Loop;
 
@@ -48,7 +48,7 @@ struct Args {
 
 enum Out {
     Records(Answer),
-    Targets(Vec<Target>),
+    Targets(Vec<ServiceHost>),
 }
 
 fn json_str(s: &str) -> String {
@@ -164,7 +164,7 @@ fn main() -> anyhow::Result<()> {
         cx.stop_loop();
     };
     let targets =
-        |st: &mut Result2, cx: &mut evnet::ev::Ctx<Result2>, r: Result<Vec<Target>, Error>| {
+        |st: &mut Result2, cx: &mut evnet::ev::Ctx<Result2>, r: Result<Vec<ServiceHost>, Error>| {
             *st = Some(r.map(Out::Targets));
             cx.stop_loop();
         };

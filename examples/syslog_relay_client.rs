@@ -20,7 +20,7 @@ use clap::{Parser, ValueEnum};
 use evnet::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
 use evnet::bytes::{Bytes, BytesMut};
 use evnet::ev::{Ctx, Loop, WatcherId};
-use evnet::socket::{ConnectOptions, Endpoint};
+use evnet::socket::{ConnectOptions, Endpoint, NoLookup};
 use evnet::tls::{self, ClientPem, Session, TlsConnector};
 
 #[derive(Parser)]
@@ -180,7 +180,7 @@ fn connect(app: &mut App, cx: &mut Ctx<App>) {
         max_write: 64 * 1024,
         ..Options::default()
     };
-    let under = Stream::connect(cx, endpoints, copts, wide, Nothing);
+    let under = Stream::connect(cx, &NoLookup, endpoints, copts, wide, Nothing);
     let name = app.args.servername.clone().unwrap_or_else(|| {
         let host = app.args.server.rsplit_once(':').map_or("", |(h, _)| h);
         host.trim_matches(['[', ']']).to_owned()

@@ -10,7 +10,7 @@ use evnet::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
 use evnet::bytes::Bytes;
 use evnet::ev::{Ctx, Loop};
 use evnet::pool::Pool;
-use evnet::socket::ConnectOptions;
+use evnet::socket::{ConnectOptions, Target};
 use evnet::tls::{ClientPem, Session, TlsConnector};
 use std::io::{BufRead, Write};
 
@@ -108,11 +108,10 @@ fn main() -> anyhow::Result<()> {
     });
     // Connect to HOST, then speak TLS to it as NAME.
     let name = a.servername.as_deref().unwrap_or(host);
-    let under = Stream::connect_host(
+    let under = Stream::connect(
         &mut ev,
         &pool,
-        host,
-        port.parse()?,
+        Target::host(host, port.parse()?),
         ConnectOptions::default(),
         Options::default(),
         Quiet,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use evnet::bufio::{Error, Options, Stream, StreamEvent};
 use evnet::ev::Loop;
-use evnet::socket::{bind_tcp_all, Accept, Listener};
+use evnet::socket::{bind_tcp_all, Accept, Endpoint, Listener, NoLookup};
 use util::{tcp_pair, unix_pair, Fns};
 
 const TEN_MIB: usize = 10 << 20;
@@ -567,7 +567,8 @@ fn a_connecting_stream_reports_connected_then_sends_what_was_queued() {
         .unwrap();
     let s = Stream::connect(
         &mut ev,
-        vec![refused.into(), addr.into()],
+        &NoLookup,
+        vec![Endpoint::from(refused), Endpoint::from(addr)],
         evnet::socket::ConnectOptions::default(),
         Options::default(),
         Fns::new(
@@ -593,7 +594,8 @@ fn a_connecting_stream_reports_connected_then_sends_what_was_queued() {
     // A connect that fails is an error event for that stream.
     let bad = Stream::connect(
         &mut ev,
-        vec![refused.into()],
+        &NoLookup,
+        vec![Endpoint::from(refused)],
         evnet::socket::ConnectOptions::default(),
         Options::default(),
         Fns::new(

@@ -353,9 +353,9 @@ fn cancelling_from_any_callback_and_dropping_the_resolver_deliver_nothing() {
     assert_eq!(log, ["first", "own"]);
 }
 
-type Targets = Rc<RefCell<Vec<Result<Vec<evnet::dns::Target>, Error>>>>;
+type Targets = Rc<RefCell<Vec<Result<Vec<evnet::dns::ServiceHost>, Error>>>>;
 
-fn targets(nsd: &Nsd, name: &str, mx: bool) -> Result<Vec<evnet::dns::Target>, Error> {
+fn targets(nsd: &Nsd, name: &str, mx: bool) -> Result<Vec<evnet::dns::ServiceHost>, Error> {
     let mut ev = Loop::<()>::new().unwrap();
     let dns = Resolver::new(&ev, config(&[nsd.addr]));
     let got: Targets = Rc::default();
@@ -374,7 +374,7 @@ fn targets(nsd: &Nsd, name: &str, mx: bool) -> Result<Vec<evnet::dns::Target>, E
     r
 }
 
-fn hosts(t: &[evnet::dns::Target]) -> Vec<String> {
+fn hosts(t: &[evnet::dns::ServiceHost]) -> Vec<String> {
     t.iter().map(|t| t.host.to_string()).collect()
 }
 
@@ -480,29 +480,26 @@ fn connect_host_resolves_through_this_resolver() {
     };
     let copts = evnet::socket::ConnectOptions::default();
     let opts = evnet::bufio::Options::default();
-    let named = evnet::bufio::Stream::connect_host(
+    let named = evnet::bufio::Stream::connect(
         &mut ev,
         &dns,
-        "ns1.example.test",
-        port,
+        evnet::socket::Target::host("ns1.example.test", port),
         copts,
         opts,
         events("named"),
     );
-    let literal = evnet::bufio::Stream::connect_host(
+    let literal = evnet::bufio::Stream::connect(
         &mut ev,
         &dns,
-        "127.0.0.1",
-        port,
+        evnet::socket::Target::host("127.0.0.1", port),
         copts,
         opts,
         events("literal"),
     );
-    let missing = evnet::bufio::Stream::connect_host(
+    let missing = evnet::bufio::Stream::connect(
         &mut ev,
         &dns,
-        "missing.example.test",
-        port,
+        evnet::socket::Target::host("missing.example.test", port),
         copts,
         opts,
         events("missing"),
@@ -686,11 +683,10 @@ fn connect_service_walks_the_srv_targets_in_order_past_a_dead_one() {
     let nsd = Nsd::start_with("service", &extra);
     let mut ev = Loop::<Vec<String>>::new().unwrap();
     let dns = Resolver::new(&ev, config(&[nsd.addr]));
-    let s = dns.connect_service(
+    let s = evnet::bufio::Stream::connect(
         &mut ev,
-        "echo",
-        "tcp",
-        "example.test",
+        &dns,
+        evnet::socket::Target::service("echo", "tcp", "example.test"),
         evnet::socket::ConnectOptions::default(),
         evnet::bufio::Options::default(),
         util::Fns::new(
@@ -814,7 +810,7 @@ fn srv_glue_for_one_family_queries_only_the_other() {
         }
         vec![m.to_vec().unwrap()]
     });
-    let mut ev = Loop::<Vec<Result<Vec<evnet::dns::Target>, Error>>>::new().unwrap();
+    let mut ev = Loop::<Vec<Result<Vec<evnet::dns::ServiceHost>, Error>>>::new().unwrap();
     let dns = Resolver::new(&ev, config(&[server]));
     let _c = dns.srv_hosts(&mut ev, "_x._tcp.g.test.", |log, _, r| log.push(r));
     let mut log = Vec::new();

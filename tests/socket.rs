@@ -8,8 +8,8 @@ use std::time::Duration;
 use evnet::ev::{Ctx, Loop};
 use evnet::pool::Pool;
 use evnet::socket::{
-    bind_tcp, bind_tcp_all, bind_unix, connect, connect_host, Accept, ConnectOptions, Endpoint,
-    Listener,
+    bind_tcp, bind_tcp_all, bind_unix, connect, Accept, ConnectOptions, Endpoint, Listener,
+    NoLookup, Target,
 };
 
 fn port_of(s: &socket2::Socket) -> SocketAddr {
@@ -137,7 +137,7 @@ type Out = Option<io::Result<Endpoint>>;
 
 fn connect_and_wait(eps: Vec<Endpoint>, opts: ConnectOptions) -> io::Result<Endpoint> {
     let mut ev = Loop::<Out>::new().unwrap();
-    connect(&mut ev, eps, opts, |out: &mut Out, _cx, r| {
+    connect(&mut ev, &NoLookup, eps, opts, |out: &mut Out, _cx, r| {
         *out = Some(r.map(|c| c.peer))
     })
     .detach();
@@ -162,10 +162,10 @@ fn connect_falls_back_past_refusing_addresses_and_reports_the_last_error() {
     let missing_unix = Endpoint::Unix(std::env::temp_dir().join("evnet-nobody-here.sock"));
     let peer = connect_and_wait(
         vec![
-            refused_v6.into(),
+            Endpoint::from(refused_v6),
             missing_unix.clone(),
-            refused_v4.into(),
-            good.into(),
+            Endpoint::from(refused_v4),
+            Endpoint::from(good),
         ],
         ConnectOptions::default(),
     )
@@ -173,7 +173,7 @@ fn connect_falls_back_past_refusing_addresses_and_reports_the_last_error() {
     assert_eq!(peer, Endpoint::Inet(good));
 
     let err = connect_and_wait(
-        vec![refused_v4.into(), missing_unix],
+        vec![Endpoint::from(refused_v4), missing_unix],
         ConnectOptions::default(),
     )
     .unwrap_err();
@@ -253,7 +253,7 @@ fn connect_times_out_on_a_full_accept_queue() {
         timeout: Some(Duration::from_millis(300)),
         ..ConnectOptions::default()
     };
-    let err = connect_and_wait(vec![addr.into()], opts).unwrap_err();
+    let err = connect_and_wait(vec![Endpoint::from(addr)], opts).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::TimedOut);
 }
 
@@ -263,7 +263,8 @@ fn dropping_a_connect_handle_cancels_it() {
     let mut ev = Loop::<Out>::new().unwrap();
     let h = connect(
         &mut ev,
-        vec![server.local_addr().unwrap().into()],
+        &NoLookup,
+        vec![Endpoint::from(server.local_addr().unwrap())],
         ConnectOptions::default(),
         |out: &mut Out, _cx, r| *out = Some(r.map(|c| c.peer)),
     );
@@ -284,11 +285,10 @@ fn connect_by_host_name_resolves_on_the_pool() {
     let port = server.local_addr().unwrap().port();
     let mut ev = Loop::<St>::new().unwrap();
     let pool = Pool::new(&mut ev).unwrap();
-    let h = connect_host(
+    let h = connect(
         &mut ev,
         &pool,
-        "localhost",
-        port,
+        Target::host("localhost", port),
         ConnectOptions::default(),
         |st: &mut St, _cx: &mut Ctx<St>, r| st.out = Some(r.map(|c| c.peer)),
     );
@@ -301,11 +301,10 @@ fn connect_by_host_name_resolves_on_the_pool() {
         other => panic!("{other:?}"),
     }
     // A name that does not resolve is an error for this connect alone.
-    let h = connect_host(
+    let h = connect(
         &mut ev,
         &st.pool,
-        "no-such-host.invalid",
-        port,
+        Target::host("no-such-host.invalid", port),
         ConnectOptions::default(),
         |st: &mut St, _cx: &mut Ctx<St>, r| st.out = Some(r.map(|c| c.peer)),
     );
@@ -334,7 +333,11 @@ fn a_hanging_first_address_is_overtaken_after_the_stagger_and_closed() {
     let mut ev = Loop::<Out>::new().unwrap();
     connect(
         &mut ev,
-        vec![hang_addr.into(), good.local_addr().unwrap().into()],
+        &NoLookup,
+        vec![
+            Endpoint::from(hang_addr),
+            Endpoint::from(good.local_addr().unwrap()),
+        ],
         opts,
         |out: &mut Out, _cx, r| *out = Some(r.map(|c| c.peer)),
     )
@@ -363,5 +366,49 @@ fn a_hanging_first_address_is_overtaken_after_the_stagger_and_closed() {
         syn_sent_to(hang_addr, &fillers_at),
         0,
         "the first attempt is still out"
+    );
+}
+
+#[test]
+fn a_resolver_without_srv_or_mx_refuses_those_targets_and_no_lookup_refuses_names() {
+    struct St {
+        out: Vec<io::ErrorKind>,
+    }
+    let mut ev = Loop::<St>::new().unwrap();
+    let pool = Pool::new(&mut ev).unwrap();
+    let record = |st: &mut St, _cx: &mut Ctx<St>, r: io::Result<evnet::socket::Connected>| {
+        st.out.push(r.map(|_| ()).unwrap_err().kind())
+    };
+    let targets = [
+        Target::service("echo", "tcp", "example.test"),
+        Target::mail("example.test"),
+    ];
+    let mut handles = Vec::new();
+    for t in targets {
+        handles.push(connect(
+            &mut ev,
+            &pool,
+            t,
+            ConnectOptions::default(),
+            record,
+        ));
+    }
+    handles.push(connect(
+        &mut ev,
+        &NoLookup,
+        Target::host("localhost", 1),
+        ConnectOptions::default(),
+        record,
+    ));
+    let mut st = St { out: Vec::new() };
+    ev.run_until(&mut st, Duration::from_secs(10), |s| s.out.len() == 3)
+        .unwrap();
+    assert_eq!(
+        st.out,
+        [
+            io::ErrorKind::Unsupported,
+            io::ErrorKind::Unsupported,
+            io::ErrorKind::InvalidInput
+        ]
     );
 }

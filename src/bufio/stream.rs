@@ -18,7 +18,7 @@ use super::options::Options;
 use super::output::Output;
 use super::read::Request;
 use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
-use crate::socket::{self, ConnectOptions, Connected, Connecting, Endpoint, Resolve};
+use crate::socket::{self, ConnectOptions, Connected, Connecting, Resolve, Target};
 
 /// The callbacks of a [`Stream`] (libevent's read / write / event callbacks).
 ///
@@ -301,36 +301,21 @@ impl<S: 'static> Stream<S> {
         })
     }
 
-    /// A stream that connects to the first of `endpoints` that answers (see
-    /// [`socket::connect`](crate::socket::connect): RFC 8305 fallback, stagger, timeout).
-    /// Requests and writes may be issued at once; they take effect when the connection is
-    /// up, announced by [`StreamEvent::Connected`]. A failed connect is an [`StreamEvent::Error`].
+    /// A stream that connects to `target` (see [`socket::connect`](crate::socket::connect):
+    /// names looked up by `resolver`, RFC 8305 fallback, stagger, timeout). Requests and
+    /// writes may be issued at once; they take effect when the connection is up, announced
+    /// by [`StreamEvent::Connected`]. A failed connect is an [`StreamEvent::Error`].
     /// Dropping the stream cancels the connect.
-    pub fn connect<H: StreamHandler<S>>(
-        cx: &mut Ctx<S>,
-        endpoints: Vec<Endpoint>,
-        copts: ConnectOptions,
-        opts: Options,
-        handler: H,
-    ) -> Stream<S> {
-        Stream::connecting(cx, opts, Box::new(handler), |cx, done| {
-            socket::connect(cx, endpoints, copts, done)
-        })
-    }
-
-    /// As [`connect`](Stream::connect), resolving `host` first with `resolver` (e.g. a
-    /// [`thread::Pool`](crate::pool::Pool)).
-    pub fn connect_host<R: Resolve<S> + ?Sized, H: StreamHandler<S>>(
+    pub fn connect<R: Resolve<S> + ?Sized, H: StreamHandler<S>>(
         cx: &mut Ctx<S>,
         resolver: &R,
-        host: &str,
-        port: u16,
+        target: impl Into<Target>,
         copts: ConnectOptions,
         opts: Options,
         handler: H,
     ) -> Stream<S> {
         Stream::connecting(cx, opts, Box::new(handler), |cx, done| {
-            socket::connect_host(cx, resolver, host, port, copts, done)
+            socket::connect(cx, resolver, target, copts, done)
         })
     }
 

@@ -15,7 +15,7 @@ use crate::ev::Ctx;
 
 /// One SRV or MX target, with its addresses, in the order to try it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct ServiceHost {
     /// The SRV or MX record (for an implicit MX, a made-up `0 <domain>` record).
     pub record: Record,
     /// The host it names.
@@ -28,7 +28,7 @@ pub struct Target {
     pub error: Option<Error>,
 }
 
-type DoneTargets<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<Vec<Target>, Error>)>;
+type DoneTargets<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<Vec<ServiceHost>, Error>)>;
 type DoneIps<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<Vec<IpAddr>, Error>)>;
 
 /// A compound lookup in flight; dropping it cancels every query it started (its callback
@@ -66,7 +66,7 @@ impl<S: 'static> Drop for Compound<S> {
 }
 
 struct State<S: 'static> {
-    targets: Vec<Target>,
+    targets: Vec<ServiceHost>,
     /// Address lookups still out.
     waiting: usize,
     lookups: Vec<Lookup<S>>,
@@ -206,7 +206,7 @@ impl<S: 'static> Resolver<S> {
         &self,
         cx: &mut Ctx<S>,
         name: &str,
-        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Vec<Target>, Error>) + 'static,
+        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Vec<ServiceHost>, Error>) + 'static,
     ) -> Compound<S> {
         self.targets_of(cx, name, RecordType::SRV, done, |r| {
             r.and_then(|a| {
@@ -230,7 +230,7 @@ impl<S: 'static> Resolver<S> {
                     .map(|i| {
                         let s = &srv[i];
                         let (v6, v4) = glue(&a.additionals, &s.4);
-                        Target {
+                        ServiceHost {
                             record: s.0.clone(),
                             host: s.4.clone(),
                             port: s.3,
@@ -250,7 +250,7 @@ impl<S: 'static> Resolver<S> {
         &self,
         cx: &mut Ctx<S>,
         domain: &str,
-        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Vec<Target>, Error>) + 'static,
+        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Vec<ServiceHost>, Error>) + 'static,
     ) -> Compound<S> {
         let owned = domain.to_owned();
         self.targets_of(cx, domain, RecordType::MX, done, move |r| {
@@ -274,7 +274,7 @@ impl<S: 'static> Resolver<S> {
                             .into_iter()
                             .map(|i| {
                                 let (v6, v4) = glue(&a.additionals, &mx[i].2);
-                                Target {
+                                ServiceHost {
                                     record: mx[i].0.clone(),
                                     host: mx[i].2.clone(),
                                     port: 25,
@@ -304,8 +304,8 @@ impl<S: 'static> Resolver<S> {
         cx: &mut Ctx<S>,
         name: &str,
         rtype: RecordType,
-        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Vec<Target>, Error>) + 'static,
-        to_targets: impl FnOnce(Result<Answer, Error>) -> Result<Vec<Target>, Error> + 'static,
+        done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Vec<ServiceHost>, Error>) + 'static,
+        to_targets: impl FnOnce(Result<Answer, Error>) -> Result<Vec<ServiceHost>, Error> + 'static,
     ) -> Compound<S> {
         let state = State::new();
         state.borrow_mut().done_targets = Some(Box::new(done));
@@ -322,7 +322,7 @@ impl<S: 'static> Resolver<S> {
     fn resolve_targets(
         &self,
         weak: &Weak<RefCell<State<S>>>,
-        targets: Result<Vec<Target>, Error>,
+        targets: Result<Vec<ServiceHost>, Error>,
         st: &mut S,
         cx: &mut Ctx<S>,
     ) {
@@ -410,9 +410,9 @@ impl<S: 'static> Resolver<S> {
     }
 }
 
-fn implicit_mx(domain: &Name) -> Target {
+fn implicit_mx(domain: &Name) -> ServiceHost {
     let rdata = RData::MX(hickory_proto::rr::rdata::MX::new(0, domain.clone()));
-    Target {
+    ServiceHost {
         record: Record::from_rdata(domain.clone(), 0, rdata),
         host: domain.clone(),
         port: 25,

@@ -18,7 +18,7 @@ mod resolver;
 mod tcp;
 pub(crate) mod wire;
 
-pub use compound::{Compound, Target};
+pub use compound::{Compound, ServiceHost};
 pub use config::{Config, Hosts};
 pub use error::Error;
 pub use hickory_proto as proto;

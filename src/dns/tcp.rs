@@ -11,7 +11,7 @@ use super::wire;
 use super::Error;
 use crate::bufio::{self, Conn, Options, Stream, StreamEvent};
 use crate::ev::Ctx;
-use crate::socket::ConnectOptions;
+use crate::socket::{ConnectOptions, NoLookup};
 
 impl<S: 'static> Resolver<S> {
     /// The same question to the same server over TCP (after a truncated UDP answer).
@@ -41,7 +41,7 @@ impl<S: 'static> Resolver<S> {
             key,
             len: None,
         };
-        let stream = Stream::connect(cx, vec![server.into()], copts, opts, handler);
+        let stream = Stream::connect(cx, &NoLookup, server, copts, opts, handler);
         let mut framed = Vec::with_capacity(bytes.len() + 2);
         framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
         framed.extend_from_slice(&bytes);

@@ -1,4 +1,4 @@
-//! The pool as a host-name resolver for `socket::connect_host`: the system resolver
+//! The pool as a host-name resolver for `socket::connect`: the system resolver
 //! (`getaddrinfo`) on a worker.
 
 use std::io;

@@ -1,6 +1,5 @@
 //! [`connect`]: connecting to an address list with fallback, RFC 8305 style.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
@@ -13,6 +12,7 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket};
 
 use super::bind::stream_socket;
+use super::target::{Resolve, Resolved, Resolving, Target};
 use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
 
 /// Where to connect: an IP address and port, or a Unix-domain socket path.
@@ -68,50 +68,6 @@ pub struct Connected {
 }
 
 type OnDone<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Connected>)>;
-
-/// What a [`Resolve`]r calls with the addresses it found.
-pub type Resolved<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Vec<SocketAddr>>)>;
-
-/// A host-name resolver for [`connect_host`]. The [`pool::Pool`](crate::pool::Pool)
-/// implements it with the system resolver on a worker, and evnet's own
-/// [`dns::Resolver`](crate::dns::Resolver) on the loop, so callers switch by passing
-/// another resolver.
-pub trait Resolve<S> {
-    /// Starts resolving `host` (a name or a literal address) for `port`; `done` runs on the
-    /// loop with the addresses. The returned guard cancels the lookup when dropped.
-    ///
-    /// # Errors
-    /// The lookup could not be started.
-    fn resolve(
-        &self,
-        cx: &mut Ctx<S>,
-        host: &str,
-        port: u16,
-        done: Resolved<S>,
-    ) -> io::Result<Resolving>;
-}
-
-/// A lookup a [`Resolve`]r started: dropping it cancels the lookup (`done` never runs).
-#[must_use = "dropping it cancels the lookup"]
-pub struct Resolving {
-    _guard: Box<dyn Any>,
-}
-
-impl Resolving {
-    /// Wraps what cancels the lookup when dropped (a job handle, a DNS lookup, a timer's
-    /// remover).
-    pub fn new(guard: impl Any) -> Resolving {
-        Resolving {
-            _guard: Box::new(guard),
-        }
-    }
-}
-
-impl std::fmt::Debug for Resolving {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Resolving")
-    }
-}
 
 struct Attempt {
     socket: Socket,
@@ -180,8 +136,9 @@ impl<S: 'static> Drop for Connecting<S> {
     }
 }
 
-/// Connects to the first endpoint of `endpoints` that answers, and calls `on_done` with
-/// the socket (or the last error) on the loop.
+/// Connects to `target` (its addresses looked up by `resolver` when it is a name), the
+/// first address that answers, and calls `on_done` with the socket (or the last error) on
+/// the loop. The timeout covers the lookup too.
 ///
 /// Addresses are tried in an order that alternates IPv6 and IPv4 (starting with the family
 /// of the first one given), RFC 8305 style: the next attempt starts when the previous one
@@ -192,51 +149,27 @@ impl<S: 'static> Drop for Connecting<S> {
 /// ```
 /// use std::time::Duration;
 /// use evnet::ev::Loop;
-/// use evnet::socket::{connect, ConnectOptions, Endpoint};
+/// use evnet::socket::{connect, ConnectOptions, Endpoint, NoLookup};
 ///
 /// let server = std::net::TcpListener::bind("127.0.0.1:0")?;
 /// let good = server.local_addr()?;
 /// // A port nobody listens on: refused at once, then the fallback answers.
 /// let refused = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
 /// let mut ev = Loop::<Option<std::io::Result<Endpoint>>>::new()?;
-/// connect(&mut ev, vec![refused.into(), good.into()], ConnectOptions::default(),
-///         |out, _cx, r| *out = Some(r.map(|c| c.peer))).detach();
+/// let addresses = vec![Endpoint::from(refused), Endpoint::from(good)];
+/// connect(&mut ev, &NoLookup, addresses, ConnectOptions::default(), |out, _cx, r| {
+///     *out = Some(r.map(|c| c.peer))
+/// })
+/// .detach();
 /// let mut out = None;
 /// ev.run_until(&mut out, Duration::from_secs(5), |o| o.is_some())?;
 /// assert_eq!(out.unwrap()?, Endpoint::Inet(good));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn connect<S: 'static, F>(
-    cx: &mut Ctx<S>,
-    endpoints: Vec<Endpoint>,
-    opts: ConnectOptions,
-    on_done: F,
-) -> Connecting<S>
-where
-    F: FnOnce(&mut S, &mut Ctx<S>, io::Result<Connected>) + 'static,
-{
-    let inner = new_inner(opts, Box::new(on_done));
-    arm_deadline(&inner, cx);
-    inner.borrow_mut().queue = interleave(endpoints);
-    start_next(&inner, cx);
-    if inner.borrow().attempts.is_empty() {
-        // Every address failed at once (or there were none).
-        drive_next_turn(&inner, cx);
-    }
-    Connecting {
-        inner: Some(inner),
-        remover: cx.remover(),
-    }
-}
-
-/// Resolves `host` with `resolver` (e.g. a [`Pool`](crate::pool::Pool), which runs the
-/// system resolver on a worker), then [`connect`]s to its addresses. The timeout covers
-/// the lookup too.
-pub fn connect_host<S: 'static, R, F>(
+pub fn connect<S: 'static, R, F>(
     cx: &mut Ctx<S>,
     resolver: &R,
-    host: &str,
-    port: u16,
+    target: impl Into<Target>,
     opts: ConnectOptions,
     on_done: F,
 ) -> Connecting<S>
@@ -246,35 +179,64 @@ where
 {
     let inner = new_inner(opts, Box::new(on_done));
     arm_deadline(&inner, cx);
-    let me = inner.clone();
-    let started = resolver.resolve(
-        cx,
-        host,
-        port,
-        Box::new(move |st, cx, r| {
-            let inner = me;
-            inner.borrow_mut().resolving = None;
-            match r {
-                Ok(addrs) => {
-                    let eps = addrs.into_iter().map(Endpoint::Inet).collect();
-                    inner.borrow_mut().queue = interleave(eps);
-                    start_next(&inner, cx);
-                    drive(&inner, st, cx);
-                }
-                Err(e) => finish(&inner, st, cx, Err(e)),
+    match target.into() {
+        Target::Endpoints(endpoints) => {
+            inner.borrow_mut().queue = interleave(endpoints);
+            start_next(&inner, cx);
+            if inner.borrow().attempts.is_empty() {
+                // Every address failed at once (or there were none).
+                drive_next_turn(&inner, cx);
             }
-        }),
-    );
-    match started {
-        Ok(guard) => inner.borrow_mut().resolving = Some(guard),
-        Err(e) => {
-            inner.borrow_mut().last_error = Some(e);
-            drive_next_turn(&inner, cx);
         }
+        named => look_up(&inner, cx, resolver, &named),
     }
     Connecting {
         inner: Some(inner),
         remover: cx.remover(),
+    }
+}
+
+/// Asks `resolver` for `target`'s addresses; connecting starts when they come.
+fn look_up<S: 'static, R: Resolve<S> + ?Sized>(
+    inner: &Rc<RefCell<Inner<S>>>,
+    cx: &mut Ctx<S>,
+    resolver: &R,
+    target: &Target,
+) {
+    let me = inner.clone();
+    let done: Resolved<S> = Box::new(move |st, cx, r| {
+        let inner = me;
+        inner.borrow_mut().resolving = None;
+        match r {
+            Ok(addrs) => {
+                let eps = addrs.into_iter().map(Endpoint::Inet).collect();
+                inner.borrow_mut().queue = interleave(eps);
+                start_next(&inner, cx);
+                drive(&inner, st, cx);
+            }
+            Err(e) => finish(&inner, st, cx, Err(e)),
+        }
+    });
+    let started = match target {
+        Target::Host(host, port) => resolver.resolve(cx, host, *port, done),
+        Target::Service {
+            service,
+            proto,
+            domain,
+        } => resolver.resolve_service(cx, service, proto, domain, done),
+        Target::Mail(domain) => resolver.resolve_mail(cx, domain, done),
+        // Addresses are connected to without a lookup (see `connect`).
+        Target::Endpoints(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "addresses need no lookup",
+        )),
+    };
+    match started {
+        Ok(guard) => inner.borrow_mut().resolving = Some(guard),
+        Err(e) => {
+            inner.borrow_mut().last_error = Some(e);
+            drive_next_turn(inner, cx);
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
 use crate::ev::Ctx;
-use crate::socket::{ConnectOptions, Resolve};
+use crate::socket::{ConnectOptions, Resolve, Target};
 
 /// What the handshake of one TLS stream settled: readable once the stream has delivered
 /// [`StreamEvent::Connected`](crate::bufio::StreamEvent::Connected).
@@ -81,7 +81,7 @@ impl TlsConnector {
     }
 
     /// Connects to `host:port` (the name resolved by `resolver`, with RFC 8305 fallback, as
-    /// [`socket::connect_host`](crate::socket::connect_host)) and starts TLS over it,
+    /// [`socket::connect`](crate::socket::connect)) and starts TLS over it,
     /// verifying the server as `host`. Writes wait for the handshake; `handler` gets
     /// `StreamEvent::Connected` when it is done, and `session` then tells what it settled.
     ///
@@ -97,11 +97,10 @@ impl TlsConnector {
         session: &Session,
         handler: H,
     ) -> Result<Stream<S>, Error> {
-        let under = Stream::connect_host(
+        let under = Stream::connect(
             cx,
             resolver,
-            host,
-            port,
+            Target::host(host, port),
             ConnectOptions::default(),
             under_options(),
             Plain,
