@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::event::{Event, IoInterest};
-use super::loop_logic::{Callback, Ctx, Kind, Slot, SIGNAL_TOKEN, UNKNOWN, WAKE_TOKEN};
+use super::loop_logic::{Callback, Ctx, Kind, SIGNAL_TOKEN, UNKNOWN, WAKE_TOKEN};
 use super::signal::Signals;
 use super::wake::{WakeShared, Waker};
 use super::WatcherId;
@@ -16,29 +16,7 @@ use crate::sys;
 
 impl<S> Ctx<S> {
     pub(super) fn insert(&mut self, kind: Kind, cb: Callback<S>) -> WatcherId {
-        let slot = Slot {
-            version: 0,
-            kind,
-            active: false,
-            pending: 0,
-            due: None,
-            cb: Some(cb),
-        };
-        match self.free.pop() {
-            Some(i) => {
-                let s = &mut self.slots[i as usize];
-                let version = s.version;
-                *s = Slot { version, ..slot };
-                WatcherId { index: i, version }
-            }
-            None => {
-                self.slots.push(slot);
-                WatcherId {
-                    index: (self.slots.len() - 1) as u32,
-                    version: 0,
-                }
-            }
-        }
+        self.slab.insert(kind, cb)
     }
 
     /// Creates a started io watcher on `source`'s fd: level-triggered, so the callback runs

@@ -16,6 +16,7 @@ use super::fdcache::FdEntry;
 use super::meter::{Meter, Stats};
 use super::remover::{Removals, Remover};
 use super::signal::Signals;
+use super::slab::Slab;
 use super::timer::TimerHeap;
 use super::wake::WakeShared;
 use super::WatcherId;
@@ -83,8 +84,7 @@ pub(super) struct Slot<S> {
 pub struct Ctx<S> {
     pub(super) id: u64,
     pub(super) removals: Rc<RefCell<Removals<S>>>,
-    pub(super) slots: Vec<Slot<S>>,
-    pub(super) free: Vec<u32>,
+    pub(super) slab: Slab<S>,
     pub(super) epoll: Epoll,
     pub(super) events: Events,
     pub(super) fds: Vec<FdEntry>,
@@ -154,7 +154,7 @@ impl<S> std::fmt::Debug for Ctx<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
             .field("loop", &self.id)
-            .field("watchers", &(self.slots.len() - self.free.len()))
+            .field("watchers", &self.slab.live())
             .field("active", &self.active)
             .field("turns", &self.turns)
             .finish_non_exhaustive()
@@ -191,7 +191,7 @@ impl<S> Drop for Ctx<S> {
 impl<S> std::fmt::Debug for Loop<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loop")
-            .field("watchers", &(self.ctx.slots.len() - self.ctx.free.len()))
+            .field("watchers", &self.ctx.slab.live())
             .field("active", &self.ctx.active)
             .field("turns", &self.ctx.turns)
             .finish()
@@ -214,8 +214,7 @@ impl<S> Loop<S> {
             ctx: Ctx {
                 id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
                 removals: Rc::default(),
-                slots: Vec::new(),
-                free: Vec::new(),
+                slab: Slab::new(),
                 epoll: Epoll::new()?,
                 events: Events::with_capacity(EVENTS_PER_POLL),
                 fds: Vec::new(),
@@ -331,15 +330,11 @@ impl<S> Ctx<S> {
     // ----- starting, stopping, removing --------------------------------------------------
 
     pub(super) fn slot(&self, w: WatcherId) -> Option<&Slot<S>> {
-        self.slots
-            .get(w.index as usize)
-            .filter(|s| s.version == w.version && !matches!(s.kind, Kind::Free))
+        self.slab.get(w)
     }
 
     pub(super) fn slot_mut(&mut self, w: WatcherId) -> Option<&mut Slot<S>> {
-        self.slots
-            .get_mut(w.index as usize)
-            .filter(|s| s.version == w.version && !matches!(s.kind, Kind::Free))
+        self.slab.get_mut(w)
     }
 
     /// Starts a watcher (a timer is scheduled `after` from the current time). Returns `false` for a
@@ -354,7 +349,7 @@ impl<S> Ctx<S> {
         }
         s.active = true;
         self.active += 1;
-        let s = &mut self.slots[w.index as usize];
+        let s = &mut self.slab[w];
         match &mut s.kind {
             Kind::Io { fd, .. } => {
                 let fd = *fd;
@@ -451,12 +446,7 @@ impl<S> Ctx<S> {
         if !self.stop(w) {
             return false;
         }
-        let s = &mut self.slots[w.index as usize];
-        let kind = std::mem::replace(&mut s.kind, Kind::Free);
-        s.version = s.version.wrapping_add(1);
-        s.due = None;
-        let cb = s.cb.take();
-        self.free.push(w.index);
+        let (kind, cb) = self.slab.release(w);
         if let Kind::Io { fd, .. } = kind {
             let e = self.fd_entry(fd);
             e.watchers -= 1;

@@ -79,6 +79,7 @@ mod loop_logic;
 mod meter;
 mod remover;
 pub(crate) mod signal;
+mod slab;
 mod timer;
 mod token;
 mod turn;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::event::{Event, R_FIRED};
 use super::loop_logic::{Ctx, Kind, Slot, SIGNAL_TOKEN, WAKE_TOKEN};
+use super::slab::Slab;
 use super::WatcherId;
 
 impl<S> Ctx<S> {
@@ -40,7 +41,7 @@ impl<S> Ctx<S> {
     }
 
     pub(super) fn dispatch(&mut self, state: &mut S, w: WatcherId, ev: Event) {
-        let Some(mut cb) = self.slots[w.index as usize].cb.take() else {
+        let Some(mut cb) = self.slab[w].cb.take() else {
             return;
         };
         self.meter.callback(w);
@@ -103,7 +104,7 @@ impl<S> Ctx<S> {
         {
             return Some(Duration::ZERO);
         }
-        let slots = &self.slots;
+        let slots = &self.slab;
         let live = |w, seq| timer_live(slots, w, seq);
         let due = match (self.timers.next_due(live), self.deadline) {
             (Some(t), Some(d)) => Some(t.min(d)),
@@ -220,12 +221,12 @@ impl<S> Ctx<S> {
     pub(super) fn expire_timers(&mut self) {
         let now = self.now;
         loop {
-            let slots = &self.slots;
+            let slots = &self.slab;
             let live = |w, seq| timer_live(slots, w, seq);
             let Some((w, due)) = self.timers.pop_expired(now, live) else {
                 break;
             };
-            let s = &mut self.slots[w.index as usize];
+            let s = &mut self.slab[w];
             let Kind::Timer { repeat, seq, .. } = &mut s.kind else {
                 continue;
             };
@@ -250,16 +251,16 @@ impl<S> Ctx<S> {
             self.queue(w, R_FIRED);
         }
         let live_count = self.live_timers;
-        let slots = &self.slots;
+        let slots = &self.slab;
         self.timers
             .compact(live_count, |w, seq| timer_live(slots, w, seq));
     }
 }
 
 /// Whether heap entry `seq` is the live schedule of timer `w`.
-pub(super) fn timer_live<S>(slots: &[Slot<S>], w: WatcherId, seq: u64) -> bool {
+pub(super) fn timer_live<S>(slots: &Slab<S>, w: WatcherId, seq: u64) -> bool {
     matches!(
-        slots.get(w.index as usize),
+        slots.get(w),
         Some(Slot { kind: Kind::Timer { seq: s, .. }, active: true, version, .. })
             if *s == seq && *version == w.version
     )
