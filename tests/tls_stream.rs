@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use evnet::bufio::{Options, Stream, StreamEvent};
 use evnet::ev::Loop;
-use evnet::tls::{self, ClientPem, ServerPem, Session, TlsAcceptor, TlsConnector};
+use evnet::tls::{ClientPem, ServerPem, Session, TlsAcceptor, TlsConnector};
 use util::pki::{temp_dir, Ca};
 use util::{tcp_pair, Fns};
 
@@ -383,7 +383,7 @@ fn accept_reports_a_socket_that_cannot_be_used_as_an_io_error_not_a_configuratio
         Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
     );
     match r {
-        Err(e @ tls::Error::Io(_)) => {
+        Err(e @ evnet::tls::Error::Io(_)) => {
             let io = std::error::Error::source(&e).expect("the io error is the source");
             let io = io.downcast_ref::<std::io::Error>().unwrap();
             assert_eq!(io.raw_os_error(), Some(libc::EBADF), "{e}");

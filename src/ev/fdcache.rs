@@ -48,7 +48,7 @@ impl<S> Ctx<S> {
             if want != 0 && want != e.registered {
                 let fresh = e.registered == UNKNOWN || e.registered == 0;
                 e.registered = want;
-                self.ctl_calls += 1;
+                self.counters.ctl();
                 let r = if fresh {
                     self.epoll.add(fd, want, fd as u64)
                 } else {
@@ -117,7 +117,7 @@ impl<S> Ctx<S> {
             let want = self.wanted(fd);
             let e = &mut self.fds[fd as usize];
             if e.registered != want {
-                self.ctl_calls += 1;
+                self.counters.ctl();
                 let r = if want == 0 {
                     self.epoll.delete(fd)
                 } else {

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::event::{Event, IoInterest};
 use super::fdcache::FdEntry;
-use super::meter::{Meter, Stats};
+use super::meter::{Counters, Meter, Stats};
+use super::phases::{Phase, Phases};
 use super::remover::{Removals, Remover};
 use super::signal::Signals;
 use super::slab::Slab;
@@ -91,10 +92,7 @@ pub struct Ctx<S> {
     pub(super) dirty_fds: Vec<RawFd>,
     pub(super) timers: TimerHeap,
     pub(super) live_timers: usize,
-    pub(super) prepares: Vec<WatcherId>,
-    pub(super) checks: Vec<WatcherId>,
-    pub(super) idles: Vec<WatcherId>,
-    pub(super) wakes: Vec<WatcherId>,
+    pub(super) phases: Phases,
     pub(super) wake: Option<Arc<WakeShared>>,
     pub(super) signals: Option<Signals>,
     pub(super) pending: VecDeque<WatcherId>,
@@ -104,9 +102,7 @@ pub struct Ctx<S> {
     pub(super) stop: bool,
     /// Set by [`Ctx::shutdown`]: `run` returns at this time at the latest.
     pub(super) deadline: Option<Instant>,
-    pub(super) turns: u64,
-    pub(super) polls: u64,
-    pub(super) ctl_calls: u64,
+    pub(super) counters: Counters,
     /// Turn durations and the slowest callback, for [`Stats`].
     pub(super) meter: Meter,
     /// Moves whenever code other than the loop's own could have run on this thread: after
@@ -156,7 +152,7 @@ impl<S> std::fmt::Debug for Ctx<S> {
             .field("loop", &self.id)
             .field("watchers", &self.slab.live())
             .field("active", &self.active)
-            .field("turns", &self.turns)
+            .field("turns", &self.counters.turns())
             .finish_non_exhaustive()
     }
 }
@@ -193,7 +189,7 @@ impl<S> std::fmt::Debug for Loop<S> {
         f.debug_struct("Loop")
             .field("watchers", &self.ctx.slab.live())
             .field("active", &self.ctx.active)
-            .field("turns", &self.ctx.turns)
+            .field("turns", &self.ctx.counters.turns())
             .finish()
     }
 }
@@ -221,10 +217,7 @@ impl<S> Loop<S> {
                 dirty_fds: Vec::new(),
                 timers: TimerHeap::default(),
                 live_timers: 0,
-                prepares: Vec::new(),
-                checks: Vec::new(),
-                idles: Vec::new(),
-                wakes: Vec::new(),
+                phases: Phases::default(),
                 wake: None,
                 signals: None,
                 pending: VecDeque::new(),
@@ -233,10 +226,8 @@ impl<S> Loop<S> {
                 now: Instant::now(),
                 stop: false,
                 deadline: None,
-                turns: 0,
+                counters: Counters::default(),
                 epoch: 0,
-                polls: 0,
-                ctl_calls: 0,
                 meter: Meter::new(Instant::now()),
             },
         })
@@ -364,12 +355,12 @@ impl<S> Ctx<S> {
                 *seq = self.timers.push(due, w);
                 self.live_timers += 1;
             }
-            Kind::Prepare => self.prepares.push(w),
-            Kind::Check => self.checks.push(w),
-            Kind::Idle => self.idles.push(w),
+            Kind::Prepare => self.phases.add(Phase::Prepare, w),
+            Kind::Check => self.phases.add(Phase::Check, w),
+            Kind::Idle => self.phases.add(Phase::Idle, w),
             Kind::Wake { flag } => {
                 let raised = flag.load(Ordering::SeqCst);
-                self.wakes.push(w);
+                self.phases.add(Phase::Wake, w);
                 if raised {
                     if let Some(sh) = &self.wake {
                         // Deliver a wake that arrived while the watcher was stopped: the
@@ -408,19 +399,19 @@ impl<S> Ctx<S> {
                 None
             }
             Kind::Prepare => {
-                self.prepares.retain(|x| *x != w);
+                self.phases.remove(Phase::Prepare, w);
                 None
             }
             Kind::Check => {
-                self.checks.retain(|x| *x != w);
+                self.phases.remove(Phase::Check, w);
                 None
             }
             Kind::Idle => {
-                self.idles.retain(|x| *x != w);
+                self.phases.remove(Phase::Idle, w);
                 None
             }
             Kind::Wake { .. } => {
-                self.wakes.retain(|x| *x != w);
+                self.phases.remove(Phase::Wake, w);
                 None
             }
             Kind::Signal { .. } => {
@@ -453,7 +444,7 @@ impl<S> Ctx<S> {
             if e.watchers == 0 {
                 // Deregister now: the caller may close the fd next.
                 e.registered = 0;
-                self.ctl_calls += 1;
+                self.counters.ctl();
                 let _ = self.epoll.delete(fd);
             }
         }
@@ -619,9 +610,9 @@ impl<S> Ctx<S> {
     /// [`Stats`] for how to read them when a loop seems stuck.
     pub fn stats(&self) -> Stats {
         Stats {
-            turns: self.turns,
-            polls: self.polls,
-            ctl_calls: self.ctl_calls,
+            turns: self.counters.turns(),
+            polls: self.counters.polls(),
+            ctl_calls: self.counters.ctl_calls(),
             longest_turn: self.meter.longest(),
             turn_histogram: self.meter.histogram(),
             slowest_callback: self.meter.slowest(),
@@ -636,7 +627,7 @@ impl<S> Ctx<S> {
 
     /// Turns run so far (cheaper than [`stats`](Ctx::stats) for a hot path).
     pub(crate) fn turn_count(&self) -> u64 {
-        self.turns
+        self.counters.turns()
     }
 
     /// The current turn's work ends now: the caller's code runs next.

@@ -278,3 +278,40 @@ mod tests {
         assert_eq!(bucket(Duration::from_secs(1 << 40)), BUCKETS - 1);
     }
 }
+
+/// How often the loop turned, polled and changed the kernel's interest set.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Counters {
+    turns: u64,
+    polls: u64,
+    ctl_calls: u64,
+}
+
+impl Counters {
+    /// A turn began.
+    pub(super) fn turned(&mut self) {
+        self.turns += 1;
+    }
+
+    /// The poll syscall ran.
+    pub(super) fn polled(&mut self) {
+        self.polls += 1;
+    }
+
+    /// An `epoll_ctl` (or the backend's equivalent) ran.
+    pub(super) fn ctl(&mut self) {
+        self.ctl_calls += 1;
+    }
+
+    pub(super) fn turns(&self) -> u64 {
+        self.turns
+    }
+
+    pub(super) fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    pub(super) fn ctl_calls(&self) -> u64 {
+        self.ctl_calls
+    }
+}

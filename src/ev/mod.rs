@@ -77,6 +77,7 @@ mod event;
 mod fdcache;
 mod loop_logic;
 mod meter;
+mod phases;
 mod remover;
 pub(crate) mod signal;
 mod slab;

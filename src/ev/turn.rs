@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::event::{Event, R_FIRED};
 use super::loop_logic::{Ctx, Kind, Slot, SIGNAL_TOKEN, WAKE_TOKEN};
+use super::phases::Phase;
 use super::slab::Slab;
 use super::WatcherId;
 
@@ -18,11 +19,7 @@ impl<S> Ctx<S> {
     pub(super) fn run_phase(&mut self, state: &mut S, which: Phase) {
         let mut list = std::mem::take(&mut self.scratch);
         list.clear();
-        list.extend_from_slice(match which {
-            Phase::Prepare => &self.prepares,
-            Phase::Check => &self.checks,
-            Phase::Idle => &self.idles,
-        });
+        list.extend_from_slice(self.phases.list(which));
         for &w in &list {
             // A watcher stopped or removed by an earlier callback of this phase is skipped.
             if self.is_active(w) {
@@ -67,9 +64,9 @@ impl<S> Ctx<S> {
 
     /// One turn, in libev's order.
     pub(super) fn turn(&mut self, state: &mut S, block: bool) -> io::Result<()> {
-        self.turns += 1;
+        self.counters.turned();
         self.apply_removals();
-        if !self.prepares.is_empty() {
+        if !self.phases.is_empty(Phase::Prepare) {
             self.run_phase(state, Phase::Prepare);
         }
         if !self.dirty_fds.is_empty() {
@@ -80,11 +77,11 @@ impl<S> Ctx<S> {
         if self.live_timers > 0 {
             self.expire_timers();
         }
-        if !self.checks.is_empty() {
+        if !self.phases.is_empty(Phase::Check) {
             self.run_phase(state, Phase::Check);
         }
         let ran = self.run_pending(state);
-        if !ran && !self.idles.is_empty() {
+        if !ran && !self.phases.is_empty(Phase::Idle) {
             self.run_phase(state, Phase::Idle);
         }
         Ok(())
@@ -98,7 +95,7 @@ impl<S> Ctx<S> {
         if !block
             || self.stop
             || self.active == 0
-            || !self.idles.is_empty()
+            || !self.phases.is_empty(Phase::Idle)
             || !self.pending.is_empty()
             || self.wake_raised_before_sleep()
         {
@@ -118,7 +115,7 @@ impl<S> Ctx<S> {
 
     /// The one syscall of the turn, then its reports queued: io watchers, wakes, signals.
     fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.polls += 1;
+        self.counters.polled();
         let r = self.epoll.wait(&mut self.events, timeout);
         self.now = Instant::now();
         self.meter.poll_returned(self.now);
@@ -203,8 +200,8 @@ impl<S> Ctx<S> {
             // Wakes raised after this store set it again and are collected next turn.
             sh.skipped.store(false, Ordering::SeqCst);
         }
-        for i in 0..self.wakes.len() {
-            let w = self.wakes[i];
+        for i in 0..self.phases.list(Phase::Wake).len() {
+            let w = self.phases.list(Phase::Wake)[i];
             let raised = match self.slot(w) {
                 Some(Slot {
                     kind: Kind::Wake { flag },
@@ -264,11 +261,4 @@ pub(super) fn timer_live<S>(slots: &Slab<S>, w: WatcherId, seq: u64) -> bool {
         Some(Slot { kind: Kind::Timer { seq: s, .. }, active: true, version, .. })
             if *s == seq && *version == w.version
     )
-}
-
-#[derive(Clone, Copy)]
-pub(super) enum Phase {
-    Prepare,
-    Check,
-    Idle,
 }
