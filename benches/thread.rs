@@ -396,7 +396,7 @@ fn main() -> Result<()> {
         type RunFn = fn(usize, u64, u64) -> Result<Sample>;
         let kinds: [(&str, &str, RunFn); 2] = [
             ("std", "std::thread + mpsc (recv)", std_run),
-            ("evnet", "evnet thread::Pool", evnet_run),
+            ("evnet", "evnet pool::Pool", evnet_run),
         ];
         for (key, label, f) in kinds {
             if args.only.as_deref().is_some_and(|o| o != key) {

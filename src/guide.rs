@@ -36,7 +36,7 @@
 //!
 //! # The same rule for every service
 //! Each service on the loop does a bounded amount of work per turn and then yields:
-//! - [`thread::Pool`](crate::pool::Pool) runs at most `batch` (64) `on_done` callbacks per
+//! - [`pool::Pool`](crate::pool::Pool) runs at most `batch` (64) `on_done` callbacks per
 //!   turn; if more results wait, it wakes the loop again for the next turn.
 //! - [`socket::Listener`](crate::socket::Listener) accepts at most 64 connections per
 //!   listening socket per turn.

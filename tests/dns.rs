@@ -466,7 +466,7 @@ fn lookup_ip_interleaves_families_and_a_dropped_compound_never_calls_back() {
 }
 
 #[test]
-fn connect_host_resolves_through_this_resolver() {
+fn connecting_to_a_host_target_resolves_through_this_resolver() {
     let nsd = Nsd::start("connect");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -670,7 +670,7 @@ fn with_0x20_the_answer_must_echo_the_names_case() {
 }
 
 #[test]
-fn connect_service_walks_the_srv_targets_in_order_past_a_dead_one() {
+fn connecting_to_a_service_target_walks_the_srv_targets_in_order_past_a_dead_one() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let live = listener.local_addr().unwrap().port();
     let dead = {

@@ -7,7 +7,7 @@
 //! The adapter solves both with four watchers per socket, as in the funcptr article
 //! "Embedding ZeroMQ in the libev Event Loop":
 //!
-//! - **prepare** reads `ZMQ_EVENTS` and the handler's [`Interest`](crate::ev::IoInterest):
+//! - **prepare** reads `ZMQ_EVENTS` and the handler's [`IoInterest`](crate::ev::IoInterest):
 //!   work pending → start **idle** (the loop will not block); nothing pending → start
 //!   **io** on `ZMQ_FD` (the loop may sleep).
 //! - **check** stops both and gives the [`ZmqHandler`] a bounded amount of work: up to
