@@ -59,36 +59,28 @@ fn a_slow_reader_with_tiny_watermarks_gets_a_mib_with_nothing_stuck() {
         Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
         Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
     );
-    let (client, _) = {
-        let session = Session::default();
-        TlsConnector::new(ccfg)
-            .options(tiny)
-            .wrap(
-                &mut ev,
-                a,
-                "server.test",
-                &session,
-                Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
-            )
-            .map(|s| (s, session))
-    }
-    .unwrap();
-    let (server, _) = {
-        let session = Session::default();
-        TlsAcceptor::new(scfg)
-            .options(tiny)
-            .wrap(
-                &mut ev,
-                b,
-                &session,
-                Fns::new(
-                    |_, d, st: &mut St, _| st.got.extend_from_slice(&d),
-                    |_, e, st: &mut St, _| st.events.push(format!("{e:?}")),
-                ),
-            )
-            .map(|s| (s, session))
-    }
-    .unwrap();
+    let client = TlsConnector::new(ccfg)
+        .options(tiny)
+        .wrap(
+            &mut ev,
+            a,
+            "server.test",
+            &Session::default(),
+            Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
+        )
+        .unwrap();
+    let server = TlsAcceptor::new(scfg)
+        .options(tiny)
+        .wrap(
+            &mut ev,
+            b,
+            &Session::default(),
+            Fns::new(
+                |_, d, st: &mut St, _| st.got.extend_from_slice(&d),
+                |_, e, st: &mut St, _| st.events.push(format!("{e:?}")),
+            ),
+        )
+        .unwrap();
     let data: Vec<u8> = (0..1 << 20).map(|i: usize| (i % 253) as u8).collect();
     client.write(&mut ev, &data);
     client.flush(&mut ev, FlushMode::Finished);
@@ -133,19 +125,15 @@ fn random_and_truncated_records_fail_the_stream_with_an_error_never_a_panic() {
         ),
     );
     b.read_chunk(&mut ev);
-    let (_c, _) = {
-        let session = Session::default();
-        TlsConnector::new(ccfg)
-            .wrap(
-                &mut ev,
-                a,
-                "server.test",
-                &session,
-                Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
-            )
-            .map(|s| (s, session))
-    }
-    .unwrap();
+    let _c = TlsConnector::new(ccfg)
+        .wrap(
+            &mut ev,
+            a,
+            "server.test",
+            &Session::default(),
+            Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
+        )
+        .unwrap();
     let mut st = St::default();
     ev.run_until(&mut st, LIMIT, |s| s.got.len() > 100).unwrap();
     let hello = std::mem::take(&mut st.got);
@@ -176,21 +164,17 @@ fn random_and_truncated_records_fail_the_stream_with_an_error_never_a_panic() {
             Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
             Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
         );
-        let (server, _) = {
-            let session = Session::default();
-            TlsAcceptor::new(scfg.clone())
-                .wrap(
-                    &mut ev,
-                    b,
-                    &session,
-                    Fns::new(
-                        |_, _, st: &mut St, _| st.events.push("data".into()),
-                        |_, e, st: &mut St, _| st.events.push(format!("{e:?}")),
-                    ),
-                )
-                .map(|s| (s, session))
-        }
-        .unwrap();
+        let server = TlsAcceptor::new(scfg.clone())
+            .wrap(
+                &mut ev,
+                b,
+                &Session::default(),
+                Fns::new(
+                    |_, _, st: &mut St, _| st.events.push("data".into()),
+                    |_, e, st: &mut St, _| st.events.push(format!("{e:?}")),
+                ),
+            )
+            .unwrap();
         server.read_chunk(&mut ev);
         a.write(&mut ev, input);
         a.flush(&mut ev, FlushMode::Finished); // then the end of the transport
@@ -230,35 +214,31 @@ fn garbage_and_plain_http_fail_only_their_own_connection_while_100_others_echo()
     let _l = Listener::new(&mut ev, socks, move |_: &mut Server, cx, a| {
         let Accept::Conn(c) = a else { return };
         let under = Stream::new(cx, c.socket, Fns::new(|_, _, _, _| {}, |_, _, _, _| {})).unwrap();
-        let (s, _) = {
-            let session = Session::default();
-            TlsAcceptor::new(scfg.clone())
-                .wrap(
-                    cx,
-                    under,
-                    &session,
-                    Fns::new(
-                        |c, line, _: &mut Server, cx| {
-                            c.write(cx, &line);
-                            c.write(cx, b"\n");
-                            c.read_line(cx);
-                        },
-                        |c, e, st: &mut Server, cx| {
-                            match e {
-                                StreamEvent::Connected => return,
+        let s = TlsAcceptor::new(scfg.clone())
+            .wrap(
+                cx,
+                under,
+                &Session::default(),
+                Fns::new(
+                    |c, line, _: &mut Server, cx| {
+                        c.write(cx, &line);
+                        c.write(cx, b"\n");
+                        c.read_line(cx);
+                    },
+                    |c, e, st: &mut Server, cx| {
+                        match e {
+                            StreamEvent::Connected => return,
 
-                                StreamEvent::Error(e) => {
-                                    st.errors.push(format!("{:#}", anyhow::Error::from(e)))
-                                }
-                                _ => {}
+                            StreamEvent::Error(e) => {
+                                st.errors.push(format!("{:#}", anyhow::Error::from(e)))
                             }
-                            c.abort(cx);
-                        },
-                    ),
-                )
-                .map(|s| (s, session))
-        }
-        .unwrap();
+                            _ => {}
+                        }
+                        c.abort(cx);
+                    },
+                ),
+            )
+            .unwrap();
         s.read_line(cx);
         s.detach();
     });
@@ -334,21 +314,17 @@ fn dropping_the_loop_right_after_its_streams_frees_them() {
             Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
             Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
         );
-        let (server, _) = {
-            let session = Session::default();
-            TlsAcceptor::new(scfg.clone())
-                .wrap(
-                    &mut ev,
-                    b,
-                    &session,
-                    Fns::new(
-                        |_, _, _: &mut St, _| {},
-                        |_, e, st: &mut St, _| st.events.push(format!("{e:?}")),
-                    ),
-                )
-                .map(|s| (s, session))
-        }
-        .unwrap();
+        let server = TlsAcceptor::new(scfg.clone())
+            .wrap(
+                &mut ev,
+                b,
+                &Session::default(),
+                Fns::new(
+                    |_, _, _: &mut St, _| {},
+                    |_, e, st: &mut St, _| st.events.push(format!("{e:?}")),
+                ),
+            )
+            .unwrap();
         server.read_chunk(&mut ev);
         a.write(&mut ev, b"not a TLS record at all");
         a.flush(&mut ev, FlushMode::Finished);

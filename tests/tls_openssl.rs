@@ -144,14 +144,11 @@ fn evnet_client(
         Fns::new(|_, _, _, _| {}, |_, _, _, _| {}),
     )
     .unwrap();
-    let (s, session) = {
-        let session = Session::default();
-        TlsConnector::new(cfg.build().unwrap())
-            .allow_dirty_shutdown(dirty_ok)
-            .wrap(ev, under, "server.test", &session, collector(on_connected))
-            .map(|s| (s, session))
-    }
-    .unwrap();
+    let session = Session::default();
+    let s = TlsConnector::new(cfg.build().unwrap())
+        .allow_dirty_shutdown(dirty_ok)
+        .wrap(ev, under, "server.test", &session, collector(on_connected))
+        .unwrap();
     s.read_chunk(ev);
     (s, session)
 }

@@ -65,55 +65,49 @@ fn echo_pair(
     let a_dup = a.try_clone().unwrap();
     let ua = Stream::new(ev, a, quiet()).unwrap();
     let ub = Stream::new(ev, b, quiet()).unwrap();
-    let (server, ss) = {
-        let session = Session::default();
-        TlsAcceptor::new(p.server.build().unwrap())
-            .allow_dirty_shutdown(dirty_ok)
-            .wrap(
-                ev,
-                ub,
-                &session,
-                Fns::new(
-                    |c, d, log: &mut Log, cx| {
-                        log.server_got += d.len();
-                        c.write_bytes(cx, d);
-                        c.read_chunk(cx);
-                    },
-                    |c, e, log: &mut Log, cx| {
-                        log.server.push(format!("{e:?}"));
-                        if matches!(e, StreamEvent::Eof) {
-                            c.close(cx);
-                        }
-                    },
-                ),
-            )
-            .map(|s| (s, session))
-    }
-    .unwrap();
+    let ss = Session::default();
+    let server = TlsAcceptor::new(p.server.build().unwrap())
+        .allow_dirty_shutdown(dirty_ok)
+        .wrap(
+            ev,
+            ub,
+            &ss,
+            Fns::new(
+                |c, d, log: &mut Log, cx| {
+                    log.server_got += d.len();
+                    c.write_bytes(cx, d);
+                    c.read_chunk(cx);
+                },
+                |c, e, log: &mut Log, cx| {
+                    log.server.push(format!("{e:?}"));
+                    if matches!(e, StreamEvent::Eof) {
+                        c.close(cx);
+                    }
+                },
+            ),
+        )
+        .unwrap();
     server.read_chunk(ev);
-    let (client, cs) = {
-        let session = Session::default();
-        TlsConnector::new(p.client.build().unwrap())
-            .allow_dirty_shutdown(dirty_ok)
-            .wrap(
-                ev,
-                ua,
-                "server.test",
-                &session,
-                Fns::new(
-                    move |c, d, log: &mut Log, cx| {
-                        log.client_got.extend_from_slice(&d);
-                        if close && log.client_got.len() == n {
-                            c.flush(cx, evnet::bufio::FlushMode::Finished);
-                        }
-                        c.read_chunk(cx);
-                    },
-                    |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
-                ),
-            )
-            .map(|s| (s, session))
-    }
-    .unwrap();
+    let cs = Session::default();
+    let client = TlsConnector::new(p.client.build().unwrap())
+        .allow_dirty_shutdown(dirty_ok)
+        .wrap(
+            ev,
+            ua,
+            "server.test",
+            &cs,
+            Fns::new(
+                move |c, d, log: &mut Log, cx| {
+                    log.client_got.extend_from_slice(&d);
+                    if close && log.client_got.len() == n {
+                        c.flush(cx, evnet::bufio::FlushMode::Finished);
+                    }
+                    c.read_chunk(cx);
+                },
+                |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
+            ),
+        )
+        .unwrap();
     client.write(ev, &pattern(n)); // before the handshake: it waits
     client.read_chunk(ev);
     (client, cs, server, ss, a_dup)
@@ -217,26 +211,22 @@ fn a_peer_that_sends_nothing_fails_the_handshake_at_its_deadline() {
         handshake_timeout: Some(Duration::from_millis(200)),
         ..Options::default()
     };
-    let (s, _) = {
-        let session = Session::default();
-        TlsAcceptor::new(p.server.build().unwrap())
-            .options(opts)
-            .wrap(
-                &mut ev,
-                under,
-                &session,
-                Fns::new(
-                    |_, _, _, _| {},
-                    |_, e, log: &mut Log, _| {
-                        if let StreamEvent::Error(err) = &e {
-                            log.server.push(err.to_string());
-                        }
-                    },
-                ),
-            )
-            .map(|s| (s, session))
-    }
-    .unwrap();
+    let s = TlsAcceptor::new(p.server.build().unwrap())
+        .options(opts)
+        .wrap(
+            &mut ev,
+            under,
+            &Session::default(),
+            Fns::new(
+                |_, _, _, _| {},
+                |_, e, log: &mut Log, _| {
+                    if let StreamEvent::Error(err) = &e {
+                        log.server.push(err.to_string());
+                    }
+                },
+            ),
+        )
+        .unwrap();
     s.read_chunk(&mut ev);
     let mut log = Log::default();
     let t0 = std::time::Instant::now();
@@ -253,13 +243,9 @@ fn a_tls_stream_dropped_mid_handshake_leaves_no_deadline_holding_the_loop() {
     let (a, _silent) = tcp_pair();
     let mut ev = Loop::<Log>::new().unwrap();
     let under = Stream::new(&mut ev, a, quiet()).unwrap();
-    let (s, _) = {
-        let session = Session::default();
-        TlsAcceptor::new(p.server.build().unwrap())
-            .wrap(&mut ev, under, &session, quiet())
-            .map(|s| (s, session))
-    }
-    .unwrap();
+    let s = TlsAcceptor::new(p.server.build().unwrap())
+        .wrap(&mut ev, under, &Session::default(), quiet())
+        .unwrap();
     ev.run_for(&mut Log::default(), Duration::from_millis(10))
         .unwrap();
     drop(s);
@@ -312,45 +298,37 @@ fn a_server_writing_a_mib_as_its_handshake_completes_sends_all_of_it() {
         quiet(),
     )
     .unwrap();
-    let (_server, _) = {
-        let session = Session::default();
-        TlsAcceptor::new(p.server.build().unwrap())
-            .wrap(
-                &mut ev,
-                ub,
-                &session,
-                Fns::new(
-                    |_, _, _, _| {},
-                    |c, e, log: &mut Log, cx| {
-                        log.server.push(format!("{e:?}"));
-                        if matches!(e, StreamEvent::Connected) {
-                            c.write(cx, &pattern(MIB));
-                        }
-                    },
-                ),
-            )
-            .map(|s| (s, session))
-    }
-    .unwrap();
-    let (client, _) = {
-        let session = Session::default();
-        TlsConnector::new(p.client.build().unwrap())
-            .wrap(
-                &mut ev,
-                ua,
-                "server.test",
-                &session,
-                Fns::new(
-                    |c, d, log: &mut Log, cx| {
-                        log.client_got.extend_from_slice(&d);
-                        c.read_chunk(cx);
-                    },
-                    |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
-                ),
-            )
-            .map(|s| (s, session))
-    }
-    .unwrap();
+    let _server = TlsAcceptor::new(p.server.build().unwrap())
+        .wrap(
+            &mut ev,
+            ub,
+            &Session::default(),
+            Fns::new(
+                |_, _, _, _| {},
+                |c, e, log: &mut Log, cx| {
+                    log.server.push(format!("{e:?}"));
+                    if matches!(e, StreamEvent::Connected) {
+                        c.write(cx, &pattern(MIB));
+                    }
+                },
+            ),
+        )
+        .unwrap();
+    let client = TlsConnector::new(p.client.build().unwrap())
+        .wrap(
+            &mut ev,
+            ua,
+            "server.test",
+            &Session::default(),
+            Fns::new(
+                |c, d, log: &mut Log, cx| {
+                    log.client_got.extend_from_slice(&d);
+                    c.read_chunk(cx);
+                },
+                |_, e, log: &mut Log, _| log.client.push(format!("{e:?}")),
+            ),
+        )
+        .unwrap();
     client.read_chunk(&mut ev);
     let mut log = Log::default();
     let ok = ev

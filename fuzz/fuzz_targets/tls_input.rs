@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use evnet::bufio::{Conn, FlushMode, Options, Stream, StreamEvent, StreamHandler};
 use evnet::ev::{Ctx, Loop};
-use evnet::tls::{self, ServerPem, Session, TlsAcceptor, TlsConnector};
+use evnet::tls::{ServerPem, Session, TlsAcceptor};
 use libfuzzer_sys::fuzz_target;
 
 /// A self-signed server certificate, made once per process.
@@ -56,13 +56,9 @@ impl StreamHandler<St> for Server {
 fuzz_target!(|data: &[u8]| {
     let mut ev = Loop::<St>::new().unwrap();
     let (a, b) = Stream::pair(&mut ev, Options::default(), Quiet, Quiet);
-    let (server, _) = {
-        let session = Session::default();
-        TlsAcceptor::new(config())
-            .wrap(&mut ev, b, &session, Server)
-            .map(|s| (s, session))
-    }
-    .unwrap();
+    let server = TlsAcceptor::new(config())
+        .wrap(&mut ev, b, &Session::default(), Server)
+        .unwrap();
     server.read_chunk(&mut ev);
     a.write(&mut ev, data);
     a.flush(&mut ev, FlushMode::Finished);
