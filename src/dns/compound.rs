@@ -8,8 +8,9 @@ use std::str::FromStr;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use super::answer::Answer;
 use super::lookup::Lookup;
-use super::resolver::{Answer, Resolver};
+use super::resolver::Resolver;
 use super::Error;
 use crate::ev::Ctx;
 

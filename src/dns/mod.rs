@@ -7,17 +7,20 @@
 //! Wire format by [`hickory_proto`] (re-exported as [`proto`]): answers are its typed
 //! [`Record`]s.
 
+mod answer;
 mod cache;
 mod compound;
 mod config;
 mod connect;
 mod error;
 mod lookup;
+mod pending;
 mod present;
 mod resolver;
 mod tcp;
 pub(crate) mod wire;
 
+pub use answer::Answer;
 pub use compound::{Compound, ServiceHost};
 pub use config::{Config, Hosts};
 pub use error::Error;
@@ -25,4 +28,4 @@ pub use hickory_proto as proto;
 pub use hickory_proto::rr::{Name, RData, Record, RecordType};
 pub use lookup::Lookup;
 pub use present::{RDataText, TypeText, ZoneLine};
-pub use resolver::{Answer, Resolver};
+pub use resolver::Resolver;

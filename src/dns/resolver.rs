@@ -1,7 +1,7 @@
 //! The stub resolver: queries in flight on the loop, each with its own UDP socket (a fresh
 //! source port) and timer, TCP when an answer is truncated, the next server when one fails.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -13,117 +13,17 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use super::answer::Answer;
 use super::cache::Cache;
 use super::lookup::Lookup;
+use super::pending::{Pending, Transport};
 use super::wire::{self, Step};
 use super::{Config, Error};
-use crate::bufio::Stream;
 use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
-
-/// A successful lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    /// The name asked for, fully qualified (after the search list).
-    pub name: Name,
-    /// The CNAME records followed from `name`, in order: the last one's target owns
-    /// `records` (as `dig` prints them, each before the records).
-    pub cnames: Vec<Record>,
-    /// The records of the type asked for, with their TTLs.
-    pub records: Vec<Record>,
-    /// The response's additional section (e.g. addresses of SRV targets).
-    pub additionals: Vec<Record>,
-}
-
-impl Answer {
-    /// The addresses among the records (A and AAAA).
-    pub fn addresses(&self) -> Vec<IpAddr> {
-        self.records
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::A(a) => Some(IpAddr::V4(a.0)),
-                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                _ => None,
-            })
-            .collect()
-    }
-}
 
 /// Datagrams one query's socket reads per loop turn, as every other service bounds its
 /// turn (bufio's reads, the pool's results, a ZeroMQ budget).
 const DATAGRAMS_PER_TURN: usize = 64;
-
-type Done<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>)>;
-
-/// Where a query's bytes go now.
-pub(super) enum Transport<S: 'static> {
-    Idle,
-    Udp(UdpSocket, WatcherId),
-    Tcp(Stream<S>),
-}
-
-pub(super) struct Pending<S: 'static> {
-    /// The names to try (search list applied), and which one is being tried.
-    pub(super) candidates: Vec<Name>,
-    pub(super) candidate: usize,
-    pub(super) rtype: RecordType,
-    /// The question on the wire: a candidate, or the end of a CNAME chain.
-    pub(super) qname: Name,
-    /// `qname` as sent: its letters' case randomized with `case_randomization` (0x20).
-    pub(super) wire_name: Name,
-    pub(super) chain: Vec<Record>,
-    /// Servers asked for this question so far (the next is `first + tried`).
-    pub(super) first: usize,
-    pub(super) tried: usize,
-    pub(super) edns: bool,
-    pub(super) id: u16,
-    pub(super) server: SocketAddr,
-    pub(super) transport: Transport<S>,
-    pub(super) timer: Option<WatcherId>,
-    /// The error to report if every server fails.
-    pub(super) last_error: Option<Error>,
-    /// An earlier search candidate had the name without the type.
-    pub(super) saw_nodata: bool,
-    pub(super) done: Option<Done<S>>,
-    /// Set by the [`Lookup`]'s drop: `done` must never run, whatever happens next.
-    pub(super) cancelled: Rc<Cell<bool>>,
-}
-
-impl<S: 'static> Pending<S> {
-    /// A lookup with nothing sent yet, which ends with `done`.
-    fn new(done: Done<S>) -> Pending<S> {
-        Pending {
-            candidates: Vec::new(),
-            candidate: 0,
-            rtype: RecordType::A,
-            qname: Name::root(),
-            wire_name: Name::root(),
-            chain: Vec::new(),
-            first: 0,
-            tried: 0,
-            edns: false,
-            id: 0,
-            server: SocketAddr::from(([0, 0, 0, 0], 0)),
-            transport: Transport::Idle,
-            timer: None,
-            last_error: None,
-            saw_nodata: false,
-            done: Some(done),
-            cancelled: Rc::default(),
-        }
-    }
-
-    /// Ends the current attempt: its deadline and UDP watcher go, then its socket (or its
-    /// TCP stream, which closes itself).
-    pub(super) fn stop_io(&mut self, cx: &mut Ctx<S>) {
-        if let Some(t) = self.timer.take() {
-            cx.remove(t);
-        }
-        if let Transport::Udp(_, w) = &self.transport {
-            cx.remove(*w);
-        }
-        self.transport = Transport::Idle;
-    }
-}
 
 pub(super) struct Inner<S: 'static> {
     pub(super) config: Config,

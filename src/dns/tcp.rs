@@ -6,7 +6,8 @@ use std::rc::{Rc, Weak};
 
 use bytes::Bytes;
 
-use super::resolver::{Inner, Resolver, Transport};
+use super::pending::Transport;
+use super::resolver::{Inner, Resolver};
 use super::wire;
 use super::Error;
 use crate::bufio::{self, Conn, Options, Stream, StreamEvent};

@@ -79,6 +79,7 @@ mod loop_logic;
 mod meter;
 mod phases;
 mod remover;
+mod run;
 pub(crate) mod signal;
 mod slab;
 mod timer;

@@ -1,0 +1,86 @@
+//! One query in flight: its candidates, the server asked, its socket or stream, its
+//! deadline and the callback that ends it.
+
+use std::cell::Cell;
+use std::net::{SocketAddr, UdpSocket};
+use std::rc::Rc;
+
+use hickory_proto::rr::{Name, Record, RecordType};
+
+use super::answer::Answer;
+use super::Error;
+use crate::bufio::Stream;
+use crate::ev::{Ctx, WatcherId};
+
+pub(super) type Done<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>)>;
+
+/// Where a query's bytes go now.
+pub(super) enum Transport<S: 'static> {
+    Idle,
+    Udp(UdpSocket, WatcherId),
+    Tcp(Stream<S>),
+}
+
+pub(super) struct Pending<S: 'static> {
+    /// The names to try (search list applied), and which one is being tried.
+    pub(super) candidates: Vec<Name>,
+    pub(super) candidate: usize,
+    pub(super) rtype: RecordType,
+    /// The question on the wire: a candidate, or the end of a CNAME chain.
+    pub(super) qname: Name,
+    /// `qname` as sent: its letters' case randomized with `case_randomization` (0x20).
+    pub(super) wire_name: Name,
+    pub(super) chain: Vec<Record>,
+    /// Servers asked for this question so far (the next is `first + tried`).
+    pub(super) first: usize,
+    pub(super) tried: usize,
+    pub(super) edns: bool,
+    pub(super) id: u16,
+    pub(super) server: SocketAddr,
+    pub(super) transport: Transport<S>,
+    pub(super) timer: Option<WatcherId>,
+    /// The error to report if every server fails.
+    pub(super) last_error: Option<Error>,
+    /// An earlier search candidate had the name without the type.
+    pub(super) saw_nodata: bool,
+    pub(super) done: Option<Done<S>>,
+    /// Set by the [`Lookup`]'s drop: `done` must never run, whatever happens next.
+    pub(super) cancelled: Rc<Cell<bool>>,
+}
+
+impl<S: 'static> Pending<S> {
+    /// A lookup with nothing sent yet, which ends with `done`.
+    pub(super) fn new(done: Done<S>) -> Pending<S> {
+        Pending {
+            candidates: Vec::new(),
+            candidate: 0,
+            rtype: RecordType::A,
+            qname: Name::root(),
+            wire_name: Name::root(),
+            chain: Vec::new(),
+            first: 0,
+            tried: 0,
+            edns: false,
+            id: 0,
+            server: SocketAddr::from(([0, 0, 0, 0], 0)),
+            transport: Transport::Idle,
+            timer: None,
+            last_error: None,
+            saw_nodata: false,
+            done: Some(done),
+            cancelled: Rc::default(),
+        }
+    }
+
+    /// Ends the current attempt: its deadline and UDP watcher go, then its socket (or its
+    /// TCP stream, which closes itself).
+    pub(super) fn stop_io(&mut self, cx: &mut Ctx<S>) {
+        if let Some(t) = self.timer.take() {
+            cx.remove(t);
+        }
+        if let Transport::Udp(_, w) = &self.transport {
+            cx.remove(*w);
+        }
+        self.transport = Transport::Idle;
+    }
+}
