@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::event::{Event, IoInterest};
-use super::loop_logic::{Callback, Ctx, Kind, SIGNAL_TOKEN, UNKNOWN, WAKE_TOKEN};
+use super::loop_logic::{Callback, Ctx, Kind, SIGNAL_TOKEN, WAKE_TOKEN};
 use super::signal::Signals;
 use super::wake::{WakeShared, Waker};
 use super::WatcherId;
@@ -96,12 +96,7 @@ impl<S> Ctx<S> {
 
     fn io_fd(&mut self, fd: RawFd, interest: IoInterest, cb: Callback<S>) -> WatcherId {
         let w = self.insert(Kind::Io { fd, interest }, cb);
-        let e = self.fd_entry(fd);
-        e.watchers += 1;
-        if e.watchers == 1 {
-            // A new fd, or an old number reused: epoll's registration is unknown.
-            e.registered = UNKNOWN;
-        }
+        self.fds.watcher_added(fd);
         self.start(w);
         w
     }

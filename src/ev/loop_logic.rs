@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::event::{Event, IoInterest};
-use super::fdcache::FdEntry;
+use super::fdcache::FdCache;
 use super::meter::{Counters, Meter, Stats};
 use super::phases::{Phase, Phases};
 use super::remover::{Removals, Remover};
@@ -31,7 +31,6 @@ pub(super) const WAKE_TOKEN: u64 = u64::MAX;
 /// The epoll token of the loop's signalfd.
 pub(super) const SIGNAL_TOKEN: u64 = u64::MAX - 1;
 /// epoll's registration for an fd is unknown (a new watcher may reuse an old fd number).
-pub(super) const UNKNOWN: u32 = u32::MAX;
 /// Readiness reports taken per poll (libev's initial epoll batch; tokio polls its driver
 /// every 61 tasks for the same reason). With more fds ready than this, the rest are served
 /// after the next poll: level-triggered, the kernel keeps them, and it moves the reported
@@ -88,8 +87,7 @@ pub struct Ctx<S> {
     pub(super) slab: Slab<S>,
     pub(super) epoll: Epoll,
     pub(super) events: Events,
-    pub(super) fds: Vec<FdEntry>,
-    pub(super) dirty_fds: Vec<RawFd>,
+    pub(super) fds: FdCache,
     pub(super) timers: TimerHeap,
     pub(super) live_timers: usize,
     pub(super) phases: Phases,
@@ -213,8 +211,7 @@ impl<S> Loop<S> {
                 slab: Slab::new(),
                 epoll: Epoll::new()?,
                 events: Events::with_capacity(EVENTS_PER_POLL),
-                fds: Vec::new(),
-                dirty_fds: Vec::new(),
+                fds: FdCache::default(),
                 timers: TimerHeap::default(),
                 live_timers: 0,
                 phases: Phases::default(),
@@ -269,11 +266,7 @@ impl<S> Ctx<S> {
         self.active += 1;
         let s = &mut self.slab[w];
         match &mut s.kind {
-            Kind::Io { fd, .. } => {
-                let fd = *fd;
-                self.fd_entry(fd).active.push(w);
-                self.mark_dirty(fd);
-            }
+            Kind::Io { fd, interest } => self.fds.started(*fd, w, *interest),
             Kind::Timer { after, seq, .. } => {
                 // The real time, not the turn's cached one: a timer started late in a
                 // long callback, or before the loop first ran, is still never early.
@@ -351,8 +344,7 @@ impl<S> Ctx<S> {
         };
         self.active -= 1;
         if let Some(fd) = fd {
-            self.fd_entry(fd).active.retain(|x| *x != w);
-            self.mark_dirty(fd);
+            self.fds.stopped(fd, w);
         }
         true
     }
@@ -366,14 +358,8 @@ impl<S> Ctx<S> {
         }
         let (kind, cb) = self.slab.release(w);
         if let Kind::Io { fd, .. } = kind {
-            let e = self.fd_entry(fd);
-            e.watchers -= 1;
-            if e.watchers == 0 {
-                // Deregister now: the caller may close the fd next.
-                e.registered = 0;
-                self.counters.ctl();
-                let _ = self.epoll.delete(fd);
-            }
+            self.fds
+                .watcher_removed(fd, &self.epoll, &mut self.counters);
         }
         drop(cb);
         true
@@ -398,7 +384,7 @@ impl<S> Ctx<S> {
             _ => return false,
         };
         if let Some(fd) = fd {
-            self.mark_dirty(fd);
+            self.fds.changed(fd, w, interest);
         }
         true
     }

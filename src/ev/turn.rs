@@ -2,6 +2,7 @@
 //! (once), collect wakes and signals, expire timers, check callbacks, pending callbacks,
 //! idle callbacks when nothing else ran.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
@@ -53,13 +54,7 @@ impl<S> Ctx<S> {
     }
 
     pub(super) fn queue(&mut self, w: WatcherId, ready: u8) {
-        if let Some(s) = self.slot_mut(w) {
-            let first = s.pending == 0;
-            s.pending |= ready;
-            if first {
-                self.pending.push_back(w);
-            }
-        }
+        queue(&mut self.slab, &mut self.pending, w, ready);
     }
 
     /// One turn, in libev's order.
@@ -69,8 +64,11 @@ impl<S> Ctx<S> {
         if !self.phases.is_empty(Phase::Prepare) {
             self.run_phase(state, Phase::Prepare);
         }
-        if !self.dirty_fds.is_empty() {
-            self.reify();
+        if self.fds.has_changes() {
+            let (slab, pending) = (&mut self.slab, &mut self.pending);
+            self.fds.reify(&self.epoll, &mut self.counters, |w, ready| {
+                queue(slab, pending, w, ready)
+            });
         }
         let timeout = self.poll_timeout(block);
         self.poll(timeout)?;
@@ -130,7 +128,14 @@ impl<S> Ctx<S> {
             } else if ready.token == SIGNAL_TOKEN {
                 signal_ready = true;
             } else {
-                self.queue_fd(ready.token as RawFd, ready.bits);
+                let (slab, pending) = (&mut self.slab, &mut self.pending);
+                self.fds.ready(
+                    ready.token as RawFd,
+                    ready.bits,
+                    &self.epoll,
+                    &mut self.counters,
+                    |w, ready| queue(slab, pending, w, ready),
+                );
             }
         }
         if let Some(sh) = &self.wake {
@@ -261,4 +266,15 @@ pub(super) fn timer_live<S>(slots: &Slab<S>, w: WatcherId, seq: u64) -> bool {
         Some(Slot { kind: Kind::Timer { seq: s, .. }, active: true, version, .. })
             if *s == seq && *version == w.version
     )
+}
+
+/// Queues `w` (unless stale) with `ready`, once per turn: a second report ORs its bits in.
+fn queue<S>(slab: &mut Slab<S>, pending: &mut VecDeque<WatcherId>, w: WatcherId, ready: u8) {
+    if let Some(s) = slab.get_mut(w) {
+        let first = s.pending == 0;
+        s.pending |= ready;
+        if first {
+            pending.push_back(w);
+        }
+    }
 }
