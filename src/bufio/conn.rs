@@ -68,7 +68,7 @@ impl<S: 'static> Conn<S> {
     pub(super) fn queue_output(&self, cx: &mut Ctx<S>, push: impl FnOnce(&mut Output)) {
         {
             let mut g = self.st.borrow_mut();
-            if g.closing || g.wr.write_failed {
+            if g.closing || g.wr.state.failed() {
                 return;
             }
             if g.wr.output.is_empty() {
@@ -99,7 +99,7 @@ impl<S: 'static> Conn<S> {
                         }
                     }
                 }
-                FlushMode::Finished => g.wr.finishing = true,
+                FlushMode::Finished => g.wr.state.finish(),
             }
         }
         if self.in_dispatch.get() {
@@ -163,7 +163,7 @@ impl<S: 'static> Conn<S> {
 
     /// Whether end of stream was read.
     pub fn is_eof(&self) -> bool {
-        self.st.borrow().rd.eof
+        self.st.borrow().rd.state.ended()
     }
 
     /// Whether the stream is closed (or closing).

@@ -11,6 +11,7 @@ use socket2::Socket;
 use super::error::{Error, StreamEvent};
 use super::filter::FlushMode;
 use super::filtered::{filter_out, ADOPT_MIN};
+use super::lifecycle::Writing;
 use super::output::Output;
 use super::read::{needs_more, satisfy, Outcome, Request};
 use super::stream::{Conn, Link, State, StreamHandler};
@@ -83,7 +84,7 @@ impl<S: 'static> Conn<S> {
     pub(super) fn fill(&self) {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
-        if g.rd.eof || g.rd.read_failed || g.closing || over_write_high(g) {
+        if !g.rd.state.is_open() || g.closing || over_write_high(g) {
             return;
         }
         let cap = g
@@ -98,7 +99,7 @@ impl<S: 'static> Conn<S> {
             return;
         }
         match sys::recv_into(g.fd, &mut g.rd.input, cap) {
-            Ok(0) => g.rd.eof = true,
+            Ok(0) => g.rd.state.end(),
             Ok(n) => {
                 g.rate.charge(true, n);
                 g.rd.read_turn += n;
@@ -107,7 +108,7 @@ impl<S: 'static> Conn<S> {
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
-                g.rd.read_failed = true;
+                g.rd.state.fail();
                 g.error.get_or_insert(Error::Io(e));
             }
         }
@@ -120,7 +121,7 @@ impl<S: 'static> Conn<S> {
         let moved = {
             let mut g = self.st.borrow_mut();
             let g = &mut *g;
-            if g.wr.write_failed {
+            if g.wr.state.failed() {
                 return false;
             }
             let cap = g
@@ -135,7 +136,13 @@ impl<S: 'static> Conn<S> {
                     Some(p) => p.take_from_partner(&mut g.wr.output, cap, cx),
                     None => 0, // unlinked: the output stays, nobody reads it
                 }),
-                Link::Filter(f) => filter_out(f, &mut g.wr.output, cap, g.wr.finishing, cx),
+                Link::Filter(f) => filter_out(
+                    f,
+                    &mut g.wr.output,
+                    cap,
+                    g.wr.state == Writing::Finishing,
+                    cx,
+                ),
             };
             match r {
                 Ok(n) => {
@@ -174,10 +181,10 @@ impl<S: 'static> Conn<S> {
     pub(super) fn finish_if_drained(&self, cx: &mut Ctx<S>) {
         let partner = {
             let mut g = self.st.borrow_mut();
-            if !g.wr.finishing || g.wr.finished || !g.wr.output.is_empty() {
+            let drained = g.wr.output.is_empty();
+            if !g.wr.state.take_end(drained) {
                 return;
             }
-            g.wr.finished = true;
             let st = &mut *g;
             match &mut st.link {
                 Link::Socket(s) => {
@@ -204,7 +211,7 @@ impl<S: 'static> Conn<S> {
             }
         };
         if let Some(p) = partner {
-            p.st.borrow_mut().rd.eof = true;
+            p.st.borrow_mut().rd.state.end();
             p.changed(cx);
         }
     }
@@ -220,7 +227,7 @@ impl<S: 'static> Conn<S> {
                 return 0;
             };
             let g = &mut *g;
-            if g.rd.eof || over_write_high(g) {
+            if g.rd.state.ended() || over_write_high(g) {
                 return 0;
             }
             let room = if needs_more(g.rd.req, g.rd.input.len(), g.opts.limits()) {
@@ -279,13 +286,13 @@ impl<S: 'static> Conn<S> {
             return Some(Due::Event(StreamEvent::Connected));
         }
         if let Some(req) = g.rd.req {
-            if !g.rd.read_failed || !g.rd.input.is_empty() {
+            if !g.rd.state.failed() || !g.rd.input.is_empty() {
                 match satisfy(
                     req,
                     &mut g.rd.input,
                     &mut g.rd.scanned,
                     g.opts.limits(),
-                    g.rd.eof,
+                    g.rd.state.ended(),
                 ) {
                     Outcome::Data(d) => {
                         g.rd.req = None;
@@ -301,14 +308,14 @@ impl<S: 'static> Conn<S> {
                     }
                     Outcome::TooLong => {
                         g.rd.req = None;
-                        g.rd.read_failed = true;
+                        g.rd.state.fail();
                         return Some(Due::Event(StreamEvent::Error(Error::LineTooLong {
                             max: g.opts.max_line,
                         })));
                     }
                     Outcome::TooLarge => {
                         g.rd.req = None;
-                        g.rd.read_failed = true;
+                        g.rd.state.fail();
                         let requested = match req {
                             Request::Exact(n) => n,
                             _ => 0,
@@ -327,8 +334,7 @@ impl<S: 'static> Conn<S> {
         }
         // End of stream comes after the data: with input left and no request pending it
         // waits for the next request (which gets the data first).
-        if g.rd.eof && !g.rd.eof_reported && (g.rd.req.is_some() || g.rd.input.is_empty()) {
-            g.rd.eof_reported = true;
+        if (g.rd.req.is_some() || g.rd.input.is_empty()) && g.rd.state.report_end() {
             return Some(Due::Event(StreamEvent::Eof));
         }
         if std::mem::take(&mut g.rd.read_timed_out) {
@@ -370,13 +376,12 @@ impl<S: 'static> Conn<S> {
             } else if g.wr.output.len() <= g.opts.write_low {
                 g.wr.backpressure = false;
             }
-            let mut want_read = !g.rd.eof
-                && !g.rd.read_failed
+            let mut want_read = g.rd.state.is_open()
                 && !g.closing
                 && !g.wr.backpressure
                 && (g.rd.input.len() < g.opts.read_high
                     || needs_more(g.rd.req, g.rd.input.len(), g.opts.limits()));
-            let mut want_write = !g.wr.output.is_empty() && !g.wr.write_failed;
+            let mut want_write = !g.wr.output.is_empty() && !g.wr.state.failed();
             // Out of tokens: stop asking the poller and come back at the next refill.
             let mut blocked = false;
             if want_read && g.rate.allowance(true, g.now) == 0 {
@@ -401,7 +406,7 @@ impl<S: 'static> Conn<S> {
             (
                 g.ids.io,
                 want,
-                g.closing && (g.wr.output.is_empty() || g.wr.write_failed),
+                g.closing && (g.wr.output.is_empty() || g.wr.state.failed()),
                 refill_at,
                 spent,
             )
@@ -413,7 +418,7 @@ impl<S: 'static> Conn<S> {
             self.arm_rate_timer(cx, at);
         }
         if done_closing {
-            self.st.borrow_mut().wr.finishing = true;
+            self.st.borrow_mut().wr.state.finish();
             self.finish_if_drained(cx);
             self.teardown(Some(cx), false);
             return;
@@ -511,13 +516,13 @@ impl<S: 'static> Conn<S> {
                 }
             }
             if let Some(rt) = g.opts.read_timeout {
-                let waiting = g.rd.req.is_some() && !g.rd.eof && !g.rd.read_failed;
+                let waiting = g.rd.req.is_some() && g.rd.state.is_open();
                 let rd = &mut g.rd;
                 let r = idle_timeout(waiting, rt, &mut rd.last_read, &mut rd.read_timed_out, now);
                 next = Some(next.map_or(r, |n| n.min(r)));
             }
             if let Some(wt) = g.opts.write_timeout {
-                let waiting = !g.wr.output.is_empty() && !g.wr.write_failed;
+                let waiting = !g.wr.output.is_empty() && !g.wr.state.failed();
                 let wr = &mut g.wr;
                 let w = idle_timeout(
                     waiting,

@@ -42,7 +42,7 @@ impl<S: 'static> Conn<S> {
     fn pump_in_step(&self, cx: &mut Ctx<S>, handshake_over: &mut bool) -> bool {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
-        if g.rd.eof || g.rd.read_failed || g.closing || over_write_high(g) {
+        if !g.rd.state.is_open() || g.closing || over_write_high(g) {
             return false;
         }
         let room = if needs_more(g.rd.req, g.rd.input.len(), g.opts.limits()) {
@@ -80,17 +80,17 @@ impl<S: 'static> Conn<S> {
         }
         match r {
             FilterResult::Error(m) => {
-                g.rd.read_failed = true;
+                g.rd.state.fail();
                 g.error.get_or_insert(Error::Filter(m));
                 return true;
             }
             FilterResult::End => {
-                g.rd.eof = true;
+                g.rd.state.end();
                 return true;
             }
             FilterResult::NeedMore if f.under_eof => {
                 // The stream ended inside a unit the filter needed whole.
-                g.rd.read_failed = true;
+                g.rd.state.fail();
                 g.error
                     .get_or_insert(Error::Filter("end of stream inside a filtered unit".into()));
                 return true;
@@ -98,7 +98,7 @@ impl<S: 'static> Conn<S> {
             _ => {}
         }
         if ended {
-            g.rd.eof = true;
+            g.rd.state.end();
             return true;
         }
         grew > 0 || progress
@@ -109,7 +109,7 @@ impl<S: 'static> Conn<S> {
         let mut g = self.st.borrow_mut();
         let g = &mut *g;
         if let Some(e) = err {
-            g.rd.read_failed = true;
+            g.rd.state.fail();
             g.error.get_or_insert(e);
         }
         if let Link::Filter(f) = &mut g.link {

@@ -26,6 +26,7 @@ mod engine;
 mod error;
 mod filter;
 mod filtered;
+mod lifecycle;
 mod limit;
 mod options;
 mod output;

@@ -13,6 +13,7 @@ use socket2::Socket;
 use super::error::{Error, StreamEvent};
 use super::filter::Filter;
 use super::filtered::{Bridge, Filtered};
+use super::lifecycle::{Reading, Writing};
 use super::limit::Rates;
 use super::options::Options;
 use super::output::Output;
@@ -85,8 +86,8 @@ impl<S: 'static> State<S> {
     /// The stream is broken both ways: reading and writing stop, and `e` (the first error
     /// only) is due for the handler.
     pub(super) fn fail(&mut self, e: Error) {
-        self.rd.read_failed = true;
-        self.wr.write_failed = true;
+        self.rd.state.fail();
+        self.wr.state.fail();
         self.error.get_or_insert(e);
     }
 }
@@ -97,10 +98,7 @@ pub(super) struct ReadSide {
     /// How far a line search got (a long line arriving in pieces is scanned once).
     pub(super) scanned: usize,
     pub(super) req: Option<Request>,
-    pub(super) eof: bool,
-    pub(super) eof_reported: bool,
-    /// Reading stopped for good (an error, a line too long).
-    pub(super) read_failed: bool,
+    pub(super) state: Reading,
     pub(super) read_timed_out: bool,
     /// Bytes read in this turn (against `max_read`).
     pub(super) read_turn: usize,
@@ -111,12 +109,7 @@ pub(super) struct ReadSide {
 /// The output side: queued bytes, the graceful end, backpressure.
 pub(super) struct WriteSide {
     pub(super) output: Output,
-    /// After output drains: shut down (socket), EOF to the partner (pair), finish the
-    /// underlying stream (filter).
-    pub(super) finishing: bool,
-    pub(super) finished: bool,
-    /// Writing stopped for good.
-    pub(super) write_failed: bool,
+    pub(super) state: Writing,
     /// Output went above the write high watermark and has not drained to the low one
     /// yet: reading is paused.
     pub(super) backpressure: bool,
@@ -244,7 +237,8 @@ impl<S> std::fmt::Debug for Conn<S> {
             .field("input", &g.rd.input.len())
             .field("output", &g.wr.output.len())
             .field("request", &g.rd.req)
-            .field("eof", &g.rd.eof)
+            .field("read", &g.rd.state)
+            .field("write", &g.wr.state)
             .field("closed", &self.closed.get())
             .finish()
     }
@@ -464,9 +458,7 @@ impl<S: 'static> Conn<S> {
                     input: BytesMut::new(),
                     scanned: 0,
                     req: None,
-                    eof: false,
-                    eof_reported: false,
-                    read_failed: false,
+                    state: Reading::Open,
                     read_timed_out: false,
                     read_turn: 0,
                     last_read: now,
@@ -474,9 +466,7 @@ impl<S: 'static> Conn<S> {
                 },
                 wr: WriteSide {
                     output: Output::default(),
-                    finishing: false,
-                    finished: false,
-                    write_failed: false,
+                    state: Writing::Open,
                     backpressure: false,
                     write_cb_due: false,
                     write_timed_out: false,
