@@ -28,8 +28,13 @@ struct St {
 }
 
 struct Slow(Duration);
-impl ZmqHandler<St> for Slow {
-    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for Slow {
+    fn readable(
+        &mut self,
+        _: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        (st, _): (&mut St, &mut Ctx<St>),
+    ) {
         let t0 = Instant::now();
         while t0.elapsed() < self.0 {
             std::hint::spin_loop();

@@ -206,13 +206,12 @@ struct Busy {
 }
 
 struct Drain;
-impl ZmqHandler<Busy> for Drain {
+impl ZmqHandler<Ctx<Busy>> for Drain {
     fn readable(
         &mut self,
         _: &mut [zmq::Message],
         _: &mut Sock<'_>,
-        st: &mut Busy,
-        _: &mut Ctx<Busy>,
+        (st, _): (&mut Busy, &mut Ctx<Busy>),
     ) {
         st.zmq += 1;
     }

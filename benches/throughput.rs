@@ -37,13 +37,12 @@ struct Count {
 }
 
 struct H;
-impl ZmqHandler<Count> for H {
+impl ZmqHandler<Ctx<Count>> for H {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
         _: &mut Sock<'_>,
-        c: &mut Count,
-        _: &mut Ctx<Count>,
+        (c, _): (&mut Count, &mut Ctx<Count>),
     ) {
         c.got += 1;
         if m[0].len() != SIZE {

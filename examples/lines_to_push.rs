@@ -47,8 +47,8 @@ impl bufio::StreamHandler<App> for Forward {
 }
 
 struct Pusher;
-impl ZmqHandler<App> for Pusher {
-    fn writable(&mut self, s: &mut Sock<'_>, app: &mut App, _: &mut Ctx<App>) {
+impl ZmqHandler<Ctx<App>> for Pusher {
+    fn writable(&mut self, s: &mut Sock<'_>, (app, _): (&mut App, &mut Ctx<App>)) {
         let _ = app.out.flush_one(s);
     }
 }

@@ -28,13 +28,12 @@ struct App {
 }
 
 struct Server;
-impl ZmqHandler<App> for Server {
+impl ZmqHandler<Ctx<App>> for Server {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
         _: &mut Sock<'_>,
-        app: &mut App,
-        cx: &mut Ctx<App>,
+        (app, cx): (&mut App, &mut Ctx<App>),
     ) {
         let (peer, body) = (m[0].to_vec(), m[m.len() - 1].to_vec());
         let job = move || {
@@ -53,7 +52,7 @@ impl ZmqHandler<App> for Server {
             job.detach(); // the reply comes back whatever happens to this request
         }
     }
-    fn writable(&mut self, s: &mut Sock<'_>, app: &mut App, _: &mut Ctx<App>) {
+    fn writable(&mut self, s: &mut Sock<'_>, (app, _): (&mut App, &mut Ctx<App>)) {
         let _ = app.replies.flush_one(s);
     }
 }

@@ -34,13 +34,12 @@ struct App {
 }
 
 struct Server;
-impl ZmqHandler<App> for Server {
+impl ZmqHandler<Ctx<App>> for Server {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
         s: &mut Sock<'_>,
-        _: &mut App,
-        _: &mut Ctx<App>,
+        (_, _): (&mut App, &mut Ctx<App>),
     ) {
         let reply = [&m[0][..], &[b"ok: ", &m[m.len() - 1][..]].concat()];
         let _ = s.send_multipart(&reply); // ROUTER drops replies to peers that left
@@ -48,8 +47,8 @@ impl ZmqHandler<App> for Server {
 }
 
 struct Heartbeat;
-impl ZmqHandler<App> for Heartbeat {
-    fn writable(&mut self, s: &mut Sock<'_>, app: &mut App, _: &mut Ctx<App>) {
+impl ZmqHandler<Ctx<App>> for Heartbeat {
+    fn writable(&mut self, s: &mut Sock<'_>, (app, _): (&mut App, &mut Ctx<App>)) {
         let _ = app.beats.flush_one(s);
     }
 }

@@ -342,8 +342,8 @@ impl StreamHandler<Relay> for Peer {
 
 /// Publishes queued messages through the fair adapter.
 struct Publisher;
-impl ZmqHandler<Relay> for Publisher {
-    fn writable(&mut self, s: &mut Sock<'_>, relay: &mut Relay, _: &mut Ctx<Relay>) {
+impl ZmqHandler<Ctx<Relay>> for Publisher {
+    fn writable(&mut self, s: &mut Sock<'_>, (relay, _): (&mut Relay, &mut Ctx<Relay>)) {
         if let Some((_, out)) = &mut relay.publisher {
             let _ = out.flush_one(s);
         } else {

@@ -21,12 +21,12 @@
 //!
 //! ```
 //! use evnet::fair::{ZmqHandler, Sock, ZmqWatcher};
-//! use evnet::ev::Loop;
+//! use evnet::ev::{Ctx, Loop};
 //!
 //! struct Count;
-//! impl ZmqHandler<usize> for Count {
-//!     fn readable(&mut self, msg: &mut [zmq::Message], _s: &mut Sock<'_>, n: &mut usize,
-//!                 _cx: &mut evnet::ev::Ctx<usize>) {
+//! impl ZmqHandler<Ctx<usize>> for Count {
+//!     fn readable(&mut self, msg: &mut [zmq::Message], _s: &mut Sock<'_>,
+//!                 (n, _cx): (&mut usize, &mut Ctx<usize>)) {
 //!         assert_eq!(&msg[0][..], b"hello");
 //!         *n += 1;
 //!     }
@@ -76,3 +76,8 @@ pub mod socket;
 #[allow(unsafe_code)] // the syscalls: every block has a SAFETY comment
 mod sys;
 pub mod tls;
+
+/// The README's code, compiled with the doctests so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -36,8 +36,8 @@ struct Daemon {
 
 /// Sends the Outbox; once shutting down and drained, drops its own watcher.
 struct Sender;
-impl ZmqHandler<Daemon> for Sender {
-    fn writable(&mut self, s: &mut Sock<'_>, d: &mut Daemon, cx: &mut Ctx<Daemon>) {
+impl ZmqHandler<Ctx<Daemon>> for Sender {
+    fn writable(&mut self, s: &mut Sock<'_>, (d, cx): (&mut Daemon, &mut Ctx<Daemon>)) {
         if let Ok(Flushed::Drained | Flushed::Empty) = d.out.flush_one(s) {
             if cx.is_shutting_down() {
                 d.zmq = None;

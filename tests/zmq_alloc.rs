@@ -13,13 +13,12 @@ use evnet::fair::{Budget, Sock, ZmqHandler, ZmqWatcher};
 static GLOBAL: util::alloc::Counting = util::alloc::Counting;
 
 struct Count(u64);
-impl ZmqHandler<u64> for Count {
+impl ZmqHandler<Ctx<u64>> for Count {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
         _: &mut Sock<'_>,
-        n: &mut u64,
-        _: &mut Ctx<u64>,
+        (n, _): (&mut u64, &mut Ctx<u64>),
     ) {
         self.0 += m.len() as u64;
         *n += 1;

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::thread;
 use std::time::Duration;
 
-use evnet::fair::{Budget, Dispatch, Error, Flushed, Outbox, Sock};
+use evnet::fair::{Budget, Error, Flushed, Outbox, Sock, ZmqHandler};
 use util::hosts::{self, Host, Scenario, Spec};
 
 fn seq(m: &[zmq::Message]) -> u64 {
@@ -30,8 +30,8 @@ fn in_order(what: &str, got: &[u64], n: u64) {
 /// Collects sequence numbers into a shared list.
 #[derive(Clone, Default)]
 struct Collect(Rc<RefCell<Vec<u64>>>);
-impl Dispatch for Collect {
-    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>) {
+impl ZmqHandler for Collect {
+    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, (): ()) {
         self.0.borrow_mut().push(seq(m));
     }
 }
@@ -69,9 +69,9 @@ struct PerTurn {
     got: Collect,
     this_turn: Rc<Cell<u32>>,
 }
-impl Dispatch for PerTurn {
-    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>) {
-        self.got.readable(m, s);
+impl ZmqHandler for PerTurn {
+    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>, (): ()) {
+        self.got.readable(m, s, ());
         self.this_turn.set(self.this_turn.get() + 1);
     }
 }
@@ -115,9 +115,9 @@ fn every_host_reads_a_burst_of_1000_one_per_turn_with_no_further_traffic() {
 /// Reads slowly now and then, so messages arrive while it is inside `readable`.
 #[derive(Clone, Default)]
 struct SlowReader(Collect);
-impl Dispatch for SlowReader {
-    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>) {
-        self.0.readable(m, s);
+impl ZmqHandler for SlowReader {
+    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>, (): ()) {
+        self.0.readable(m, s, ());
         if self.0.len() % 50 == 1 {
             thread::sleep(Duration::from_millis(2));
         }
@@ -161,14 +161,14 @@ struct ReqClient {
     next: Rc<Cell<u64>>,
     n: u64,
 }
-impl Dispatch for ReqClient {
-    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>) {
-        self.got.readable(m, s);
+impl ZmqHandler for ReqClient {
+    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>, (): ()) {
+        self.got.readable(m, s, ());
         if self.next.get() < self.n {
             s.set_writable(true);
         }
     }
-    fn writable(&mut self, s: &mut Sock<'_>) {
+    fn writable(&mut self, s: &mut Sock<'_>, (): ()) {
         let i = self.next.get();
         if s.send(i.to_le_bytes(), false).unwrap() {
             self.next.set(i + 1);
@@ -179,8 +179,8 @@ impl Dispatch for ReqClient {
 
 /// Echoes every message (all parts) back to its sender.
 struct Echo;
-impl Dispatch for Echo {
-    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>) {
+impl ZmqHandler for Echo {
+    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>, (): ()) {
         let parts: Vec<&[u8]> = m.iter().map(|p| &p[..]).collect();
         assert!(matches!(s.send_multipart(&parts), Ok(true)), "echo failed");
     }
@@ -219,16 +219,16 @@ struct Dealer {
     sent: u64,
     n: u64,
 }
-impl Dispatch for Dealer {
-    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>) {
-        self.got.readable(m, s);
+impl ZmqHandler for Dealer {
+    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>, (): ()) {
+        self.got.readable(m, s, ());
         if self.sent < self.n {
             self.out.push([&self.sent.to_le_bytes()[..]]);
             self.sent += 1;
             s.set_writable(true);
         }
     }
-    fn writable(&mut self, s: &mut Sock<'_>) {
+    fn writable(&mut self, s: &mut Sock<'_>, (): ()) {
         self.out.flush_one(s).unwrap();
     }
 }
@@ -273,8 +273,8 @@ struct HwmSender {
     out: Outbox,
     blocked: Rc<Cell<u64>>,
 }
-impl Dispatch for HwmSender {
-    fn writable(&mut self, s: &mut Sock<'_>) {
+impl ZmqHandler for HwmSender {
+    fn writable(&mut self, s: &mut Sock<'_>, (): ()) {
         if let Flushed::Blocked = self.out.flush_one(s).unwrap() {
             self.blocked.set(self.blocked.get() + 1);
         }
@@ -442,12 +442,13 @@ fn every_host_finishes_each_socket_with_terminated_and_lets_ctx_term_return() {
             running_rx.recv().unwrap();
             c2.destroy()
         });
+        let finished: [Rc<RefCell<Vec<Error>>>; 2] = Default::default();
         let out = hosts::run(
             host,
             Scenario {
                 specs: vec![
-                    Spec::new(pull, Collect::default()),
-                    Spec::new(paused, Collect::default()).readable(false),
+                    Spec::new(pull, Finishes(finished[0].clone())),
+                    Spec::new(paused, Finishes(finished[1].clone())).readable(false),
                 ],
                 tick: Some((
                     Duration::from_millis(1),
@@ -465,8 +466,23 @@ fn every_host_finishes_each_socket_with_terminated_and_lets_ctx_term_return() {
                 Some(Err(Error::Terminated)),
                 "{host:?}/{t}: socket {i} ended with {e:?}"
             );
+            // The one handler trait's contract, on every host: `finished`, once.
+            assert_eq!(
+                *finished[i].borrow(),
+                [Error::Terminated],
+                "{host:?}/{t}: socket {i}'s handler was told"
+            );
         }
     });
+}
+
+/// Records each `finished` call.
+struct Finishes(Rc<RefCell<Vec<Error>>>);
+impl ZmqHandler for Finishes {
+    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, (): ()) {}
+    fn finished(&mut self, why: Error, (): ()) {
+        self.0.borrow_mut().push(why);
+    }
 }
 
 /// Closes its socket from inside `readable` after `after` messages.
@@ -475,9 +491,9 @@ struct Closer {
     got: Collect,
     after: u64,
 }
-impl Dispatch for Closer {
-    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>) {
-        self.got.readable(m, s);
+impl ZmqHandler for Closer {
+    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>, (): ()) {
+        self.got.readable(m, s, ());
         if self.got.len() == self.after {
             s.close();
         }
@@ -562,8 +578,8 @@ fn every_host_sends_what_other_threads_queue_in_the_mailbox() {
 struct Publisher {
     out: Outbox,
 }
-impl Dispatch for Publisher {
-    fn writable(&mut self, s: &mut Sock<'_>) {
+impl ZmqHandler for Publisher {
+    fn writable(&mut self, s: &mut Sock<'_>, (): ()) {
         if self.out.is_empty() {
             s.set_writable(false);
         } else {
@@ -638,13 +654,13 @@ struct Slow {
     total: Rc<Cell<u32>>,
     sends: u32,
 }
-impl Dispatch for Slow {
-    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>) {
+impl ZmqHandler for Slow {
+    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, (): ()) {
         spin(SLOW);
         self.this_turn.set(self.this_turn.get() + 1);
         self.total.set(self.total.get() + 1);
     }
-    fn writable(&mut self, s: &mut Sock<'_>) {
+    fn writable(&mut self, s: &mut Sock<'_>, (): ()) {
         spin(SLOW);
         assert!(
             s.send(&b"slow"[..], false).unwrap(),

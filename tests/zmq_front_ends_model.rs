@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use evnet::fair::{Budget, Dispatch, Flushed, Outbox, Sock};
+use evnet::fair::{Budget, Flushed, Outbox, Sock, ZmqHandler};
 use util::hosts::{self, Host, Spec};
 use util::Rng;
 
@@ -35,9 +35,9 @@ struct Tx {
     pair: usize,
     st: Shared,
 }
-impl Dispatch for Tx {
-    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>) {}
-    fn writable(&mut self, sock: &mut Sock<'_>) {
+impl ZmqHandler for Tx {
+    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, (): ()) {}
+    fn writable(&mut self, sock: &mut Sock<'_>, (): ()) {
         if self.pair.is_multiple_of(2) {
             // The model's own sender met EAGAIN and asked to be woken: it is.
             sock.set_writable(false);
@@ -56,8 +56,8 @@ struct Rx {
     pair: usize,
     st: Shared,
 }
-impl Dispatch for Rx {
-    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>) {
+impl ZmqHandler for Rx {
+    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, (): ()) {
         let i = self.pair;
         let mut st = self.st.borrow_mut();
         if m.len() != 2 || m[0].len() != 8 || m[1][..] != [i as u8; 3] {

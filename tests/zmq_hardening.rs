@@ -27,15 +27,20 @@ struct St {
 
 /// Counts messages; records `finished` and drops the handle there.
 struct Count;
-impl ZmqHandler<St> for Count {
-    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for Count {
+    fn readable(
+        &mut self,
+        _: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        (st, _): (&mut St, &mut Ctx<St>),
+    ) {
         st.got += 1;
     }
-    fn finished(&mut self, why: Error, st: &mut St, _: &mut Ctx<St>) {
+    fn finished(&mut self, why: Error, (st, _): (&mut St, &mut Ctx<St>)) {
         st.finished.push(why);
         st.handle = None;
     }
-    fn error(&mut self, err: Error, st: &mut St, _: &mut Ctx<St>) {
+    fn error(&mut self, err: Error, (st, _): (&mut St, &mut Ctx<St>)) {
         st.errors.push(format!("receiver: {err}"));
     }
 }
@@ -86,8 +91,8 @@ fn paused_watcher_learns_of_context_termination_and_lets_ctx_term_return() {
 struct StubbornSender {
     out: Outbox,
 }
-impl ZmqHandler<St> for StubbornSender {
-    fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for StubbornSender {
+    fn writable(&mut self, sock: &mut Sock<'_>, (st, _): (&mut St, &mut Ctx<St>)) {
         if self.out.len() < 16 {
             for _ in 0..64 {
                 self.out.push([&st.sent.to_le_bytes()[..]]);
@@ -103,13 +108,13 @@ impl ZmqHandler<St> for StubbornSender {
             }
         }
     }
-    fn finished(&mut self, why: Error, st: &mut St, _: &mut Ctx<St>) {
+    fn finished(&mut self, why: Error, (st, _): (&mut St, &mut Ctx<St>)) {
         st.finished.push(why);
         st.handle = None;
         // Nothing was dropped: what is still queued is the rest of the sequence.
         st.got = self.out.len() as u64;
     }
-    fn error(&mut self, err: Error, st: &mut St, _: &mut Ctx<St>) {
+    fn error(&mut self, err: Error, (st, _): (&mut St, &mut Ctx<St>)) {
         st.errors.push(format!("sender: {err}"));
     }
 }
@@ -169,8 +174,8 @@ fn outbox_hands_back_a_message_that_fails_and_keeps_the_rest_queued() {
 
     /// Flushes once: a ROUTER with no such peer fails with `EHOSTUNREACH`.
     struct Once(Outbox);
-    impl ZmqHandler<St> for Once {
-        fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+    impl ZmqHandler<Ctx<St>> for Once {
+        fn writable(&mut self, sock: &mut Sock<'_>, (st, _): (&mut St, &mut Ctx<St>)) {
             if let Err(e) = self.0.flush_one(sock) {
                 st.send_errors.push(e.error);
                 st.handed_back = e.message.len() as u64;
@@ -205,20 +210,19 @@ struct Sender {
     left: u64,
     lockstep: bool,
 }
-impl ZmqHandler<St> for Sender {
+impl ZmqHandler<Ctx<St>> for Sender {
     fn readable(
         &mut self,
         _: &mut [zmq::Message],
         sock: &mut Sock<'_>,
-        st: &mut St,
-        _: &mut Ctx<St>,
+        (st, _): (&mut St, &mut Ctx<St>),
     ) {
         st.got += 1;
         if self.lockstep && self.left > 0 {
             sock.set_writable(true);
         }
     }
-    fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+    fn writable(&mut self, sock: &mut Sock<'_>, (st, _): (&mut St, &mut Ctx<St>)) {
         if self.left == 0 {
             sock.set_writable(false);
             return;
@@ -235,7 +239,7 @@ impl ZmqHandler<St> for Sender {
             Err(e) => st.send_errors.push(e),
         }
     }
-    fn error(&mut self, err: Error, st: &mut St, _: &mut Ctx<St>) {
+    fn error(&mut self, err: Error, (st, _): (&mut St, &mut Ctx<St>)) {
         st.errors.push(format!("sender: {err}"));
     }
 }
@@ -244,13 +248,12 @@ impl ZmqHandler<St> for Sender {
 struct Receiver {
     echo: bool,
 }
-impl ZmqHandler<St> for Receiver {
+impl ZmqHandler<Ctx<St>> for Receiver {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
         sock: &mut Sock<'_>,
-        st: &mut St,
-        _: &mut Ctx<St>,
+        (st, _): (&mut St, &mut Ctx<St>),
     ) {
         if self.echo {
             let parts: Vec<&[u8]> = m.iter().map(|p| &p[..]).collect();
@@ -263,7 +266,7 @@ impl ZmqHandler<St> for Receiver {
             st.got += 1;
         }
     }
-    fn error(&mut self, err: Error, st: &mut St, _: &mut Ctx<St>) {
+    fn error(&mut self, err: Error, (st, _): (&mut St, &mut Ctx<St>)) {
         st.errors.push(format!("receiver: {err}"));
     }
 }

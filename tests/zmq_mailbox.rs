@@ -19,8 +19,13 @@ struct St {
 }
 
 struct Rx;
-impl ZmqHandler<St> for Rx {
-    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for Rx {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        (st, _): (&mut St, &mut Ctx<St>),
+    ) {
         let (Some(who), Some(seq)) = (
             m.first().and_then(|p| p.first().copied()),
             m.get(1)
@@ -41,8 +46,8 @@ impl ZmqHandler<St> for Rx {
 
 /// A send-only handler: PUSH needs no `readable`.
 struct Tx;
-impl ZmqHandler<St> for Tx {
-    fn error(&mut self, e: evnet::fair::Error, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for Tx {
+    fn error(&mut self, e: evnet::fair::Error, (st, _): (&mut St, &mut Ctx<St>)) {
         st.errors.push(format!("tx: {e}"));
     }
 }

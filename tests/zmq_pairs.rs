@@ -66,13 +66,18 @@ struct Sender {
     gated: bool,
 }
 
-impl ZmqHandler<St> for Sender {
-    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for Sender {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        (st, _): (&mut St, &mut Ctx<St>),
+    ) {
         // DEALER gets its echoes back here.
         st.check_lane(m, b"echo:");
         st.echoed += 1;
     }
-    fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+    fn writable(&mut self, sock: &mut Sock<'_>, (st, _): (&mut St, &mut Ctx<St>)) {
         if self.gated && !st.sub_ready {
             let _ = sock.send("probe", false);
             return;
@@ -94,13 +99,12 @@ struct Receiver {
     echo: bool,
 }
 
-impl ZmqHandler<St> for Receiver {
+impl ZmqHandler<Ctx<St>> for Receiver {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
         sock: &mut Sock<'_>,
-        st: &mut St,
-        _: &mut Ctx<St>,
+        (st, _): (&mut St, &mut Ctx<St>),
     ) {
         if m.len() == 1 && &m[0][..] == b"probe" {
             st.sub_ready = true;
@@ -205,20 +209,19 @@ struct Req {
 }
 struct Rep;
 
-impl ZmqHandler<St> for Req {
+impl ZmqHandler<Ctx<St>> for Req {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
         sock: &mut Sock<'_>,
-        st: &mut St,
-        _: &mut Ctx<St>,
+        (st, _): (&mut St, &mut Ctx<St>),
     ) {
         st.check(m);
         if self.sent < self.n {
             sock.set_writable(true);
         }
     }
-    fn writable(&mut self, sock: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+    fn writable(&mut self, sock: &mut Sock<'_>, (st, _): (&mut St, &mut Ctx<St>)) {
         match sock.send_multipart(&msg(b"req", self.sent)) {
             Ok(true) => {
                 self.sent += 1;
@@ -230,13 +233,12 @@ impl ZmqHandler<St> for Req {
     }
 }
 
-impl ZmqHandler<St> for Rep {
+impl ZmqHandler<Ctx<St>> for Rep {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
         sock: &mut Sock<'_>,
-        st: &mut St,
-        _: &mut Ctx<St>,
+        (st, _): (&mut St, &mut Ctx<St>),
     ) {
         let parts: Vec<&[u8]> = m.iter().map(|p| &p[..]).collect();
         if !matches!(sock.send_multipart(&parts), Ok(true)) {

@@ -33,11 +33,16 @@ fn seq(m: &[zmq::Message]) -> u64 {
 }
 
 struct Collect;
-impl ZmqHandler<St> for Collect {
-    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for Collect {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        (st, _): (&mut St, &mut Ctx<St>),
+    ) {
         st.got.push(seq(m));
     }
-    fn finished(&mut self, why: Error, st: &mut St, _: &mut Ctx<St>) {
+    fn finished(&mut self, why: Error, (st, _): (&mut St, &mut Ctx<St>)) {
         st.finished = Some(why);
         st.handle = None; // drop our handle so the socket closes
     }
@@ -61,13 +66,12 @@ fn in_order(got: &[u64], n: u64) {
 struct Thief {
     close_victim: bool,
 }
-impl ZmqHandler<St> for Thief {
+impl ZmqHandler<Ctx<St>> for Thief {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
         _: &mut Sock<'_>,
-        st: &mut St,
-        cx: &mut Ctx<St>,
+        (st, cx): (&mut St, &mut Ctx<St>),
     ) {
         st.other += 1;
         let _ = m;
@@ -84,8 +88,13 @@ impl ZmqHandler<St> for Thief {
     }
 }
 struct Victim;
-impl ZmqHandler<St> for Victim {
-    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for Victim {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        (st, _): (&mut St, &mut Ctx<St>),
+    ) {
         if st.victim.is_none() {
             st.after_close += 1;
         }
@@ -158,13 +167,12 @@ fn handler_that_closes_another_socket_with_pending_work_in_the_same_turn() {
 }
 
 struct SelfCloser;
-impl ZmqHandler<St> for SelfCloser {
+impl ZmqHandler<Ctx<St>> for SelfCloser {
     fn readable(
         &mut self,
         m: &mut [zmq::Message],
         sock: &mut Sock<'_>,
-        st: &mut St,
-        _: &mut Ctx<St>,
+        (st, _): (&mut St, &mut Ctx<St>),
     ) {
         st.got.push(seq(m));
         sock.close();
@@ -232,20 +240,24 @@ fn context_termination_stops_the_watcher_and_tells_the_handler() {
 }
 
 struct Quiet;
-impl ZmqHandler<St> for Quiet {
+impl ZmqHandler<Ctx<St>> for Quiet {
     fn readable(
         &mut self,
         _: &mut [zmq::Message],
         _: &mut Sock<'_>,
-        st: &mut St,
-        cx: &mut Ctx<St>,
+        (st, cx): (&mut St, &mut Ctx<St>),
     ) {
         st.turns_to_quiet = Some(cx.stats().turns - st.turn);
     }
 }
 struct Flooded;
-impl ZmqHandler<St> for Flooded {
-    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for Flooded {
+    fn readable(
+        &mut self,
+        _: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        (st, _): (&mut St, &mut Ctx<St>),
+    ) {
         st.other += 1;
     }
 }

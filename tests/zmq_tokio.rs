@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use evnet::fair::{Dispatch, Error, Sock, TokioZmq};
+use evnet::fair::{Error, Sock, TokioZmq, ZmqHandler};
 use futures::{SinkExt, StreamExt};
 
 const WATCHDOG: Duration = Duration::from_secs(30);
@@ -209,8 +209,8 @@ fn the_stream_yields_terminated_then_ends_when_the_context_is_terminated() {
 struct Count {
     next: Rc<Cell<u64>>,
 }
-impl Dispatch for Count {
-    fn readable(&mut self, m: &mut [zmq::Message], sock: &mut Sock<'_>) {
+impl ZmqHandler for Count {
+    fn readable(&mut self, m: &mut [zmq::Message], sock: &mut Sock<'_>, (): ()) {
         let s = u64::from_le_bytes(m[0][..8].try_into().unwrap());
         if s == u64::MAX {
             sock.close();

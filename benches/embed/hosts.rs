@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use evnet::ev::{Ctx, Loop};
-use evnet::fair::{CalloopZmq, Dispatch, MioZmq, Sock, TokioZmq, ZmqEvent, ZmqHandler, ZmqWatcher};
+use evnet::fair::{CalloopZmq, MioZmq, Sock, TokioZmq, ZmqEvent, ZmqHandler, ZmqWatcher};
 use futures::StreamExt;
 
 use super::peers;
@@ -119,8 +119,8 @@ impl Ticker {
 /// Counts messages.
 #[derive(Clone, Default)]
 struct Count(Rc<Cell<u64>>);
-impl Dispatch for Count {
-    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>) {
+impl ZmqHandler for Count {
+    fn readable(&mut self, _: &mut [zmq::Message], _: &mut Sock<'_>, (): ()) {
         self.0.set(self.0.get() + 1);
     }
 }
@@ -171,13 +171,12 @@ struct EvSt {
 /// Counts, and stops the loop once `stop` holds: an application's `Loop::run`, not
 /// `run_until` (whose `done` between turns would hide the adapter's quiet-turn path).
 struct EvCount;
-impl ZmqHandler<EvSt> for EvCount {
+impl ZmqHandler<Ctx<EvSt>> for EvCount {
     fn readable(
         &mut self,
         _: &mut [zmq::Message],
         _: &mut Sock<'_>,
-        st: &mut EvSt,
-        cx: &mut Ctx<EvSt>,
+        (st, cx): (&mut EvSt, &mut Ctx<EvSt>),
     ) {
         st.got += 1;
         if st.stop.done(st.got, st.t0) {
@@ -460,7 +459,7 @@ pub fn round_trips(t: Transport, rx: Rx, k: usize) -> Result<Vec<u64>> {
                 calloop::Dispatcher::new(z, move |ev, io: &mut evnet::fair::ZmqIo, _: &mut ()| {
                     if ev == ZmqEvent::Message {
                         let (m, mut s) = io.split();
-                        h.readable(m, &mut s);
+                        h.readable(m, &mut s, ());
                     }
                 });
             el.handle()
@@ -510,8 +509,8 @@ struct PingPong {
     k: usize,
 }
 
-impl Dispatch for PingPong {
-    fn readable(&mut self, _: &mut [zmq::Message], s: &mut Sock<'_>) {
+impl ZmqHandler for PingPong {
+    fn readable(&mut self, _: &mut [zmq::Message], s: &mut Sock<'_>, (): ()) {
         let now = Instant::now();
         let mut lat = self.lat.borrow_mut();
         lat.push(now.duration_since(self.sent).as_nanos() as u64);
@@ -523,8 +522,13 @@ impl Dispatch for PingPong {
 }
 
 struct EvPing(PingPong);
-impl ZmqHandler<()> for EvPing {
-    fn readable(&mut self, m: &mut [zmq::Message], s: &mut Sock<'_>, _: &mut (), _: &mut Ctx<()>) {
-        self.0.readable(m, s);
+impl ZmqHandler<Ctx<()>> for EvPing {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        s: &mut Sock<'_>,
+        (_, _): (&mut (), &mut Ctx<()>),
+    ) {
+        self.0.readable(m, s, ());
     }
 }

@@ -277,15 +277,25 @@ impl St {
 }
 
 struct Flood;
-impl ZmqHandler<St> for Flood {
-    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for Flood {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        (st, _): (&mut St, &mut Ctx<St>),
+    ) {
         st.on_flood(m);
     }
 }
 
 struct Quiet;
-impl ZmqHandler<St> for Quiet {
-    fn readable(&mut self, m: &mut [zmq::Message], _: &mut Sock<'_>, st: &mut St, _: &mut Ctx<St>) {
+impl ZmqHandler<Ctx<St>> for Quiet {
+    fn readable(
+        &mut self,
+        m: &mut [zmq::Message],
+        _: &mut Sock<'_>,
+        (st, _): (&mut St, &mut Ctx<St>),
+    ) {
         st.on_quiet(m);
     }
 }

@@ -51,7 +51,7 @@ impl Shared {
 /// # #![deny(unused_must_use)]
 /// # use evnet::fair::{ZmqHandler, ZmqWatcher};
 /// struct Quiet;
-/// impl ZmqHandler<()> for Quiet {}
+/// impl ZmqHandler<Ctx<()>> for Quiet {}
 /// let ctx = zmq::Context::new();
 /// let mut ev = evnet::ev::Loop::<()>::new().unwrap();
 /// ZmqWatcher::new(&mut ev, ctx.socket(zmq::PULL).unwrap(), Quiet).unwrap(); // closed at once
@@ -95,7 +95,7 @@ impl ZmqWatcher {
     ///
     /// # Errors
     /// Reading `ZMQ_FD` failed; the socket is given back (the handler is dropped).
-    pub fn new<S: 'static, H: ZmqHandler<S>>(
+    pub fn new<S: 'static, H: ZmqHandler<Ctx<S>> + 'static>(
         cx: &mut Ctx<S>,
         socket: zmq::Socket,
         handler: H,
@@ -107,7 +107,7 @@ impl ZmqWatcher {
     ///
     /// # Errors
     /// Reading `ZMQ_FD` failed; the socket is given back (the handler is dropped).
-    pub fn with_budget<S: 'static, H: ZmqHandler<S>>(
+    pub fn with_budget<S: 'static, H: ZmqHandler<Ctx<S>> + 'static>(
         cx: &mut Ctx<S>,
         socket: zmq::Socket,
         mut handler: H,
@@ -233,7 +233,7 @@ struct Native<'a, S, H> {
     cx: &'a mut Ctx<S>,
 }
 
-impl<S, H: ZmqHandler<S>> Deliver for Native<'_, S, H> {
+impl<S, H: ZmqHandler<Ctx<S>>> Deliver for Native<'_, S, H> {
     fn parts(&mut self) -> &mut Vec<zmq::Message> {
         self.parts
     }
@@ -241,20 +241,21 @@ impl<S, H: ZmqHandler<S>> Deliver for Native<'_, S, H> {
     fn readable(&mut self, core: &Core, len: usize) {
         let msg = self.parts.get_mut(..len).unwrap_or_default();
         self.handler
-            .readable(msg, &mut core.sock(), self.st, self.cx);
+            .readable(msg, &mut core.sock(), (&mut *self.st, &mut *self.cx));
     }
 
     fn writable(&mut self, core: &Core) {
-        self.handler.writable(&mut core.sock(), self.st, self.cx);
+        self.handler
+            .writable(&mut core.sock(), (&mut *self.st, &mut *self.cx));
     }
 
     fn error(&mut self, _core: &Core, err: Error) {
-        self.handler.error(err, self.st, self.cx);
+        self.handler.error(err, (&mut *self.st, &mut *self.cx));
     }
 }
 
 /// Check: stop io and idle, then give the handler a bounded amount of work.
-fn check<S, H: ZmqHandler<S>>(sh: &Shared, turn: &mut Native<'_, S, H>) {
+fn check<S, H: ZmqHandler<Ctx<S>>>(sh: &Shared, turn: &mut Native<'_, S, H>) {
     let Some(ids) = sh.ids.get() else { return };
     if sh.core.is_closing() {
         remove_quartet(sh, turn.cx);
@@ -270,7 +271,7 @@ fn check<S, H: ZmqHandler<S>>(sh: &Shared, turn: &mut Native<'_, S, H>) {
     };
     if let Err(err) = result {
         remove_quartet(sh, turn.cx);
-        turn.handler.finished(err, turn.st, turn.cx);
+        turn.handler.finished(err, (&mut *turn.st, &mut *turn.cx));
     } else if sh.core.is_closing() {
         remove_quartet(sh, turn.cx);
     } else {

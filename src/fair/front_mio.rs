@@ -12,7 +12,7 @@ use mio::{Events, Registry, Token};
 use super::accessors::zmq_accessors;
 use super::hosted::Hosted;
 use super::mailbox::{Mail, Mailbox, Wake};
-use super::{Budget, Dispatch, Error, InsertError};
+use super::{Budget, Error, InsertError, ZmqHandler};
 
 /// A ZeroMQ socket on a [`mio::Poll`] loop, served fairly: at most the [`Budget`] of
 /// messages per loop turn, and never a missed message.
@@ -165,7 +165,7 @@ impl MioZmq {
     /// The socket ended (its context terminated, or it failed): returned once, then the
     /// source is finished; deregister and drop it. A close the handler asked for
     /// ([`Sock::close`](super::Sock::close)) finishes it without an error.
-    pub fn dispatch<D: Dispatch + ?Sized>(
+    pub fn dispatch<D: ZmqHandler + ?Sized>(
         &mut self,
         events: &Events,
         handler: &mut D,

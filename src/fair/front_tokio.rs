@@ -17,7 +17,7 @@ use super::accessors::zmq_accessors;
 use super::core::Pulled;
 use super::hosted::{dup_zmq_fd, Hosted};
 use super::mailbox::{Mail, Mailbox, Wake};
-use super::{Budget, Dispatch, Error, InsertError};
+use super::{Budget, Error, InsertError, ZmqHandler};
 
 /// A ZeroMQ socket on a tokio runtime, served fairly: at most the [`Budget`] of messages
 /// per task poll (and within tokio's own task budget), never a missed message.
@@ -25,7 +25,7 @@ use super::{Budget, Dispatch, Error, InsertError};
 /// Two ways to use it, on one task (the socket is `!Sync`; use a current-thread runtime,
 /// or a `LocalSet` on a multi-thread one):
 ///
-/// - [`dispatch`](TokioZmq::dispatch) with a [`Dispatch`] handler: the adapter's own
+/// - [`dispatch`](TokioZmq::dispatch) with a [`ZmqHandler`]: the adapter's own
 ///   model (receive for the handler, writable interest, a [`Mailbox`] for other threads).
 ///   It runs one bounded turn per poll and yields to the scheduler while work remains, so
 ///   timers and other tasks run during a flood.
@@ -234,7 +234,7 @@ impl TokioZmq {
     ///
     /// # Errors
     /// The error that ended the socket.
-    pub async fn dispatch<D: Dispatch + ?Sized>(&mut self, handler: &mut D) -> Result<(), Error> {
+    pub async fn dispatch<D: ZmqHandler + ?Sized>(&mut self, handler: &mut D) -> Result<(), Error> {
         std::future::poll_fn(|cx| self.poll_dispatch(cx, handler)).await
     }
 
@@ -243,7 +243,7 @@ impl TokioZmq {
     ///
     /// # Errors
     /// As [`dispatch`](TokioZmq::dispatch).
-    pub fn poll_dispatch<D: Dispatch + ?Sized>(
+    pub fn poll_dispatch<D: ZmqHandler + ?Sized>(
         &mut self,
         cx: &mut Context<'_>,
         handler: &mut D,
@@ -268,7 +268,9 @@ impl TokioZmq {
                 }
                 Poll::Ready(Err(e)) => {
                     self.hosted.finish();
-                    return Poll::Ready(Err(Error::from_io(&e)));
+                    let why = Error::from_io(&e);
+                    handler.finished(why, ());
+                    return Poll::Ready(Err(why));
                 }
                 Poll::Pending => {
                     keep(&mut self.dispatch_waker.borrow_mut(), cx);

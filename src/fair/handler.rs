@@ -6,7 +6,35 @@ use crate::ev::{Ctx, IoInterest};
 
 use super::Error;
 
-/// An application's handler for one ZeroMQ socket on the loop.
+/// The loop a ZeroMQ socket is served on, as its handler sees it: what each callback gets
+/// besides the message and the socket.
+///
+/// - `()`: a loop evnet does not own (the [mio](super::MioZmq) and [tokio](super::TokioZmq)
+///   front ends). The callbacks get `()`; the handler keeps its state in `self`.
+/// - [`Ctx<S>`]: evnet's own loop over state `S` ([`ZmqWatcher`](super::ZmqWatcher)). The
+///   callbacks get `(&mut S, &mut Ctx<S>)`, as every evnet watcher's callback does.
+pub trait Host {
+    /// What a callback gets.
+    type Cx<'a>
+    where
+        Self: 'a;
+}
+
+impl Host for () {
+    type Cx<'a> = ();
+}
+
+impl<S> Host for Ctx<S> {
+    type Cx<'a>
+        = (&'a mut S, &'a mut Ctx<S>)
+    where
+        S: 'a;
+}
+
+/// An application's handler for one ZeroMQ socket, on whatever loop serves it: evnet's own
+/// ([`ZmqHandler<Ctx<S>>`](Host), for a [`ZmqWatcher`](super::ZmqWatcher)) or another one
+/// (`ZmqHandler`, that is `ZmqHandler<()>`, for [`MioZmq`](super::MioZmq) and
+/// [`TokioZmq`](super::TokioZmq)'s `dispatch`).
 ///
 /// The adapter receives for the handler: it calls [`readable`](ZmqHandler::readable) once per
 /// whole message (every part, in order), at most [`Budget`](super::Budget) messages per
@@ -16,8 +44,38 @@ use super::Error;
 /// Writes use an interest toggle: call [`Sock::set_writable`] (or
 /// [`ZmqWatcher::set_writable`](super::ZmqWatcher::set_writable)) while there is output and
 /// [`writable`](ZmqHandler::writable) is called, up to the budget, while the socket can take
-/// more; turn it off when done. [`Outbox`](super::Outbox) does that bookkeeping.
-pub trait ZmqHandler<S>: 'static {
+/// more (after any [mailbox](super::Mailbox) messages); turn it off when done.
+/// [`Outbox`](super::Outbox) does that bookkeeping.
+///
+/// On evnet's loop, the callbacks get the loop's state and context:
+///
+/// ```
+/// use evnet::ev::Ctx;
+/// use evnet::fair::{Sock, ZmqHandler};
+///
+/// struct Count;
+/// impl ZmqHandler<Ctx<u64>> for Count {
+///     fn readable(&mut self, _msg: &mut [zmq::Message], _sock: &mut Sock<'_>,
+///                 (seen, _cx): (&mut u64, &mut Ctx<u64>)) {
+///         *seen += 1;
+///     }
+/// }
+/// fn takes(_: impl ZmqHandler<Ctx<u64>>) {}
+/// takes(Count);
+/// ```
+///
+/// On another loop they get `()`, and a closure over `(msg, sock)` is a handler that only
+/// reads:
+///
+/// ```
+/// use evnet::fair::{Sock, ZmqHandler};
+///
+/// let mut n = 0;
+/// let mut count = |_msg: &mut [zmq::Message], _sock: &mut Sock<'_>| n += 1;
+/// fn takes(_: &mut impl ZmqHandler) {}
+/// takes(&mut count);
+/// ```
+pub trait ZmqHandler<H: Host + ?Sized = ()> {
     /// One whole message arrived. A part can be taken with
     /// `std::mem::replace(&mut msg[i], zmq::Message::new())`; the buffers
     /// are the adapter's and are reused for the next message.
@@ -26,39 +84,44 @@ pub trait ZmqHandler<S>: 'static {
     /// so their handlers need not implement it. The default turns readable interest off:
     /// further messages stay queued in the socket (up to its high-water mark), none is
     /// discarded.
-    fn readable(
-        &mut self,
-        msg: &mut [zmq::Message],
-        sock: &mut Sock<'_>,
-        state: &mut S,
-        cx: &mut Ctx<S>,
-    ) {
-        let _ = (msg, state, cx);
+    fn readable(&mut self, msg: &mut [zmq::Message], sock: &mut Sock<'_>, cx: H::Cx<'_>) {
+        let _ = (msg, cx);
         sock.set_readable(false);
     }
 
     /// The socket can take a message and the handler asked for writable interest. Send at
     /// most one message (never blocking: [`Sock::send`] uses `ZMQ_DONTWAIT`). The default
     /// turns writable interest off.
-    fn writable(&mut self, sock: &mut Sock<'_>, state: &mut S, cx: &mut Ctx<S>) {
-        let _ = (state, cx);
+    fn writable(&mut self, sock: &mut Sock<'_>, cx: H::Cx<'_>) {
+        let _ = cx;
         sock.set_writable(false);
     }
 
-    /// The watcher has stopped for good: the context was terminated ([`Error::Terminated`],
+    /// The socket has stopped for good: the context was terminated ([`Error::Terminated`],
     /// from a receive, a send or a paused watcher's look at `ZMQ_FD`) or the socket failed.
-    /// No callback follows. The socket closes once the [`ZmqWatcher`](super::ZmqWatcher)
-    /// handle is dropped too, so drop it here (keep it in `S` as an `Option` for that), or
-    /// `zmq_ctx_term` in another thread waits for it. To close a watcher from its own
-    /// `readable`/`writable` callbacks, call [`Sock::close`].
-    fn finished(&mut self, why: Error, state: &mut S, cx: &mut Ctx<S>) {
-        let _ = (why, state, cx);
+    /// No callback follows (on another loop, the front end's `dispatch` also returns
+    /// `why`). On evnet's loop the socket closes once the
+    /// [`ZmqWatcher`](super::ZmqWatcher) handle is dropped too, so drop it here (keep it in
+    /// `S` as an `Option` for that), or `zmq_ctx_term` in another thread waits for it. To
+    /// close the socket from its own `readable`/`writable` callbacks, call
+    /// [`Sock::close`].
+    fn finished(&mut self, why: Error, cx: H::Cx<'_>) {
+        let _ = (why, cx);
     }
 
-    /// A receive or send failed with an error that does not end the socket (the watcher
-    /// keeps going). The default ignores it.
-    fn error(&mut self, err: Error, state: &mut S, cx: &mut Ctx<S>) {
-        let _ = (err, state, cx);
+    /// A receive or send failed with an error that does not end the socket (it keeps
+    /// going). The default ignores it.
+    fn error(&mut self, err: Error, cx: H::Cx<'_>) {
+        let _ = (err, cx);
+    }
+}
+
+impl<F> ZmqHandler for F
+where
+    F: FnMut(&mut [zmq::Message], &mut Sock<'_>),
+{
+    fn readable(&mut self, msg: &mut [zmq::Message], sock: &mut Sock<'_>, (): ()) {
+        self(msg, sock);
     }
 }
 

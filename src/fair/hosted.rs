@@ -5,10 +5,10 @@ use std::rc::Rc;
 
 use super::core::{Core, Deliver, Plan, Step};
 #[cfg(any(feature = "mio", feature = "tokio"))]
-use super::Dispatch;
+use super::ZmqHandler;
 use super::{Budget, Error};
 
-/// A [`Dispatch`] and the front end's message buffer, as the core delivers to them.
+/// A [`ZmqHandler`] and the front end's message buffer, as the core delivers to them.
 #[cfg(any(feature = "mio", feature = "tokio"))]
 struct Driven<'a, D: ?Sized> {
     handler: &'a mut D,
@@ -16,22 +16,22 @@ struct Driven<'a, D: ?Sized> {
 }
 
 #[cfg(any(feature = "mio", feature = "tokio"))]
-impl<D: Dispatch + ?Sized> Deliver for Driven<'_, D> {
+impl<D: ZmqHandler + ?Sized> Deliver for Driven<'_, D> {
     fn parts(&mut self) -> &mut Vec<zmq::Message> {
         self.parts
     }
 
     fn readable(&mut self, core: &Core, len: usize) {
         let msg = self.parts.get_mut(..len).unwrap_or_default();
-        self.handler.readable(msg, &mut core.sock());
+        self.handler.readable(msg, &mut core.sock(), ());
     }
 
     fn writable(&mut self, core: &Core) {
-        self.handler.writable(&mut core.sock());
+        self.handler.writable(&mut core.sock(), ());
     }
 
     fn error(&mut self, _core: &Core, err: Error) {
-        self.handler.error(err);
+        self.handler.error(err, ());
     }
 }
 
@@ -66,9 +66,10 @@ impl Hosted {
         !self.done && self.core.plan(untouched) == Plan::Busy
     }
 
-    /// The poll returned: one bounded turn for `handler`. `Err` once, when the socket ends.
+    /// The poll returned: one bounded turn for `handler`. `Err` once, when the socket ends,
+    /// after the handler's `finished` with the same error.
     #[cfg(any(feature = "mio", feature = "tokio"))]
-    pub(crate) fn dispatch<D: Dispatch + ?Sized>(
+    pub(crate) fn dispatch<D: ZmqHandler + ?Sized>(
         &mut self,
         fd_fired: bool,
         handler: &mut D,
@@ -77,11 +78,14 @@ impl Hosted {
         let r = self.dispatch_with(
             fd_fired,
             &mut Driven {
-                handler,
+                handler: &mut *handler,
                 parts: &mut parts,
             },
         );
         self.parts = parts;
+        if let Err(why) = r {
+            handler.finished(why, ());
+        }
         r
     }
 

@@ -25,14 +25,14 @@ use crate::ev::Waker;
 /// use evnet::fair::{ZmqHandler, Sock, ZmqWatcher};
 ///
 /// struct Count;
-/// impl ZmqHandler<u32> for Count {
-///     fn readable(&mut self, _m: &mut [zmq::Message], _s: &mut Sock<'_>, n: &mut u32,
-///                 _cx: &mut Ctx<u32>) {
+/// impl ZmqHandler<Ctx<u32>> for Count {
+///     fn readable(&mut self, _m: &mut [zmq::Message], _s: &mut Sock<'_>,
+///                 (n, _cx): (&mut u32, &mut Ctx<u32>)) {
 ///         *n += 1;
 ///     }
 /// }
 /// struct Quiet; // a PUSH needs no readable()
-/// impl ZmqHandler<u32> for Quiet {}
+/// impl ZmqHandler<Ctx<u32>> for Quiet {}
 ///
 /// let ctx = zmq::Context::new();
 /// let pull = ctx.socket(zmq::PULL)?;

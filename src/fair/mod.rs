@@ -35,7 +35,10 @@
 //!
 //! The same quartet runs inside other event loops, behind cargo features: `MioZmq`
 //! (feature `mio`), `CalloopZmq` (`calloop`) and `TokioZmq` (`tokio`) drive the one
-//! loop-agnostic core that `ZmqWatcher` drives, with a [`Dispatch`] handler.
+//! loop-agnostic core that `ZmqWatcher` drives, with the same [`ZmqHandler`] trait (its
+//! callbacks get `()` there, not evnet's state and context: see [`Host`]). calloop's
+//! source hands calloop's callback a `ZmqEvent` per call of that trait instead, since
+//! calloop gives its shared data to that callback alone.
 //!
 //! Sending from outside the handler (a timer, another socket's callback) is safe for the
 //! adapter; a sender that meets the high-water mark there should queue the message (an
@@ -49,20 +52,20 @@
 //!
 //! // A REP server that echoes, and a REQ client that sends through an Outbox.
 //! struct Echo;
-//! impl ZmqHandler<Vec<Vec<u8>>> for Echo {
+//! type Got = Vec<Vec<u8>>;
+//! impl ZmqHandler<Ctx<Got>> for Echo {
 //!     fn readable(&mut self, msg: &mut [zmq::Message], sock: &mut Sock<'_>,
-//!                 _st: &mut Vec<Vec<u8>>, _cx: &mut Ctx<Vec<Vec<u8>>>) {
+//!                 _: (&mut Got, &mut Ctx<Got>)) {
 //!         let _ = sock.send(&msg[0][..], false);
 //!     }
 //! }
 //! struct Client(Outbox);
-//! impl ZmqHandler<Vec<Vec<u8>>> for Client {
+//! impl ZmqHandler<Ctx<Got>> for Client {
 //!     fn readable(&mut self, msg: &mut [zmq::Message], _s: &mut Sock<'_>,
-//!                 got: &mut Vec<Vec<u8>>, _cx: &mut Ctx<Vec<Vec<u8>>>) {
+//!                 (got, _cx): (&mut Got, &mut Ctx<Got>)) {
 //!         got.push(msg[0].to_vec());
 //!     }
-//!     fn writable(&mut self, sock: &mut Sock<'_>, _st: &mut Vec<Vec<u8>>,
-//!                 _cx: &mut Ctx<Vec<Vec<u8>>>) {
+//!     fn writable(&mut self, sock: &mut Sock<'_>, _: (&mut Got, &mut Ctx<Got>)) {
 //!         let _ = self.0.flush_one(sock);
 //!     }
 //! }
@@ -95,7 +98,6 @@ mod accessors;
 mod adapter;
 mod budget;
 mod core;
-mod dispatch;
 mod error;
 #[cfg(feature = "calloop")]
 mod front_calloop;
@@ -111,7 +113,6 @@ mod outbox;
 
 pub use adapter::ZmqWatcher;
 pub use budget::Budget;
-pub use dispatch::Dispatch;
 pub use error::{Error, InsertError};
 #[cfg(feature = "calloop")]
 pub use front_calloop::{CalloopZmq, ZmqEvent, ZmqIo};
@@ -119,6 +120,6 @@ pub use front_calloop::{CalloopZmq, ZmqEvent, ZmqIo};
 pub use front_mio::MioZmq;
 #[cfg(feature = "tokio")]
 pub use front_tokio::TokioZmq;
-pub use handler::{Sock, ZmqHandler};
+pub use handler::{Host, Sock, ZmqHandler};
 pub use mailbox::{MailError, Mailbox};
 pub use outbox::{FlushError, Flushed, Outbox};

@@ -49,15 +49,15 @@ pub enum Flushed {
 /// }
 ///
 /// struct Publisher;
-/// impl ZmqHandler<App> for Publisher {
-///     fn writable(&mut self, sock: &mut Sock<'_>, app: &mut App, _cx: &mut Ctx<App>) {
+/// impl ZmqHandler<Ctx<App>> for Publisher {
+///     fn writable(&mut self, sock: &mut Sock<'_>, (app, _cx): (&mut App, &mut Ctx<App>)) {
 ///         let _ = app.out.flush_one(sock); // turns writable off once empty
 ///     }
 /// }
 /// struct Subscriber;
-/// impl ZmqHandler<App> for Subscriber {
-///     fn readable(&mut self, _m: &mut [zmq::Message], _s: &mut Sock<'_>, app: &mut App,
-///                 _cx: &mut Ctx<App>) {
+/// impl ZmqHandler<Ctx<App>> for Subscriber {
+///     fn readable(&mut self, _m: &mut [zmq::Message], _s: &mut Sock<'_>,
+///                 (app, _cx): (&mut App, &mut Ctx<App>)) {
 ///         app.got += 1;
 ///     }
 /// }

@@ -1,5 +1,5 @@
 //! One scenario, every host loop: evnet's own (`ZmqWatcher`) and, with their features, the
-//! mio, calloop and tokio front ends. A scenario is a set of sockets with `Dispatch`
+//! mio, calloop and tokio front ends. A scenario is a set of sockets with `ZmqHandler`
 //! handlers, an optional periodic tick (a timer on that host) that may touch the sockets,
 //! and a completion test; each host runs it on its own loop, bounded by a watchdog.
 
@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use evnet::ev::IoInterest;
-use evnet::fair::{Budget, Dispatch, Error, Mailbox};
+use evnet::fair::{Budget, Error, Mailbox, ZmqHandler};
 
 /// The host loops compiled in.
 pub fn hosts() -> Vec<Host> {
@@ -78,7 +78,7 @@ pub type Tick = Box<dyn FnMut(&[Option<&dyn Front>])>;
 /// One socket of a scenario.
 pub struct Spec {
     pub socket: zmq::Socket,
-    pub handler: Box<dyn Dispatch>,
+    pub handler: Box<dyn ZmqHandler>,
     pub budget: Budget,
     /// Initial interest: `None` keeps the socket type's default.
     pub readable: Option<bool>,
@@ -88,7 +88,7 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn new(socket: zmq::Socket, handler: impl Dispatch + 'static) -> Spec {
+    pub fn new(socket: zmq::Socket, handler: impl ZmqHandler + 'static) -> Spec {
         Spec {
             socket,
             handler: Box::new(handler),
@@ -192,24 +192,24 @@ mod native {
         w
     }
 
-    struct AsHandler(usize, Box<dyn Dispatch>);
-    impl ZmqHandler<St> for AsHandler {
+    struct AsHandler(usize, Box<dyn ZmqHandler>);
+    impl ZmqHandler<Ctx<St>> for AsHandler {
         fn readable(
             &mut self,
             m: &mut [zmq::Message],
             s: &mut Sock<'_>,
-            _: &mut St,
-            _: &mut Ctx<St>,
+            (_, _): (&mut St, &mut Ctx<St>),
         ) {
-            self.1.readable(m, s);
+            self.1.readable(m, s, ());
         }
-        fn writable(&mut self, s: &mut Sock<'_>, _: &mut St, _: &mut Ctx<St>) {
-            self.1.writable(s);
+        fn writable(&mut self, s: &mut Sock<'_>, (_, _): (&mut St, &mut Ctx<St>)) {
+            self.1.writable(s, ());
         }
-        fn error(&mut self, e: Error, _: &mut St, _: &mut Ctx<St>) {
-            self.1.error(e);
+        fn error(&mut self, e: Error, (_, _): (&mut St, &mut Ctx<St>)) {
+            self.1.error(e, ());
         }
-        fn finished(&mut self, why: Error, st: &mut St, _: &mut Ctx<St>) {
+        fn finished(&mut self, why: Error, (st, _): (&mut St, &mut Ctx<St>)) {
+            self.1.finished(why, ());
             st.ends[self.0] = Some(Err(why));
             st.handles[self.0] = None;
         }
@@ -268,10 +268,10 @@ mod on_mio {
         pub(super) poll: Poll,
         pub(super) events: Events,
         pub(super) fronts: Vec<MioZmq>,
-        pub(super) handlers: Vec<Box<dyn Dispatch>>,
+        pub(super) handlers: Vec<Box<dyn ZmqHandler>>,
     }
 
-    pub fn watch(poll: &Poll, i: usize, spec: Spec) -> (MioZmq, Box<dyn Dispatch>) {
+    pub fn watch(poll: &Poll, i: usize, spec: Spec) -> (MioZmq, Box<dyn ZmqHandler>) {
         let mut z = MioZmq::with_budget(spec.socket, spec.budget).unwrap();
         poll.registry()
             .register(&mut z, Token(i), Interest::READABLE)
@@ -374,11 +374,14 @@ mod on_calloop {
             move |ev: ZmqEvent, io: &mut ZmqIo, _: &mut ()| match ev {
                 ZmqEvent::Message => {
                     let (msg, mut sock) = io.split();
-                    h.readable(msg, &mut sock);
+                    h.readable(msg, &mut sock, ());
                 }
-                ZmqEvent::Writable => h.writable(&mut io.sock()),
-                ZmqEvent::Error(err) => h.error(err),
-                ZmqEvent::Finished(err) => e.borrow_mut()[i] = Some(Err(err)),
+                ZmqEvent::Writable => h.writable(&mut io.sock(), ()),
+                ZmqEvent::Error(err) => h.error(err, ()),
+                ZmqEvent::Finished(err) => {
+                    h.finished(err, ());
+                    e.borrow_mut()[i] = Some(Err(err));
+                }
                 _ => {}
             },
         );
@@ -454,33 +457,33 @@ mod on_tokio {
     pub struct Stepped {
         pub(super) rt: tokio::runtime::Runtime,
         pub(super) fronts: Vec<TokioZmq>,
-        pub(super) handlers: Vec<Box<dyn Dispatch>>,
+        pub(super) handlers: Vec<Box<dyn ZmqHandler>>,
         pub(super) calls: Rc<std::cell::Cell<u64>>,
     }
 
     /// A handler that counts its calls, so a stepped turn knows it did something.
     pub struct Counting {
-        pub(super) inner: Box<dyn Dispatch>,
+        pub(super) inner: Box<dyn ZmqHandler>,
         pub(super) calls: Rc<std::cell::Cell<u64>>,
     }
 
-    impl Dispatch for Counting {
-        fn readable(&mut self, m: &mut [zmq::Message], s: &mut evnet::fair::Sock<'_>) {
+    impl ZmqHandler for Counting {
+        fn readable(&mut self, m: &mut [zmq::Message], s: &mut evnet::fair::Sock<'_>, (): ()) {
             self.calls.set(self.calls.get() + 1);
-            self.inner.readable(m, s);
+            self.inner.readable(m, s, ());
         }
-        fn writable(&mut self, s: &mut evnet::fair::Sock<'_>) {
+        fn writable(&mut self, s: &mut evnet::fair::Sock<'_>, (): ()) {
             self.calls.set(self.calls.get() + 1);
-            self.inner.writable(s);
+            self.inner.writable(s, ());
         }
-        fn error(&mut self, e: Error) {
+        fn error(&mut self, e: Error, (): ()) {
             self.calls.set(self.calls.get() + 1);
-            self.inner.error(e);
+            self.inner.error(e, ());
         }
     }
 
     /// Inside a runtime context.
-    pub fn watch(spec: Spec) -> (TokioZmq, Box<dyn Dispatch>) {
+    pub fn watch(spec: Spec) -> (TokioZmq, Box<dyn ZmqHandler>) {
         let mut z = TokioZmq::with_budget(spec.socket, spec.budget).unwrap();
         if let Some(r) = spec.readable {
             z.set_readable(r);
@@ -695,7 +698,7 @@ impl on_tokio::Stepped {
                 Box::new(on_tokio::Counting {
                     inner: h,
                     calls: calls.clone(),
-                }) as Box<dyn Dispatch>
+                }) as Box<dyn ZmqHandler>
             })
             .collect();
         on_tokio::Stepped {
