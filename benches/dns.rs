@@ -37,7 +37,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use evnet::dns::{Config, RecordType, Resolver};
+use evnet::dns::{RecordType, Resolver, ResolverOptions};
 use evnet::ev::{Ctx, Loop};
 
 const IN_FLIGHT: usize = 100;
@@ -116,7 +116,7 @@ fn evnet_start(dns: &Resolver<Bench>, cx: &mut Ctx<Bench>, st: &mut Bench, srv: 
 
 fn evnet_run(server: SocketAddr, n: usize, srv: bool) -> Result<(Row, usize)> {
     let mut ev = Loop::<Bench>::new()?;
-    let dns = Resolver::new(&ev, Config::with_servers(&[server]));
+    let dns = Resolver::new(&ev, ResolverOptions::with_servers(&[server]));
     let keep: Keep = Rc::default();
     let mut st = Bench {
         left: n,

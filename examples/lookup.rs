@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use evnet::dns::{
-    Answer, Config, Error, RDataText, Record, RecordType, Resolver, ServiceHost, TypeText, ZoneLine,
+    Answer, Error, RDataText, Record, RecordType, Resolver, ResolverOptions, ServiceHost, TypeText,
+    ZoneLine,
 };
 use evnet::ev::Loop;
 
@@ -149,7 +150,7 @@ fn record_type(s: &str) -> anyhow::Result<RecordType> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut config = Config::system();
+    let mut config = ResolverOptions::system();
     if let Some(s) = &args.server {
         let addr = SocketAddr::from_str(s)
             .or_else(|_| IpAddr::from_str(s).map(|ip| SocketAddr::new(ip, 53)))

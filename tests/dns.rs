@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::rc::Rc;
 use std::time::Duration;
 
-use evnet::dns::{Answer, Config, Error, RData, RecordType, Resolver};
+use evnet::dns::{Answer, Error, RData, RecordType, Resolver, ResolverOptions};
 use evnet::ev::Loop;
 use util::nsd::Nsd;
 
@@ -18,15 +18,15 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 type Got = Rc<RefCell<Vec<Result<Answer, Error>>>>;
 
-fn config(servers: &[SocketAddr]) -> Config {
-    Config {
+fn config(servers: &[SocketAddr]) -> ResolverOptions {
+    ResolverOptions {
         timeout: Duration::from_millis(500),
-        ..Config::with_servers(servers)
+        ..ResolverOptions::with_servers(servers)
     }
 }
 
 /// Runs one lookup to its end.
-fn ask(cfg: Config, name: &str, rtype: RecordType) -> Result<Answer, Error> {
+fn ask(cfg: ResolverOptions, name: &str, rtype: RecordType) -> Result<Answer, Error> {
     let mut ev = Loop::<()>::new().unwrap();
     let dns = Resolver::new(&ev, cfg);
     let got: Got = Rc::default();
@@ -568,7 +568,7 @@ fn the_lookup_example_prints_zone_file_lines_json_compounds_and_status() {
 }
 
 /// Asks for `name` twice, the second time after the first answer; returns both results.
-fn ask_twice(cfg: Config, name: &str) -> Vec<Result<Answer, Error>> {
+fn ask_twice(cfg: ResolverOptions, name: &str) -> Vec<Result<Answer, Error>> {
     let mut ev = Loop::<Vec<Result<Answer, Error>>>::new().unwrap();
     let dns = Resolver::new(&ev, cfg);
     let name2 = name.to_owned();
@@ -603,7 +603,7 @@ fn the_cache_answers_within_ttl_negative_answers_for_the_soa_minimum_and_is_off_
         a2.fetch_add(1, Ordering::SeqCst);
         vec![answer(q, Some(5), 0)]
     });
-    let cached = Config {
+    let cached = ResolverOptions {
         cache: 16,
         ..config(&[server])
     };
@@ -632,7 +632,7 @@ fn the_cache_answers_within_ttl_negative_answers_for_the_soa_minimum_and_is_off_
             .push(evnet::dns::Record::from_rdata(zone, 300, RData::SOA(soa)));
         vec![m.to_vec().unwrap()]
     });
-    let cached = Config {
+    let cached = ResolverOptions {
         cache: 16,
         ..config(&[server])
     };
@@ -644,7 +644,7 @@ fn the_cache_answers_within_ttl_negative_answers_for_the_soa_minimum_and_is_off_
 #[test]
 fn with_0x20_the_answer_must_echo_the_names_case() {
     let nsd = Nsd::start("0x20");
-    let mixed = Config {
+    let mixed = ResolverOptions {
         case_randomization: true,
         ..config(&[nsd.addr])
     };
@@ -658,7 +658,7 @@ fn with_0x20_the_answer_must_echo_the_names_case() {
         }
         vec![r]
     });
-    let strict = Config {
+    let strict = ResolverOptions {
         case_randomization: true,
         attempts: 1,
         ..config(&[lower])
@@ -744,7 +744,7 @@ fn a_cname_loop_across_responses_is_caught() {
 fn rotate_spreads_queries_over_the_servers() {
     let one = fake(|q| vec![answer(q, Some(1), 0)]);
     let two = fake(|q| vec![answer(q, Some(2), 0)]);
-    let rotating = Config {
+    let rotating = ResolverOptions {
         rotate: true,
         ..config(&[one, two])
     };
@@ -934,9 +934,9 @@ fn junk_then_answer(junk: usize) -> (SocketAddr, std::sync::mpsc::Receiver<()>) 
 #[test]
 fn junk_from_the_server_is_read_a_bounded_batch_per_turn_and_the_answer_behind_it_counts() {
     let (addr, sent) = junk_then_answer(130);
-    let cfg = Config {
+    let cfg = ResolverOptions {
         timeout: Duration::from_secs(20),
-        ..Config::with_servers(&[addr])
+        ..ResolverOptions::with_servers(&[addr])
     };
     let mut ev = Loop::<()>::new().unwrap();
     let dns = Resolver::new(&ev, cfg);
@@ -995,9 +995,9 @@ fn a_flood_of_100000_junk_datagrams_neither_stops_a_1_ms_timer_nor_hides_the_ans
             st.ticks_in_flood += 1;
         }
     });
-    let cfg = Config {
+    let cfg = ResolverOptions {
         timeout: Duration::from_secs(20),
-        ..Config::with_servers(&[addr])
+        ..ResolverOptions::with_servers(&[addr])
     };
     let dns = Resolver::new(&ev, cfg);
     let _l = dns.query(&mut ev, "f.test", RecordType::A, |st: &mut St, _, r| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// How a [`Resolver`](super::Resolver) asks: which servers, for which names, how long and
 /// how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
+pub struct ResolverOptions {
     /// Name servers, tried in order (or in rotation with `rotate`).
     pub servers: Vec<SocketAddr>,
     /// Domains appended to names with fewer than `ndots` dots (resolv.conf's `search`).
@@ -39,10 +39,10 @@ pub struct Config {
     pub case_randomization: bool,
 }
 
-impl Default for Config {
-    /// No servers (add some, or use [`Config::system`]); resolv.conf's defaults otherwise.
-    fn default() -> Config {
-        Config {
+impl Default for ResolverOptions {
+    /// No servers (add some, or use [`ResolverOptions::system`]); resolv.conf's defaults otherwise.
+    fn default() -> ResolverOptions {
+        ResolverOptions {
             servers: Vec::new(),
             search: Vec::new(),
             ndots: 1,
@@ -58,20 +58,20 @@ impl Default for Config {
     }
 }
 
-impl Config {
+impl ResolverOptions {
     /// Asks `servers` only: no search list, no hosts file.
-    pub fn with_servers(servers: &[SocketAddr]) -> Config {
-        Config {
+    pub fn with_servers(servers: &[SocketAddr]) -> ResolverOptions {
+        ResolverOptions {
             servers: servers.to_vec(),
-            ..Config::default()
+            ..ResolverOptions::default()
         }
     }
 
     /// The system's configuration: `/etc/resolv.conf` and `/etc/hosts` (a missing file
     /// gives the defaults: the local server on port 53, no hosts).
-    pub fn system() -> Config {
+    pub fn system() -> ResolverOptions {
         let text = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-        let mut c = Config::from_resolv_conf(&text);
+        let mut c = ResolverOptions::from_resolv_conf(&text);
         if let Ok(h) = std::fs::read_to_string("/etc/hosts") {
             c.hosts = Hosts::parse(&h);
         }
@@ -79,7 +79,7 @@ impl Config {
     }
 
     /// Parses resolv.conf text (unknown lines are skipped, as the C library does).
-    pub fn from_resolv_conf(text: &[u8]) -> Config {
+    pub fn from_resolv_conf(text: &[u8]) -> ResolverOptions {
         let (rc, _errors) = resolv_conf::Config::parse_with_errors(text);
         let mut servers: Vec<SocketAddr> = rc
             .nameservers
@@ -93,14 +93,14 @@ impl Config {
             Some(s) => s.clone(),
             None => rc.get_domain().into_iter().cloned().collect(),
         };
-        Config {
+        ResolverOptions {
             servers,
             search,
             ndots: rc.ndots.min(15) as u8,
             timeout: Duration::from_secs(u64::from(rc.timeout.clamp(1, 30))),
             attempts: rc.attempts.clamp(1, 5),
             rotate: rc.rotate,
-            ..Config::default()
+            ..ResolverOptions::default()
         }
     }
 
@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn resolv_conf_servers_search_and_options() {
-        let c = Config::from_resolv_conf(
+        let c = ResolverOptions::from_resolv_conf(
             b"nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch a.test b.test\n\
               options ndots:0 timeout:2 attempts:3 rotate\n",
         );
@@ -190,12 +190,12 @@ mod tests {
 
     #[test]
     fn candidates_follow_ndots_and_an_absolute_name_is_not_searched() {
-        let mut c = Config::with_servers(&[]);
+        let mut c = ResolverOptions::with_servers(&[]);
         c.search = vec!["corp.test".into()];
         assert_eq!(c.candidates("www"), ["www.corp.test.", "www."]);
         assert_eq!(c.candidates("a.b"), ["a.b.", "a.b.corp.test."]);
         assert_eq!(c.candidates("abs.test."), ["abs.test."]);
-        let empty = Config::from_resolv_conf(b"");
+        let empty = ResolverOptions::from_resolv_conf(b"");
         assert_eq!(empty.servers, [SocketAddr::from(([127, 0, 0, 1], 53))]);
     }
 

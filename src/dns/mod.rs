@@ -22,7 +22,7 @@ pub(crate) mod wire;
 
 pub use answer::Answer;
 pub use compound::{Compound, ServiceHost};
-pub use config::{Config, Hosts};
+pub use config::{Hosts, ResolverOptions};
 pub use error::Error;
 pub use hickory_proto as proto;
 pub use hickory_proto::rr::{Name, RData, Record, RecordType};

@@ -18,7 +18,7 @@ use super::cache::Cache;
 use super::lookup::Lookup;
 use super::pending::{Pending, Transport};
 use super::wire::{self, Step};
-use super::{Config, Error};
+use super::{Error, ResolverOptions};
 use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
 
 /// Datagrams one query's socket reads per loop turn, as every other service bounds its
@@ -26,7 +26,7 @@ use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
 const DATAGRAMS_PER_TURN: usize = 64;
 
 pub(super) struct Inner<S: 'static> {
-    pub(super) config: Config,
+    pub(super) config: ResolverOptions,
     pub(super) queries: HashMap<u64, Pending<S>>,
     pub(super) next_key: u64,
     pub(super) next_server: usize,
@@ -77,11 +77,11 @@ impl<S: 'static> Drop for Inner<S> {
 /// every timeout a loop timer. Cloning it gives another handle to the same resolver.
 ///
 /// ```no_run
-/// use evnet::dns::{Config, RecordType, Resolver};
+/// use evnet::dns::{ResolverOptions, RecordType, Resolver};
 /// use evnet::ev::Loop;
 ///
 /// let mut ev = Loop::<()>::new()?;
-/// let dns = Resolver::new(&ev, Config::system());
+/// let dns = Resolver::new(&ev, ResolverOptions::system());
 /// let lookup = dns.query(&mut ev, "example.com", RecordType::A, |_, cx, r| {
 ///     println!("{:?}", r.map(|a| a.addresses()));
 ///     cx.stop_loop();
@@ -114,7 +114,7 @@ impl<S: 'static> std::fmt::Debug for Resolver<S> {
 
 impl<S: 'static> Resolver<S> {
     /// A resolver on `cx`'s loop with `config`.
-    pub fn new(cx: &Ctx<S>, config: Config) -> Resolver<S> {
+    pub fn new(cx: &Ctx<S>, config: ResolverOptions) -> Resolver<S> {
         let cache_size = config.cache;
         Resolver {
             inner: Rc::new(RefCell::new(Inner {
@@ -128,8 +128,8 @@ impl<S: 'static> Resolver<S> {
         }
     }
 
-    /// The configuration in use.
-    pub fn config(&self) -> Config {
+    /// The options in use.
+    pub fn options(&self) -> ResolverOptions {
         self.inner.borrow().config.clone()
     }
 
