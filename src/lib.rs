@@ -71,6 +71,7 @@ pub mod fair;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guide;
+pub mod loops;
 pub mod pool;
 pub mod socket;
 #[allow(unsafe_code)] // the syscalls: every block has a SAFETY comment

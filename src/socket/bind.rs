@@ -88,6 +88,33 @@ pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Socket> {
     Ok(s)
 }
 
+/// Binds and listens on one address as one shard of several: as [`bind_tcp`], plus
+/// `SO_REUSEPORT`, so every loop of a [`Loops`](crate::loops::Loops) can listen on the same
+/// address with a socket of its own and the kernel spreads new connections over them (by
+/// a hash of the connection's addresses, not by how busy each loop is).
+///
+/// The caveat nginx documents for `reuseport`: a connection the kernel gave to a loop that
+/// is blocked (a long callback, a stall) waits for that loop even while the others are
+/// idle, and a shard's queued connections are reset if it closes its socket. Keep every
+/// loop's turns short (the point of evnet's budgets), and stop shards by draining, not by
+/// closing one listener while the others accept.
+///
+/// With port 0 the kernel picks a port; bind the other shards to the port the first one
+/// got (`local_addr`).
+///
+/// # Errors
+/// Any of `socket`, `setsockopt`, `bind` or `listen` failed (e.g. `EADDRINUSE` when the
+/// address is taken by a socket without `SO_REUSEPORT`, or by another user).
+pub fn bind_tcp_shard(addr: SocketAddr, backlog: i32) -> io::Result<Socket> {
+    let s = stream_socket(&addr)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
+    s.listen(backlog)?;
+    Ok(s)
+}
+
 /// Listens on every address of `host:port` (see [`listen_addrs`]), e.g. `None:7020` gives
 /// one socket on `0.0.0.0:7020` and one on `[::]:7020`. With port 0 the kernel picks a
 /// free port for the first socket and the others use the same one.

@@ -18,7 +18,7 @@ mod connect;
 mod listener;
 mod target;
 
-pub use bind::{bind_tcp, bind_tcp_all, bind_unix, listen_addrs, DEFAULT_BACKLOG};
+pub use bind::{bind_tcp, bind_tcp_all, bind_tcp_shard, bind_unix, listen_addrs, DEFAULT_BACKLOG};
 pub use connect::{connect, ConnectOptions, Connected, Connecting, Endpoint};
 pub use listener::{Accept, Accepted, Listener, DEFAULT_ACCEPT_BATCH};
 pub use target::{NoLookup, Resolve, Resolved, Resolving, Target};

@@ -44,7 +44,7 @@ pub(crate) use epoll::{Epoll, EventFd, Events};
 pub(crate) use polling::{Epoll, EventFd, Events};
 #[cfg(any(feature = "calloop", feature = "tokio"))]
 pub(crate) use posix::dup_cloexec;
-pub(crate) use posix::{cvt, recv_into, set_timer_slack, SEND_FLAGS};
+pub(crate) use posix::{cvt, pin_current_thread, recv_into, set_timer_slack, SEND_FLAGS};
 
 /// Readable in epoll terms.
 #[cfg(not(evnet_portable))]

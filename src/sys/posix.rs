@@ -87,3 +87,39 @@ pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 /// Elsewhere `SO_NOSIGPIPE` is set on each socket instead.
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 pub(crate) const SEND_FLAGS: libc::c_int = 0;
+
+/// Pins the calling thread to the `nth` CPU (counting from 0, wrapping around) of the set
+/// it may run on now, and returns that CPU's number. Linux only.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn pin_current_thread(nth: usize) -> io::Result<usize> {
+    // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is the calling thread; the size and pointer describe `allowed`, which
+    // the kernel fills.
+    cvt(unsafe {
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed)
+    })?;
+    // SAFETY: CPU_ISSET reads one bit of `allowed`, within CPU_SETSIZE.
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
+        .collect();
+    let Some(&cpu) = cpus.get(nth % cpus.len().max(1)) else {
+        return Err(io::Error::from(io::ErrorKind::NotFound));
+    };
+    // SAFETY: as above; the empty set then one bit set within CPU_SETSIZE.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` < CPU_SETSIZE (it came from the loop above).
+    unsafe { libc::CPU_SET(cpu, &mut one) };
+    // SAFETY: pid 0 is the calling thread; the size and pointer describe `one`.
+    cvt(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) })?;
+    Ok(cpu)
+}
+
+/// Elsewhere there is no portable affinity call (macOS has only hints).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn pin_current_thread(_nth: usize) -> io::Result<usize> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "pinning a thread to a CPU is supported on Linux only",
+    ))
+}
