@@ -11,6 +11,11 @@
 //!
 //! `--listen None:7020` (the default) listens on 0.0.0.0:7020 and [::]:7020. Try it with
 //! `cargo run --release --example echo_client -- --connect localhost:7020`.
+//!
+//! `--threads N` runs N loops on N threads (`evnet::loops`), shared nothing: each listens
+//! on its own `SO_REUSEPORT` socket for every TCP address and the kernel spreads the
+//! connections (the Unix socket, which cannot be sharded, is served by loop 0). SIGINT or
+//! SIGTERM stops every loop gracefully.
 
 #[macro_use]
 #[path = "util/out.rs"]
@@ -25,7 +30,10 @@ use evnet::bufio::{
     Conn, Error, Options, RateGroup, RateLimit, Stream, StreamEvent, StreamHandler,
 };
 use evnet::ev::{Ctx, Loop, WatcherId};
-use evnet::socket::{bind_tcp, bind_unix, listen_addrs, Accept, Listener, DEFAULT_BACKLOG};
+use evnet::loops::{Loops, LoopsBuilder};
+use evnet::socket::{
+    bind_tcp, bind_tcp_shard, bind_unix, listen_addrs, Accept, Listener, DEFAULT_BACKLOG,
+};
 
 #[derive(Parser)]
 #[command(
@@ -65,18 +73,30 @@ struct Args {
     /// Reset a closing connection that does not drain within this long, seconds.
     #[arg(long, default_value_t = 10.0)]
     close_timeout: f64,
+    /// Event loops, one thread each, sharing the TCP addresses with SO_REUSEPORT.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Pin loop i to the i-th CPU (with --threads; Linux).
+    #[arg(long)]
+    pin: bool,
 }
 
 /// Every address of `host:port`, as `bind_tcp_all`; but a host without IPv6 (the
 /// kernel refuses the family, or has no such address) still listens on the rest, with a
 /// warning, as long as one address was bound.
-fn bind_every(host: &str, port: u16) -> Result<Vec<socket2::Socket>> {
+/// With `shard`, every socket is an `SO_REUSEPORT` shard other loops can bind beside.
+fn bind_every(host: &str, port: u16, shard: bool) -> Result<Vec<socket2::Socket>> {
     let mut out = Vec::new();
     let mut port = port;
     let mut skipped = Vec::new();
     for mut addr in listen_addrs(Some(host), port)? {
         addr.set_port(port);
-        match bind_tcp(addr, DEFAULT_BACKLOG) {
+        let bound = if shard {
+            bind_tcp_shard(addr, DEFAULT_BACKLOG)
+        } else {
+            bind_tcp(addr, DEFAULT_BACKLOG)
+        };
+        match bound {
             Ok(s) => {
                 if port == 0 {
                     port = s.local_addr()?.as_socket().map_or(0, |a| a.port());
@@ -129,6 +149,8 @@ impl Args {
 }
 
 struct State {
+    /// `loop i: ` with --threads, else empty: the prefix of this loop's reports.
+    name: String,
     listener: Option<Listener<State>>,
     /// The stats timer and the signal watchers, removed at shutdown.
     watchers: Vec<WatcherId>,
@@ -207,66 +229,163 @@ fn on_accept(st: &mut State, cx: &mut Ctx<State>, a: Accept) {
     }
 }
 
+impl State {
+    fn new(name: String, listener: Listener<State>, args: &Args, opts: Options) -> State {
+        State {
+            name,
+            listener: Some(listener),
+            watchers: Vec::new(),
+            conns: 0,
+            open: 0,
+            group: args
+                .group_rate
+                .map(|r| RateGroup::new(RateLimit::symmetric(r, args.group_burst.unwrap_or(r)))),
+            rate: args
+                .rate
+                .map(|r| RateLimit::symmetric(r, args.burst.unwrap_or(r))),
+            opts,
+            accept_errors: 0,
+            accept_logged: None,
+        }
+    }
+
+    /// Stops accepting, stops the timers and signals, gives open connections up to 5 s.
+    fn shut_down(&mut self, cx: &mut Ctx<State>) {
+        eprintln!(
+            "{}shutting down: {} connections served, {} open",
+            self.name, self.conns, self.open
+        );
+        self.listener = None;
+        for w in self.watchers.drain(..) {
+            cx.remove(w);
+        }
+        cx.shutdown(Duration::from_secs(5));
+    }
+}
+
+/// The stats line every 10 s.
+fn stats_timer(ev: &mut Loop<State>) -> WatcherId {
+    let sec = Duration::from_secs(10);
+    ev.timer(sec, Some(sec), |st: &mut State, _, _| {
+        let g = st.group.as_ref().map(RateGroup::totals);
+        outln!(
+            "{}{} connections, {} open, group totals {g:?}",
+            st.name,
+            st.conns,
+            st.open
+        );
+    })
+}
+
 fn main() -> Result<()> {
     let mut args = Args::parse();
     if args.unix.is_some() && args.listen == ["None:7020"] {
         args.listen.clear(); // only the Unix socket was asked for
     }
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    if args.threads > 1 && args.group_rate.is_some() {
+        bail!("--group-rate is one loop's budget; it cannot be shared by --threads loops");
+    }
     let opts = args.options()?;
-    let mut ev = Loop::<State>::new()?;
+    let shard = args.threads > 1;
     let mut sockets = Vec::new();
     for spec in &args.listen {
         let (host, port) = spec
             .rsplit_once(':')
             .with_context(|| format!("{spec}: expected HOST:PORT"))?;
         let port: u16 = port.parse().with_context(|| format!("{spec}: bad port"))?;
-        for s in bind_every(host, port)? {
+        for s in bind_every(host, port, shard)? {
             outln!("listening on {:?}", s.local_addr()?.as_socket());
             sockets.push(s);
         }
     }
+    if shard {
+        return serve_on_loops(args, opts, sockets);
+    }
+    let mut ev = Loop::<State>::new()?;
     if let Some(p) = &args.unix {
         sockets.push(bind_unix(p, true)?);
         outln!("listening on unix:{p}");
     }
     let listener = Listener::new(&mut ev, sockets, on_accept);
-    let mut st = State {
-        listener: Some(listener),
-        watchers: Vec::new(),
-        conns: 0,
-        open: 0,
-        group: args
-            .group_rate
-            .map(|r| RateGroup::new(RateLimit::symmetric(r, args.group_burst.unwrap_or(r)))),
-        rate: args
-            .rate
-            .map(|r| RateLimit::symmetric(r, args.burst.unwrap_or(r))),
-        opts,
-        accept_errors: 0,
-        accept_logged: None,
-    };
-    let sec = Duration::from_secs(10);
-    let stats = ev.timer(sec, Some(sec), |st: &mut State, _, _| {
-        let g = st.group.as_ref().map(RateGroup::totals);
-        outln!(
-            "{} connections, {} open, group totals {g:?}",
-            st.conns,
-            st.open
-        );
-    });
+    let mut st = State::new(String::new(), listener, &args, opts);
+    let stats = stats_timer(&mut ev);
     st.watchers.push(stats);
     // SIGINT/SIGTERM: stop accepting, give open connections up to 5 s, exit 0.
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        let w = ev.signal(sig, |st: &mut State, cx, _| {
-            eprintln!("shutting down: {} connections open", st.open);
-            st.listener = None;
-            for w in st.watchers.drain(..) {
-                cx.remove(w);
-            }
-            cx.shutdown(Duration::from_secs(5));
-        })?;
+        let w = ev.signal(sig, |st: &mut State, cx, _| st.shut_down(cx))?;
         st.watchers.push(w);
     }
     ev.run(&mut st)?;
+    Ok(())
+}
+
+/// `--threads N`: loop 0 takes the sockets bound here, the others bind shards beside them;
+/// this thread waits for a signal and stops them all.
+fn serve_on_loops(args: Args, opts: Options, sockets: Vec<socket2::Socket>) -> Result<()> {
+    let addrs = sockets
+        .iter()
+        .map(|s| s.local_addr().ok().and_then(|a| a.as_socket()))
+        .collect::<Option<Vec<_>>>()
+        .context("a listening socket without an address")?;
+    // The signals are claimed before the loops start, so their threads inherit the mask
+    // and only this thread's signal watchers see SIGINT and SIGTERM.
+    let mut main = Loop::<Option<Loops>>::new()?;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        main.signal(sig, |loops: &mut Option<Loops>, cx, _| {
+            if let Some(l) = loops {
+                l.stop();
+            }
+            cx.stop_loop();
+        })?;
+    }
+    let unix = match &args.unix {
+        Some(p) => {
+            let s = bind_unix(p, true)?;
+            outln!("listening on unix:{p} (loop 0)");
+            Some(s)
+        }
+        None => None,
+    };
+    let first = std::sync::Mutex::new(Some((sockets, unix)));
+    let threads = args.threads;
+    let args = std::sync::Arc::new(args);
+    let loops = LoopsBuilder::new(threads)
+        .pin(args.pin)
+        .name("echo")
+        .spawn(
+            move |i, ev| {
+                let sockets = match first.lock().ok().and_then(|mut f| f.take()) {
+                    Some((mut socks, unix)) => {
+                        socks.extend(unix);
+                        socks
+                    }
+                    None => addrs
+                        .iter()
+                        .map(|a| bind_tcp_shard(*a, DEFAULT_BACKLOG))
+                        .collect::<std::io::Result<_>>()?,
+                };
+                let listener = Listener::new(ev, sockets, on_accept);
+                let mut st = State::new(format!("loop {i}: "), listener, &args, opts);
+                st.watchers.push(stats_timer(ev));
+                Ok(st)
+            },
+            |st, cx| st.shut_down(cx),
+        )?;
+    outln!("serving on {threads} loops");
+    // A loop that fails ends the others; the timer notices and ends the wait.
+    let tick = Duration::from_millis(200);
+    main.timer(tick, Some(tick), |loops: &mut Option<Loops>, cx, _| {
+        if loops.as_ref().is_some_and(Loops::is_finished) {
+            cx.stop_loop();
+        }
+    });
+    let mut loops = Some(loops);
+    main.run(&mut loops)?;
+    if let Some(l) = loops {
+        l.join()?;
+    }
     Ok(())
 }

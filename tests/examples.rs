@@ -219,6 +219,57 @@ fn echo_client_round_trips_against_echo_server() {
 }
 
 #[test]
+fn echo_server_on_two_loops_serves_from_both_and_stops_both_on_sigterm() {
+    let mut server = Command::new(example("echo_server"))
+        .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on Some(")
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "serving on 2 loops");
+    let client = Command::new(example("echo_client"))
+        .args(["--connect", &addr, "--lines", "20", "--conns", "32"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&client.stdout);
+    assert!(
+        text.contains("32 connections ok, 0 failed; 640 round trips"),
+        "{text}"
+    );
+    assert!(Command::new(util::provision::tool("kill"))
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let done = exited_within(server, Duration::from_secs(20)).expect("exits on SIGTERM");
+    assert!(done.status.success(), "{:?}", done.status);
+    let err = String::from_utf8_lossy(&done.stderr);
+    // Each loop reports what it served; the kernel spread 32 connections over both
+    // shards (all on one has a chance of 2^-31).
+    let mut served = [0u32; 2];
+    for l in err.lines() {
+        for (i, n) in served.iter_mut().enumerate() {
+            if let Some(rest) = l.strip_prefix(&format!("loop {i}: shutting down: ")) {
+                *n = rest.split(' ').next().unwrap().parse().unwrap();
+            }
+        }
+    }
+    assert_eq!(served[0] + served[1], 32, "{err}");
+    assert!(served[0] > 0 && served[1] > 0, "{served:?}: {err}");
+}
+
+#[test]
 fn tls_client_against_tls_echo_server_with_client_certificates_and_an_issuer_check() {
     let dir = util::pki::temp_dir("examples");
     let ca = util::pki::Ca::new(&dir, "Example", "Example CA");

@@ -229,6 +229,11 @@ impl Loops {
         self.threads.is_empty()
     }
 
+    /// Whether every loop has ended (by a stop, a failure, or running out of watchers).
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().all(JoinHandle::is_finished)
+    }
+
     /// Asks every loop to stop: each runs its `on_stop` on its own thread, in its next
     /// turn (a sleeping loop is woken). Returns at once; [`join`](Loops::join) waits.
     /// Any thread may call it, any number of times (`on_stop` runs once per loop).
