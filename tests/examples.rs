@@ -180,6 +180,8 @@ fn every_example_answers_help_with_its_flags_and_defaults() {
         "pool_to_router",
         "tls_echo_server",
         "tls_client",
+        "broker",
+        "worker",
     ] {
         let out = Command::new(example(name)).arg("--help").output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
