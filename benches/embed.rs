@@ -9,11 +9,16 @@
 //!   tokio (`TokioZmq::dispatch`, `TokioZmq` as a `Stream`, and tmq 0.5).
 //! - **round trip**: DEALER→ROUTER→DEALER ping-pong, p50/p99, over inproc, ipc and tcp, the ROUTER
 //!   a raw blocking echo thread and the DEALER on each loop.
+//! - **server**: the same ping-pong with the ROUTER on each loop (evnet's drivers, the
+//!   calloop book source, tmq) and a raw blocking DEALER client: round trips/s and the
+//!   server thread's CPU per round trip (`--serve-only` runs just this table).
 //!
 //! ```text
 //! cargo bench --bench embed --features front-ends -- [--messages N] [--runs R]
-//!     [--only inproc|ipc|tcp] [--rtt-only] [--no-rtt] [--pinned]
+//!     [--only inproc|ipc|tcp] [--rtt-only] [--serve-only] [--no-rtt] [--pinned]
 //! ```
+//! With `EMBED_SERVER=<part of a label>` the server table runs only the matching servers
+//! (for `strace -c -f` or `perf` of one server at a time).
 //! `--pinned` runs everything again under `taskset -c 0` (every thread on one CPU), which
 //! exposes each loop's own cost in the round trip.
 
@@ -23,6 +28,8 @@ mod hosts;
 mod peers;
 #[path = "../examples/pubsub_fairness/scenario.rs"]
 mod scenario;
+#[path = "embed/serve.rs"]
+mod serve;
 mod util;
 
 use std::sync::mpsc;
@@ -271,6 +278,62 @@ fn rtt_table(args: &util::Args, pinned: bool) -> Result<()> {
     Ok(())
 }
 
+fn serve_table(args: &util::Args, pinned: bool) -> Result<()> {
+    let k = 20_000;
+    println!(
+        "server on the loop: DEALER (raw, blocking) → ROUTER echo on each loop, {k} × {SIZE} B, \
+         median of {} runs, the servers alternating{}",
+        args.runs,
+        if pinned {
+            ", every thread on CPU 0"
+        } else {
+            ""
+        }
+    );
+    println!("| server | inproc rt/s | CPU µs/rt | ipc rt/s | CPU µs/rt | tcp rt/s | CPU µs/rt |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); serve::SERVERS.len()];
+    let only = std::env::var("EMBED_SERVER").ok();
+    let chosen = |rx: hosts::Rx| only.as_deref().is_none_or(|o| serve::label(rx).contains(o));
+    for t in Transport::ALL {
+        if args.only.as_deref().is_some_and(|o| o != t.name()) {
+            continue;
+        }
+        let mut runs: Vec<Vec<serve::Served>> = vec![Vec::new(); serve::SERVERS.len()];
+        for r in 0..args.runs {
+            for i in 0..serve::SERVERS.len() {
+                // Alternate the order run by run, so drift hits every server alike.
+                let i = if r % 2 == 0 {
+                    i
+                } else {
+                    serve::SERVERS.len() - 1 - i
+                };
+                if !chosen(serve::SERVERS[i]) {
+                    continue;
+                }
+                runs[i].push(serve::serve_round_trips(t, serve::SERVERS[i], k)?);
+            }
+        }
+        for (i, v) in runs.iter().enumerate() {
+            let mut rate: Vec<f64> = v.iter().map(|s| s.rate).collect();
+            let mut cpu: Vec<f64> = v.iter().map(|s| s.cpu_ns).collect();
+            cells[i].push(format!(
+                "{:.0} | {:.2}",
+                util::median(&mut rate),
+                util::median(&mut cpu) / 1000.0
+            ));
+        }
+    }
+    for (i, rx) in serve::SERVERS.into_iter().enumerate() {
+        if !chosen(rx) {
+            continue;
+        }
+        println!("| {} | {} |", serve::label(rx), cells[i].join(" | "));
+    }
+    println!();
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let flags: Vec<String> = std::env::args().collect();
     let has = |f: &str| flags.iter().any(|a| a == f);
@@ -293,12 +356,20 @@ fn main() -> Result<()> {
     let filtered: Vec<String> = flags
         .iter()
         .skip(1)
-        .filter(|a| !matches!(a.as_str(), "--pinned" | "--rtt-only" | "--no-rtt"))
+        .filter(|a| {
+            !matches!(
+                a.as_str(),
+                "--pinned" | "--rtt-only" | "--no-rtt" | "--serve-only"
+            )
+        })
         .cloned()
         .collect();
     let args = util::Args::parse_from(filtered, 300_000)?;
     if pinned {
         println!("== pinned: taskset -c 0\n");
+    }
+    if has("--serve-only") {
+        return serve_table(&args, pinned);
     }
     if !has("--rtt-only") && !pinned {
         for t in Transport::ALL {
@@ -310,6 +381,7 @@ fn main() -> Result<()> {
     }
     if !has("--no-rtt") {
         rtt_table(&args, pinned)?;
+        serve_table(&args, pinned)?;
     }
     Ok(())
 }

@@ -44,7 +44,8 @@ impl BookSource {
 
 impl EventSource for BookSource {
     type Event = Vec<Vec<u8>>;
-    type Metadata = ();
+    /// The socket, so the callback can reply.
+    type Metadata = zmq::Socket;
     type Ret = ();
     type Error = anyhow::Error;
 
@@ -55,7 +56,7 @@ impl EventSource for BookSource {
         mut callback: F,
     ) -> Result<PostAction, anyhow::Error>
     where
-        F: FnMut(Vec<Vec<u8>>, &mut ()),
+        F: FnMut(Vec<Vec<u8>>, &mut zmq::Socket),
     {
         let mut fired = false;
         self.fd.process_events(readiness, token, |_, _| {
@@ -78,7 +79,7 @@ impl EventSource for BookSource {
                 break;
             }
             let msg = self.socket.recv_multipart(0)?;
-            callback(msg, &mut ());
+            callback(msg, &mut self.socket);
             n += 1;
         }
         Ok(PostAction::Continue)
