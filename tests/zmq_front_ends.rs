@@ -485,6 +485,87 @@ impl ZmqHandler for Finishes {
     }
 }
 
+/// A PULL bound to a PUSH over inproc, where a send reaches the PULL's mailbox before it
+/// returns.
+fn inproc_pair(ctx: &zmq::Context, tag: &str) -> (zmq::Socket, zmq::Socket) {
+    let pull = ctx.socket(zmq::PULL).unwrap();
+    let push = ctx.socket(zmq::PUSH).unwrap();
+    pull.bind(&format!("inproc://{tag}")).unwrap();
+    push.connect(&format!("inproc://{tag}")).unwrap();
+    (pull, push)
+}
+
+#[cfg(feature = "mio")]
+#[test]
+fn mio_does_not_sleep_on_a_message_whose_edge_the_application_consumed_after_a_turn() {
+    use evnet::fair::MioZmq;
+    use mio::{Events, Interest, Poll, Token};
+    let ctx = zmq::Context::new();
+    let (pull, push) = inproc_pair(&ctx, "mio-touch");
+    let mut poll = Poll::new().unwrap();
+    let mut events = Events::with_capacity(8);
+    let mut z = MioZmq::new(pull).unwrap();
+    poll.registry()
+        .register(&mut z, Token(0), Interest::READABLE)
+        .unwrap();
+    let got = Collect::default();
+    let mut h = got.clone();
+    push.send(&0u64.to_le_bytes()[..], 0).unwrap();
+    while got.len() < 1 {
+        let t = z.poll_timeout(Some(Duration::from_secs(5)));
+        poll.poll(&mut events, t).unwrap();
+        z.dispatch(&events, &mut h).unwrap();
+    }
+    // The turn that delivered it ended on EAGAIN. Now a message arrives and the
+    // application reads ZMQ_EVENTS through the accessor, which takes ZMQ_FD's edge.
+    push.send(&1u64.to_le_bytes()[..], 0).unwrap();
+    assert!(z.socket().get_events().unwrap().contains(zmq::POLLIN));
+    assert_eq!(
+        z.poll_timeout(None),
+        Some(Duration::ZERO),
+        "planned to sleep forever with a message pending"
+    );
+    poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+    z.dispatch(&events, &mut h).unwrap();
+    assert_eq!(got.len(), 2);
+}
+
+#[cfg(feature = "calloop")]
+#[test]
+fn calloop_does_not_sleep_on_a_message_whose_edge_the_application_consumed_after_a_turn() {
+    use evnet::fair::{CalloopZmq, ZmqEvent, ZmqIo};
+    let ctx = zmq::Context::new();
+    let (pull, push) = inproc_pair(&ctx, "calloop-touch");
+    let mut el = calloop::EventLoop::<u64>::try_new().unwrap();
+    let d = calloop::Dispatcher::new(
+        CalloopZmq::new(pull).unwrap(),
+        |ev, _io: &mut ZmqIo, n: &mut u64| {
+            if ev == ZmqEvent::Message {
+                *n += 1;
+            }
+        },
+    );
+    el.handle().register_dispatcher(d.clone()).unwrap();
+    let mut n = 0;
+    push.send(&b"0"[..], 0).unwrap();
+    let t0 = std::time::Instant::now();
+    while n < 1 {
+        el.dispatch(Some(Duration::from_secs(5)), &mut n).unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(10));
+    }
+    push.send(&b"1"[..], 0).unwrap();
+    assert!(d
+        .as_source_ref()
+        .socket()
+        .get_events()
+        .unwrap()
+        .contains(zmq::POLLIN));
+    // Without the fix this dispatch sleeps its whole 20 s on a socket that has a message.
+    let t0 = std::time::Instant::now();
+    el.dispatch(Some(Duration::from_secs(20)), &mut n).unwrap();
+    assert_eq!(n, 2, "slept {:?} with a message pending", t0.elapsed());
+}
+
 /// Closes its socket from inside `readable` after `after` messages.
 #[derive(Clone)]
 struct Closer {

@@ -8,7 +8,7 @@ macro_rules! zmq_accessors {
     ($($f:ident).+) => {
         /// The socket, e.g. to send from a timer (use `ZMQ_DONTWAIT`) or set options.
         pub fn socket(&self) -> &zmq::Socket {
-            self.$($f).+.core.socket()
+            self.$($f).+.core.user_socket()
         }
 
         /// Asks for (or drops) `writable()` calls, from outside the handler.

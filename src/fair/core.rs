@@ -155,6 +155,11 @@ pub(crate) struct Core<W: Wire = zmq::Socket> {
     /// drained, so `ZMQ_FD` will become readable for anything new: if nothing touched
     /// the socket since, [`plan`](Core::plan) may sleep without reading `ZMQ_EVENTS`.
     drained: Cell<bool>,
+    /// libzmq was called on the socket from outside a turn (the application through the
+    /// `socket()` accessor, a pull-style consumer, a look at `ZMQ_EVENTS`) since the last
+    /// turn ended: such a call may have consumed `ZMQ_FD`'s edge, so `drained` no longer
+    /// proves that sleeping is safe.
+    touched: Cell<bool>,
     /// Messages other threads queued through a mailbox, once one was asked for.
     mail: RefCell<Option<Mail>>,
 }
@@ -229,6 +234,7 @@ impl<W: Wire> Core<W> {
             partial: Cell::new(0),
             streak: Cell::new(None),
             drained: Cell::new(false),
+            touched: Cell::new(false),
             mail: RefCell::new(None),
         }
     }
@@ -241,8 +247,15 @@ impl<W: Wire> Core<W> {
         self.budget.set(budget.sane());
     }
 
-    /// The socket.
+    /// The socket, for the core's own drivers.
     pub(crate) fn socket(&self) -> &W {
+        &self.socket
+    }
+
+    /// The socket, for the application (the `socket()` accessor): what it does with it
+    /// counts as a touch.
+    pub(crate) fn user_socket(&self) -> &W {
+        self.touched.set(true);
         &self.socket
     }
 
@@ -294,6 +307,7 @@ impl<W: Wire> Core<W> {
 
     /// Reads `ZMQ_EVENTS`.
     pub(crate) fn events(&self) -> Result<zmq::PollEvents, Error> {
+        self.touched.set(true);
         self.socket.events().map_err(Error::from_zmq)
     }
 
@@ -308,17 +322,20 @@ impl<W: Wire> Core<W> {
 
     /// A turn begins: may the host's poll sleep on `ZMQ_FD`?
     ///
-    /// `untouched` is the host's word that no code has run on this thread since the last
-    /// [`turn`](Core::turn) returned (evnet's loop knows it from its epoch; the other
-    /// front ends pass `false`). Then a receive-only socket whose last turn ended on
-    /// `EAGAIN` sleeps without reading `ZMQ_EVENTS`: that `recv` already did what the read
-    /// would, and nobody has called libzmq on the socket since.
+    /// `untouched` is the host's word that no code could have called libzmq on the socket
+    /// since the last [`turn`](Core::turn) returned (evnet's loop knows it from its epoch;
+    /// tokio's from running the turn and the plan in one poll; mio and calloop pass
+    /// `true`). The core adds what it saw itself: every way to the socket outside a turn
+    /// (the `socket()` accessor, a pull, a look at `ZMQ_EVENTS`) marks it touched. With
+    /// neither, a receive-only socket whose last turn ended on `EAGAIN` sleeps without
+    /// reading `ZMQ_EVENTS`: that `recv` already did what the read would.
     ///
     /// A socket with no interest (paused, or send-only with nothing to send) still sleeps
     /// on `ZMQ_FD`, so that [`begin`](Core::begin) learns of a terminated context there.
     pub(crate) fn plan(&self, untouched: bool) -> Plan {
         let want = self.wanted();
         let drained = self.drained.replace(false);
+        let untouched = untouched && !self.touched.get();
         let planned = if want.is_empty() || (untouched && drained && want == zmq::POLLIN) {
             Planned::Nothing
         } else {
@@ -392,6 +409,7 @@ impl<W: Wire> Core<W> {
         }
         self.hot.set(hot);
         self.drained.set(eagain);
+        self.touched.set(false);
         Ok(())
     }
 
@@ -424,6 +442,7 @@ impl<W: Wire> Core<W> {
     /// of each message, between calls, counts), then a fresh slice.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn pull(&self, parts: &mut Vec<zmq::Message>) -> Pulled {
+        self.touched.set(true);
         if let Some(mut slice) = self.streak.take() {
             // The message returned last was handled in between: it spends the slice.
             if slice.spend() {

@@ -256,6 +256,36 @@ fn a_send_after_a_drained_receive_makes_the_next_plan_read_zmq_events_again() {
 }
 
 #[test]
+fn a_drained_socket_the_application_touched_since_is_looked_at_before_sleeping() {
+    let core = Core::new(Scripted::new(zmq::ROUTER, parts(2)), Budget::DEFAULT);
+    core.socket().events.set(Ok(zmq::POLLIN));
+    let mut d = Record::default();
+    turn(&core, &mut d).unwrap();
+    let reads = core.socket().event_reads.get();
+    // The application reached the socket through the accessor after the turn (say, a
+    // `get_events` that consumed ZMQ_FD's edge with a message pending): even a host
+    // that vouches nothing else ran must not sleep on the drained turn's word.
+    core.socket().events.set(Ok(zmq::POLLIN));
+    let _ = core.user_socket();
+    assert_eq!(core.plan(true), Plan::Busy, "a message is pending");
+    assert_eq!(core.socket().event_reads.get(), reads + 1);
+
+    // A pull-style consumer's receive is such a touch too.
+    let core = Core::new(Scripted::new(zmq::PULL, parts(1)), Budget::DEFAULT);
+    core.socket().events.set(Ok(zmq::POLLIN));
+    turn(&core, &mut Record::default()).unwrap();
+    let mut v = Vec::new();
+    assert!(matches!(core.pull(&mut v), Pulled::Empty));
+    let reads = core.socket().event_reads.get();
+    core.plan(true);
+    assert_eq!(
+        core.socket().event_reads.get(),
+        reads + 1,
+        "looked before sleeping"
+    );
+}
+
+#[test]
 fn the_budget_ends_a_turn_by_count_and_the_next_plan_is_busy_without_a_look() {
     let core = Core::new(Scripted::new(zmq::PULL, parts(25)), Budget::messages(10));
     core.socket().events.set(Ok(zmq::POLLIN));

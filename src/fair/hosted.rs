@@ -54,10 +54,12 @@ impl Hosted {
         }
     }
 
-    /// The turn begins: `true` when the host's next poll must not sleep.
+    /// The turn begins: `true` when the host's next poll must not sleep. The core itself
+    /// knows whether the application touched the socket since its last turn (mio and
+    /// calloop cannot say whether other code ran in between, and need not).
     #[cfg(any(feature = "mio", feature = "calloop"))]
     pub(crate) fn must_not_sleep(&self) -> bool {
-        self.must_not_sleep_after(false)
+        self.must_not_sleep_after(true)
     }
 
     /// Whether the host's next poll must not sleep; `untouched` when the front end knows
