@@ -247,7 +247,8 @@ impl<W: Wire> Core<W> {
         self.budget.set(budget.sane());
     }
 
-    /// The socket, for the core's own drivers.
+    /// The socket, for the core's tests (no touch: they script it).
+    #[cfg(test)]
     pub(crate) fn socket(&self) -> &W {
         &self.socket
     }
