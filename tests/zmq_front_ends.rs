@@ -487,6 +487,7 @@ impl ZmqHandler for Finishes {
 
 /// A PULL bound to a PUSH over inproc, where a send reaches the PULL's mailbox before it
 /// returns.
+#[cfg(any(feature = "mio", feature = "calloop"))]
 fn inproc_pair(ctx: &zmq::Context, tag: &str) -> (zmq::Socket, zmq::Socket) {
     let pull = ctx.socket(zmq::PULL).unwrap();
     let push = ctx.socket(zmq::PUSH).unwrap();
