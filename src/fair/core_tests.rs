@@ -256,6 +256,34 @@ fn a_send_after_a_drained_receive_makes_the_next_plan_read_zmq_events_again() {
 }
 
 #[test]
+fn a_receive_only_socket_woken_by_its_fd_receives_without_a_look_first() {
+    let core = Core::new(Scripted::new(zmq::ROUTER, parts(2)), Budget::DEFAULT);
+    let mut d = Record::default();
+    core.socket().events.set(Ok(zmq::POLLIN));
+    turn(&core, &mut d).unwrap(); // drained
+    assert_eq!(core.plan(true), Plan::Sleep);
+    let reads = core.socket().event_reads.get();
+    // The poll says ZMQ_FD fired: receive straight away.
+    core.socket().script.borrow_mut().extend(parts(1));
+    match core.begin(true) {
+        Step::Work(seen) => core.turn(seen, &mut d).unwrap(),
+        _ => panic!("no work after ZMQ_FD fired"),
+    }
+    assert_eq!(d.messages.len(), 3);
+    assert_eq!(core.socket().event_reads.get(), reads, "looked before receiving");
+    // A terminated context shows on that receive as well.
+    assert_eq!(core.plan(true), Plan::Sleep);
+    core.socket()
+        .script
+        .borrow_mut()
+        .push_back(Recv::Fail(zmq::Error::ETERM));
+    match core.begin(true) {
+        Step::Work(seen) => assert_eq!(core.turn(seen, &mut d), Err(Error::Terminated)),
+        _ => panic!("no work after ZMQ_FD fired"),
+    }
+}
+
+#[test]
 fn a_drained_socket_the_application_touched_since_is_looked_at_before_sleeping() {
     let core = Core::new(Scripted::new(zmq::ROUTER, parts(2)), Budget::DEFAULT);
     core.socket().events.set(Ok(zmq::POLLIN));
