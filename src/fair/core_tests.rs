@@ -270,7 +270,11 @@ fn a_receive_only_socket_woken_by_its_fd_receives_without_a_look_first() {
         _ => panic!("no work after ZMQ_FD fired"),
     }
     assert_eq!(d.messages.len(), 3);
-    assert_eq!(core.socket().event_reads.get(), reads, "looked before receiving");
+    assert_eq!(
+        core.socket().event_reads.get(),
+        reads,
+        "looked before receiving"
+    );
     // A terminated context shows on that receive as well.
     assert_eq!(core.plan(true), Plan::Sleep);
     core.socket()
