@@ -44,15 +44,17 @@ fn produce(n: u64, load: Load, mut send: impl FnMut(u64)) -> u64 {
     util::thread_cpu_now_ns() - c0
 }
 
-fn evnet_channel(n: u64, load: Load) -> Result<Sample> {
-    let (tx, rx) = channel::<u64>(CAPACITY);
-    let mut ev = Loop::<u64>::new()?;
-    rx.attach(&mut ev, |got, _cx, _m| *got += 1)?;
-    let t0 = Instant::now();
-    let producer = std::thread::spawn(move || produce(n, load, |i| tx.send(i).unwrap()));
+/// Runs the loop until its last watcher is gone (every message delivered), then joins the
+/// producer: the sample, per message.
+fn measure(
+    mut ev: Loop<u64>,
+    n: u64,
+    t0: Instant,
+    producer: std::thread::JoinHandle<u64>,
+) -> Result<Sample> {
     let c0 = util::thread_cpu_now_ns();
     let mut got = 0;
-    ev.run(&mut got)?; // ends when the sender is gone and all is delivered
+    ev.run(&mut got)?;
     let loop_ns = util::thread_cpu_now_ns() - c0;
     let secs = t0.elapsed().as_secs_f64();
     let producer_ns = producer.join().unwrap();
@@ -62,6 +64,15 @@ fn evnet_channel(n: u64, load: Load) -> Result<Sample> {
         loop_ns: loop_ns as f64 / n as f64,
         producer_ns: producer_ns as f64 / n as f64,
     })
+}
+
+fn evnet_channel(n: u64, load: Load) -> Result<Sample> {
+    let (tx, rx) = channel::<u64>(CAPACITY);
+    let mut ev = Loop::<u64>::new()?;
+    rx.attach(&mut ev, |got, _cx, _m| *got += 1)?;
+    let t0 = Instant::now();
+    let producer = std::thread::spawn(move || produce(n, load, |i| tx.send(i).unwrap()));
+    measure(ev, n, t0, producer)
 }
 
 #[cfg(target_os = "linux")]
@@ -113,18 +124,7 @@ fn crossbeam_eventfd(n: u64, load: Load) -> Result<Sample> {
         wake();
         ns
     });
-    let c0 = util::thread_cpu_now_ns();
-    let mut got = 0;
-    ev.run(&mut got)?;
-    let loop_ns = util::thread_cpu_now_ns() - c0;
-    let secs = t0.elapsed().as_secs_f64();
-    let producer_ns = producer.join().unwrap();
-    assert_eq!(got, n);
-    Ok(Sample {
-        rate: n as f64 / secs,
-        loop_ns: loop_ns as f64 / n as f64,
-        producer_ns: producer_ns as f64 / n as f64,
-    })
+    measure(ev, n, t0, producer)
 }
 
 fn main() -> Result<()> {

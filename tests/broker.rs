@@ -11,18 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use util::example;
 use util::watchdog::watchdog;
-
-fn example(name: &str) -> std::path::PathBuf {
-    // target/<profile>/deps/broker-<hash> → target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
 
 fn signal(child: &Child, sig: &str) {
     assert!(Command::new(util::provision::tool("kill"))

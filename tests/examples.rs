@@ -8,16 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn example(name: &str) -> std::path::PathBuf {
-    // target/<profile>/deps/examples-<hash> → target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
+use util::example;
 
 /// Starts an example and returns it with the first line it printed.
 fn start(name: &str, args: &[&str]) -> (Child, String) {
@@ -31,6 +22,15 @@ fn start(name: &str, args: &[&str]) -> (Child, String) {
         .read_line(&mut line)
         .unwrap();
     (child, line)
+}
+
+/// The address in a `listening on Some(ADDR:PORT)` line.
+fn addr_in(line: &str) -> String {
+    line.trim()
+        .strip_prefix("listening on Some(")
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned()
 }
 
 /// The port in a `listening on Some(ADDR:PORT)` line.
@@ -123,13 +123,9 @@ fn lines_to_push_forwards_every_line() {
     pull.bind("tcp://127.0.0.1:*").unwrap();
     let ep = pull.get_last_endpoint().unwrap().unwrap();
     let (child, line) = start("lines_to_push", &["--listen", "127.0.0.1:0", "--push", &ep]);
-    let addr = line
-        .trim()
-        .strip_prefix("listening on Some(")
-        .and_then(|s| s.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("{line}"));
+    let addr = addr_in(&line);
     let mut clients: Vec<_> = (0..3)
-        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
         .collect();
     for (i, c) in clients.iter_mut().enumerate() {
         for j in 0..100 {
@@ -201,12 +197,7 @@ fn every_example_answers_help_with_its_flags_and_defaults() {
 #[test]
 fn echo_client_round_trips_against_echo_server() {
     let (server, line) = start("echo_server", &["--listen", "127.0.0.1:0"]);
-    let addr = line
-        .trim()
-        .strip_prefix("listening on Some(")
-        .and_then(|s| s.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let addr = addr_in(&line);
     let out = Command::new(example("echo_client"))
         .args(["--connect", &addr, "--lines", "200", "--conns", "3"])
         .output()
@@ -231,12 +222,7 @@ fn echo_server_on_two_loops_serves_from_both_and_stops_both_on_sigterm() {
     let mut out = BufReader::new(server.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on Some(")
-        .and_then(|s| s.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let addr = addr_in(&line);
     line.clear();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "serving on 2 loops");

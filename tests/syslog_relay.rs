@@ -12,15 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use util::example;
 use util::pki::{temp_dir, Ca, Leaf};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    dir.join("examples").join(name)
-}
 
 type Lines = Arc<Mutex<Vec<String>>>;
 

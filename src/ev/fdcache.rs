@@ -220,17 +220,43 @@ mod tests {
         bits
     }
 
+    /// A fresh socket (writable, not readable), an epoll, and a cache with watcher `W`
+    /// started on the socket with `interest` and applied.
+    struct Rig {
+        _pair: (UnixStream, UnixStream),
+        fd: RawFd,
+        epoll: Epoll,
+        counters: Counters,
+        cache: FdCache,
+    }
+
+    fn rig(interest: IoInterest) -> Rig {
+        let pair = UnixStream::pair().unwrap();
+        let fd = pair.0.as_raw_fd();
+        let mut r = Rig {
+            _pair: pair,
+            fd,
+            epoll: Epoll::new().unwrap(),
+            counters: Counters::default(),
+            cache: FdCache::default(),
+        };
+        r.cache.watcher_added(fd);
+        r.cache.started(fd, W, interest);
+        r.cache.reify(&r.epoll, &mut r.counters, |_, _| {
+            panic!("no error expected")
+        });
+        r
+    }
+
     #[test]
     fn an_interest_change_of_an_active_watcher_reaches_epoll() {
-        // A fresh socket is writable, not readable.
-        let (a, _b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        let epoll = Epoll::new().unwrap();
-        let mut counters = Counters::default();
-        let mut cache = FdCache::default();
-        cache.watcher_added(fd);
-        cache.started(fd, W, IoInterest::READABLE);
-        cache.reify(&epoll, &mut counters, |_, _| panic!("no error expected"));
+        let Rig {
+            fd,
+            epoll,
+            mut counters,
+            mut cache,
+            _pair: _open,
+        } = rig(IoInterest::READABLE);
         assert_eq!(polled(&epoll, fd) & sys::EV_WRITE, 0);
 
         cache.changed(fd, W, IoInterest::WRITABLE);
@@ -250,14 +276,13 @@ mod tests {
 
     #[test]
     fn a_stop_and_start_in_one_turn_costs_no_epoll_ctl() {
-        let (a, _b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        let epoll = Epoll::new().unwrap();
-        let mut counters = Counters::default();
-        let mut cache = FdCache::default();
-        cache.watcher_added(fd);
-        cache.started(fd, W, IoInterest::WRITABLE);
-        cache.reify(&epoll, &mut counters, |_, _| {});
+        let Rig {
+            fd,
+            epoll,
+            mut counters,
+            mut cache,
+            _pair: _open,
+        } = rig(IoInterest::WRITABLE);
         cache.stopped(fd, W);
         cache.started(fd, W, IoInterest::WRITABLE);
         cache.reify(&epoll, &mut counters, |_, _| {});
@@ -266,14 +291,13 @@ mod tests {
 
     #[test]
     fn readiness_nobody_wants_is_disarmed_once_and_not_reported() {
-        let (a, _b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        let epoll = Epoll::new().unwrap();
-        let mut counters = Counters::default();
-        let mut cache = FdCache::default();
-        cache.watcher_added(fd);
-        cache.started(fd, W, IoInterest::WRITABLE);
-        cache.reify(&epoll, &mut counters, |_, _| {});
+        let Rig {
+            fd,
+            epoll,
+            mut counters,
+            mut cache,
+            _pair: _open,
+        } = rig(IoInterest::WRITABLE);
         cache.stopped(fd, W);
         // Lazily kept: the stop cost nothing, and epoll still reports the fd.
         cache.reify(&epoll, &mut counters, |_, _| {});

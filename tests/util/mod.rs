@@ -11,6 +11,18 @@ pub mod watchdog;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// An example's binary, which `cargo test` builds beside the test binaries:
+/// target/<profile>/deps/<test>-<hash> → target/<profile>/examples/<name>.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+}
+
 pub const TRANSPORTS: [&str; 3] = ["inproc", "ipc", "tcp"];
 
 /// A fresh endpoint to bind on `transport` (tcp binds an ephemeral loopback port).
