@@ -82,3 +82,8 @@ pub mod tls;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// `docs/scaling.md`'s code, compiled with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/scaling.md")]
+struct ScalingDoctests;
