@@ -21,6 +21,13 @@
 //! | resume/retry of the forwarding action     | the client reconnects forever (backoff)     |
 //! | at-least-once with RELP                   | left out: a TLS write is not delivery       |
 //!
+//! `--threads N` spreads the TLS clients over N loops (`evnet::loops`), each accepting on
+//! its own `SO_REUSEPORT` shard of `--listen`: what a relay with many clients spends its
+//! CPU on is encrypting every message once per client, and that work then runs on N
+//! cores. Loop 0 reads the UDP socket (and owns the PUB socket) and hands each framed
+//! message to the other loops through a bounded `loops::channel` each; a loop that falls
+//! a whole channel behind loses messages there, counted and logged like a slow client's.
+//!
 //! Try: `cargo run --example syslog_relay_server -- --cert server.pem --key server.key
 //! --ca ca.pem --listen 127.0.0.1:6514 --syslog 127.0.0.1:5514`, then
 //! `logger --udp -n 127.0.0.1 -P 5514 hello`.
@@ -28,6 +35,8 @@
 #[macro_use]
 #[path = "util/out.rs"]
 mod out;
+#[path = "syslog_relay/loops.rs"]
+mod on_loops;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::UdpSocket;
@@ -39,11 +48,12 @@ use evnet::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
 use evnet::bytes::{BufMut, Bytes, BytesMut};
 use evnet::ev::{Ctx, IoInterest, Loop, WatcherId};
 use evnet::fair::{Outbox, Sock, ZmqHandler, ZmqWatcher};
-use evnet::socket::{bind_tcp_all, Accept, Listener};
+use evnet::loops::{LoopSender, SendError};
+use evnet::socket::{bind_tcp_all, bind_tcp_shard, listen_addrs, Accept, Listener};
 use evnet::tls::{self, ServerPem, Session, TlsAcceptor};
 use evnet::zmq;
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 #[command(about = "Syslog over UDP in, a copy of every message to every TLS client")]
 struct Args {
     /// UDP address syslog messages arrive on.
@@ -94,6 +104,12 @@ struct Args {
     /// Seconds a shutdown waits for the clients' queues to drain.
     #[arg(long, default_value_t = 5)]
     shutdown_timeout: u64,
+    /// Event loops for the TLS clients, one thread each (SO_REUSEPORT shards of --listen).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Pin loop i to the i-th CPU (with --threads; Linux).
+    #[arg(long)]
+    pin: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +134,8 @@ const UDP_BATCH: usize = 64;
 const WRITE_BATCH: usize = 64 * 1024;
 /// Messages waiting for the PUB socket beyond this are dropped (PUB drops at its HWM anyway).
 const PUB_QUEUE: usize = 10_000;
+/// Framed messages waiting for each other loop (with --threads).
+const LOOP_QUEUE: usize = 16_384;
 
 struct Client {
     stream: Stream<Relay>,
@@ -142,13 +160,42 @@ struct Relay {
     stopping: bool,
     /// Streams closing at shutdown.
     closing: Vec<Stream<Relay>>,
+    /// Loop 0 with --threads: the other loops' queues.
+    peers: Vec<LoopSender<Bytes>>,
+    /// Messages another loop's full queue refused, since the last report.
+    peer_dropped: u64,
 }
 
+/// A line on stderr, naming the loop when there are several (`relay-<i>`).
 fn log(what: std::fmt::Arguments<'_>) {
-    eprintln!("syslog-relay: {what}");
+    match std::thread::current().name() {
+        Some(n) if n.starts_with("relay-") => eprintln!("syslog-relay: {n}: {what}"),
+        _ => eprintln!("syslog-relay: {what}"),
+    }
 }
 
 impl Relay {
+    fn new(
+        args: Args,
+        listener: Listener<Relay>,
+        publisher: Option<(ZmqWatcher, Outbox)>,
+        udp: Option<(UdpSocket, WatcherId)>,
+    ) -> Relay {
+        Relay {
+            args,
+            clients: HashMap::new(),
+            next_id: 0,
+            listener: Some(listener),
+            publisher,
+            udp,
+            buf: vec![0; 64 * 1024],
+            stopping: false,
+            closing: Vec::new(),
+            peers: Vec::new(),
+            peer_dropped: 0,
+        }
+    }
+
     fn frame(&self, msg: &[u8]) -> Bytes {
         let mut b = BytesMut::with_capacity(msg.len() + 8);
         match self.args.framing {
@@ -168,15 +215,30 @@ impl Relay {
     fn fan_out(&mut self, msg: &[u8], cx: &mut Ctx<Relay>) {
         let msg = msg.strip_suffix(b"\n").unwrap_or(msg);
         let frame = self.frame(msg);
-        let ids: Vec<u64> = self.clients.keys().copied().collect();
-        for id in ids {
-            self.enqueue(id, frame.clone(), cx);
+        for peer in &self.peers {
+            if let Err(SendError::Full(_)) = peer.try_send(frame.clone()) {
+                if self.peer_dropped == 0 {
+                    log(format_args!(
+                        "a loop is a whole queue behind; dropping for it"
+                    ));
+                }
+                self.peer_dropped += 1;
+            }
         }
+        self.deliver(frame, cx);
         if let Some((w, out)) = &mut self.publisher {
             if out.len() < PUB_QUEUE {
                 out.push([msg]);
                 w.set_writable(true);
             }
+        }
+    }
+
+    /// One framed message to every client of this loop.
+    fn deliver(&mut self, frame: Bytes, cx: &mut Ctx<Relay>) {
+        let ids: Vec<u64> = self.clients.keys().copied().collect();
+        for id in ids {
+            self.enqueue(id, frame.clone(), cx);
         }
     }
 
@@ -227,6 +289,13 @@ impl Relay {
             "stopping: flushing {} clients",
             self.clients.len()
         ));
+        if self.peer_dropped > 0 {
+            log(format_args!(
+                "{} messages dropped for loops that fell behind",
+                self.peer_dropped
+            ));
+        }
+        self.peers.clear(); // the other loops' queues end once drained
         self.listener = None;
         if let Some((_, w)) = self.udp.take() {
             cx.remove(w);
@@ -418,6 +487,9 @@ fn accept(relay: &mut Relay, cx: &mut Ctx<Relay>, a: Accept, cfg: &Arc<rustls::S
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.threads == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
     let mut pem = ServerPem::new(&args.cert, &args.key)
         .client_ca(&args.ca, true)
         .tls12(args.tls12);
@@ -425,59 +497,66 @@ fn main() -> anyhow::Result<()> {
         pem = pem.issuer(dn); // checked in the handshake: a mismatch gets an alert
     }
     let cfg = pem.build()?;
-    let mut ev = Loop::<Relay>::new()?;
 
     let udp = UdpSocket::bind(&args.syslog)?;
     udp.set_nonblocking(true)?;
     evnet::socket2::SockRef::from(&udp).set_recv_buffer_size(args.udp_rcvbuf)?;
     let udp_addr = udp.local_addr()?;
-    let udp_w = ev.io(
-        udp.try_clone().unwrap(),
-        IoInterest::READABLE,
-        |relay, cx, _| on_udp(relay, cx),
-    );
 
     let (host, port) = args
         .listen
         .rsplit_once(':')
         .ok_or_else(|| anyhow::anyhow!("--listen HOST:PORT"))?;
-    let socks = bind_tcp_all(Some(host), port.parse()?)?;
-    let tls_addr = socks[0].local_addr()?.as_socket();
-    let listener = Listener::new(&mut ev, socks, move |relay: &mut Relay, cx, a| {
-        accept(relay, cx, a, &cfg)
-    });
-
-    let publisher = match &args.zmq_pub {
-        Some(ep) => {
-            let ctx = zmq::Context::new();
-            let s = ctx.socket(zmq::PUB)?;
-            s.set_linger(0)?;
-            s.bind(ep)?;
-            let w = ZmqWatcher::new(&mut ev, s, Publisher)?;
-            Some((w, Outbox::new()))
+    let socks = if args.threads > 1 {
+        // Shards: the other loops bind beside these, on the port the first one got.
+        let mut port: u16 = port.parse()?;
+        let mut socks = Vec::new();
+        for mut a in listen_addrs(Some(host), port)? {
+            a.set_port(port);
+            let s = bind_tcp_shard(a, evnet::socket::DEFAULT_BACKLOG)?;
+            port = s.local_addr()?.as_socket().map_or(port, |a| a.port());
+            socks.push(s);
         }
-        None => None,
+        socks
+    } else {
+        bind_tcp_all(Some(host), port.parse()?)?
     };
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        ev.signal(sig, |relay: &mut Relay, cx, _| relay.stop(cx))?;
-    }
+    let tls_addr = socks[0].local_addr()?.as_socket();
     // The first line says where it listens (tests and scripts read it).
     outln!(
         "listening: syslog udp {udp_addr}, tls {}",
         tls_addr.map(|a| a.to_string()).unwrap_or_default()
     );
-    let mut relay = Relay {
-        args,
-        clients: HashMap::new(),
-        next_id: 0,
-        listener: Some(listener),
-        publisher,
-        udp: Some((udp, udp_w)),
-        buf: vec![0; 64 * 1024],
-        stopping: false,
-        closing: Vec::new(),
-    };
+    if args.threads > 1 {
+        return on_loops::serve(args, cfg, udp, socks);
+    }
+
+    let mut ev = Loop::<Relay>::new()?;
+    let udp_w = ev.io(udp.try_clone()?, IoInterest::READABLE, |relay, cx, _| {
+        on_udp(relay, cx)
+    });
+    let listener = Listener::new(&mut ev, socks, move |relay: &mut Relay, cx, a| {
+        accept(relay, cx, a, &cfg)
+    });
+    let publisher = publisher(&mut ev, &args)?;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        ev.signal(sig, |relay: &mut Relay, cx, _| relay.stop(cx))?;
+    }
+    let mut relay = Relay::new(args, listener, publisher, Some((udp, udp_w)));
     ev.run(&mut relay)?;
     log(format_args!("stopped"));
     Ok(())
+}
+
+/// The PUB socket of `--zmq-pub`, on `ev`.
+fn publisher(ev: &mut Loop<Relay>, args: &Args) -> anyhow::Result<Option<(ZmqWatcher, Outbox)>> {
+    let Some(ep) = &args.zmq_pub else {
+        return Ok(None);
+    };
+    let ctx = zmq::Context::new();
+    let s = ctx.socket(zmq::PUB)?;
+    s.set_linger(0)?;
+    s.bind(ep)?;
+    let w = ZmqWatcher::new(ev, s, Publisher)?;
+    Ok(Some((w, Outbox::new())))
 }

@@ -542,3 +542,37 @@ fn with_slow_disconnect_a_client_that_stops_reading_is_dropped_and_the_others_ca
     assert!(ok, "{} {:#?}", sink.len(), srv.log.lock().unwrap());
     assert_eq!(srv.count("too slow"), 1, "{:#?}", srv.log.lock().unwrap());
 }
+
+#[test]
+fn on_two_loops_every_client_gets_every_message_in_order_whichever_loop_serves_it() {
+    let p = pki();
+    let (srv, udp, tls) = server(&p, "127.0.0.1:0", &["--threads", "2"]);
+    // The kernel spreads connections over the two loops' shards by a hash: connect until
+    // each loop serves at least one (30 clients leave a chance of 2^-29 of never).
+    let mut sinks = Vec::new();
+    let mut clients = Vec::new();
+    while srv.count("relay-0: ") == 0 || srv.count("relay-1: ") == 0 {
+        assert!(clients.len() < 30, "{:#?}", srv.log.lock().unwrap());
+        let sink = Sink::new();
+        let who = &p.clients[clients.len() % p.clients.len()];
+        clients.push(client(&p, who, &tls, &sink));
+        sinks.push(sink);
+        srv.wait_log("connected", clients.len());
+    }
+    let lines: Vec<String> = (0..2_000).map(|i| format!("message {i:05}")).collect();
+    logger(&udp, &lines);
+    for (k, sink) in sinks.iter().enumerate() {
+        assert!(wait(|| sink.len() >= 2_000), "client {k}: {}", sink.len());
+        let got = sink.take();
+        assert_eq!(got.len(), 2_000, "client {k}");
+        for (i, m) in got.iter().enumerate() {
+            let t = text(m);
+            assert!(
+                t.ends_with(&format!("message {i:05}")),
+                "client {k} #{i}: {t}"
+            );
+        }
+    }
+    drop(clients);
+    assert!(srv.terminate().success());
+}
