@@ -20,6 +20,8 @@
 #[macro_use]
 #[path = "util/out.rs"]
 mod out;
+#[path = "util/until_signal.rs"]
+mod until_signal;
 
 use std::time::{Duration, Instant};
 
@@ -30,10 +32,11 @@ use evnet::bufio::{
     Conn, Error, Options, RateGroup, RateLimit, Stream, StreamEvent, StreamHandler,
 };
 use evnet::ev::{Ctx, Loop, WatcherId};
-use evnet::loops::{Loops, LoopsBuilder};
+use evnet::loops::LoopsBuilder;
 use evnet::socket::{
     bind_tcp, bind_tcp_shard, bind_unix, listen_addrs, Accept, Listener, DEFAULT_BACKLOG,
 };
+use until_signal::run_until_signal;
 
 #[derive(Parser)]
 #[command(
@@ -330,17 +333,6 @@ fn serve_on_loops(args: Args, opts: Options, sockets: Vec<socket2::Socket>) -> R
         .map(|s| s.local_addr().ok().and_then(|a| a.as_socket()))
         .collect::<Option<Vec<_>>>()
         .context("a listening socket without an address")?;
-    // The signals are claimed before the loops start, so their threads inherit the mask
-    // and only this thread's signal watchers see SIGINT and SIGTERM.
-    let mut main = Loop::<Option<Loops>>::new()?;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        main.signal(sig, |loops: &mut Option<Loops>, cx, _| {
-            if let Some(l) = loops {
-                l.stop();
-            }
-            cx.stop_loop();
-        })?;
-    }
     let unix = match &args.unix {
         Some(p) => {
             let s = bind_unix(p, true)?;
@@ -352,10 +344,9 @@ fn serve_on_loops(args: Args, opts: Options, sockets: Vec<socket2::Socket>) -> R
     let first = std::sync::Mutex::new(Some((sockets, unix)));
     let threads = args.threads;
     let args = std::sync::Arc::new(args);
-    let loops = LoopsBuilder::new(threads)
-        .pin(args.pin)
-        .name("echo")
-        .spawn(
+    let builder = LoopsBuilder::new(threads).pin(args.pin).name("echo");
+    run_until_signal(builder, |b| {
+        let loops = b.spawn(
             move |i, ev| {
                 let sockets = match first.lock().ok().and_then(|mut f| f.take()) {
                     Some((mut socks, unix)) => {
@@ -374,18 +365,7 @@ fn serve_on_loops(args: Args, opts: Options, sockets: Vec<socket2::Socket>) -> R
             },
             |st, cx| st.shut_down(cx),
         )?;
-    outln!("serving on {threads} loops");
-    // A loop that fails ends the others; the timer notices and ends the wait.
-    let tick = Duration::from_millis(200);
-    main.timer(tick, Some(tick), |loops: &mut Option<Loops>, cx, _| {
-        if loops.as_ref().is_some_and(Loops::is_finished) {
-            cx.stop_loop();
-        }
-    });
-    let mut loops = Some(loops);
-    main.run(&mut loops)?;
-    if let Some(l) = loops {
-        l.join()?;
-    }
-    Ok(())
+        outln!("serving on {threads} loops");
+        Ok(loops)
+    })
 }

@@ -37,6 +37,8 @@
 mod out;
 #[path = "syslog_relay/loops.rs"]
 mod on_loops;
+#[path = "util/until_signal.rs"]
+mod until_signal;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::UdpSocket;

@@ -392,3 +392,41 @@ fn loops_listening_on_shards_of_one_port_each_accept_a_share() {
     // has a chance of 2^-63).
     assert!(a[0] > 0 && a[1] > 0, "shares {a:?}");
 }
+
+#[test]
+fn a_loop_that_ends_wakes_the_thread_waiting_for_the_set() {
+    let _w = watchdog(LIMIT, "a_loop_that_ends_wakes_the_waiting_thread");
+    // The waiting thread sleeps on a wake watcher alone: only the ended loop can wake it.
+    let mut waiting = Loop::<Option<evnet::loops::Loops>>::new().unwrap();
+    let (_, ended) = waiting
+        .waker(|loops, cx, _| {
+            if loops.as_ref().is_some_and(evnet::loops::Loops::is_finished) {
+                cx.stop_loop();
+            }
+        })
+        .unwrap();
+    let loops = LoopsBuilder::new(2)
+        .on_exit(ended)
+        .spawn(
+            |i, ev: &mut Loop<()>| {
+                forever(ev);
+                if i == 0 {
+                    ev.timer(Duration::from_millis(5), None, |_, _, _| {
+                        panic!("loop 0 fails")
+                    });
+                }
+                Ok(())
+            },
+            |_, cx| cx.stop_loop(),
+        )
+        .unwrap();
+    let mut loops = Some(loops);
+    // A run that ends only when every loop has: loop 0's panic stopped loop 1.
+    waiting.run(&mut loops).unwrap();
+    let loops = loops.unwrap();
+    assert!(loops.is_finished());
+    assert!(matches!(
+        loops.join(),
+        Err(Error::Panicked { index: 0, .. })
+    ));
+}

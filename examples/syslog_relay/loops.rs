@@ -2,13 +2,13 @@
 
 use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use evnet::ev::{IoInterest, Loop};
-use evnet::loops::{channel, Loops, LoopsBuilder};
+use evnet::ev::IoInterest;
+use evnet::loops::{channel, LoopsBuilder};
 use evnet::socket::{bind_tcp_shard, Listener, DEFAULT_BACKLOG};
 use evnet::tls::rustls;
 
+use super::until_signal::run_until_signal;
 use super::{accept, log, on_udp, publisher, Args, Relay, LOOP_QUEUE};
 
 /// `--threads N`: loop 0 takes the UDP socket, the PUB socket and the shards bound here;
@@ -25,74 +25,57 @@ pub fn serve(
         .map(|s| s.local_addr().ok().and_then(|a| a.as_socket()))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| anyhow::anyhow!("a listening socket without an address"))?;
-    // Claimed before the loops start: their threads inherit the mask.
-    let mut main = Loop::<Option<Loops>>::new()?;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        main.signal(sig, |loops: &mut Option<Loops>, cx, _| {
-            if let Some(l) = loops {
-                l.stop();
-            }
-            cx.stop_loop();
-        })?;
-    }
     let n = args.threads;
     let (senders, receivers): (Vec<_>, Vec<_>) = (1..n).map(|_| channel(LOOP_QUEUE)).unzip();
     let first = Mutex::new(Some((udp, socks, senders)));
     let receivers: Mutex<Vec<_>> = Mutex::new(receivers.into_iter().map(Some).collect());
-    let loops = LoopsBuilder::new(n).pin(args.pin).name("relay").spawn(
-        move |i, ev| {
-            let taken = first.lock().ok().and_then(|mut f| f.take());
-            let (socks, udp, peers) = match taken {
-                Some((udp, socks, senders)) => {
-                    let w = ev.io(udp.try_clone()?, IoInterest::READABLE, |relay, cx, _| {
-                        on_udp(relay, cx)
-                    });
-                    (socks, Some((udp, w)), senders)
+    let builder = LoopsBuilder::new(n).pin(args.pin).name("relay");
+    run_until_signal(builder, |b| {
+        let loops = b.spawn(
+            move |i, ev| {
+                let taken = first.lock().ok().and_then(|mut f| f.take());
+                let (socks, udp, peers) = match taken {
+                    Some((udp, socks, senders)) => {
+                        let w = ev.io(udp.try_clone()?, IoInterest::READABLE, |relay, cx, _| {
+                            on_udp(relay, cx)
+                        });
+                        (socks, Some((udp, w)), senders)
+                    }
+                    None => {
+                        let socks = addrs
+                            .iter()
+                            .map(|a| bind_tcp_shard(*a, DEFAULT_BACKLOG))
+                            .collect::<std::io::Result<Vec<_>>>()?;
+                        (socks, None, Vec::new())
+                    }
+                };
+                if i > 0 {
+                    let rx = receivers
+                        .lock()
+                        .ok()
+                        .and_then(|mut r| r.get_mut(i - 1).and_then(Option::take));
+                    if let Some(rx) = rx {
+                        rx.attach(ev, |relay: &mut Relay, cx, frame| relay.deliver(frame, cx))?;
+                    }
                 }
-                None => {
-                    let socks = addrs
-                        .iter()
-                        .map(|a| bind_tcp_shard(*a, DEFAULT_BACKLOG))
-                        .collect::<std::io::Result<Vec<_>>>()?;
-                    (socks, None, Vec::new())
-                }
-            };
-            if i > 0 {
-                let rx = receivers
-                    .lock()
-                    .ok()
-                    .and_then(|mut r| r.get_mut(i - 1).and_then(Option::take));
-                if let Some(rx) = rx {
-                    rx.attach(ev, |relay: &mut Relay, cx, frame| relay.deliver(frame, cx))?;
-                }
-            }
-            let cfg = cfg.clone();
-            let listener = Listener::new(ev, socks, move |relay: &mut Relay, cx, a| {
-                accept(relay, cx, a, &cfg)
-            });
-            let publisher = if i == 0 {
-                publisher(ev, &args).map_err(std::io::Error::other)?
-            } else {
-                None
-            };
-            let mut relay = Relay::new(args.clone(), listener, publisher, udp);
-            relay.peers = peers;
-            Ok(relay)
-        },
-        |relay, cx| relay.stop(cx),
-    )?;
-    log(format_args!("serving on {n} loops"));
-    let tick = Duration::from_millis(200);
-    main.timer(tick, Some(tick), |loops: &mut Option<Loops>, cx, _| {
-        if loops.as_ref().is_some_and(Loops::is_finished) {
-            cx.stop_loop();
-        }
-    });
-    let mut loops = Some(loops);
-    main.run(&mut loops)?;
-    if let Some(l) = loops {
-        l.join()?;
-    }
+                let cfg = cfg.clone();
+                let listener = Listener::new(ev, socks, move |relay: &mut Relay, cx, a| {
+                    accept(relay, cx, a, &cfg)
+                });
+                let publisher = if i == 0 {
+                    publisher(ev, &args).map_err(std::io::Error::other)?
+                } else {
+                    None
+                };
+                let mut relay = Relay::new(args.clone(), listener, publisher, udp);
+                relay.peers = peers;
+                Ok(relay)
+            },
+            |relay, cx| relay.stop(cx),
+        )?;
+        log(format_args!("serving on {n} loops"));
+        Ok(loops)
+    })?;
     log(format_args!("stopped"));
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -34,6 +34,7 @@ pub struct LoopsBuilder {
     count: usize,
     pin: bool,
     name: String,
+    exit: Option<Waker>,
 }
 
 impl LoopsBuilder {
@@ -43,6 +44,7 @@ impl LoopsBuilder {
             count: count.max(1),
             pin: false,
             name: "evnet-loop".into(),
+            exit: None,
         }
     }
 
@@ -59,6 +61,15 @@ impl LoopsBuilder {
     #[must_use]
     pub fn name(mut self, prefix: impl Into<String>) -> LoopsBuilder {
         self.name = prefix.into();
+        self
+    }
+
+    /// Wakes `waker` (a wake watcher on the thread that waits for the loops, e.g. the one
+    /// that also watches the signals) each time a loop ends, however it ends: the waiting
+    /// thread then checks [`Loops::is_finished`] instead of polling it.
+    #[must_use]
+    pub fn on_exit(mut self, waker: Waker) -> LoopsBuilder {
+        self.exit = Some(waker);
         self
     }
 
@@ -84,13 +95,14 @@ impl LoopsBuilder {
             wakers: Mutex::new((0..self.count).map(|_| None).collect()),
             stopping: AtomicBool::new(false),
             first_failed: Mutex::new(None),
+            ended: AtomicUsize::new(0),
         });
         let setup = Arc::new(setup);
         let on_stop = Arc::new(on_stop);
         let mut threads = Vec::with_capacity(self.count);
         for index in 0..self.count {
             let (sh, setup, on_stop) = (shared.clone(), setup.clone(), on_stop.clone());
-            let pin = self.pin;
+            let (pin, exit) = (self.pin, self.exit.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{index}", self.name))
                 .spawn(move || {
@@ -105,6 +117,11 @@ impl LoopsBuilder {
                     });
                     if r.is_err() {
                         sh.failed(index);
+                    }
+                    // Counted before the wake: the woken thread must see it.
+                    sh.ended.fetch_add(1, Ordering::SeqCst);
+                    if let Some(w) = exit {
+                        w.wake();
                     }
                     r
                 });
@@ -163,6 +180,8 @@ struct Shared {
     wakers: Mutex<Vec<Option<Waker>>>,
     stopping: AtomicBool,
     first_failed: Mutex<Option<usize>>,
+    /// Loops whose thread is done (about to return).
+    ended: AtomicUsize,
 }
 
 impl Shared {
@@ -231,7 +250,7 @@ impl Loops {
 
     /// Whether every loop has ended (by a stop, a failure, or running out of watchers).
     pub fn is_finished(&self) -> bool {
-        self.threads.iter().all(JoinHandle::is_finished)
+        self.shared.ended.load(Ordering::SeqCst) >= self.threads.len()
     }
 
     /// Asks every loop to stop: each runs its `on_stop` on its own thread, in its next

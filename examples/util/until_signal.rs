@@ -1,0 +1,36 @@
+//! The examples' `--threads N`: a set of loops run until SIGINT or SIGTERM.
+
+use evnet::ev::Loop;
+use evnet::loops::{Error, Loops, LoopsBuilder};
+
+/// Claims SIGINT and SIGTERM on this thread *before* `spawn` starts the loops (so their
+/// threads inherit the blocked mask and only this thread sees the signals), starts them
+/// with `spawn(builder)` and waits: a signal stops them all (each runs its `on_stop`), and
+/// so does a loop that fails; the wait ends when they have all ended. Then joins them:
+/// the first failure comes back.
+pub fn run_until_signal(
+    builder: LoopsBuilder,
+    spawn: impl FnOnce(LoopsBuilder) -> Result<Loops, Error>,
+) -> anyhow::Result<()> {
+    let mut main = Loop::<Option<Loops>>::new()?;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        main.signal(sig, |loops: &mut Option<Loops>, cx, _| {
+            if let Some(l) = loops {
+                l.stop();
+            }
+            cx.stop_loop();
+        })?;
+    }
+    // Each loop wakes this one as it ends: no polling for the end.
+    let (_, ended) = main.waker(|loops: &mut Option<Loops>, cx, _| {
+        if loops.as_ref().is_some_and(Loops::is_finished) {
+            cx.stop_loop();
+        }
+    })?;
+    let mut loops = Some(spawn(builder.on_exit(ended))?);
+    main.run(&mut loops)?;
+    if let Some(l) = loops {
+        l.join()?;
+    }
+    Ok(())
+}
