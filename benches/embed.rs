@@ -293,6 +293,7 @@ fn serve_table(args: &util::Args, pinned: bool) -> Result<()> {
     println!("| server | inproc rt/s | CPU µs/rt | ipc rt/s | CPU µs/rt | tcp rt/s | CPU µs/rt |");
     println!("|---|---|---|---|---|---|---|");
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); serve::SERVERS.len()];
+    let mut spread: Vec<Vec<String>> = vec![Vec::new(); serve::SERVERS.len()];
     let only = std::env::var("EMBED_SERVER").ok();
     let chosen = |rx: hosts::Rx| only.as_deref().is_none_or(|o| serve::label(rx).contains(o));
     for t in Transport::ALL {
@@ -317,6 +318,9 @@ fn serve_table(args: &util::Args, pinned: bool) -> Result<()> {
         for (i, v) in runs.iter().enumerate() {
             let mut rate: Vec<f64> = v.iter().map(|s| s.rate).collect();
             let mut cpu: Vec<f64> = v.iter().map(|s| s.cpu_ns).collect();
+            let lo = cpu.iter().copied().fold(f64::INFINITY, f64::min) / 1000.0;
+            let hi = cpu.iter().copied().fold(0.0, f64::max) / 1000.0;
+            spread[i].push(format!("{lo:.2}–{hi:.2}"));
             cells[i].push(format!(
                 "{:.0} | {:.2}",
                 util::median(&mut rate),
@@ -329,6 +333,17 @@ fn serve_table(args: &util::Args, pinned: bool) -> Result<()> {
             continue;
         }
         println!("| {} | {} |", serve::label(rx), cells[i].join(" | "));
+    }
+    // The run-to-run range of the CPU column: what a difference between two rows must
+    // exceed before it means anything.
+    println!("\nCPU µs/rt, lowest–highest of the {} runs", args.runs);
+    println!("| server | inproc | ipc | tcp |");
+    println!("|---|---|---|---|");
+    for (i, rx) in serve::SERVERS.into_iter().enumerate() {
+        if !chosen(rx) {
+            continue;
+        }
+        println!("| {} | {} |", serve::label(rx), spread[i].join(" | "));
     }
     println!();
     Ok(())

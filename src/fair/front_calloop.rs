@@ -184,7 +184,9 @@ impl CalloopZmq {
         Ok(CalloopZmq {
             hosted,
             io,
-            fd: Generic::new(fd, Interest::READ, Mode::Level),
+            // ZMQ_FD signals edges; the core's `before_sleep` covers work the edge
+            // already announced, so level-triggered would only re-check the fd each wait.
+            fd: Generic::new(fd, Interest::READ, Mode::Edge),
             token: None,
             ping: None,
         })
