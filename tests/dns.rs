@@ -281,6 +281,35 @@ fn servfail_then_a_good_server_and_a_silent_one_then_a_good_one() {
     );
 }
 
+/// A UDP port on loopback where nothing listens: a query there gets ICMP port unreachable.
+fn closed_port() -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap()
+}
+
+#[test]
+fn a_server_that_refuses_the_connection_is_passed_over_at_once_not_after_the_timeout() {
+    // The timeout is an hour: only the refusal itself can move the lookup on within
+    // `ask`'s 30 s limit.
+    let slow = |servers: &[SocketAddr], attempts: u32| ResolverOptions {
+        timeout: Duration::from_secs(3600),
+        attempts,
+        ..ResolverOptions::with_servers(servers)
+    };
+    let good = fake(|q| vec![answer(q, Some(7), 0)]);
+    let got = ask(slow(&[closed_port(), good], 2), "a.test", RecordType::A);
+    assert_eq!(
+        got.unwrap().addresses(),
+        ["192.0.2.7".parse::<IpAddr>().unwrap()]
+    );
+    // Every server refusing: the lookup ends with the refusal, as an `io::Error`.
+    let dead = closed_port();
+    match ask(slow(&[dead, closed_port()], 2), "a.test", RecordType::A) {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+        other => panic!("want a refusal, got {other:?}"),
+    }
+}
+
 #[test]
 fn formerr_on_edns_is_asked_again_without() {
     let addr = fake(|q| {

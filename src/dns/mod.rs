@@ -4,6 +4,26 @@
 //! queried server's reply to the same question counts), TCP when an answer is truncated,
 //! the next server on a timeout, SERVFAIL or REFUSED.
 //!
+//! # What each failure costs
+//!
+//! Every query goes to one server at a time, in [`ResolverOptions::servers`] order (or
+//! spread over them with `rotate`); each server gets [`ResolverOptions::attempts`] tries
+//! in all, and the lookup ends when one answers or every try has failed.
+//!
+//! | the server... | costs the lookup | then |
+//! |---|---|---|
+//! | answers SERVFAIL or REFUSED | its round trip | the next server |
+//! | cannot be reached: ICMP port, host or network unreachable, or a send the kernel refuses | a round trip to the kernel (on loopback, well under a millisecond) | the next server |
+//! | is silent, or its packets are lost | the full [`ResolverOptions::timeout`] | the next server |
+//! | answers with something that is not ours (source, id, question) | nothing: it is ignored and the wait goes on | — |
+//! | sends a truncated answer | its round trip | the same question over TCP to that server |
+//!
+//! When every try has failed, the lookup reports the clearest failure seen (SERVFAIL,
+//! REFUSED or the refusal's [`std::io::Error`]) rather than [`Error::Timeout`]. So with
+//! servers `[a dead address, a working one]`, a lookup costs a timeout only when the dead
+//! one drops packets silently; a closed port costs next to nothing, as with glibc and
+//! c-ares.
+//!
 //! Wire format by [`hickory_proto`] (re-exported as [`proto`]): answers are its typed
 //! [`Record`]s.
 

@@ -349,8 +349,23 @@ impl<S: 'static> Resolver<S> {
         let sock = UdpSocket::bind(local)?;
         sock.set_nonblocking(true)?;
         sock.connect(p.server)?;
-        // A send error (e.g. nothing listens) shows as this server failing at the timeout.
-        let _ = sock.send(&bytes);
+        // A send the kernel refuses at once (no route, a refusal already queued) is a
+        // failed attempt, reported on the next turn like an ICMP error after the send.
+        if let Err(e) = sock.send(&bytes) {
+            if !is_transient(&e) {
+                let err = Error::from(e);
+                let weak = Rc::downgrade(&self.inner);
+                p.timer = Some(cx.timer(Duration::ZERO, None, move |st, cx, _| {
+                    if let Some(inner) = weak.upgrade() {
+                        if let Some(p) = inner.borrow_mut().queries.get_mut(&key) {
+                            p.timer = None;
+                        }
+                        Resolver { inner }.server_failed(st, cx, key, err.clone());
+                    }
+                }));
+                return Ok(());
+            }
+        }
         let weak = Rc::downgrade(&self.inner);
         let w = cx.io_raw(sock.as_raw_fd(), IoInterest::READABLE, move |st, cx, _| {
             if let Some(inner) = weak.upgrade() {
@@ -382,7 +397,14 @@ impl<S: 'static> Resolver<S> {
                 let n = match sock.recv_from(&mut buf) {
                     Ok((n, from)) if from == p.server => n,
                     Ok(_) => continue, // another source: not ours
-                    Err(_) => return,  // drained (or an ICMP error: the timeout decides)
+                    Err(e) if is_transient(&e) => return, // drained
+                    Err(e) => {
+                        // An ICMP error on the connected socket (port unreachable, host
+                        // or network unreachable): a failed attempt for this server, at
+                        // once, as glibc and c-ares count it, not a wait for the timeout.
+                        drop(g);
+                        return self.server_failed(st, cx, key, Error::from(e));
+                    }
                 };
                 let exact = g.config.case_randomization;
                 match wire::check(&buf[..n], p.id, &p.wire_name, p.rtype, exact) {
@@ -536,6 +558,14 @@ impl<S: 'static> Resolver<S> {
         let g = self.inner.borrow();
         g.queries.values().filter(|p| !p.cancelled.get()).count()
     }
+}
+
+/// A socket error that says "nothing now", not "this server failed".
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
 }
 
 fn random_id() -> u16 {
