@@ -431,7 +431,7 @@ fn srv_hosts_in_rfc_2782_order_with_their_addresses() {
         h[3], "backup.example.test.",
         "priority 20 after every priority 10"
     );
-    assert_eq!(t[3].port, 5061);
+    assert_eq!((t[3].priority, t[3].weight, t[3].port), (20, 0, 5061));
     let sip2 = t
         .iter()
         .find(|t| t.host.to_string() == "sip2.example.test.")
@@ -441,6 +441,7 @@ fn srv_hosts_in_rfc_2782_order_with_their_addresses() {
         ips(&["2001:db8::22", "192.0.2.22"]),
         "IPv6 first, interleaved"
     );
+    assert_eq!((sip2.priority, sip2.weight, sip2.port), (10, 20, 5060));
     assert_eq!(
         targets(&nsd, "_none._tcp.example.test", false),
         Err(Error::ServiceUnavailable)
@@ -466,6 +467,8 @@ fn mx_hosts_by_preference_implicit_and_null() {
     assert_eq!(t[0].addresses, ips(&["192.0.2.11"]));
     assert_eq!(t[1].addresses, ips(&["2001:db8::12", "192.0.2.12"]));
     assert_eq!(t[2].addresses, ips(&["2001:db8::13"]));
+    let prefs: Vec<(u16, u16, u16)> = t.iter().map(|t| (t.priority, t.weight, t.port)).collect();
+    assert_eq!(prefs, [(10, 0, 25), (20, 0, 25), (30, 0, 25)]);
     assert_eq!(
         targets(&nsd, "nomail.example.test", true),
         Err(Error::NoMail)
@@ -473,6 +476,7 @@ fn mx_hosts_by_preference_implicit_and_null() {
     // No MX: the domain itself (RFC 5321 §5.1).
     let t = targets(&nsd, "www.example.test", true).unwrap();
     assert_eq!(hosts(&t), ["www.example.test."]);
+    assert_eq!((t[0].priority, t[0].port), (0, 25));
     assert_eq!(t[0].addresses, ips(&["2001:db8::1", "192.0.2.1"]));
 }
 

@@ -348,3 +348,89 @@ fn req_rep_dealer_router_and_pair_get_no_spurious_errors_at_any_budget() {
         }
     }
 }
+
+/// Pushes `total` messages into its outbox at the first `writable()`, then flushes one per
+/// call, counting what each flush reported.
+struct Publish {
+    out: Outbox,
+    total: u64,
+    blocked: u64,
+    drained: bool,
+}
+impl ZmqHandler<Ctx<St>> for Publish {
+    fn writable(&mut self, sock: &mut Sock<'_>, (st, _): (&mut St, &mut Ctx<St>)) {
+        if st.sent == 0 {
+            for i in 0..self.total {
+                self.out.push([&i.to_le_bytes()[..]]);
+            }
+            st.sent = self.total;
+        }
+        match self.out.flush_one(sock) {
+            Ok(Flushed::Blocked) => self.blocked += 1,
+            Ok(Flushed::Drained | Flushed::Empty) => {
+                self.drained = true;
+                st.ok = self.blocked;
+            }
+            Ok(Flushed::Sent) => {}
+            Err(e) => st.send_errors.push(e.error),
+        }
+        if self.drained {
+            st.got = 1;
+        }
+    }
+}
+
+/// The `Outbox` docs: "never drops a message" is evnet's side; a PUB socket never pushes
+/// back and libzmq drops what a subscriber has no room for at the high-water mark.
+#[test]
+fn a_pub_outbox_is_never_blocked_and_a_sub_at_the_default_hwm_gets_only_what_fits() {
+    let _w = util::watchdog::watchdog(LIMIT * 2, "pub-hwm");
+    let ctx = zmq::Context::new();
+    let pubs = ctx.socket(zmq::PUB).unwrap();
+    let ep = util::endpoint("inproc", "pub-hwm");
+    pubs.bind(&ep).unwrap();
+    let sub = ctx.socket(zmq::SUB).unwrap();
+    sub.set_subscribe(b"").unwrap();
+    sub.connect(&ep).unwrap();
+    // The subscription has reached the PUB once a probe gets through.
+    let t0 = std::time::Instant::now();
+    loop {
+        pubs.send("probe", 0).unwrap();
+        if sub.poll(zmq::POLLIN, 10).unwrap() > 0 {
+            break;
+        }
+        assert!(t0.elapsed() < LIMIT, "the subscription never arrived");
+    }
+    while sub.recv_bytes(zmq::DONTWAIT).is_ok() {}
+
+    let total = 100_000;
+    let mut ev = Loop::<St>::new().unwrap();
+    let handler = Publish {
+        out: Outbox::new(),
+        total,
+        blocked: 0,
+        drained: false,
+    };
+    let w = ZmqWatcher::new(&mut ev, pubs, handler).unwrap();
+    w.set_readable(false);
+    w.set_writable(true);
+    let mut st = St {
+        handle: Some(w),
+        ..St::default()
+    };
+    assert!(ev.run_until(&mut st, LIMIT, |s| s.got == 1).unwrap());
+    assert_eq!(
+        st.ok, 0,
+        "a PUB socket never pushes back: no flush was Blocked"
+    );
+    assert!(st.send_errors.is_empty(), "{:?}", st.send_errors);
+    // The SUB read nothing meanwhile: it holds what fit under the two high-water marks.
+    let mut received = 0u64;
+    while sub.recv_bytes(zmq::DONTWAIT).is_ok() {
+        received += 1;
+    }
+    assert!(
+        received > 0 && received <= 2 * 1_000,
+        "SNDHWM + RCVHWM (1,000 each) bound what a silent subscriber keeps: got {received} of {total}"
+    );
+}

@@ -84,10 +84,54 @@ pub enum StreamEvent {
     WriteTimeout,
 }
 
+/// A line for a log: `connected`, `end of stream`, `read timeout`, `write timeout`, or
+/// `error: ` followed by the error and each of its causes, separated by `: ` (an event is
+/// not an error itself, so the whole chain is printed here, once).
+impl fmt::Display for StreamEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamEvent::Connected => f.write_str("connected"),
+            StreamEvent::Eof => f.write_str("end of stream"),
+            StreamEvent::ReadTimeout => f.write_str("read timeout"),
+            StreamEvent::WriteTimeout => f.write_str("write timeout"),
+            StreamEvent::Error(e) => {
+                write!(f, "error: {e}")?;
+                let mut cause = std::error::Error::source(e);
+                while let Some(c) = cause {
+                    write!(f, ": {c}")?;
+                    cause = c.source();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::error::Error as _;
+
+    #[test]
+    fn an_event_prints_as_a_log_line_with_the_whole_cause_chain() {
+        assert_eq!(StreamEvent::Connected.to_string(), "connected");
+        assert_eq!(StreamEvent::Eof.to_string(), "end of stream");
+        assert_eq!(StreamEvent::ReadTimeout.to_string(), "read timeout");
+        let reset = io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer");
+        assert_eq!(
+            StreamEvent::Error(Error::Io(reset)).to_string(),
+            "error: stream i/o error: reset by peer"
+        );
+        let e = Error::Filter(super::super::FilterError::new(Refused));
+        assert_eq!(
+            StreamEvent::Error(e).to_string(),
+            "error: stream filter error: refused by the filter"
+        );
+        assert_eq!(
+            StreamEvent::Error(Error::LineTooLong { max: 8 }).to_string(),
+            "error: line longer than 8 bytes"
+        );
+    }
 
     #[derive(Debug)]
     struct Refused;

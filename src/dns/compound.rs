@@ -21,6 +21,11 @@ pub struct ServiceHost {
     pub record: Record,
     /// The host it names.
     pub host: Name,
+    /// The SRV priority, or the MX preference (0 for an implicit MX): lower is tried
+    /// first.
+    pub priority: u16,
+    /// The SRV weight (the share of picks among equal priorities, RFC 2782); 0 for MX.
+    pub weight: u16,
     /// The SRV port; 25 for MX.
     pub port: u16,
     /// The host's addresses, IPv6 and IPv4 interleaved (empty when its lookup failed).
@@ -234,6 +239,8 @@ impl<S: 'static> Resolver<S> {
                         ServiceHost {
                             record: s.0.clone(),
                             host: s.4.clone(),
+                            priority: s.1,
+                            weight: s.2,
                             port: s.3,
                             addresses: interleave(v6, v4),
                             error: None,
@@ -278,6 +285,8 @@ impl<S: 'static> Resolver<S> {
                                 ServiceHost {
                                     record: mx[i].0.clone(),
                                     host: mx[i].2.clone(),
+                                    priority: mx[i].1,
+                                    weight: 0,
                                     port: 25,
                                     addresses: interleave(v6, v4),
                                     error: None,
@@ -416,6 +425,8 @@ fn implicit_mx(domain: &Name) -> ServiceHost {
     ServiceHost {
         record: Record::from_rdata(domain.clone(), 0, rdata),
         host: domain.clone(),
+        priority: 0,
+        weight: 0,
         port: 25,
         addresses: Vec::new(),
         error: None,

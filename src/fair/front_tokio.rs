@@ -37,10 +37,26 @@ use super::{Budget, Error, InsertError, ZmqHandler};
 ///   may run on two tasks of one thread (`StreamExt::split`): both wait on `ZMQ_FD`, and
 ///   the one waker tokio keeps for it wakes whichever waits.
 ///
+/// # Which to choose
+///
+/// Take `dispatch` for a server: a socket that mostly receives and answers (ROUTER, REP,
+/// SUB, PULL), where replies may meet the high-water mark and other threads hand it work.
+/// It costs the least per message (no allocation per message: the handler borrows the
+/// parts), never loses a reply to `EAGAIN` (writable interest and an
+/// [`Outbox`](super::Outbox)), and has the [`Mailbox`]. Take `Stream`/`Sink` where the
+/// socket is one step of async code: a client awaiting each reply, a pipeline of
+/// combinators (`select!`, `timeout`, `forward`), or a socket passed to code written for
+/// `futures`. Each message is then a `Vec<zmq::Message>` of its own, and pushing back is
+/// `Sink::poll_ready` pending. Both are fair; one socket uses one of the two.
+///
 /// Create it inside the runtime (it registers `ZMQ_FD` with tokio's reactor).
+///
+/// The example needs `tokio` (features `rt`, `net`, `time`) and `futures` in your `Cargo.toml`
+/// besides evnet (feature `tokio`):
 ///
 /// ```
 /// use evnet::fair::TokioZmq;
+/// use evnet::zmq;
 /// use futures::{SinkExt, StreamExt};
 ///
 /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -195,8 +195,17 @@ impl Sock<'_> {
 
     /// Sends a whole multipart message without blocking; `Ok(false)` as for [`send`](Sock::send).
     ///
+    /// `Ok(false)` means nothing went out: the first part met `EAGAIN`, and the whole
+    /// message is yours to retry later (an [`Outbox`](super::Outbox) does that for you).
+    ///
     /// # Errors
-    /// Any libzmq error but `EAGAIN` on the first part.
+    /// Any libzmq error but `EAGAIN` on the first part. An `EAGAIN` on a *later* part is
+    /// an error, [`Error::Socket`]`(zmq::Error::EAGAIN)`, because the parts before it are
+    /// already queued in libzmq and cannot be taken back: do not send the message again.
+    /// libzmq takes the rest of a message once it took the first part (its high-water mark
+    /// counts whole messages), so this happens only when the peer's pipe goes away in the
+    /// middle; libzmq then rolls the partial message back, and no peer receives half a
+    /// message.
     pub fn send_multipart<T: AsRef<[u8]>>(&mut self, parts: &[T]) -> Result<bool, Error> {
         let Some((last, init)) = parts.split_last() else {
             return Ok(true);

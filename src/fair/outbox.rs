@@ -26,6 +26,14 @@ pub enum Flushed {
 /// accepted it, so [`Flushed::Blocked`] loses nothing, and a send that fails hands the
 /// message back in [`FlushError`]: the outbox never drops a message.
 ///
+/// That is evnet's side only. What the socket does with a message libzmq accepted is the
+/// socket type's rule: a PUB (or XPUB, RADIO) socket never pushes back, so the outbox never
+/// sees [`Flushed::Blocked`] there, and libzmq drops what a slow subscriber has no room for
+/// at its high-water mark (`ZMQ_SNDHWM`, 1,000 messages by default: of a burst of 100,000
+/// published at the defaults, a user saw 37,500 reach a SUB). Raise the HWM on both sides, or use a
+/// socket type that blocks at the HWM (PUSH, DEALER, ROUTER with `ZMQ_ROUTER_MANDATORY`)
+/// when every message must arrive.
+///
 /// # Publishing from a timer (or any other callback)
 /// Keep the outbox and the [`ZmqWatcher`](super::ZmqWatcher) handle in the loop state
 /// `S`: the timer pushes and asks for writable interest, and the handler's `writable()`
