@@ -22,6 +22,7 @@
 //! ```
 //! use evnet::fair::{ZmqHandler, Sock, ZmqWatcher};
 //! use evnet::ev::{Ctx, Loop};
+//! use evnet::zmq; // the zmq crate, re-exported: no zmq line in your Cargo.toml
 //!
 //! struct Count;
 //! impl ZmqHandler<Ctx<usize>> for Count {

@@ -132,7 +132,7 @@ pub enum FilterResult {
 /// (TLS's close_notify) once.
 ///
 /// ```
-/// use bytes::BytesMut;
+/// use evnet::bytes::BytesMut;
 /// use evnet::bufio::{Filter, FilterResult, FlushMode};
 ///
 /// /// Inverts every byte, both ways.

@@ -170,12 +170,12 @@ pub struct Conn<S: 'static> {
 /// # }
 /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let mut ev = evnet::ev::Loop::<()>::new().unwrap();
-/// Stream::new(&mut ev, socket2::Socket::from(std::os::fd::OwnedFd::from(a)), H).unwrap();
+/// Stream::new(&mut ev, evnet::socket2::Socket::from(std::os::fd::OwnedFd::from(a)), H).unwrap();
 /// ```
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use bytes::Bytes;
+/// use evnet::bytes::Bytes;
 /// use evnet::bufio::{Conn, StreamEvent, StreamHandler, Stream};
 /// use evnet::ev::{Ctx, Loop};
 ///
@@ -198,7 +198,7 @@ pub struct Conn<S: 'static> {
 ///
 /// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
 /// let mut ev = Loop::<u32>::new()?;
-/// let s = Stream::new(&mut ev, socket2::Socket::from(std::os::fd::OwnedFd::from(a)), Shout)?;
+/// let s = Stream::new(&mut ev, evnet::socket2::Socket::from(std::os::fd::OwnedFd::from(a)), Shout)?;
 /// s.read_line(&mut ev);
 /// s.detach();
 /// b.write_all(b"hello\r\nworld\nquit\n")?;

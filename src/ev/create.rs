@@ -167,6 +167,8 @@ impl<S> Ctx<S> {
     /// it is started is consumed and dropped. Create the loop on the thread that runs it,
     /// and let one loop per process take a given signal.
     ///
+    /// Signal numbers come from `libc` (add it to your `Cargo.toml`):
+    ///
     /// ```
     /// use evnet::ev::Loop;
     ///

@@ -66,6 +66,7 @@ impl From<Error> for io::Error {
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// use evnet::zmq;
 /// let zctx = zmq::Context::new();
 /// let sock = zctx.socket(zmq::PULL)?;
 /// # #[cfg(feature = "mio")]

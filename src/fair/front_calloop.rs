@@ -79,9 +79,13 @@ impl ZmqIo {
 ///
 /// The callback gets a [`ZmqEvent`] and the [`ZmqIo`]; it returns nothing.
 ///
+/// The example needs `calloop` (0.14) in your `Cargo.toml` besides evnet (feature
+/// `calloop`):
+///
 /// ```
 /// use std::time::Duration;
 /// use evnet::fair::{CalloopZmq, ZmqEvent};
+/// use evnet::zmq;
 ///
 /// let ctx = zmq::Context::new();
 /// let pull = ctx.socket(zmq::PULL)?;

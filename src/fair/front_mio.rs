@@ -31,9 +31,13 @@ use super::{Budget, Error, InsertError, ZmqHandler};
 /// every loop turn, whatever woke the poll; skipping `poll_timeout` before a poll may let
 /// it sleep on queued messages.
 ///
+/// The example needs `mio` (1.x, feature `os-poll`) in your `Cargo.toml` besides evnet
+/// (feature `mio`):
+///
 /// ```
 /// use std::time::Duration;
 /// use evnet::fair::{MioZmq, Sock};
+/// use evnet::zmq;
 /// use mio::{Events, Interest, Poll, Token};
 ///
 /// let ctx = zmq::Context::new();

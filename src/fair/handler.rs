@@ -52,6 +52,7 @@ impl<S> Host for Ctx<S> {
 /// ```
 /// use evnet::ev::Ctx;
 /// use evnet::fair::{Sock, ZmqHandler};
+/// use evnet::zmq;
 ///
 /// struct Count;
 /// impl ZmqHandler<Ctx<u64>> for Count {
@@ -69,6 +70,7 @@ impl<S> Host for Ctx<S> {
 ///
 /// ```
 /// use evnet::fair::{Sock, ZmqHandler};
+/// use evnet::zmq;
 ///
 /// let mut n = 0;
 /// let mut count = |_msg: &mut [zmq::Message], _sock: &mut Sock<'_>| n += 1;

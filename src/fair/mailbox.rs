@@ -23,6 +23,7 @@ use crate::ev::Waker;
 /// use std::time::Duration;
 /// use evnet::ev::{Ctx, Loop};
 /// use evnet::fair::{ZmqHandler, Sock, ZmqWatcher};
+/// use evnet::zmq;
 ///
 /// struct Count;
 /// impl ZmqHandler<Ctx<u32>> for Count {

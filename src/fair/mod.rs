@@ -49,6 +49,7 @@
 //! use std::time::Duration;
 //! use evnet::ev::{Ctx, Loop};
 //! use evnet::fair::{ZmqHandler, Outbox, Sock, ZmqWatcher};
+//! use evnet::zmq;
 //!
 //! // A REP server that echoes, and a REQ client that sends through an Outbox.
 //! struct Echo;

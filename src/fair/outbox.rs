@@ -47,6 +47,7 @@ pub enum Flushed {
 /// use std::time::Duration;
 /// use evnet::ev::{Ctx, Loop};
 /// use evnet::fair::{ZmqHandler, Outbox, Sock, ZmqWatcher};
+/// use evnet::zmq;
 ///
 /// #[derive(Default)]
 /// struct App {

@@ -22,6 +22,8 @@ impl CertNames {
     /// # Errors
     /// [`Error::Certificate`] when the bytes are not an X.509 certificate.
     ///
+    /// The example makes its certificate with `rcgen`, which it needs in your `Cargo.toml`:
+    ///
     /// ```
     /// let ca = rcgen::generate_simple_self_signed(vec!["ca.test".into()])?;
     /// let names = evnet::tls::CertNames::from_der(ca.cert.der())?;
