@@ -7,6 +7,7 @@
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(evnet_portable)");
     println!("cargo::rustc-check-cfg=cfg(fuzzing)");
+    println!("cargo::rustc-check-cfg=cfg(docsrs)");
     println!("cargo::rustc-check-cfg=cfg(evnet_sock_nonblock)");
     println!("cargo::rerun-if-changed=build.rs");
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();

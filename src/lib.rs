@@ -53,6 +53,8 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
+// docs.rs (`--cfg docsrs`, nightly): label what needs a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The `bytes` crate, as evnet's public API uses it (`Bytes` in `bufio`), so users need
 /// not add it with a matching version.

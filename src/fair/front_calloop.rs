@@ -17,6 +17,7 @@ use super::{Budget, Error, InsertError, Sock};
 /// What a [`CalloopZmq`] hands its callback, with the [`ZmqIo`] as metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 pub enum ZmqEvent {
     /// One whole message arrived: [`ZmqIo::message`] (or [`ZmqIo::split`]) holds it.
     Message,
@@ -30,6 +31,7 @@ pub enum ZmqEvent {
 }
 
 /// The socket and the current message, as a [`CalloopZmq`] callback sees them.
+#[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 pub struct ZmqIo {
     core: Rc<Core>,
     parts: Vec<zmq::Message>,
@@ -115,6 +117,7 @@ impl ZmqIo {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "a CalloopZmq does nothing until it is inserted into an event loop"]
+#[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 pub struct CalloopZmq {
     hosted: Hosted,
     io: ZmqIo,

@@ -68,6 +68,7 @@ use super::{Budget, Error, InsertError, ZmqHandler};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "dropping a MioZmq closes its socket; keep it while the socket should be served"]
+#[cfg_attr(docsrs, doc(cfg(feature = "mio")))]
 pub struct MioZmq {
     hosted: Hosted,
     /// `ZMQ_FD`, owned by libzmq.

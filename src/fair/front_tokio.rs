@@ -78,6 +78,7 @@ use super::{Budget, Error, InsertError, ZmqHandler};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "dropping a TokioZmq closes its socket; keep it while the socket should be served"]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub struct TokioZmq {
     hosted: Hosted,
     /// A duplicate of `ZMQ_FD` (libzmq owns the original), registered with the reactor.
