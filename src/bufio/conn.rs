@@ -11,7 +11,8 @@ use super::limit::{Limiter, Membership, RateGroup, RateLimit};
 use super::options::Options;
 use super::output::Output;
 use super::read::Request;
-use super::stream::{Conn, Link, State};
+use super::error::{Closed, Error};
+use super::stream::{CloseDone, Conn, Link, State};
 use crate::ev::{Ctx, WatcherId};
 
 impl<S: 'static> Conn<S> {
@@ -251,14 +252,79 @@ impl<S: 'static> Conn<S> {
 
     /// Graceful close: no more reads or callbacks; queued output is flushed, then the
     /// write side is shut down and the socket closed. A peer that does not take the output
-    /// within [`Options::close_timeout`] gets a reset instead.
+    /// within [`Options::close_timeout`] gets a reset instead. To learn when it is over,
+    /// use [`close_then`](Conn::close_then).
+    ///
+    /// The flush goes on after the close returns, as long as the stream lives: from a
+    /// callback (the loop holds the stream while its callbacks run) or after
+    /// [`Stream::detach`](super::Stream::detach). Dropping the owning
+    /// [`Stream`](super::Stream) after `close` cuts it short (the output is discarded);
+    /// `stream.close(cx); stream.detach();` is the way to close a stream you hold and let
+    /// it finish.
     pub fn close(&self, cx: &mut Ctx<S>) {
+        self.start_close(cx, None);
+    }
+
+    /// [`close`](Conn::close), and `done` runs once the close is over, on a later turn:
+    /// with [`Closed::Flushed`] when every byte written before it went out and the
+    /// connection was shut down (for a filtered stream, e.g. TLS: its end marker too, and
+    /// the stream below closed), [`Closed::TimedOut`] when the peer did not take the output
+    /// within [`Options::close_timeout`], [`Closed::Failed`] when the connection broke
+    /// first, [`Closed::Aborted`] when [`abort`](Conn::abort) or dropping the owning
+    /// `Stream` cut it short. On a stream already closing, `done` gets
+    /// [`Closed::AlreadyClosing`].
+    ///
+    /// ```
+    /// use evnet::bufio::{Closed, Conn, Stream, StreamEvent, StreamHandler};
+    /// use evnet::bytes::Bytes;
+    /// use evnet::ev::{Ctx, Loop};
+    ///
+    /// struct Quiet;
+    /// impl StreamHandler<Option<String>> for Quiet {
+    ///     fn read(&mut self, _: &Conn<Option<String>>, _: Bytes, _: &mut Option<String>,
+    ///             _: &mut Ctx<Option<String>>) {}
+    ///     fn event(&mut self, _: &Conn<Option<String>>, _: StreamEvent,
+    ///              _: &mut Option<String>, _: &mut Ctx<Option<String>>) {}
+    /// }
+    ///
+    /// let mut ev = Loop::<Option<String>>::new()?;
+    /// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// let s = Stream::new(&mut ev, evnet::socket2::Socket::from(std::os::fd::OwnedFd::from(a)), Quiet)?;
+    /// s.write(&mut ev, b"bye\n");
+    /// s.close_then(&mut ev, |outcome, _cx, closed: Closed| {
+    ///     *outcome = Some(closed.to_string());
+    /// });
+    /// s.detach(); // the loop keeps it until the close is over
+    /// let mut outcome = None;
+    /// ev.run(&mut outcome)?; // returns when nothing is left: the close is done
+    /// assert_eq!(outcome.as_deref(), Some("closed, output flushed"));
+    /// let mut got = String::new();
+    /// std::io::Read::read_to_string(&mut &b, &mut got)?;
+    /// assert_eq!(got, "bye\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close_then(
+        &self,
+        cx: &mut Ctx<S>,
+        done: impl FnOnce(&mut S, &mut Ctx<S>, Closed) + 'static,
+    ) {
+        self.start_close(cx, Some(Box::new(done)));
+    }
+
+    fn start_close(&self, cx: &mut Ctx<S>, done: Option<CloseDone<S>>) {
+        if self.closed.get() || self.st.borrow().closing {
+            if let Some(done) = done {
+                tell_closed(cx, done, Closed::AlreadyClosing);
+            }
+            return;
+        }
         {
             let mut g = self.st.borrow_mut();
             if g.closing {
                 return;
             }
             g.closing = true;
+            g.close_done = done;
             g.rd.req = None;
             g.close_deadline = g
                 .opts
@@ -286,9 +352,26 @@ impl<S: 'static> Conn<S> {
         if self.closed.replace(true) {
             return;
         }
-        let (ws, link, pending) = {
+        let (ws, link, pending, done, outcome) = {
             let Ok(mut g) = self.st.try_borrow_mut() else {
                 return;
+            };
+            // How the close ended, for `close_then` (a filter's flush decides below).
+            let done = g.close_done.take();
+            let outcome = if g.wr.state.failed() {
+                Closed::Failed(g.error.take().unwrap_or_else(|| {
+                    Error::Io(std::io::Error::other("the stream failed while closing"))
+                }))
+            } else if reset {
+                if g.close_deadline.is_some_and(|d| d <= Instant::now()) {
+                    Closed::TimedOut
+                } else {
+                    Closed::Aborted
+                }
+            } else if g.wr.output.is_empty() {
+                Closed::Flushed
+            } else {
+                Closed::Aborted // dropped with output queued: discarded
             };
             g.rate.group = None; // leaves the rate-limit group
             g.connecting = None; // cancels a connect in progress
@@ -303,8 +386,12 @@ impl<S: 'static> Conn<S> {
             .collect();
             g.rd.req = None;
             let pending = std::mem::take(&mut g.wr.output);
-            (ws, std::mem::replace(&mut g.link, Link::Closed), pending)
+            let link = std::mem::replace(&mut g.link, Link::Closed);
+            (ws, link, pending, done, outcome)
         };
+        let is_filter = matches!(link, Link::Filter(_));
+        let mut done = done;
+        let mut outcome = outcome;
         let mut link = link;
         if let Link::Socket(s) = &link {
             if reset {
@@ -318,16 +405,23 @@ impl<S: 'static> Conn<S> {
                 let mut pending = pending;
                 pending.move_into(&mut f.raw_out, usize::MAX);
                 let (out, err) = f.emit(FlushMode::Finished);
-                if err.is_some() {
-                    // Nobody is left to tell (the handler goes with the close), and the
-                    // peer must not take a truncated stream for a complete one: reset
+                if let Some(err) = err {
+                    // The peer must not take a truncated stream for a complete one: reset
                     // the underlying connection instead of closing it gracefully.
                     filter_failed = true;
+                    outcome = Closed::Failed(err);
                 } else {
                     f.under.conn.push_output(out);
                 }
             }
         }
+        // A filter closed gracefully is over when the stream below it is.
+        let forward = if is_filter && !reset && !filter_failed {
+            done.take()
+        } else {
+            None
+        };
+        let mut tell = done.map(|d| (d, outcome));
         let under = match link {
             Link::Filter(f) => Some((f.under, reset || filter_failed)),
             other => {
@@ -337,8 +431,16 @@ impl<S: 'static> Conn<S> {
                             cx.remove(*w);
                         }
                         drop(other);
+                        if let Some((done, outcome)) = tell.take() {
+                            tell_closed(cx, done, outcome);
+                        }
                     }
-                    None => self.remover.remove_then_drop(&ws, other),
+                    None => {
+                        self.remover.remove_then_drop(&ws, other);
+                        if let Some((done, outcome)) = tell.take() {
+                            self.remover.defer(move |cx| tell_closed(cx, done, outcome));
+                        }
+                    }
                 }
                 None
             }
@@ -352,8 +454,14 @@ impl<S: 'static> Conn<S> {
                 }
                 if reset {
                     under.abort(cx);
+                    if let Some((done, outcome)) = tell {
+                        tell_closed(cx, done, outcome);
+                    }
                 } else {
-                    under.close(cx);
+                    match forward {
+                        Some(done) => under.close_then(cx, move |st, cx, c| done(st, cx, c)),
+                        None => under.close(cx),
+                    }
                     // Its watchers keep it until the flush and shutdown are done.
                     under.detach();
                 }
@@ -374,4 +482,14 @@ impl<S: 'static> Conn<S> {
             }
         }
     }
+}
+
+/// Runs a `close_then` callback on the next turn, with the loop's state.
+fn tell_closed<S: 'static>(cx: &mut Ctx<S>, done: CloseDone<S>, outcome: Closed) {
+    let mut once = Some((done, outcome));
+    cx.timer(Duration::ZERO, None, move |st, cx, _| {
+        if let Some((done, outcome)) = once.take() {
+            done(st, cx, outcome);
+        }
+    });
 }

@@ -84,6 +84,39 @@ pub enum StreamEvent {
     WriteTimeout,
 }
 
+/// How a close asked with [`Conn::close_then`](super::Conn::close_then) ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Closed {
+    /// Every byte written before the close went out, then the end: a filter's end marker
+    /// (TLS's `close_notify`) written, the write side shut down, the socket closed.
+    Flushed,
+    /// The peer did not take the output within [`Options::close_timeout`]
+    /// (super::Options::close_timeout): the connection was reset, the rest discarded.
+    TimedOut,
+    /// The stream failed before its output was out (the peer reset it, a filter refused
+    /// the end): what was left is lost.
+    Failed(Error),
+    /// Cut short on purpose: [`Conn::abort`](super::Conn::abort) after the close, or the
+    /// owning [`Stream`](super::Stream) dropped (which discards queued output).
+    Aborted,
+    /// The stream was already closing or closed when `close_then` was called: its own
+    /// outcome went to the first caller (or to nobody).
+    AlreadyClosing,
+}
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Closed::Flushed => f.write_str("closed, output flushed"),
+            Closed::TimedOut => f.write_str("close timed out: connection reset"),
+            Closed::Failed(e) => write!(f, "close failed: {e}"),
+            Closed::Aborted => f.write_str("close aborted: output discarded"),
+            Closed::AlreadyClosing => f.write_str("already closing"),
+        }
+    }
+}
+
 /// A line for a log: `connected`, `end of stream`, `read timeout`, `write timeout`, or
 /// `error: ` followed by the error and each of its causes, separated by `: ` (an event is
 /// not an error itself, so the whole chain is printed here, once).

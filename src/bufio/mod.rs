@@ -33,7 +33,7 @@ mod output;
 mod read;
 mod stream;
 
-pub use error::{Error, StreamEvent};
+pub use error::{Closed, Error, StreamEvent};
 pub use filter::{Filter, FilterError, FilterResult, FlushMode};
 pub use limit::{RateGroup, RateLimit};
 pub use options::Options;

@@ -40,6 +40,9 @@ pub trait StreamHandler<S>: 'static {
     fn event(&mut self, conn: &Conn<S>, event: StreamEvent, st: &mut S, cx: &mut Ctx<S>);
 }
 
+/// The callback of [`Conn::close_then`].
+pub(super) type CloseDone<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, super::Closed)>;
+
 /// The callback a connecting stream hands to `socket::connect`.
 pub(super) type OnConnected<S> = Box<dyn FnOnce(&mut S, &mut Ctx<S>, io::Result<Connected>)>;
 
@@ -72,6 +75,8 @@ pub(super) struct State<S: 'static> {
     pub(super) closing: bool,
     /// A graceful close gives up (resets) at this time.
     pub(super) close_deadline: Option<Instant>,
+    /// Who to tell when the close is over ([`Conn::close_then`]).
+    pub(super) close_done: Option<CloseDone<S>>,
     /// When a filter's handshake must be over (see [`Options::handshake_timeout`]).
     pub(super) handshake_deadline: Option<Instant>,
     /// What the io watcher asks the poller for.
@@ -478,6 +483,7 @@ impl<S: 'static> Conn<S> {
                 error: None,
                 closing: false,
                 close_deadline: None,
+                close_done: None,
                 handshake_deadline: None,
                 interest: IoInterest::READABLE,
                 turn: 0,
