@@ -52,7 +52,10 @@ fn close_then_reports_flushed_only_after_a_slow_peer_has_taken_every_byte() {
     let r = reading.clone();
     s.close_then(&mut ev, move |st, _, c| {
         // The output cannot all be in the kernel: the peer must have started reading.
-        assert!(r.load(Ordering::SeqCst), "Flushed before the peer read: {c:?}");
+        assert!(
+            r.load(Ordering::SeqCst),
+            "Flushed before the peer read: {c:?}"
+        );
         st.closed.push(format!("{c:?}"));
     });
     s.detach();

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::error::{Closed, Error};
 use super::filter::FlushMode;
 use super::limit::{Limiter, Membership, RateGroup, RateLimit};
 use super::options::Options;
 use super::output::Output;
 use super::read::Request;
-use super::error::{Closed, Error};
 use super::stream::{CloseDone, Conn, Link, State};
 use crate::ev::{Ctx, WatcherId};
 
