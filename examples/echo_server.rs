@@ -155,8 +155,6 @@ struct State {
     /// `loop i: ` with --threads, else empty: the prefix of this loop's reports.
     name: String,
     listener: Option<Listener<State>>,
-    /// The stats timer and the signal watchers, removed at shutdown.
-    watchers: Vec<WatcherId>,
     conns: u64,
     open: u64,
     group: Option<RateGroup>,
@@ -237,7 +235,6 @@ impl State {
         State {
             name,
             listener: Some(listener),
-            watchers: Vec::new(),
             conns: 0,
             open: 0,
             group: args
@@ -252,16 +249,19 @@ impl State {
         }
     }
 
-    /// Stops accepting, stops the timers and signals, gives open connections up to 5 s.
+    /// `Ctx::shutdown`'s recipe: stops accepting and gives open connections up to 5 s (the
+    /// stats tick and the signal watchers stay: they do not hold the loop open); a second
+    /// signal ends the loop at once.
     fn shut_down(&mut self, cx: &mut Ctx<State>) {
+        if cx.is_shutting_down() {
+            eprintln!("{}second signal: stopping now", self.name);
+            return cx.stop_loop();
+        }
         eprintln!(
             "{}shutting down: {} connections served, {} open",
             self.name, self.conns, self.open
         );
         self.listener = None;
-        for w in self.watchers.drain(..) {
-            cx.remove(w);
-        }
         cx.shutdown(Duration::from_secs(5));
     }
 }
@@ -314,12 +314,11 @@ fn main() -> Result<()> {
     }
     let listener = Listener::new(&mut ev, sockets, on_accept);
     let mut st = State::new(String::new(), listener, &args, opts);
-    let stats = stats_timer(&mut ev);
-    st.watchers.push(stats);
-    // SIGINT/SIGTERM: stop accepting, give open connections up to 5 s, exit 0.
+    stats_timer(&mut ev);
+    // SIGINT/SIGTERM: stop accepting, give open connections up to 5 s, exit 0; a second
+    // one: exit now.
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        let w = ev.signal(sig, |st: &mut State, cx, _| st.shut_down(cx))?;
-        st.watchers.push(w);
+        ev.signal(sig, |st: &mut State, cx, _| st.shut_down(cx))?;
     }
     ev.run(&mut st)?;
     Ok(())
@@ -359,9 +358,8 @@ fn serve_on_loops(args: Args, opts: Options, sockets: Vec<socket2::Socket>) -> R
                         .collect::<std::io::Result<_>>()?,
                 };
                 let listener = Listener::new(ev, sockets, on_accept);
-                let mut st = State::new(format!("loop {i}: "), listener, &args, opts);
-                st.watchers.push(stats_timer(ev));
-                Ok(st)
+                stats_timer(ev);
+                Ok(State::new(format!("loop {i}: "), listener, &args, opts))
             },
             |st, cx| st.shut_down(cx),
         )?;

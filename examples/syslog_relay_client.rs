@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use evnet::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
+use evnet::bufio::{Closed, Conn, Options, Stream, StreamEvent, StreamHandler};
 use evnet::bytes::{Bytes, BytesMut};
 use evnet::ev::{Ctx, Loop, WatcherId};
 use evnet::socket::{ConnectOptions, Endpoint, NoLookup};
@@ -209,29 +209,27 @@ fn connect(app: &mut App, cx: &mut Ctx<App>) {
     }
 }
 
+/// `Ctx::shutdown`'s recipe: no reconnect; the session (if any) sends close_notify, and
+/// `run` returns when that close is over, or after 5 s. A second signal stops at once.
 fn stop(app: &mut App, cx: &mut Ctx<App>) {
+    if app.stopping {
+        log(format_args!("stopping now"));
+        return cx.stop_loop();
+    }
     app.stopping = true;
     if let Some(t) = app.retry.take() {
         cx.remove(t);
     }
-    match &app.stream {
-        Some(s) => {
-            log(format_args!("stopping: close_notify"));
-            s.close(cx);
-            // Done when the stream has closed, or after 5 s.
-            cx.timer(Duration::from_secs(5), None, |_, cx, _| cx.stop_loop());
-            cx.timer(
-                Duration::ZERO,
-                Some(Duration::from_millis(20)),
-                |app: &mut App, cx, _| {
-                    if app.stream.as_ref().is_none_or(|s| s.is_closed()) {
-                        cx.stop_loop();
-                    }
-                },
-            );
-        }
-        None => cx.stop_loop(),
+    if let Some(s) = app.stream.take() {
+        log(format_args!("stopping: close_notify"));
+        s.close_then(cx, |_: &mut App, _, closed| {
+            if !matches!(closed, Closed::Flushed) {
+                log(format_args!("close: {closed}"));
+            }
+        });
+        s.detach();
     }
+    cx.shutdown(Duration::from_secs(5));
 }
 
 fn main() -> anyhow::Result<()> {

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use evnet::bufio::{Conn, Options, Stream, StreamEvent, StreamHandler};
+use evnet::bufio::{Closed, Conn, Options, Stream, StreamEvent, StreamHandler};
 use evnet::bytes::{BufMut, Bytes, BytesMut};
 use evnet::ev::{Ctx, IoInterest, Loop, WatcherId};
 use evnet::fair::{Outbox, Sock, ZmqHandler, ZmqWatcher};
@@ -160,8 +160,6 @@ struct Relay {
     udp: Option<(UdpSocket, WatcherId)>,
     buf: Vec<u8>,
     stopping: bool,
-    /// Streams closing at shutdown.
-    closing: Vec<Stream<Relay>>,
     /// Loop 0 with --threads: the other loops' queues.
     peers: Vec<LoopSender<Bytes>>,
     /// Messages another loop's full queue refused, since the last report.
@@ -192,7 +190,6 @@ impl Relay {
             udp,
             buf: vec![0; 64 * 1024],
             stopping: false,
-            closing: Vec::new(),
             peers: Vec::new(),
             peer_dropped: 0,
         }
@@ -281,10 +278,13 @@ impl Relay {
         }
     }
 
-    /// Shutdown: no new clients; every client gets what is queued, then close_notify.
+    /// Shutdown, `Ctx::shutdown`'s recipe: no new clients, no more input; every client
+    /// gets what is queued, then close_notify; `run` returns when the last close is over,
+    /// or after `--shutdown-timeout`. A second SIGINT/SIGTERM ends it at once.
     fn stop(&mut self, cx: &mut Ctx<Relay>) {
         if self.stopping {
-            return;
+            log(format_args!("stopping now"));
+            return cx.stop_loop();
         }
         self.stopping = true;
         log(format_args!(
@@ -306,22 +306,18 @@ impl Relay {
             while let Some(f) = c.queue.pop_front() {
                 c.stream.write_bytes(cx, f);
             }
-            c.stream.close(cx); // flushes, then close_notify (bounded by close_timeout)
-            self.closing.push(c.stream);
+            // Flushes, then close_notify (bounded by close_timeout); the loop keeps the
+            // stream until that is over.
+            let peer = c.peer;
+            c.stream.close_then(cx, move |_: &mut Relay, _, closed| {
+                if !matches!(closed, Closed::Flushed) {
+                    log(format_args!("{peer}: {closed}"));
+                }
+            });
+            c.stream.detach();
         }
         self.publisher = None;
-        // The loop ends when every stream has closed, or at the deadline.
-        cx.timer(
-            Duration::from_secs(self.args.shutdown_timeout),
-            None,
-            |_, cx, _| cx.stop_loop(),
-        );
-        let tick = Duration::from_millis(20);
-        cx.timer(Duration::ZERO, Some(tick), |relay: &mut Relay, cx, _| {
-            if relay.closing.iter().all(|s| s.is_closed()) {
-                cx.stop_loop();
-            }
-        });
+        cx.shutdown(Duration::from_secs(self.args.shutdown_timeout));
     }
 }
 

@@ -257,6 +257,78 @@ fn echo_server_on_two_loops_serves_from_both_and_stops_both_on_sigterm() {
     assert!(served[0] > 0 && served[1] > 0, "{served:?}: {err}");
 }
 
+/// `echo_server` with `extra` args and a client holding an idle connection: the first
+/// SIGTERM starts the graceful shutdown (which would wait 5 s for the client), the second
+/// ends it at once. Returns the exit status and what the server printed on stderr.
+fn sigterm_twice_with_a_client_holding_on(extra: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut server = Command::new(example("echo_server"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = addr_in(&line);
+    // The server's stderr, line by line, as it comes.
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let err = BufReader::new(server.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for l in err.lines().map_while(Result::ok) {
+            all.push_str(&l);
+            all.push('\n');
+            let _ = tx.send(l);
+        }
+        all
+    });
+    // A client that holds its connection open (accepted: its line came back).
+    let mut held = std::net::TcpStream::connect(&addr).unwrap();
+    held.write_all(b"hello\n").unwrap();
+    let mut echo = String::new();
+    BufReader::new(held.try_clone().unwrap())
+        .read_line(&mut echo)
+        .unwrap();
+    assert_eq!(echo, "hello\n");
+    let kill = || {
+        assert!(Command::new(util::provision::tool("kill"))
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    kill();
+    // The graceful shutdown has begun (on every loop) before the second signal.
+    let loops = if extra.contains(&"--threads") { 2 } else { 1 };
+    let mut begun = 0;
+    while begun < loops {
+        let l = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("shutting down");
+        if l.contains("shutting down") {
+            begun += 1;
+        }
+    }
+    kill();
+    let done = exited_within(server, Duration::from_secs(20)).expect("exits");
+    drop(held);
+    (done.status, reader.join().unwrap())
+}
+
+#[test]
+fn echo_server_ends_its_graceful_shutdown_at_once_on_a_second_sigterm() {
+    let (status, err) = sigterm_twice_with_a_client_holding_on(&[]);
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("second signal: stopping now"), "{err}");
+    // On N loops the waiting thread takes the second signal and exits the process.
+    let (status, err) = sigterm_twice_with_a_client_holding_on(&["--threads", "2"]);
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("second signal: exiting now"), "{err}");
+}
+
 #[test]
 fn tls_client_against_tls_echo_server_with_client_certificates_and_an_issuer_check() {
     let dir = util::pki::temp_dir("examples");

@@ -42,7 +42,9 @@ fn stop_runs_each_loops_on_stop_on_its_own_thread_and_join_returns() {
         )
         .unwrap();
     assert_eq!(loops.len(), 3);
+    assert!(!loops.is_stopping());
     loops.stop();
+    assert!(loops.is_stopping());
     loops.stop(); // twice: on_stop still runs once per loop
     loops.join().unwrap();
     let mut got = stopped.lock().unwrap().clone();

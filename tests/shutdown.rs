@@ -1,6 +1,8 @@
 //! Graceful shutdown, the recipe of `Ctx::shutdown`: on SIGTERM a daemon stops accepting,
 //! stops producing, lets its streams flush and its Outbox drain, and `run` returns when
-//! they are done, or at the end of the grace period when a peer never reads.
+//! they are done (its signal watchers and its stats tick, still active, do not hold it),
+//! or at the end of the grace period when a peer never reads, or at once on a second
+//! SIGTERM.
 
 mod util;
 
@@ -30,8 +32,11 @@ struct Daemon {
     out: Outbox,
     zmq: Option<ZmqWatcher>,
     ticker: Option<WatcherId>,
-    signals: Vec<WatcherId>,
     ticks: u64,
+    /// A stats tick that goes on through the shutdown.
+    stats: u64,
+    /// Streams closed, as `close_then` reported.
+    closed: Vec<String>,
 }
 
 /// Sends the Outbox; once shutting down and drained, drops its own watcher.
@@ -47,15 +52,16 @@ impl ZmqHandler<Ctx<Daemon>> for Sender {
 }
 
 fn on_term(d: &mut Daemon, cx: &mut Ctx<Daemon>, grace: Duration) {
-    for w in d.signals.drain(..) {
-        cx.remove(w);
+    if cx.is_shutting_down() {
+        return cx.stop_loop(); // a second signal: now
     }
     d.listener = None; // no new connections
     if let Some(t) = d.ticker.take() {
         cx.remove(t); // no new work
     }
     for s in d.streams.drain(..) {
-        s.close(cx); // flush, then shut down
+        // Flush, then shut down; the loop keeps the stream until that is over.
+        s.close_then(cx, |d: &mut Daemon, _, c| d.closed.push(format!("{c:?}")));
         s.detach();
     }
     if d.out.is_empty() {
@@ -89,17 +95,17 @@ fn daemon(ev: &mut Loop<Daemon>, push: zmq::Socket, grace: Duration) -> (Daemon,
             z.set_writable(true);
         }
     });
-    let mut d = Daemon {
+    let tick = Duration::from_millis(5);
+    ev.timer(tick, Some(tick), |d: &mut Daemon, _, _| d.stats += 1);
+    let d = Daemon {
         listener: Some(listener),
         zmq: Some(zw),
         ticker: Some(ticker),
         ..Daemon::default()
     };
     for sig in [libc::SIGTERM, libc::SIGINT] {
-        let w = ev
-            .signal(sig, move |d, cx, _| on_term(d, cx, grace))
+        ev.signal(sig, move |d, cx, _| on_term(d, cx, grace))
             .unwrap();
-        d.signals.push(w);
     }
     (d, port)
 }
@@ -163,6 +169,7 @@ fn sigterm_lets_streams_flush_and_the_outbox_drain_then_run_returns() {
         );
     }
     assert_eq!(puller.join().unwrap(), d.ticks * 100, "the Outbox drained");
+    assert_eq!(d.closed, ["Flushed"; 5], "each close_then said so");
 }
 
 #[test]
@@ -188,4 +195,54 @@ fn a_peer_that_never_reads_holds_shutdown_only_for_the_grace_period() {
         "returned after {took:?}, before the grace period"
     );
     assert!(took < Duration::from_secs(10), "returned after {took:?}");
+}
+
+#[test]
+fn a_second_sigterm_during_the_grace_period_ends_run_at_once() {
+    let _g = serial();
+    let _w = util::watchdog::watchdog(Duration::from_secs(60), "second SIGTERM");
+    let ctx = zmq::Context::new();
+    let pull = ctx.socket(zmq::PULL).unwrap();
+    let push = ctx.socket(zmq::PUSH).unwrap();
+    util::link(&pull, &push, "inproc", "shutdown-twice").unwrap();
+    let mut ev = Loop::<Daemon>::new().unwrap();
+    // An hour of grace, and a peer that never reads: only the second signal ends it.
+    let (mut d, port) = daemon(&mut ev, push, Duration::from_secs(3600));
+    let _stuck = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    ev.run_until(&mut d, Duration::from_secs(20), |d| !d.streams.is_empty())
+        .unwrap();
+    let _keep = pull;
+    sigterm();
+    assert!(ev
+        .run_until(&mut d, Duration::from_secs(20), |d| d.listener.is_none())
+        .unwrap());
+    let stats = d.stats;
+    sigterm();
+    ev.run(&mut d).unwrap();
+    assert!(
+        d.closed.is_empty(),
+        "the stuck stream never finished its close"
+    );
+    assert!(d.stats >= stats, "the stats tick went on meanwhile");
+}
+
+#[test]
+fn during_a_shutdown_a_repeating_timer_holds_nothing_until_it_is_set_to_fire_once() {
+    let mut ev = Loop::<Vec<&str>>::new().unwrap();
+    let tick = Duration::from_millis(1);
+    let t = ev.timer(tick, Some(tick), |log, _, _| log.push("tick"));
+    ev.shutdown(Duration::from_secs(3600));
+    let mut log = Vec::new();
+    // Only a repeating timer is active: nothing holds the shutting-down loop.
+    ev.run(&mut log).unwrap();
+    assert!(ev.is_active(t));
+    // Made one-shot (stopped, changed, started again), it is work in progress again.
+    assert!(ev.set_timer(t, tick, None));
+    log.clear();
+    ev.run(&mut log).unwrap();
+    assert_eq!(log, ["tick"], "run waited for the one-shot timer");
+    // And back to repeating: counted as such again.
+    assert!(ev.set_timer(t, tick, Some(tick)));
+    ev.run(&mut log).unwrap();
+    assert!(ev.is_active(t));
 }

@@ -5,20 +5,23 @@ use evnet::loops::{Error, Loops, LoopsBuilder};
 
 /// Claims SIGINT and SIGTERM on this thread *before* `spawn` starts the loops (so their
 /// threads inherit the blocked mask and only this thread sees the signals), starts them
-/// with `spawn(builder)` and waits: a signal stops them all (each runs its `on_stop`), and
-/// so does a loop that fails; the wait ends when they have all ended. Then joins them:
-/// the first failure comes back.
+/// with `spawn(builder)` and waits: a signal stops them all (each runs its `on_stop`, a
+/// graceful shutdown), and so does a loop that fails; the wait ends when they have all
+/// ended. Then joins them: the first failure comes back. A second signal while they shut
+/// down exits the process at once (status 130), the convention daemons follow.
 pub fn run_until_signal(
     builder: LoopsBuilder,
     spawn: impl FnOnce(LoopsBuilder) -> Result<Loops, Error>,
 ) -> anyhow::Result<()> {
     let mut main = Loop::<Option<Loops>>::new()?;
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        main.signal(sig, |loops: &mut Option<Loops>, cx, _| {
-            if let Some(l) = loops {
-                l.stop();
+        main.signal(sig, |loops: &mut Option<Loops>, _, _| match loops {
+            Some(l) if l.is_stopping() => {
+                eprintln!("second signal: exiting now");
+                std::process::exit(130);
             }
-            cx.stop_loop();
+            Some(l) => l.stop(), // the waker below ends this loop once they are done
+            None => {}
         })?;
     }
     // Each loop wakes this one as it ends: no polling for the end.

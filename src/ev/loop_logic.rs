@@ -65,6 +65,17 @@ pub(super) enum Kind {
     },
 }
 
+impl Kind {
+    /// A watcher that never ends by itself: a signal watcher, a repeating timer.
+    fn is_perpetual(&self) -> bool {
+        match self {
+            Kind::Signal { .. } => true,
+            Kind::Timer { repeat, .. } => repeat.is_some_and(|r| !r.is_zero()),
+            _ => false,
+        }
+    }
+}
+
 pub(super) struct Slot<S> {
     pub(super) version: u32,
     pub(super) kind: Kind,
@@ -96,6 +107,9 @@ pub struct Ctx<S> {
     pub(super) pending: VecDeque<WatcherId>,
     pub(super) scratch: Vec<WatcherId>,
     pub(super) active: usize,
+    /// Of the active watchers, those that never end by themselves (signal watchers and
+    /// repeating timers): they do not keep a shutting-down loop running.
+    pub(super) perpetual: usize,
     pub(super) now: Instant,
     pub(super) stop: bool,
     /// Set by [`Ctx::shutdown`]: `run` returns at this time at the latest.
@@ -220,6 +234,7 @@ impl<S> Loop<S> {
                 pending: VecDeque::new(),
                 scratch: Vec::new(),
                 active: 0,
+                perpetual: 0,
                 now: Instant::now(),
                 stop: false,
                 deadline: None,
@@ -263,7 +278,9 @@ impl<S> Ctx<S> {
             return true;
         }
         s.active = true;
+        let perpetual = s.kind.is_perpetual();
         self.active += 1;
+        self.perpetual += usize::from(perpetual);
         let s = &mut self.slab[w];
         match &mut s.kind {
             Kind::Io { fd, interest } => self.fds.started(*fd, w, *interest),
@@ -311,6 +328,7 @@ impl<S> Ctx<S> {
             return true;
         }
         s.active = false;
+        let perpetual = s.kind.is_perpetual();
         let fd = match &mut s.kind {
             Kind::Io { fd, .. } => Some(*fd),
             Kind::Timer { seq, .. } => {
@@ -343,6 +361,7 @@ impl<S> Ctx<S> {
             Kind::Free => unreachable!("slot() filters free slots"),
         };
         self.active -= 1;
+        self.perpetual -= usize::from(perpetual);
         if let Some(fd) = fd {
             self.fds.stopped(fd, w);
         }
@@ -400,22 +419,30 @@ impl<S> Ctx<S> {
     /// Changes a timer's `after`/`repeat` and (re)starts it from now. Returns `false` for a
     /// stale id or a watcher that is not a timer.
     pub fn set_timer(&mut self, w: WatcherId, after: Duration, repeat: Option<Duration>) -> bool {
-        match self.slot_mut(w) {
+        if !matches!(
+            self.slot(w),
             Some(Slot {
-                kind:
-                    Kind::Timer {
-                        after: a,
-                        repeat: r,
-                        ..
-                    },
+                kind: Kind::Timer { .. },
                 ..
-            }) => {
-                *a = after;
-                *r = repeat;
-            }
-            _ => return false,
+            })
+        ) {
+            return false;
         }
+        // Stopped first: what it counted as (repeating or not) is undone before it changes.
         self.stop(w);
+        if let Some(Slot {
+            kind:
+                Kind::Timer {
+                    after: a,
+                    repeat: r,
+                    ..
+                },
+            ..
+        }) = self.slot_mut(w)
+        {
+            *a = after;
+            *r = repeat;
+        }
         self.start(w)
     }
 
@@ -488,17 +515,84 @@ impl<S> Ctx<S> {
         self.epoch
     }
 
-    /// Starts a graceful shutdown: [`Loop::run`] goes on while watchers are active, so
-    /// work in progress can finish, but returns `grace` from now at the latest. A second
-    /// call can only bring the deadline closer.
+    /// Starts a graceful shutdown: [`Loop::run`] goes on while watchers that do work are
+    /// active, so work in progress can finish, but returns `grace` from now at the latest.
+    /// A second call can only bring the deadline closer.
     ///
-    /// The recipe, from a signal watcher (see `tests/shutdown.rs`): remove the signal
-    /// watchers and drop the [`Listener`](crate::socket::Listener)s (no new connections),
-    /// stop the timers that produce work, [`close`](crate::bufio::Conn::close) the streams
-    /// (each flushes its output, bounded by its own close timeout), let each ZeroMQ
-    /// handler drop its [`ZmqWatcher`](crate::fair::ZmqWatcher) once its `Outbox` has
-    /// drained, then call `shutdown(grace)`. `run` returns as soon as the last of them is
-    /// done, or when the grace period is over, whichever comes first.
+    /// From then on, signal watchers and repeating timers no longer keep the loop running
+    /// (they never end by themselves): `run` returns when the last of the others is gone.
+    /// They keep firing meanwhile, so a stats tick goes on, and a second SIGINT or SIGTERM
+    /// reaches its watcher, which can end the loop at once (the convention users expect
+    /// from daemons): check [`is_shutting_down`](Ctx::is_shutting_down) there.
+    ///
+    /// # The recipe
+    ///
+    /// From the signal watcher, on the first signal: drop the
+    /// [`Listener`](crate::socket::Listener)s (no new connections), stop the timers that
+    /// start new work (a stats tick may stay), [`close`](crate::bufio::Conn::close) each stream
+    /// and [`detach`](crate::bufio::Stream::detach) it (it flushes its output, bounded by
+    /// its own close timeout; [`close_then`](crate::bufio::Conn::close_then) tells you when
+    /// it is done), let each ZeroMQ handler drop its
+    /// [`ZmqWatcher`](crate::fair::ZmqWatcher) once its `Outbox` has drained, then call
+    /// `shutdown(grace)`. On a second signal, [`stop_loop`](Ctx::stop_loop). (The example
+    /// takes its signal numbers from `libc`, which it needs in your `Cargo.toml`.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evnet::bufio::{Closed, Conn, Stream, StreamEvent, StreamHandler};
+    /// use evnet::bytes::Bytes;
+    /// use evnet::ev::{Ctx, Loop};
+    ///
+    /// #[derive(Default)]
+    /// struct App {
+    ///     clients: Vec<Stream<App>>,
+    ///     ticks: u32,
+    ///     log: Vec<String>,
+    /// }
+    ///
+    /// fn on_signal(app: &mut App, cx: &mut Ctx<App>) {
+    ///     if cx.is_shutting_down() {
+    ///         app.log.push("second signal: exit now".into());
+    ///         return cx.stop_loop();
+    ///     }
+    ///     for client in app.clients.drain(..) {
+    ///         client.write(cx, b"bye\n");
+    ///         client.close_then(cx, |app: &mut App, _cx, closed: Closed| {
+    ///             app.log.push(format!("client: {closed}"));
+    ///         });
+    ///         client.detach(); // the loop keeps it until its output is out
+    ///     }
+    ///     cx.shutdown(Duration::from_secs(10));
+    /// }
+    ///
+    /// # struct Quiet;
+    /// # impl StreamHandler<App> for Quiet {
+    /// #     fn read(&mut self, _: &Conn<App>, _: Bytes, _: &mut App, _: &mut Ctx<App>) {}
+    /// #     fn event(&mut self, _: &Conn<App>, _: StreamEvent, _: &mut App, _: &mut Ctx<App>) {}
+    /// # }
+    /// let mut ev = Loop::<App>::new()?;
+    /// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut app = App::default();
+    /// app.clients.push(Stream::new(&mut ev, evnet::socket2::Socket::from(std::os::fd::OwnedFd::from(a)), Quiet)?);
+    /// for sig in [libc::SIGINT, libc::SIGTERM] {
+    ///     ev.signal(sig, |app, cx, _| on_signal(app, cx))?;
+    /// }
+    /// let tick = Duration::from_millis(10);
+    /// ev.timer(tick, Some(tick), |app, _cx, _| app.ticks += 1); // goes on to the end
+    /// ev.timer(Duration::ZERO, None, |_, _, _| raise_sigterm());
+    /// # fn raise_sigterm() {
+    /// #     std::process::Command::new("kill")
+    /// #         .args(["-TERM", &std::process::id().to_string()])
+    /// #         .status()
+    /// #         .unwrap();
+    /// # }
+    /// ev.run(&mut app)?; // returns once the client's close is over
+    /// assert_eq!(app.log, ["client: closed, output flushed"]);
+    /// let mut got = String::new();
+    /// std::io::Read::read_to_string(&mut &b, &mut got)?;
+    /// assert_eq!(got, "bye\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown(&mut self, grace: Duration) {
         let at = super::later(Instant::now(), grace);
         self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
@@ -507,6 +601,17 @@ impl<S> Ctx<S> {
     /// Whether [`shutdown`](Ctx::shutdown) was called.
     pub fn is_shutting_down(&self) -> bool {
         self.deadline.is_some()
+    }
+
+    /// Whether [`Loop::run`] goes on: a watcher is active, and during a shutdown one that
+    /// is not a signal watcher or a repeating timer.
+    pub(super) fn holds_open(&self) -> bool {
+        let perpetual = if self.deadline.is_some() {
+            self.perpetual
+        } else {
+            0
+        };
+        self.active > perpetual
     }
 
     pub(super) fn past_deadline(&self) -> bool {

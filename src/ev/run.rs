@@ -7,15 +7,16 @@ use std::time::{Duration, Instant};
 use super::loop_logic::Loop;
 
 impl<S> Loop<S> {
-    /// Runs turns until [`Ctx::stop_loop`](super::Ctx::stop_loop) is called, no watcher is active, or the grace
-    /// period of a [`Ctx::shutdown`](super::Ctx::shutdown) is over.
+    /// Runs turns until [`Ctx::stop_loop`](super::Ctx::stop_loop) is called, no watcher is
+    /// active (during a [`Ctx::shutdown`](super::Ctx::shutdown): none but signal watchers
+    /// and repeating timers), or the shutdown's grace period is over.
     ///
     /// # Errors
     /// An error from the poller (never `EINTR`, which is retried).
     pub fn run(&mut self, state: &mut S) -> io::Result<()> {
         self.ctx.epoch += 1;
         self.ctx.stop = false;
-        while !self.ctx.stop && self.ctx.active > 0 && !self.ctx.past_deadline() {
+        while !self.ctx.stop && self.ctx.holds_open() && !self.ctx.past_deadline() {
             self.ctx.turn(state, true)?;
         }
         self.ctx.end_turn();

@@ -253,6 +253,12 @@ impl Loops {
         self.shared.ended.load(Ordering::SeqCst) >= self.threads.len()
     }
 
+    /// Whether the loops were asked to stop ([`stop`](Loops::stop), or a loop that failed
+    /// and so stopped the others).
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::SeqCst)
+    }
+
     /// Asks every loop to stop: each runs its `on_stop` on its own thread, in its next
     /// turn (a sleeping loop is woken). Returns at once; [`join`](Loops::join) waits.
     /// Any thread may call it, any number of times (`on_stop` runs once per loop).
