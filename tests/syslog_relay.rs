@@ -65,12 +65,21 @@ impl Proc {
     }
 
     /// SIGTERM, then the exit status within 20 s.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.exit_status()
+    }
+
+    fn sigterm(&self) {
         let pid = self.child.id().to_string();
         Command::new(util::provision::tool("kill"))
             .args(["-TERM", &pid])
             .status()
             .unwrap();
+    }
+
+    /// The exit status within 20 s.
+    fn exit_status(mut self) -> std::process::ExitStatus {
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(20) {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -575,4 +584,42 @@ fn on_two_loops_every_client_gets_every_message_in_order_whichever_loop_serves_i
     }
     drop(clients);
     assert!(srv.terminate().success());
+}
+
+#[test]
+fn on_sigterm_a_slow_client_still_gets_everything_queued_for_it_before_close_notify() {
+    let p = pki();
+    let (srv, udp, tls) = server(&p, "127.0.0.1:0", &["--queue-messages", "100000"]);
+    let sink = Sink::new();
+    let _witness = client(&p, &p.clients[0], &tls, &sink);
+    let fast = Arc::new(AtomicBool::new(false));
+    let slow = slow_reader(&p, &tls, &p.clients[1], fast.clone());
+    srv.wait_log("connected", 2);
+    let n = 3_000;
+    let lines: Vec<String> = (0..n).map(|i| format!("queued {i:05}")).collect();
+    logger(&udp, &lines);
+    // The fast client has them all: the server has read every datagram, and holds most of
+    // them for the slow one (4 KiB receive buffer, 1 KiB per 50 ms).
+    assert!(wait(|| sink.len() >= n), "{}", sink.len());
+    let before = text(&slow.lock().unwrap());
+    assert!(
+        !before.contains(&format!("queued {:05}", n - 1)),
+        "not slow"
+    );
+    // SIGTERM now; the slow client speeds up only after the server began to stop.
+    srv.sigterm();
+    srv.wait_log("stopping: flushing", 1);
+    fast.store(true, Ordering::Relaxed);
+    let log = srv.log.clone();
+    let status = srv.exit_status();
+    assert!(status.success(), "{status}");
+    let got = text(&slow.lock().unwrap());
+    for i in [0, n / 2, n - 1] {
+        assert!(
+            got.contains(&format!("queued {i:05}")),
+            "message {i} lost at shutdown ({} bytes read): {:#?}",
+            got.len(),
+            log.lock().unwrap()
+        );
+    }
 }
