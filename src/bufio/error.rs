@@ -91,8 +91,9 @@ pub enum Closed {
     /// Every byte written before the close went out, then the end: a filter's end marker
     /// (TLS's `close_notify`) written, the write side shut down, the socket closed.
     Flushed,
-    /// The peer did not take the output within [`Options::close_timeout`]
-    /// (super::Options::close_timeout): the connection was reset, the rest discarded.
+    /// The peer did not take the output within
+    /// [`Options::close_timeout`](super::Options::close_timeout): the connection was
+    /// reset, the rest discarded.
     TimedOut,
     /// The stream failed before its output was out (the peer reset it, a filter refused
     /// the end): what was left is lost.
