@@ -347,7 +347,14 @@ fn serve_on_loops(args: Args, opts: Options, sockets: Vec<socket2::Socket>) -> R
     run_until_signal(builder, |b| {
         let loops = b.spawn(
             move |i, ev| {
-                let sockets = match first.lock().ok().and_then(|mut f| f.take()) {
+                // Loop 0 takes the sockets bound here (and the Unix one), whichever thread
+                // runs its setup first; the others bind shards.
+                let bound = if i == 0 {
+                    first.lock().ok().and_then(|mut f| f.take())
+                } else {
+                    None
+                };
+                let sockets = match bound {
                     Some((mut socks, unix)) => {
                         socks.extend(unix);
                         socks

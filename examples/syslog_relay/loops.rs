@@ -33,7 +33,13 @@ pub fn serve(
     run_until_signal(builder, |b| {
         let loops = b.spawn(
             move |i, ev| {
-                let taken = first.lock().ok().and_then(|mut f| f.take());
+                // Loop 0's, whichever thread runs its setup first: a loop that took them
+                // out of turn would both read UDP and receive from its own channel.
+                let taken = if i == 0 {
+                    first.lock().ok().and_then(|mut f| f.take())
+                } else {
+                    None
+                };
                 let (socks, udp, peers) = match taken {
                     Some((udp, socks, senders)) => {
                         let w = ev.io(udp.try_clone()?, IoInterest::READABLE, |relay, cx, _| {
