@@ -9,6 +9,11 @@
 //! size 0; the SRV targets' address lookups it may still merge). Reported: lookups/s,
 //! p50/p99 latency, and the resolving thread's CPU per lookup.
 //!
+//! A third SRV row, "hickory + glue", takes each target's addresses from hickory's
+//! `additionals()` when the server sent any (as evnet does), `lookup_ip` otherwise. The
+//! sides run round by round, the order reversed every other round. `DNS_SIDE=<part of a
+//! name>` runs one side only and prints no table (for `strace -c` or `perf record`).
+//!
 //! ```text
 //! cargo bench --bench dns -- [--runs R]
 //! ```
@@ -42,6 +47,7 @@ use evnet::ev::{Ctx, Loop};
 
 const IN_FLIGHT: usize = 100;
 
+#[derive(Clone)]
 struct Row {
     per_s: f64,
     p50_us: f64,
@@ -142,6 +148,16 @@ fn evnet_run(server: SocketAddr, n: usize, srv: bool) -> Result<(Row, usize)> {
 // ----- hickory-resolver ----------------------------------------------------------------
 
 fn hickory_run(server: SocketAddr, n: usize, srv: bool) -> Result<(Row, usize)> {
+    hickory(server, n, srv, false)
+}
+
+/// hickory with the SRV answer's additional section used as evnet uses it: a target's
+/// addresses from there when the server sent any, `lookup_ip` otherwise.
+fn hickory_glue_run(server: SocketAddr, n: usize, srv: bool) -> Result<(Row, usize)> {
+    hickory(server, n, srv, true)
+}
+
+fn hickory(server: SocketAddr, n: usize, srv: bool, glue: bool) -> Result<(Row, usize)> {
     use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
     use hickory_resolver::net::runtime::TokioRuntimeProvider;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -178,10 +194,21 @@ fn hickory_run(server: SocketAddr, n: usize, srv: bool) -> Result<(Row, usize)> 
                     let ok = if srv {
                         match r.srv_lookup(format!("s{i}.srv.example.test.")).await {
                             Ok(l) => {
+                                use hickory_resolver::proto::rr::RData;
                                 let mut all = true;
                                 for rec in l.answers() {
-                                    if let hickory_resolver::proto::rr::RData::SRV(s) = &rec.data {
-                                        all &= r.lookup_ip(s.target.clone()).await.is_ok();
+                                    if let RData::SRV(s) = &rec.data {
+                                        let glued = glue
+                                            && l.additionals().iter().any(|a| {
+                                                a.name == s.target
+                                                    && matches!(
+                                                        a.data,
+                                                        RData::A(_) | RData::AAAA(_)
+                                                    )
+                                            });
+                                        if !glued {
+                                            all &= r.lookup_ip(s.target.clone()).await.is_ok();
+                                        }
                                     }
                                 }
                                 all
@@ -240,13 +267,30 @@ fn main() -> Result<()> {
         ("SRV+addr x 1,000", 1_000, true),
     ] {
         type Run = fn(SocketAddr, usize, bool) -> Result<(Row, usize)>;
-        let sides: [(&str, Run); 2] = [("hickory-resolver", hickory_run), ("evnet dns", evnet_run)];
-        let mut rows: Vec<Vec<(Row, usize)>> = vec![Vec::new(), Vec::new()];
+        let mut sides: Vec<(&str, Run)> = vec![("hickory-resolver", hickory_run)];
+        if srv {
+            // With A alone there is no additional section to use: the same as the row above.
+            sides.push(("hickory + glue", hickory_glue_run));
+        }
+        sides.push(("evnet dns", evnet_run));
+        let only = std::env::var("DNS_SIDE").ok();
+        let mut rows: Vec<Vec<(Row, usize)>> = vec![Vec::new(); sides.len()];
         for run in 0..args.runs {
-            let order: [usize; 2] = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+            // Round by round, the order reversed every other round: drift hits every side.
+            let mut order: Vec<usize> = (0..sides.len()).collect();
+            if run % 2 == 1 {
+                order.reverse();
+            }
             for i in order {
+                if only.as_deref().is_some_and(|o| !sides[i].0.contains(o)) {
+                    continue;
+                }
                 rows[i].push(sides[i].1(server.addr, n, srv)?);
             }
+        }
+        if rows.iter().any(Vec::is_empty) {
+            // DNS_SIDE (for strace or perf): one side only, no table.
+            continue;
         }
         let med = |rs: &[(Row, usize)], f: fn(&Row) -> f64| {
             let mut v: Vec<f64> = rs.iter().map(|r| f(&r.0)).collect();

@@ -806,8 +806,10 @@ fn rotate_spreads_queries_over_the_servers() {
     );
 }
 
-#[test]
-fn srv_glue_for_one_family_queries_only_the_other() {
+/// An SRV lookup against a fake server whose answer has IPv4 glue only for its target
+/// (and answers AAAA when asked), with the AA bit as given: the target's addresses, and
+/// the record types the server was asked for.
+fn srv_with_ipv4_glue_only(authoritative: bool) -> (Vec<IpAddr>, Vec<RecordType>) {
     use evnet::dns::proto::op::Message;
     use evnet::dns::proto::rr::rdata::{AAAA, SRV};
     use std::sync::{Arc, Mutex};
@@ -818,6 +820,7 @@ fn srv_glue_for_one_family_queries_only_the_other() {
         let qt = qm.queries[0].query_type;
         a2.lock().unwrap().push(qt);
         let mut m = Message::from_vec(&answer(q, None, 0)).unwrap();
+        m.metadata.authoritative = authoritative;
         let owner = qm.queries[0].name.clone();
         let host: evnet::dns::Name = "Host.G.Test.".parse().unwrap();
         match qt {
@@ -849,12 +852,22 @@ fn srv_glue_for_one_family_queries_only_the_other() {
     let mut log = Vec::new();
     assert!(ev.run_until(&mut log, LIMIT, |l| !l.is_empty()).unwrap());
     let t = log.pop().unwrap().unwrap();
-    assert_eq!(t[0].addresses, ips(&["2001:db8::5", "192.0.2.5"]));
-    assert_eq!(
-        *asked.lock().unwrap(),
-        [RecordType::SRV, RecordType::AAAA],
-        "A came as glue"
-    );
+    let asked = asked.lock().unwrap().clone();
+    (t[0].addresses.clone(), asked)
+}
+
+#[test]
+fn srv_glue_for_one_family_queries_only_the_other() {
+    let (addresses, asked) = srv_with_ipv4_glue_only(false);
+    assert_eq!(addresses, ips(&["2001:db8::5", "192.0.2.5"]));
+    assert_eq!(asked, [RecordType::SRV, RecordType::AAAA], "A came as glue");
+}
+
+#[test]
+fn srv_glue_from_an_authoritative_answer_is_complete_and_nothing_more_is_asked() {
+    let (addresses, asked) = srv_with_ipv4_glue_only(true);
+    assert_eq!(addresses, ips(&["192.0.2.5"]));
+    assert_eq!(asked, [RecordType::SRV], "the server sent all it has");
 }
 
 /// Holds a lookup and drops it from its own `Drop`, as an application's types do.

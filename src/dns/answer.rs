@@ -16,6 +16,9 @@ pub struct Answer {
     pub records: Vec<Record>,
     /// The response's additional section (e.g. addresses of SRV targets).
     pub additionals: Vec<Record>,
+    /// The response carried the AA bit: it came from a server authoritative for the name
+    /// (false for an answer from the hosts file).
+    pub authoritative: bool,
 }
 
 impl Answer {

@@ -207,7 +207,10 @@ impl<S: 'static> Resolver<S> {
 
     /// SRV records of `name` (e.g. `_sip._tcp.example.com`) in RFC 2782 order, each with
     /// its target's addresses: from the additional section when the server sent them, by
-    /// a lookup otherwise. A single SRV with target `.` is [`Error::ServiceUnavailable`].
+    /// a lookup otherwise. A target with addresses of one family only in the additional
+    /// section gets the other looked up, unless the answer is authoritative (an
+    /// authoritative server sends all it has, space permitting). A single SRV with target `.` is
+    /// [`Error::ServiceUnavailable`].
     pub fn srv_hosts(
         &self,
         cx: &mut Ctx<S>,
@@ -322,17 +325,22 @@ impl<S: 'static> Resolver<S> {
         let weak = Rc::downgrade(&state);
         let me = self.clone();
         let l = self.query(cx, name, rtype, move |st, cx, r| {
-            me.resolve_targets(&weak, to_targets(r), st, cx);
+            let authoritative = r.as_ref().is_ok_and(|a| a.authoritative);
+            me.resolve_targets(&weak, to_targets(r), authoritative, st, cx);
         });
         state.borrow_mut().lookups.push(l);
         Compound { state }
     }
 
-    /// Looks up the addresses the targets lack, then delivers them all.
+    /// Looks up the addresses the targets lack, then delivers them all. From an
+    /// `authoritative` answer a target's glue is complete: an authoritative server adds
+    /// every address record it holds for a target (RFC 2782, RFC 1034 §4.3.2), so a family
+    /// it left out does not exist there, and is not asked for.
     fn resolve_targets(
         &self,
         weak: &Weak<RefCell<State<S>>>,
         targets: Result<Vec<ServiceHost>, Error>,
+        authoritative: bool,
         st: &mut S,
         cx: &mut Ctx<S>,
     ) {
@@ -357,6 +365,7 @@ impl<S: 'static> Resolver<S> {
                 let host = t.host.to_ascii();
                 match (has6, has4) {
                     (false, false) => Some((i, host, None)),
+                    _ if authoritative => None,
                     (true, false) => Some((i, host, Some(RecordType::A))),
                     (false, true) => Some((i, host, Some(RecordType::AAAA))),
                     (true, true) => None,

@@ -176,6 +176,7 @@ impl<S: 'static> Resolver<S> {
                 cnames: Vec::new(),
                 records: from_hosts,
                 additionals: Vec::new(),
+                authoritative: false,
             };
             return self.finish_soon(cx, Ok(answer), done);
         }
@@ -246,6 +247,7 @@ impl<S: 'static> Resolver<S> {
                 cnames: Vec::new(),
                 records: vec![Record::from_rdata(arpa, 0, RData::PTR(PTR(host)))],
                 additionals: Vec::new(),
+                authoritative: false,
             };
             return self.finish_soon(cx, Ok(answer), done);
         }
@@ -453,6 +455,7 @@ impl<S: 'static> Resolver<S> {
                         cnames: p.chain.clone(),
                         records,
                         additionals: m.additionals.clone(),
+                        authoritative: m.metadata.authoritative,
                     }
                 };
                 self.finish(st, cx, key, Ok(answer));
