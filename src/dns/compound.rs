@@ -154,9 +154,7 @@ pub(crate) fn uniform(n: u32) -> u32 {
 }
 
 fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    let _ = getrandom::fill(&mut b);
-    u32::from_ne_bytes(b)
+    super::random::u32()
 }
 
 /// IPv6 and IPv4 alternated, IPv6 first (RFC 8305's order for connecting).

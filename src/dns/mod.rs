@@ -36,6 +36,7 @@ mod error;
 mod lookup;
 mod pending;
 mod present;
+mod random;
 mod resolver;
 mod tcp;
 pub(crate) mod wire;

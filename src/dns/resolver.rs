@@ -572,8 +572,5 @@ fn is_transient(e: &std::io::Error) -> bool {
 }
 
 fn random_id() -> u16 {
-    let mut b = [0u8; 2];
-    // The OS CSPRNG; if it ever failed, a zero id is still checked with the question.
-    let _ = getrandom::fill(&mut b);
-    u16::from_ne_bytes(b)
+    super::random::u16()
 }

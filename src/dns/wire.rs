@@ -64,7 +64,7 @@ pub(crate) fn check(
 pub(crate) fn mix_case(name: &Name) -> Name {
     let text = name.to_ascii();
     let mut bits = vec![0u8; text.len().div_ceil(8).max(1)];
-    let _ = getrandom::fill(&mut bits);
+    super::random::fill(&mut bits);
     let mixed: String = text
         .chars()
         .enumerate()
