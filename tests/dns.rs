@@ -1138,3 +1138,37 @@ fn lookup_into_a_closed_pipe_exits_quietly() {
     assert!(out.status.success(), "exit status {}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn each_query_leaves_from_a_fresh_port_the_kernel_picks_at_random() {
+    use std::sync::{Arc, Mutex};
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = s.local_addr().unwrap();
+    let ports: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let p2 = ports.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            p2.lock().unwrap().push(from.port());
+            let _ = s.send_to(&answer(&buf[..n], Some(1), 0), from);
+        }
+    });
+    // 40 lookups one after another: each socket is closed before the next is made, so
+    // only a fresh random choice keeps a port from coming straight back.
+    for _ in 0..40 {
+        assert!(ask(config(&[server]), "a.test", RecordType::A).is_ok());
+    }
+    let ports = ports.lock().unwrap().clone();
+    assert_eq!(ports.len(), 40);
+    let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+    assert!(
+        distinct.len() >= 35,
+        "{} distinct of 40: {ports:?}",
+        distinct.len()
+    );
+    let steps = ports
+        .windows(2)
+        .filter(|w| w[0].abs_diff(w[1]) <= 1)
+        .count();
+    assert!(steps <= 3, "ports in sequence, not at random: {ports:?}");
+}

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::str::FromStr;
@@ -342,14 +342,11 @@ impl<S: 'static> Resolver<S> {
             p.qname.clone()
         };
         let bytes = wire::encode(p.id, &p.wire_name, p.rtype, p.edns)?;
-        let local: SocketAddr = if p.server.is_ipv4() {
-            SocketAddr::from(([0, 0, 0, 0], 0))
-        } else {
-            SocketAddr::from(([0u16; 8], 0))
-        };
-        // A fresh socket, so a fresh (kernel-randomized) source port, per query.
-        let sock = UdpSocket::bind(local)?;
-        sock.set_nonblocking(true)?;
+        // A fresh socket per query, so a fresh source port: `connect` binds it to an
+        // ephemeral port, which the kernel picks at random (as it does for a bind to port
+        // 0). Made non-blocking by `socket` itself where the kernel can.
+        let domain = socket2::Domain::for_address(p.server);
+        let sock = UdpSocket::from(crate::socket::nonblocking_dgram(domain)?);
         sock.connect(p.server)?;
         // A send the kernel refuses at once (no route, a refusal already queued) is a
         // failed attempt, reported on the next turn like an ICMP error after the send.

@@ -64,11 +64,21 @@ pub(crate) fn stream_socket(addr: &SocketAddr) -> io::Result<Socket> {
 /// (and, on Apple platforms, `SO_NOSIGPIPE`); `SOCK_NONBLOCK` saves a syscall where the
 /// kernel has it.
 pub(crate) fn nonblocking_stream(domain: Domain) -> io::Result<Socket> {
+    nonblocking(domain, Type::STREAM)
+}
+
+/// A non-blocking, close-on-exec datagram socket of `domain` (the resolver's, one per
+/// query), made as [`nonblocking_stream`] makes its sockets.
+pub(crate) fn nonblocking_dgram(domain: Domain) -> io::Result<Socket> {
+    nonblocking(domain, Type::DGRAM)
+}
+
+fn nonblocking(domain: Domain, ty: Type) -> io::Result<Socket> {
     #[cfg(evnet_sock_nonblock)]
-    return Socket::new(domain, Type::STREAM.nonblocking(), None);
+    return Socket::new(domain, ty.nonblocking(), None);
     #[cfg(not(evnet_sock_nonblock))]
     {
-        let s = Socket::new(domain, Type::STREAM, None)?;
+        let s = Socket::new(domain, ty, None)?;
         s.set_nonblocking(true)?;
         Ok(s)
     }

@@ -18,6 +18,7 @@ mod connect;
 mod listener;
 mod target;
 
+pub(crate) use bind::nonblocking_dgram;
 pub use bind::{bind_tcp, bind_tcp_all, bind_tcp_shard, bind_unix, listen_addrs, DEFAULT_BACKLOG};
 pub use connect::{connect, ConnectOptions, Connected, Connecting, Endpoint};
 pub use listener::{Accept, Accepted, Listener, DEFAULT_ACCEPT_BATCH};
