@@ -211,10 +211,11 @@ fn echo_client_round_trips_against_echo_server() {
     terminate(server);
 }
 
-#[test]
-fn echo_server_on_two_loops_serves_from_both_and_stops_both_on_sigterm() {
+/// `echo_server` with `args`, stdout and stderr piped: the child, the rest of its stdout,
+/// and the address of its first `listening on` line.
+fn echo_server(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>, String) {
     let mut server = Command::new(example("echo_server"))
-        .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -222,8 +223,13 @@ fn echo_server_on_two_loops_serves_from_both_and_stops_both_on_sigterm() {
     let mut out = BufReader::new(server.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    let addr = addr_in(&line);
-    line.clear();
+    (server, out, addr_in(&line))
+}
+
+#[test]
+fn echo_server_on_two_loops_serves_from_both_and_stops_both_on_sigterm() {
+    let (server, mut out, addr) = echo_server(&["--listen", "127.0.0.1:0", "--threads", "2"]);
+    let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "serving on 2 loops");
     let client = Command::new(example("echo_client"))
@@ -263,16 +269,7 @@ fn echo_server_on_two_loops_serves_from_both_and_stops_both_on_sigterm() {
 fn sigterm_twice_with_a_client_holding_on(extra: &[&str]) -> (std::process::ExitStatus, String) {
     let mut args = vec!["--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let mut server = Command::new(example("echo_server"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = addr_in(&line);
+    let (mut server, _out, addr) = echo_server(&args);
     // The server's stderr, line by line, as it comes.
     let (tx, lines) = std::sync::mpsc::channel::<String>();
     let err = BufReader::new(server.stderr.take().unwrap());
