@@ -320,9 +320,6 @@ impl<S: 'static> Conn<S> {
         }
         {
             let mut g = self.st.borrow_mut();
-            if g.closing {
-                return;
-            }
             g.closing = true;
             g.close_done = done;
             g.rd.req = None;
@@ -352,7 +349,7 @@ impl<S: 'static> Conn<S> {
         if self.closed.replace(true) {
             return;
         }
-        let (ws, link, pending, done, outcome) = {
+        let (ws, mut link, pending, mut done, mut outcome) = {
             let Ok(mut g) = self.st.try_borrow_mut() else {
                 return;
             };
@@ -390,9 +387,6 @@ impl<S: 'static> Conn<S> {
             (ws, link, pending, done, outcome)
         };
         let is_filter = matches!(link, Link::Filter(_));
-        let mut done = done;
-        let mut outcome = outcome;
-        let mut link = link;
         if let Link::Socket(s) = &link {
             if reset {
                 let _ = s.set_linger(Some(Duration::ZERO));
