@@ -323,14 +323,8 @@ impl<S: 'static> Resolver<S> {
         p.stop_io(cx);
         if let Some(m) = g.cache.get(&p.qname, p.rtype, std::time::Instant::now()) {
             // Answered from the cache, on the next turn (never from inside `query`).
-            let weak = Rc::downgrade(&self.inner);
-            p.timer = Some(cx.timer(Duration::ZERO, None, move |st, cx, _| {
-                if let Some(inner) = weak.upgrade() {
-                    if let Some(p) = inner.borrow_mut().queries.get_mut(&key) {
-                        p.timer = None;
-                    }
-                    Resolver { inner }.on_message(st, cx, key, &m, false);
-                }
+            p.timer = Some(self.next_turn(cx, key, move |r, st, cx| {
+                r.on_message(st, cx, key, &m, false)
             }));
             return Ok(());
         }
@@ -353,14 +347,8 @@ impl<S: 'static> Resolver<S> {
         if let Err(e) = sock.send(&bytes) {
             if !is_transient(&e) {
                 let err = Error::from(e);
-                let weak = Rc::downgrade(&self.inner);
-                p.timer = Some(cx.timer(Duration::ZERO, None, move |st, cx, _| {
-                    if let Some(inner) = weak.upgrade() {
-                        if let Some(p) = inner.borrow_mut().queries.get_mut(&key) {
-                            p.timer = None;
-                        }
-                        Resolver { inner }.server_failed(st, cx, key, err.clone());
-                    }
+                p.timer = Some(self.next_turn(cx, key, move |r, st, cx| {
+                    r.server_failed(st, cx, key, err.clone())
                 }));
                 return Ok(());
             }
@@ -379,6 +367,25 @@ impl<S: 'static> Resolver<S> {
             }
         }));
         Ok(())
+    }
+
+    /// A one-shot timer that runs `f` for lookup `key` on the next turn, after clearing the
+    /// lookup's timer slot (which holds this timer's id).
+    fn next_turn(
+        &self,
+        cx: &mut Ctx<S>,
+        key: u64,
+        mut f: impl FnMut(&Resolver<S>, &mut S, &mut Ctx<S>) + 'static,
+    ) -> WatcherId {
+        let weak = Rc::downgrade(&self.inner);
+        cx.timer(Duration::ZERO, None, move |st, cx, _| {
+            if let Some(inner) = weak.upgrade() {
+                if let Some(p) = inner.borrow_mut().queries.get_mut(&key) {
+                    p.timer = None;
+                }
+                f(&Resolver { inner }, st, cx);
+            }
+        })
     }
 
     /// The query's socket is readable: reads up to [`DATAGRAMS_PER_TURN`] datagrams,
