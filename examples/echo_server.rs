@@ -36,7 +36,7 @@ use evnet::loops::LoopsBuilder;
 use evnet::socket::{
     bind_tcp, bind_tcp_shard, bind_unix, listen_addrs, Accept, Listener, DEFAULT_BACKLOG,
 };
-use until_signal::run_until_signal;
+use until_signal::{run_until_signal, PerLoop};
 
 #[derive(Parser)]
 #[command(
@@ -340,21 +340,16 @@ fn serve_on_loops(args: Args, opts: Options, sockets: Vec<socket2::Socket>) -> R
         }
         None => None,
     };
-    let first = std::sync::Mutex::new(Some((sockets, unix)));
+    let first = PerLoop::first((sockets, unix));
     let threads = args.threads;
     let args = std::sync::Arc::new(args);
     let builder = LoopsBuilder::new(threads).pin(args.pin).name("echo");
     run_until_signal(builder, |b| {
         let loops = b.spawn(
             move |i, ev| {
-                // Loop 0 takes the sockets bound here (and the Unix one), whichever thread
-                // runs its setup first; the others bind shards.
-                let bound = if i == 0 {
-                    first.lock().ok().and_then(|mut f| f.take())
-                } else {
-                    None
-                };
-                let sockets = match bound {
+                // Loop 0 takes the sockets bound here (and the Unix one); the others bind
+                // shards.
+                let sockets = match first.take(i) {
                     Some((mut socks, unix)) => {
                         socks.extend(unix);
                         socks

@@ -1,14 +1,14 @@
 //! `syslog_relay_server --threads N`: the relay on N loops (see the server's docs).
 
 use std::net::UdpSocket;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use evnet::ev::IoInterest;
 use evnet::loops::{channel, LoopsBuilder};
 use evnet::socket::{bind_tcp_shard, Listener, DEFAULT_BACKLOG};
 use evnet::tls::rustls;
 
-use super::until_signal::run_until_signal;
+use super::until_signal::{run_until_signal, PerLoop};
 use super::{accept, log, on_udp, publisher, Args, Relay, LOOP_QUEUE};
 
 /// `--threads N`: loop 0 takes the UDP socket, the PUB socket and the shards bound here;
@@ -27,20 +27,15 @@ pub fn serve(
         .ok_or_else(|| anyhow::anyhow!("a listening socket without an address"))?;
     let n = args.threads;
     let (senders, receivers): (Vec<_>, Vec<_>) = (1..n).map(|_| channel(LOOP_QUEUE)).unzip();
-    let first = Mutex::new(Some((udp, socks, senders)));
-    let receivers: Mutex<Vec<_>> = Mutex::new(receivers.into_iter().map(Some).collect());
+    // Loop 0 reads UDP, owns the PUB socket and sends to the others; loop i > 0 receives
+    // through channel i - 1.
+    let first = PerLoop::first((udp, socks, senders));
+    let receivers = PerLoop::new(std::iter::once(None).chain(receivers.into_iter().map(Some)));
     let builder = LoopsBuilder::new(n).pin(args.pin).name("relay");
     run_until_signal(builder, |b| {
         let loops = b.spawn(
             move |i, ev| {
-                // Loop 0's, whichever thread runs its setup first: a loop that took them
-                // out of turn would both read UDP and receive from its own channel.
-                let taken = if i == 0 {
-                    first.lock().ok().and_then(|mut f| f.take())
-                } else {
-                    None
-                };
-                let (socks, udp, peers) = match taken {
+                let (socks, udp, peers) = match first.take(i) {
                     Some((udp, socks, senders)) => {
                         let w = ev.io(udp.try_clone()?, IoInterest::READABLE, |relay, cx, _| {
                             on_udp(relay, cx)
@@ -55,14 +50,8 @@ pub fn serve(
                         (socks, None, Vec::new())
                     }
                 };
-                if i > 0 {
-                    let rx = receivers
-                        .lock()
-                        .ok()
-                        .and_then(|mut r| r.get_mut(i - 1).and_then(Option::take));
-                    if let Some(rx) = rx {
-                        rx.attach(ev, |relay: &mut Relay, cx, frame| relay.deliver(frame, cx))?;
-                    }
+                if let Some(rx) = receivers.take(i) {
+                    rx.attach(ev, |relay: &mut Relay, cx, frame| relay.deliver(frame, cx))?;
                 }
                 let cfg = cfg.clone();
                 let listener = Listener::new(ev, socks, move |relay: &mut Relay, cx, a| {

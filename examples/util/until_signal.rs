@@ -1,7 +1,31 @@
 //! The examples' `--threads N`: a set of loops run until SIGINT or SIGTERM.
 
+use std::sync::Mutex;
+
 use evnet::ev::Loop;
 use evnet::loops::{Error, Loops, LoopsBuilder};
+
+/// What each loop owns from the start (pre-bound sockets, a channel's end), waiting for
+/// that loop's setup to take it: the setup closure is shared by every loop thread, and
+/// the threads run it in any order, so each takes its own by index, once.
+pub struct PerLoop<T>(Mutex<Vec<Option<T>>>);
+
+impl<T> PerLoop<T> {
+    /// Loop `i` gets the `i`-th value.
+    pub fn new(values: impl IntoIterator<Item = Option<T>>) -> PerLoop<T> {
+        PerLoop(Mutex::new(values.into_iter().collect()))
+    }
+
+    /// `value` for loop 0; nothing for the others.
+    pub fn first(value: T) -> PerLoop<T> {
+        PerLoop::new([Some(value)])
+    }
+
+    /// Loop `i`'s value, the first time it asks.
+    pub fn take(&self, i: usize) -> Option<T> {
+        self.0.lock().ok()?.get_mut(i)?.take()
+    }
+}
 
 /// Claims SIGINT and SIGTERM on this thread *before* `spawn` starts the loops (so their
 /// threads inherit the blocked mask and only this thread sees the signals), starts them
