@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RData, Record};
 
+use super::Privacy;
+
 /// A successful lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
@@ -19,6 +21,9 @@ pub struct Answer {
     /// The response carried the AA bit: it came from a server authoritative for the name
     /// (false for an answer from the hosts file).
     pub authoritative: bool,
+    /// How the answer travelled: in the clear, or over TLS and whether the server
+    /// authenticated (a cached answer says how it came first).
+    pub privacy: Privacy,
 }
 
 impl Answer {

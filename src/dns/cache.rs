@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
+use super::Privacy;
+
 type Key = (String, RecordType);
 
 struct Entry {
     msg: Message,
+    /// How it travelled: a cached answer reports it again.
+    privacy: Privacy,
     stored: Instant,
     expires: Instant,
 }
@@ -55,7 +59,12 @@ impl Cache {
     }
 
     /// The cached response to `name`/`rtype`, its TTLs reduced by the time it was kept.
-    pub(crate) fn get(&mut self, name: &Name, rtype: RecordType, now: Instant) -> Option<Message> {
+    pub(crate) fn get(
+        &mut self,
+        name: &Name,
+        rtype: RecordType,
+        now: Instant,
+    ) -> Option<(Message, Privacy)> {
         if self.max == 0 {
             return None;
         }
@@ -73,11 +82,18 @@ impl Cache {
         for r in m.answers.iter_mut().chain(m.authorities.iter_mut()) {
             r.ttl = r.ttl.saturating_sub(age);
         }
-        Some(m)
+        Some((m, e.privacy))
     }
 
-    /// Keeps `m`, the response to `name`/`rtype`, if its TTLs allow.
-    pub(crate) fn put(&mut self, name: &Name, rtype: RecordType, m: &Message, now: Instant) {
+    /// Keeps `m`, the response to `name`/`rtype` that came with `privacy`, if its TTLs allow.
+    pub(crate) fn put(
+        &mut self,
+        name: &Name,
+        rtype: RecordType,
+        m: &Message,
+        privacy: Privacy,
+        now: Instant,
+    ) {
         if self.max == 0 || m.metadata.truncation {
             return;
         }
@@ -99,6 +115,7 @@ impl Cache {
             k,
             Entry {
                 msg: m.clone(),
+                privacy,
                 stored: now,
                 expires: now + life,
             },
@@ -145,12 +162,14 @@ mod tests {
             &n("A.Test."),
             RecordType::A,
             &msg(vec![a(30), a(10)], ResponseCode::NoError, None),
+            Privacy::Authenticated,
             t0,
         );
         let got = c
             .get(&n("a.test."), RecordType::A, t0 + Duration::from_secs(4))
             .unwrap();
-        assert_eq!(got.answers[1].ttl, 6);
+        assert_eq!(got.0.answers[1].ttl, 6);
+        assert_eq!(got.1, Privacy::Authenticated, "the cache keeps how it came");
         assert!(c
             .get(&n("a.test."), RecordType::A, t0 + Duration::from_secs(10))
             .is_none());
@@ -165,10 +184,12 @@ mod tests {
             &n("a.test."),
             RecordType::A,
             &msg(vec![], ResponseCode::NXDomain, Some(5)),
+            Privacy::Clear,
             t0,
         );
         assert!(c
             .get(&n("a.test."), RecordType::A, t0 + Duration::from_secs(4))
+            .map(|(m, _)| m)
             .is_some());
         assert!(c
             .get(&n("a.test."), RecordType::A, t0 + Duration::from_secs(5))
@@ -177,12 +198,14 @@ mod tests {
             &n("b.test."),
             RecordType::A,
             &msg(vec![], ResponseCode::NXDomain, None),
+            Privacy::Clear,
             t0,
         );
         c.put(
             &n("c.test."),
             RecordType::A,
             &msg(vec![], ResponseCode::ServFail, Some(60)),
+            Privacy::Clear,
             t0,
         );
         assert_eq!(c.len(), 0, "no SOA, or SERVFAIL: not kept");
@@ -202,7 +225,7 @@ mod tests {
             None,
         );
         for name in ["x.test.", "y.test.", "z.test."] {
-            c.put(&n(name), RecordType::A, &m, t0);
+            c.put(&n(name), RecordType::A, &m, Privacy::Clear, t0);
         }
         assert_eq!(c.len(), 2);
         assert!(c.get(&n("x.test."), RecordType::A, t0).is_none());

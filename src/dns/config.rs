@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use super::{TlsProfile, TlsServer};
+
 /// How a [`Resolver`](super::Resolver) asks: which servers, for which names, how long and
 /// how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,16 @@ pub struct ResolverOptions {
     /// echo it exactly (0x20): more bits for a forger to guess. Off by default (a few
     /// servers do not echo the case).
     pub case_randomization: bool,
+    /// DNS-over-TLS servers (RFC 7858). When there are any, every query goes to them
+    /// (in order, or in rotation), over one reused, pipelined connection each;
+    /// [`servers`](Self::servers) is then asked only as the opportunistic profile's
+    /// clear-text fallback.
+    pub tls_servers: Vec<TlsServer>,
+    /// Whether a TLS server must authenticate (the default) or TLS is used when it works.
+    pub tls_profile: TlsProfile,
+    /// A TLS connection that has carried nothing for this long is closed (the next query
+    /// makes a new one, resuming the session). Default 10 s.
+    pub tls_idle_timeout: Duration,
 }
 
 impl Default for ResolverOptions {
@@ -54,6 +66,9 @@ impl Default for ResolverOptions {
             hosts: Hosts::default(),
             cache: 0,
             case_randomization: false,
+            tls_servers: Vec::new(),
+            tls_profile: TlsProfile::Strict,
+            tls_idle_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -41,6 +41,10 @@ pub enum Error {
     Io(Arc<io::Error>),
     /// Another response code (NOTIMP, ...), as the server sent it.
     Other(String),
+    /// DNS over TLS failed in TLS itself: the server's certificate was refused (wrong
+    /// name, untrusted CA, a pin that does not match), its handshake broke, or its TLS
+    /// configuration cannot be built. Never a timeout in disguise.
+    Tls(crate::tls::Error),
 }
 
 impl Error {
@@ -62,6 +66,7 @@ impl Error {
             Error::NoServers => "NO-SERVERS",
             Error::Io(_) => "IO",
             Error::Other(c) => c,
+            Error::Tls(_) => "TLS",
         }
     }
 }
@@ -85,6 +90,7 @@ impl fmt::Display for Error {
             Error::NoServers => f.write_str("dns: no name servers configured"),
             Error::Io(_) => f.write_str("dns: socket error"),
             Error::Other(c) => write!(f, "dns: server answered {c}"),
+            Error::Tls(_) => f.write_str("dns: DNS over TLS failed"),
         }
     }
 }
@@ -93,6 +99,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(&**e),
+            Error::Tls(e) => Some(e),
             _ => None,
         }
     }
@@ -109,6 +116,7 @@ impl PartialEq for Error {
             | (BadName(a), BadName(b))
             | (Other(a), Other(b)) => a == b,
             (CnameChainTooLong(a), CnameChainTooLong(b)) => a == b,
+            (Tls(a), Tls(b)) => a == b,
             (a, b) => {
                 std::mem::discriminant(a) == std::mem::discriminant(b)
                     && matches!(
@@ -148,6 +156,7 @@ impl From<Error> for io::Error {
             Error::Timeout => io::ErrorKind::TimedOut,
             Error::BadName(_) | Error::NoServers => io::ErrorKind::InvalidInput,
             Error::Malformed(_) => io::ErrorKind::InvalidData,
+            Error::Tls(t) => io::Error::from(t.clone()).kind(),
             Error::Io(io) => io.kind(),
             _ => io::ErrorKind::Other,
         };

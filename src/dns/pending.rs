@@ -8,6 +8,7 @@ use std::rc::Rc;
 use hickory_proto::rr::{Name, Record, RecordType};
 
 use super::answer::Answer;
+use super::dot::DotSlot;
 use super::Error;
 use crate::bufio::Stream;
 use crate::ev::{Ctx, WatcherId};
@@ -19,6 +20,12 @@ pub(super) enum Transport<S: 'static> {
     Idle,
     Udp(UdpSocket, WatcherId),
     Tcp(Stream<S>),
+    /// Written on TLS server `server`'s connection `generation` with this id.
+    Dot {
+        server: usize,
+        id: u16,
+        generation: u64,
+    },
 }
 
 pub(super) struct Pending<S: 'static> {
@@ -43,6 +50,10 @@ pub(super) struct Pending<S: 'static> {
     pub(super) last_error: Option<Error>,
     /// An earlier search candidate had the name without the type.
     pub(super) saw_nodata: bool,
+    /// Asked in the clear: the opportunistic profile lost TLS for this lookup.
+    pub(super) clear: bool,
+    /// Already sent again once after its TLS connection closed under it.
+    pub(super) resent: bool,
     pub(super) done: Option<Done<S>>,
     /// Set by the [`Lookup`]'s drop: `done` must never run, whatever happens next.
     pub(super) cancelled: Rc<Cell<bool>>,
@@ -67,19 +78,33 @@ impl<S: 'static> Pending<S> {
             timer: None,
             last_error: None,
             saw_nodata: false,
+            clear: false,
+            resent: false,
             done: Some(done),
             cancelled: Rc::default(),
         }
     }
 
     /// Ends the current attempt: its deadline and UDP watcher go, then its socket (or its
-    /// TCP stream, which closes itself).
-    pub(super) fn stop_io(&mut self, cx: &mut Ctx<S>) {
+    /// TCP stream, which closes itself; or its place on a TLS connection, which stays).
+    pub(super) fn stop_io(&mut self, cx: &mut Ctx<S>, dot: &mut [DotSlot<S>]) {
         if let Some(t) = self.timer.take() {
             cx.remove(t);
         }
-        if let Transport::Udp(_, w) = &self.transport {
-            cx.remove(*w);
+        match &self.transport {
+            Transport::Udp(_, w) => {
+                cx.remove(*w);
+            }
+            Transport::Dot {
+                server,
+                id,
+                generation,
+            } => {
+                if let Some(slot) = dot.get_mut(*server) {
+                    slot.forget(*id, *generation);
+                }
+            }
+            _ => {}
         }
         self.transport = Transport::Idle;
     }

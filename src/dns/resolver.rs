@@ -15,10 +15,11 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::answer::Answer;
 use super::cache::Cache;
+use super::dot::{DotSlot, Sent};
 use super::lookup::Lookup;
 use super::pending::{Pending, Transport};
 use super::wire::{self, Step};
-use super::{Error, ResolverOptions};
+use super::{Error, Privacy, ResolverOptions};
 use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
 
 /// Datagrams one query's socket reads per loop turn, as every other service bounds its
@@ -32,6 +33,8 @@ pub(super) struct Inner<S: 'static> {
     pub(super) next_server: usize,
     pub(super) remover: Remover<S>,
     pub(super) cache: Cache,
+    /// One slot per [`ResolverOptions::tls_servers`] entry.
+    pub(super) dot: Vec<DotSlot<S>>,
 }
 
 impl<S: 'static> Inner<S> {
@@ -45,9 +48,19 @@ impl<S: 'static> Inner<S> {
 
     /// Stops a query's I/O from outside any callback: its watchers are removed at the
     /// start of the next turn, then its socket is closed.
-    fn quiesce(&self, p: &mut Pending<S>) {
+    fn quiesce(&mut self, p: &mut Pending<S>) {
         let mut ws: Vec<WatcherId> = p.timer.take().into_iter().collect();
         let sock = match std::mem::replace(&mut p.transport, Transport::Idle) {
+            Transport::Dot {
+                server,
+                id,
+                generation,
+            } => {
+                if let Some(slot) = self.dot.get_mut(server) {
+                    slot.forget(id, generation);
+                }
+                None
+            }
             Transport::Udp(s, w) => {
                 ws.push(w);
                 Some(s)
@@ -116,6 +129,11 @@ impl<S: 'static> Resolver<S> {
     /// A resolver on `cx`'s loop with `config`.
     pub fn new(cx: &Ctx<S>, config: ResolverOptions) -> Resolver<S> {
         let cache_size = config.cache;
+        let dot = config
+            .tls_servers
+            .iter()
+            .map(|_| DotSlot::default())
+            .collect();
         Resolver {
             inner: Rc::new(RefCell::new(Inner {
                 config,
@@ -123,6 +141,7 @@ impl<S: 'static> Resolver<S> {
                 next_key: 0,
                 next_server: 0,
                 cache: Cache::new(cache_size),
+                dot,
                 remover: cx.remover(),
             })),
         }
@@ -177,6 +196,7 @@ impl<S: 'static> Resolver<S> {
                 records: from_hosts,
                 additionals: Vec::new(),
                 authoritative: false,
+                privacy: Privacy::Clear,
             };
             return self.finish_soon(cx, Ok(answer), done);
         }
@@ -248,6 +268,7 @@ impl<S: 'static> Resolver<S> {
                 records: vec![Record::from_rdata(arpa, 0, RData::PTR(PTR(host)))],
                 additionals: Vec::new(),
                 authoritative: false,
+                privacy: Privacy::Clear,
             };
             return self.finish_soon(cx, Ok(answer), done);
         }
@@ -297,8 +318,9 @@ impl<S: 'static> Resolver<S> {
         Lookup::new(key, Rc::downgrade(&self.inner), cancelled)
     }
 
-    /// Sends the current question to the next server, over UDP.
-    fn send(&self, st: &mut S, cx: &mut Ctx<S>, key: u64) {
+    /// Sends the current question to the next server (over TLS to the TLS servers, else
+    /// over UDP), or ends the lookup when that cannot be done.
+    pub(super) fn send(&self, st: &mut S, cx: &mut Ctx<S>, key: u64) {
         if self.is_cancelled(key) {
             // Dropped where the resolver could not be reached: nothing more is asked.
             return self.finish(st, cx, key, Err(Error::Timeout));
@@ -309,6 +331,37 @@ impl<S: 'static> Resolver<S> {
     }
 
     fn try_send(&self, cx: &mut Ctx<S>, key: u64) -> Result<(), Error> {
+        let over_tls = {
+            let mut g = self.inner.borrow_mut();
+            let g = &mut *g;
+            let Some(p) = g.queries.get_mut(&key) else {
+                return Ok(());
+            };
+            p.stop_io(cx, &mut g.dot);
+            if let Some((m, privacy)) = g.cache.get(&p.qname, p.rtype, std::time::Instant::now()) {
+                // Answered from the cache, on the next turn (never from inside `query`).
+                p.timer = Some(self.next_turn(cx, key, move |r, st, cx| {
+                    r.on_message(st, cx, key, &m, privacy, false)
+                }));
+                return Ok(());
+            }
+            !g.config.tls_servers.is_empty() && !p.clear
+        };
+        if over_tls {
+            match self.send_tls(cx, key)? {
+                Sent::Tls => return Ok(()),
+                Sent::Clear => {
+                    if let Some(p) = self.inner.borrow_mut().queries.get_mut(&key) {
+                        p.clear = true;
+                    }
+                }
+            }
+        }
+        self.send_udp(cx, key)
+    }
+
+    /// Sends the current question to the next server, over UDP from a socket of its own.
+    fn send_udp(&self, cx: &mut Ctx<S>, key: u64) -> Result<(), Error> {
         let mut g = self.inner.borrow_mut();
         let g = &mut *g;
         let servers = g.config.servers.clone();
@@ -319,14 +372,6 @@ impl<S: 'static> Resolver<S> {
         };
         if servers.is_empty() {
             return Err(Error::NoServers);
-        }
-        p.stop_io(cx);
-        if let Some(m) = g.cache.get(&p.qname, p.rtype, std::time::Instant::now()) {
-            // Answered from the cache, on the next turn (never from inside `query`).
-            p.timer = Some(self.next_turn(cx, key, move |r, st, cx| {
-                r.on_message(st, cx, key, &m, false)
-            }));
-            return Ok(());
         }
         p.server = servers[(p.first + p.tried) % servers.len()];
         p.id = random_id();
@@ -422,18 +467,19 @@ impl<S: 'static> Resolver<S> {
                 // Never use a truncated answer: the same question over TCP.
                 return self.send_tcp(cx, key);
             }
-            return self.on_message(st, cx, key, &msg, true);
+            return self.on_message(st, cx, key, &msg, Privacy::Clear, true);
         }
     }
 
-    /// What a response to the current question means for the lookup; a `fresh` one (from
-    /// the network, not the cache) is offered to the cache.
+    /// What a response to the current question, which came with `privacy`, means for the
+    /// lookup; a `fresh` one (from the network, not the cache) is offered to the cache.
     pub(super) fn on_message(
         &self,
         st: &mut S,
         cx: &mut Ctx<S>,
         key: u64,
         m: &Message,
+        privacy: Privacy,
         fresh: bool,
     ) {
         let step = {
@@ -445,7 +491,8 @@ impl<S: 'static> Resolver<S> {
             };
             let qname = p.qname.clone();
             if fresh {
-                g.cache.put(&qname, p.rtype, m, std::time::Instant::now());
+                g.cache
+                    .put(&qname, p.rtype, m, privacy, std::time::Instant::now());
             }
             wire::step(m, &qname, p.rtype, &mut p.chain, limit)
         };
@@ -460,6 +507,7 @@ impl<S: 'static> Resolver<S> {
                         records,
                         additionals: m.additionals.clone(),
                         authoritative: m.metadata.authoritative,
+                        privacy,
                     }
                 };
                 self.finish(st, cx, key, Ok(answer));
@@ -515,10 +563,17 @@ impl<S: 'static> Resolver<S> {
     pub(super) fn server_failed(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, e: Error) {
         let give_up = {
             let mut g = self.inner.borrow_mut();
-            let budget = g.config.servers.len() * g.config.attempts.max(1) as usize;
+            let g = &mut *g;
+            let tls = g.config.tls_servers.len();
             let Some(p) = g.queries.get_mut(&key) else {
                 return;
             };
+            let n = if tls > 0 && !p.clear {
+                tls
+            } else {
+                g.config.servers.len()
+            };
+            let budget = n * g.config.attempts.max(1) as usize;
             p.tried += 1;
             // A timeout does not hide a clearer answer from an earlier server.
             if p.last_error.is_none() || e != Error::Timeout {
@@ -546,10 +601,11 @@ impl<S: 'static> Resolver<S> {
     fn finish(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, result: Result<Answer, Error>) {
         let p = {
             let mut g = self.inner.borrow_mut();
+            let g = &mut *g;
             let Some(mut p) = g.queries.remove(&key) else {
                 return;
             };
-            p.stop_io(cx);
+            p.stop_io(cx, &mut g.dot);
             p
         };
         let Pending {

@@ -19,11 +19,12 @@ impl<S: 'static> Resolver<S> {
     pub(super) fn send_tcp(&self, cx: &mut Ctx<S>, key: u64) {
         let (server, bytes, timeout) = {
             let mut g = self.inner.borrow_mut();
+            let g = &mut *g;
             let timeout = g.config.timeout;
             let Some(p) = g.queries.get_mut(&key) else {
                 return;
             };
-            p.stop_io(cx);
+            p.stop_io(cx, &mut g.dot);
             let Ok(bytes) = wire::encode(p.id, &p.wire_name, p.rtype, p.edns) else {
                 return;
             };
@@ -89,7 +90,7 @@ impl<S: 'static> bufio::StreamHandler<S> for TcpAnswer<S> {
                     wire::check(&data, p.id, &p.wire_name, p.rtype, exact)
                 };
                 match msg {
-                    Some(m) => r.on_message(st, cx, self.key, &m, true),
+                    Some(m) => r.on_message(st, cx, self.key, &m, super::Privacy::Clear, true),
                     None => r.server_failed(
                         st,
                         cx,

@@ -25,14 +25,14 @@ use super::Error;
 use crate::bufio::{Filter, FilterError, FilterResult, FlushMode};
 
 /// The one crypto provider evnet uses, passed explicitly (no process-wide default).
-fn provider() -> Arc<CryptoProvider> {
+pub(super) fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 
 static TLS13_ONLY: [&SupportedProtocolVersion; 1] = [&TLS13];
 static TLS13_AND_12: [&SupportedProtocolVersion; 2] = [&TLS13, &TLS12];
 
-fn versions(tls12: bool) -> &'static [&'static SupportedProtocolVersion] {
+pub(super) fn versions(tls12: bool) -> &'static [&'static SupportedProtocolVersion] {
     if tls12 {
         &TLS13_AND_12
     } else {
@@ -83,7 +83,7 @@ fn key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
     })
 }
 
-fn roots(path: &Path) -> Result<Arc<RootCertStore>, Error> {
+pub(super) fn roots(path: &Path) -> Result<Arc<RootCertStore>, Error> {
     let mut store = RootCertStore::empty();
     for c in certs(path)? {
         store
@@ -94,7 +94,7 @@ fn roots(path: &Path) -> Result<Arc<RootCertStore>, Error> {
 }
 
 /// rustls refused what was being configured.
-fn config_error(context: impl Into<String>) -> impl FnOnce(rustls::Error) -> Error {
+pub(super) fn config_error(context: impl Into<String>) -> impl FnOnce(rustls::Error) -> Error {
     let context = context.into();
     move |cause| Error::Config { context, cause }
 }
@@ -178,6 +178,9 @@ pub struct Negotiated {
     pub alpn: Option<Vec<u8>>,
     /// The peer's certificate chain (DER), leaf first; empty when it sent none.
     pub peer_chain: Vec<Vec<u8>>,
+    /// The handshake resumed an earlier session (TLS 1.3 tickets, TLS 1.2 ids or tickets)
+    /// instead of a full one: a client that reuses its configuration resumes.
+    pub resumed: bool,
 }
 
 /// A rustls connection (client or server) as the [`Filter`] under a TLS stream.
@@ -253,6 +256,7 @@ impl TlsLayer {
                             .peer_certificates()
                             .map(|c| c.iter().map(|d| d.to_vec()).collect())
                             .unwrap_or_default(),
+                        resumed: self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
                     });
                 }
                 Ok(())
@@ -326,7 +330,7 @@ impl ClientCertVerifier for IssuerCheck {
 }
 
 /// A rustls error as evnet's.
-fn tls_error(e: rustls::Error) -> Error {
+pub(super) fn tls_error(e: rustls::Error) -> Error {
     match e {
         rustls::Error::AlertReceived(a) => Error::PeerAlert(a),
         rustls::Error::InvalidCertificate(c) => Error::BadCertificate(c),

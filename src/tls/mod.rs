@@ -12,19 +12,24 @@
 //! `WebPkiClientVerifier`, TLS 1.3 by default, 1.2 on request, ALPN) and fail with an
 //! [`Error`] that names the file and the problem; [`CertNames`] gives a certificate's
 //! subject and issuer in RFC 4514 form, for authorizing a peer. The crypto provider is
-//! ring, passed explicitly. Every rustls call lives in one file (`adapter.rs`).
+//! ring, passed explicitly. Every rustls call lives in `adapter.rs`, and the server checks
+//! (CA roots or an SPKI pin, strict or after the fact) in `verify.rs`.
 
 mod adapter;
 mod config;
 mod error;
 mod names;
 mod stream;
+mod verify;
 
 pub use adapter::Negotiated;
 pub use config::{ClientPem, ServerPem};
 pub use error::Error;
 pub use names::CertNames;
+pub(crate) use stream::{under_options, Plain};
 pub use stream::{Session, TlsAcceptor, TlsConnector};
+pub use verify::spki_sha256;
+pub(crate) use verify::{checked_client_config, ServerCheck};
 
 /// The rustls this crate is built on: its types appear in [`Error`] (alerts, certificate
 /// errors), so they are named through this re-export and always match.

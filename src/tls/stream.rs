@@ -206,7 +206,7 @@ impl TlsAcceptor {
 
 /// The plain stream under a TLS stream moves up to 64 KiB per turn: a 16 KiB TLS record
 /// plus its overhead would otherwise take two turns.
-fn under_options() -> Options {
+pub(crate) fn under_options() -> Options {
     Options {
         max_read: 64 * 1024,
         max_write: 64 * 1024,

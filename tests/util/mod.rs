@@ -7,6 +7,7 @@ pub mod nsd;
 pub mod openssl;
 pub mod pki;
 pub mod provision;
+pub mod unbound;
 pub mod watchdog;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
