@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! lookup [--server IP:PORT] [--json] TYPE NAME     e.g. lookup MX example.com
+//! lookup --tls --server IP[:PORT] --servername NAME [--ca FILE] TYPE NAME
+//!                                                  over TLS (RFC 7858), strict
 //! lookup -x ADDRESS                                reverse (PTR)
 //! lookup srv-hosts _sip._tcp.example.com           SRV in RFC 2782 order + addresses
 //! lookup mx-hosts example.com                      MX by preference + addresses
@@ -12,6 +14,11 @@
 //! escaped); compound results print each SRV/MX record followed by its target's
 //! addresses. Errors print `status: NXDOMAIN` (etc.) on stderr and exit 1. A closed stdout
 //! (`| head -1`) ends it quietly.
+//!
+//! With `--tls` the query goes over DNS over TLS to `--server` (port 853 unless given),
+//! which must prove `--servername` with a certificate from `--ca` (by default the system's
+//! CA bundle): the strict profile (RFC 8310), so a server that cannot be authenticated
+//! gets no answer printed, `status: TLS` and the certificate error, and exit status 1.
 
 #[macro_use]
 #[path = "util/out.rs"]
@@ -23,8 +30,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use evnet::dns::{
-    Answer, Error, RDataText, Record, RecordType, Resolver, ResolverOptions, ServiceHost, TypeText,
-    ZoneLine,
+    Answer, Error, RDataText, Record, RecordType, Resolver, ResolverOptions, ServiceHost,
+    TlsServer, TypeText, ZoneLine,
 };
 use evnet::ev::Loop;
 
@@ -40,6 +47,19 @@ struct Args {
     /// Reverse lookup of this address.
     #[arg(short = 'x')]
     reverse: Option<IpAddr>,
+    /// Ask `--server` over DNS over TLS (RFC 7858, strict: it must authenticate).
+    #[arg(long, requires = "server")]
+    tls: bool,
+    /// With --tls: the name the server's certificate must carry (default: its address).
+    #[arg(long, requires = "tls")]
+    servername: Option<String>,
+    /// With --tls: CA certificates (PEM) to authenticate the server with.
+    #[arg(
+        long,
+        requires = "tls",
+        default_value = "/etc/ssl/certs/ca-certificates.crt"
+    )]
+    ca: std::path::PathBuf,
     /// Seconds to wait for each server (at least 1).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
@@ -152,10 +172,19 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut config = ResolverOptions::system();
     if let Some(s) = &args.server {
+        let port = if args.tls { 853 } else { 53 };
         let addr = SocketAddr::from_str(s)
-            .or_else(|_| IpAddr::from_str(s).map(|ip| SocketAddr::new(ip, 53)))
+            .or_else(|_| IpAddr::from_str(s).map(|ip| SocketAddr::new(ip, port)))
             .map_err(|_| anyhow::anyhow!("--server {s}: an IP or IP:PORT"))?;
-        config.servers = vec![addr];
+        if args.tls {
+            let name = args.servername.clone().unwrap_or(addr.ip().to_string());
+            config.tls_servers = vec![TlsServer::new(addr.ip(), &name)
+                .port(addr.port())
+                .ca(&args.ca)];
+            config.servers.clear();
+        } else {
+            config.servers = vec![addr];
+        }
     }
     config.timeout = Duration::from_secs(args.timeout);
     let mut ev = Loop::<Result2>::new()?;
@@ -179,7 +208,7 @@ fn main() -> anyhow::Result<()> {
             let t = record_type(rtype)?;
             Box::new(dns.query(&mut ev, name, t, records))
         }
-        _ => anyhow::bail!("usage: lookup [--server IP:PORT] [--json] TYPE NAME | -x ADDRESS | srv-hosts NAME | mx-hosts NAME"),
+        _ => anyhow::bail!("usage: lookup [--server IP:PORT] [--tls --servername NAME --ca FILE] [--json] TYPE NAME | -x ADDRESS | srv-hosts NAME | mx-hosts NAME"),
     };
     let mut result: Result2 = None;
     ev.run(&mut result)?;

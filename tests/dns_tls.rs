@@ -528,3 +528,122 @@ fn a_lookup_dropped_in_flight_delivers_nothing_and_the_others_are_answered() {
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0].0, 0);
 }
+
+// ----- examples/lookup --tls against dig +tls ------------------------------------------
+
+/// `examples/lookup --tls` against `u`'s TLS port with `args` first: (exit success,
+/// stdout, stderr).
+fn lookup_tls(u: &Unbound, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(util::example("lookup"))
+        .arg("--tls")
+        .arg("--server")
+        .arg(u.tls.to_string())
+        .args(args)
+        .output()
+        .expect("examples/lookup (cargo test builds the examples)");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Zone lines with the TTL field left out and whitespace collapsed: a recursive server's
+/// TTLs count down between two askers.
+fn without_ttls(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() > 2 {
+                f.remove(1);
+            }
+            f.join(" ") + "\n"
+        })
+        .collect()
+}
+
+/// `dig +tls +noall +answer` against `u`, authenticating it with its CA and name.
+fn dig_tls(u: &Unbound, rtype: &str, name: &str) -> String {
+    let out = std::process::Command::new(util::provision::tool("dig"))
+        .args([
+            "+tls",
+            &format!("+tls-ca={}", u.ca.pem.display()),
+            &format!("+tls-hostname={}", u.name),
+            "+noall",
+            "+answer",
+            "+nosplit",
+            &format!("@{}", u.tls.ip()),
+            "-p",
+            &u.tls.port().to_string(),
+            rtype,
+            name,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("dig: {e}"));
+    assert!(out.status.success(), "dig +tls {rtype} {name} failed");
+    without_ttls(&String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn lookup_tls_prints_what_dig_tls_prints_for_every_record_type() {
+    let nsd = Nsd::start("dot-dig");
+    let u = Unbound::start("dig", &nsd, 30_000);
+    let ca = u.ca.pem.display().to_string();
+    for (rtype, name) in [
+        ("A", "www.example.test"),
+        ("AAAA", "www.example.test"),
+        ("A", "c1.example.test"),
+        ("CNAME", "c1.example.test"),
+        ("NS", "example.test"),
+        ("MX", "example.test"),
+        ("MX", "nomail.example.test"),
+        ("SOA", "example.test"),
+        ("SRV", "_sip._tcp.example.test"),
+        ("SRV", "x.srv.example.test"),
+        ("TXT", "small.example.test"),
+        ("TXT", "esc.example.test"),
+        ("TXT", "big.example.test"),
+        ("HINFO", "info.example.test"),
+        ("CAA", "caa.example.test"),
+        ("NAPTR", "naptr.example.test"),
+        ("SSHFP", "ssh.example.test"),
+        ("TLSA", "tlsa.example.test"),
+        ("TYPE65534", "unk.example.test"),
+        ("PTR", "1.2.0.192.in-addr.arpa"),
+    ] {
+        let want = dig_tls(&u, rtype, name);
+        assert!(!want.is_empty(), "dig +tls found no {rtype} for {name}");
+        let (ok, got, err) = lookup_tls(&u, &["--servername", u.name, "--ca", &ca, rtype, name]);
+        assert!(ok, "lookup --tls {rtype} {name}: {err}");
+        assert_eq!(
+            without_ttls(&got),
+            want,
+            "lookup --tls {rtype} {name} against dig +tls"
+        );
+    }
+}
+
+#[test]
+fn lookup_tls_prints_no_answer_and_fails_when_the_server_cannot_be_authenticated() {
+    let nsd = Nsd::start("dot-dig-bad");
+    let u = Unbound::start("dig-bad", &nsd, 30_000);
+    let ca = u.ca.pem.display().to_string();
+    let other = Ca::new(&temp_dir("dot-dig-ca"), "elsewhere", "another CA");
+    let other_ca = other.pem.display().to_string();
+    for args in [
+        ["--servername", "wrong.example.test", "--ca", &ca],
+        ["--servername", u.name, "--ca", &other_ca],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["A", "www.example.test"]);
+        let (ok, out, err) = lookup_tls(&u, &all);
+        assert!(!ok, "{args:?}: must fail");
+        assert_eq!(out, "", "{args:?}: no answer printed");
+        assert!(err.starts_with("status: TLS\n"), "{args:?}: {err}");
+        assert!(err.contains("certificate"), "{args:?}: says why: {err}");
+    }
+    // And with the right name and CA it answers.
+    let (ok, out, err) = lookup_tls(
+        &u,
+        &["--servername", u.name, "--ca", &ca, "A", "www.example.test"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.ends_with("IN A 192.0.2.1\n"), "{out}");
+}

@@ -69,7 +69,7 @@ impl Unbound {
              local-zone: \"2.0.192.in-addr.arpa.\" nodefault\n  \
              local-zone: \"8.b.d.0.1.0.0.2.ip6.arpa.\" nodefault\n  \
              incoming-num-tcp: 64\n  tcp-idle-timeout: {idle_ms}\n  \
-             ratelimit: 0\n  ip-ratelimit: 0\n\
+             ratelimit: 0\n  ip-ratelimit: 0\n  rrset-roundrobin: no\n\
              remote-control:\n  control-enable: no\n{}{}{}",
             stub("example.test"),
             stub("2.0.192.in-addr.arpa"),
