@@ -18,8 +18,16 @@ pub struct ResolverOptions {
     /// A name with at least this many dots is tried as is first. 0 is allowed: every
     /// name is tried as is first.
     pub ndots: u8,
-    /// How long to wait for one server's answer.
+    /// The longest wait for one server's answer. Each server gets a timeout of its own,
+    /// four of its smoothed round trips within [`min_timeout`](Self::min_timeout) and
+    /// this; until it has answered once, this.
     pub timeout: Duration,
+    /// The shortest per-server timeout. Default 250 ms.
+    pub min_timeout: Duration,
+    /// A server that failed is tried after the others; once this long has passed, one
+    /// query probes it (goes to it first), and an answer brings it back. Default 5 s
+    /// (c-ares's `server_retry_delay`).
+    pub server_retry_delay: Duration,
     /// Rounds over the server list before giving up; at least one round is made (0 is
     /// taken as 1).
     pub attempts: u32,
@@ -59,6 +67,8 @@ impl Default for ResolverOptions {
             search: Vec::new(),
             ndots: 1,
             timeout: Duration::from_secs(5),
+            min_timeout: Duration::from_millis(250),
+            server_retry_delay: Duration::from_secs(5),
             attempts: 2,
             rotate: false,
             edns: true,

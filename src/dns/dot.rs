@@ -100,19 +100,22 @@ impl<S: 'static> Resolver<S> {
     pub(super) fn send_tls(&self, cx: &mut Ctx<S>, key: u64) -> Result<Sent, Error> {
         let mut g = self.inner.borrow_mut();
         let g = &mut *g;
-        let n = g.config.tls_servers.len();
         let opportunistic = g.config.tls_profile == TlsProfile::Opportunistic;
         let can_clear = opportunistic && !g.config.servers.is_empty();
-        let timeout = g.config.timeout;
         let mix = g.config.case_randomization;
+        let Some(server) = g.pick(key, true) else {
+            return Ok(Sent::Tls);
+        };
+        let timeout = g.attempt_timeout(server, true);
+        let connect_timeout = g.config.timeout;
         let Some(p) = g.queries.get_mut(&key) else {
             return Ok(Sent::Tls);
         };
-        let server = (p.first + p.tried) % n;
         let spec = &g.config.tls_servers[server];
         p.server = spec.addr;
         let slot = &mut g.dot[server];
         if can_clear && slot.failed_at.is_some_and(|t| t.elapsed() < CLEAR_FOR) {
+            p.sent_at = None; // not an attempt at this server
             return Ok(Sent::Clear);
         }
         let (config, _) = slot
@@ -136,7 +139,7 @@ impl<S: 'static> Resolver<S> {
             slot.generation += 1;
             slot.connections += 1;
             let copts = ConnectOptions {
-                timeout: Some(timeout),
+                timeout: Some(connect_timeout),
                 ..ConnectOptions::default()
             };
             let under = Stream::connect(
@@ -159,7 +162,7 @@ impl<S: 'static> Resolver<S> {
                 // without close_notify loses nothing (servers close idle connections so).
                 .allow_dirty_shutdown(true)
                 .options(Options {
-                    handshake_timeout: Some(timeout),
+                    handshake_timeout: Some(connect_timeout),
                     ..Options::default()
                 })
                 .wrap(cx, under, &spec.name, &session, handler)
@@ -339,6 +342,7 @@ impl<S: 'static> Resolver<S> {
                 if to_clear {
                     p.clear = true;
                     p.tried = 0;
+                    p.order.clear();
                     true
                 } else if !p.resent && matches!(err, Error::Io(_)) {
                     p.resent = true;

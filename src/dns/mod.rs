@@ -2,13 +2,22 @@
 //! queries by record type with typed answers, CNAME chains followed, `/etc/resolv.conf`
 //! and `/etc/hosts`, UDP with a fresh source port and a random id per query (only the
 //! queried server's reply to the same question counts), TCP when an answer is truncated,
-//! the next server on a timeout, SERVFAIL or REFUSED.
+//! the next server on a timeout, SERVFAIL or REFUSED; or DNS over TLS (RFC 7858, strict
+//! or opportunistic per RFC 8310) to [`ResolverOptions::tls_servers`], one pipelined
+//! connection per server.
 //!
 //! # What each failure costs
 //!
 //! Every query goes to one server at a time, in [`ResolverOptions::servers`] order (or
 //! spread over them with `rotate`); each server gets [`ResolverOptions::attempts`] tries
 //! in all, and the lookup ends when one answers or every try has failed.
+//!
+//! The resolver remembers how each server did ([`Resolver::servers`]), as c-ares does: a
+//! server that failed is tried after the ones that did not, until it answers again; once
+//! per [`ResolverOptions::server_retry_delay`] one query probes it first. So a dead server
+//! at the top of `resolv.conf` costs its timeout once, then once per retry delay, not on
+//! every lookup. A server's timeout is four of its smoothed round trips, within
+//! [`ResolverOptions::min_timeout`] and [`ResolverOptions::timeout`].
 //!
 //! | the server... | costs the lookup | then |
 //! |---|---|---|
@@ -34,6 +43,7 @@ mod config;
 mod connect;
 mod dot;
 mod error;
+mod health;
 mod lookup;
 mod pending;
 mod present;
@@ -42,6 +52,7 @@ mod resolver;
 mod servers;
 mod tcp;
 mod tls_server;
+mod udp;
 pub(crate) mod wire;
 
 pub use answer::Answer;

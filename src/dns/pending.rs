@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::net::{SocketAddr, UdpSocket};
 use std::rc::Rc;
+use std::time::Instant;
 
 use hickory_proto::rr::{Name, Record, RecordType};
 
@@ -38,9 +39,17 @@ pub(super) struct Pending<S: 'static> {
     /// `qname` as sent: its letters' case randomized with `case_randomization` (0x20).
     pub(super) wire_name: Name,
     pub(super) chain: Vec<Record>,
-    /// Servers asked for this question so far (the next is `first + tried`).
+    /// Where the rotation starts, and attempts made for this question so far.
     pub(super) first: usize,
     pub(super) tried: usize,
+    /// The servers to try for this question, in order (by their health); made afresh
+    /// for each new question (emptied when `tried` goes back to 0).
+    pub(super) order: Vec<usize>,
+    /// The current attempt: its server (an index into the list in use), whether that is
+    /// the TLS list, and when the query left (`None` once the attempt is counted).
+    pub(super) index: usize,
+    pub(super) over_tls: bool,
+    pub(super) sent_at: Option<Instant>,
     pub(super) edns: bool,
     pub(super) id: u16,
     pub(super) server: SocketAddr,
@@ -71,6 +80,10 @@ impl<S: 'static> Pending<S> {
             chain: Vec::new(),
             first: 0,
             tried: 0,
+            order: Vec::new(),
+            index: 0,
+            over_tls: false,
+            sent_at: None,
             edns: false,
             id: 0,
             server: SocketAddr::from(([0, 0, 0, 0], 0)),

@@ -3,8 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::{IpAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,15 +15,12 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use super::answer::Answer;
 use super::cache::Cache;
 use super::dot::{DotSlot, Sent};
+use super::health::Health;
 use super::lookup::Lookup;
 use super::pending::{Pending, Transport};
 use super::wire::{self, Step};
 use super::{Error, Privacy, ResolverOptions};
-use crate::ev::{Ctx, IoInterest, Remover, WatcherId};
-
-/// Datagrams one query's socket reads per loop turn, as every other service bounds its
-/// turn (bufio's reads, the pool's results, a ZeroMQ budget).
-const DATAGRAMS_PER_TURN: usize = 64;
+use crate::ev::{Ctx, Remover, WatcherId};
 
 pub(super) struct Inner<S: 'static> {
     pub(super) config: ResolverOptions,
@@ -35,6 +31,9 @@ pub(super) struct Inner<S: 'static> {
     pub(super) cache: Cache,
     /// One slot per [`ResolverOptions::tls_servers`] entry.
     pub(super) dot: Vec<DotSlot<S>>,
+    /// The health of each server: the plain ones, and the TLS ones.
+    pub(super) health: Vec<Health>,
+    pub(super) tls_health: Vec<Health>,
 }
 
 impl<S: 'static> Inner<S> {
@@ -134,6 +133,8 @@ impl<S: 'static> Resolver<S> {
             .iter()
             .map(|_| DotSlot::default())
             .collect();
+        let health = vec![Health::default(); config.servers.len()];
+        let tls_health = vec![Health::default(); config.tls_servers.len()];
         Resolver {
             inner: Rc::new(RefCell::new(Inner {
                 config,
@@ -142,6 +143,8 @@ impl<S: 'static> Resolver<S> {
                 next_server: 0,
                 cache: Cache::new(cache_size),
                 dot,
+                health,
+                tls_health,
                 remover: cx.remover(),
             })),
         }
@@ -360,63 +363,9 @@ impl<S: 'static> Resolver<S> {
         self.send_udp(cx, key)
     }
 
-    /// Sends the current question to the next server, over UDP from a socket of its own.
-    fn send_udp(&self, cx: &mut Ctx<S>, key: u64) -> Result<(), Error> {
-        let mut g = self.inner.borrow_mut();
-        let g = &mut *g;
-        let servers = g.config.servers.clone();
-        let timeout = g.config.timeout;
-        let mix = g.config.case_randomization;
-        let Some(p) = g.queries.get_mut(&key) else {
-            return Ok(());
-        };
-        if servers.is_empty() {
-            return Err(Error::NoServers);
-        }
-        p.server = servers[(p.first + p.tried) % servers.len()];
-        p.id = random_id();
-        p.wire_name = if mix {
-            wire::mix_case(&p.qname)
-        } else {
-            p.qname.clone()
-        };
-        let bytes = wire::encode(p.id, &p.wire_name, p.rtype, p.edns)?;
-        // A fresh socket per query, so a fresh source port: `connect` binds it to an
-        // ephemeral port, which the kernel picks at random (as it does for a bind to port
-        // 0). Made non-blocking by `socket` itself where the kernel can.
-        let domain = socket2::Domain::for_address(p.server);
-        let sock = UdpSocket::from(crate::socket::nonblocking_dgram(domain)?);
-        sock.connect(p.server)?;
-        // A send the kernel refuses at once (no route, a refusal already queued) is a
-        // failed attempt, reported on the next turn like an ICMP error after the send.
-        if let Err(e) = sock.send(&bytes) {
-            if !is_transient(&e) {
-                let err = Error::from(e);
-                p.timer = Some(self.next_turn(cx, key, move |r, st, cx| {
-                    r.server_failed(st, cx, key, err.clone())
-                }));
-                return Ok(());
-            }
-        }
-        let weak = Rc::downgrade(&self.inner);
-        let w = cx.io_raw(sock.as_raw_fd(), IoInterest::READABLE, move |st, cx, _| {
-            if let Some(inner) = weak.upgrade() {
-                Resolver { inner }.on_udp(st, cx, key);
-            }
-        })?;
-        p.transport = Transport::Udp(sock, w);
-        let weak = Rc::downgrade(&self.inner);
-        p.timer = Some(cx.timer(timeout, None, move |st, cx, _| {
-            if let Some(inner) = weak.upgrade() {
-                Resolver { inner }.server_failed(st, cx, key, Error::Timeout);
-            }
-        }));
-        Ok(())
-    }
-
     /// A one-shot timer that runs `f` for lookup `key` on the next turn, after clearing the
     /// lookup's timer slot (which holds this timer's id).
-    fn next_turn(
+    pub(super) fn next_turn(
         &self,
         cx: &mut Ctx<S>,
         key: u64,
@@ -431,44 +380,6 @@ impl<S: 'static> Resolver<S> {
                 f(&Resolver { inner }, st, cx);
             }
         })
-    }
-
-    /// The query's socket is readable: reads up to [`DATAGRAMS_PER_TURN`] datagrams,
-    /// looking for the answer; the rest wait for the next turn (the watcher is
-    /// level-triggered), so a flood of junk from the server's address cannot hold the loop.
-    fn on_udp(&self, st: &mut S, cx: &mut Ctx<S>, key: u64) {
-        let mut buf = [0u8; 4096];
-        for _ in 0..DATAGRAMS_PER_TURN {
-            let msg = {
-                let g = self.inner.borrow();
-                let Some(p) = g.queries.get(&key) else { return };
-                let Transport::Udp(sock, _) = &p.transport else {
-                    return;
-                };
-                let n = match sock.recv_from(&mut buf) {
-                    Ok((n, from)) if from == p.server => n,
-                    Ok(_) => continue, // another source: not ours
-                    Err(e) if is_transient(&e) => return, // drained
-                    Err(e) => {
-                        // An ICMP error on the connected socket (port unreachable, host
-                        // or network unreachable): a failed attempt for this server, at
-                        // once, as glibc and c-ares count it, not a wait for the timeout.
-                        drop(g);
-                        return self.server_failed(st, cx, key, Error::from(e));
-                    }
-                };
-                let exact = g.config.case_randomization;
-                match wire::check(&buf[..n], p.id, &p.wire_name, p.rtype, exact) {
-                    Some(m) => m,
-                    None => continue, // not our answer: keep waiting
-                }
-            };
-            if msg.metadata.truncation {
-                // Never use a truncated answer: the same question over TCP.
-                return self.send_tcp(cx, key);
-            }
-            return self.on_message(st, cx, key, &msg, Privacy::Clear, true);
-        }
     }
 
     /// What a response to the current question, which came with `privacy`, means for the
@@ -494,7 +405,11 @@ impl<S: 'static> Resolver<S> {
                 g.cache
                     .put(&qname, p.rtype, m, privacy, std::time::Instant::now());
             }
-            wire::step(m, &qname, p.rtype, &mut p.chain, limit)
+            let step = wire::step(m, &qname, p.rtype, &mut p.chain, limit);
+            if fresh && !matches!(step, Step::NextServer(_)) {
+                g.attempt_over(key, None);
+            }
+            step
         };
         match step {
             Step::Records(records) => {
@@ -516,6 +431,7 @@ impl<S: 'static> Resolver<S> {
                 if let Some(p) = self.inner.borrow_mut().queries.get_mut(&key) {
                     p.qname = target;
                     p.tried = 0;
+                    p.order.clear();
                 }
                 self.send(st, cx, key);
             }
@@ -545,6 +461,7 @@ impl<S: 'static> Resolver<S> {
                 p.candidate += 1;
                 p.qname = p.candidates[p.candidate].clone();
                 p.tried = 0;
+                p.order.clear();
                 None
             } else if p.saw_nodata {
                 Some(Error::NoData)
@@ -564,6 +481,7 @@ impl<S: 'static> Resolver<S> {
         let give_up = {
             let mut g = self.inner.borrow_mut();
             let g = &mut *g;
+            g.attempt_over(key, Some(e == Error::Timeout));
             let tls = g.config.tls_servers.len();
             let Some(p) = g.queries.get_mut(&key) else {
                 return;
@@ -621,16 +539,4 @@ impl<S: 'static> Resolver<S> {
         let g = self.inner.borrow();
         g.queries.values().filter(|p| !p.cancelled.get()).count()
     }
-}
-
-/// A socket error that says "nothing now", not "this server failed".
-fn is_transient(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-    )
-}
-
-fn random_id() -> u16 {
-    super::random::u16()
 }

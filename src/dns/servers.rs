@@ -1,7 +1,9 @@
 //! What the resolver knows of each server it asks: [`Resolver::servers`].
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use super::health::Health;
 use super::Resolver;
 
 /// One server's state, as [`Resolver::servers`] reports it.
@@ -12,6 +14,20 @@ pub struct ServerState {
     pub addr: SocketAddr,
     /// A DNS-over-TLS server (from [`ResolverOptions::tls_servers`](super::ResolverOptions::tls_servers)).
     pub tls: bool,
+    /// Its smoothed round-trip time (old samples decay; a timeout doubles it); `None`
+    /// until it has answered.
+    pub srtt: Option<Duration>,
+    /// How long a query waits for it now: four smoothed round trips, within
+    /// [`ResolverOptions::min_timeout`](super::ResolverOptions::min_timeout) and
+    /// [`ResolverOptions::timeout`](super::ResolverOptions::timeout).
+    pub timeout: Duration,
+    /// Failures since its last answer; while above 0 it is tried after the servers
+    /// without failures, and probed with one query every few seconds.
+    pub failures: u32,
+    /// Answers over its life.
+    pub answered: u64,
+    /// Failures over its life.
+    pub failed: u64,
     /// TLS only: whether its connection is open (or being made) now.
     pub connected: bool,
     /// TLS only: connections made to it so far.
@@ -23,30 +39,43 @@ pub struct ServerState {
 }
 
 impl<S: 'static> Resolver<S> {
-    /// Every server this resolver asks: the TLS servers first, then the others.
+    /// Every server this resolver asks, in configuration order: the TLS servers first,
+    /// then the others.
     pub fn servers(&self) -> Vec<ServerState> {
         let g = self.inner.borrow();
+        let (min, max) = (g.config.min_timeout, g.config.timeout);
+        let state = |addr: SocketAddr, tls: bool, h: &Health| ServerState {
+            addr,
+            tls,
+            srtt: h.srtt,
+            timeout: h.timeout(min, max),
+            failures: h.failures,
+            answered: h.answered,
+            failed: h.failed,
+            connected: false,
+            connections: 0,
+            resumed: 0,
+            in_flight: 0,
+        };
         let tls = g
             .config
             .tls_servers
             .iter()
             .zip(&g.dot)
-            .map(|(spec, slot)| ServerState {
-                addr: spec.addr,
-                tls: true,
+            .zip(&g.tls_health)
+            .map(|((spec, slot), h)| ServerState {
                 connected: slot.is_open(),
                 connections: slot.connections,
                 resumed: slot.resumed,
                 in_flight: slot.in_flight(),
+                ..state(spec.addr, true, h)
             });
-        let plain = g.config.servers.iter().map(|&addr| ServerState {
-            addr,
-            tls: false,
-            connected: false,
-            connections: 0,
-            resumed: 0,
-            in_flight: 0,
-        });
+        let plain = g
+            .config
+            .servers
+            .iter()
+            .zip(&g.health)
+            .map(|(&addr, h)| state(addr, false, h));
         tls.chain(plain).collect()
     }
 }
