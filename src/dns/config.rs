@@ -92,15 +92,12 @@ impl ResolverOptions {
         }
     }
 
-    /// The system's configuration: `/etc/resolv.conf` and `/etc/hosts` (a missing file
-    /// gives the defaults: the local server on port 53, no hosts).
+    /// The system's configuration as it is now: `/etc/resolv.conf` and `/etc/hosts` (a
+    /// missing file gives the defaults: the local server on port 53, no hosts). To start
+    /// from and change; a resolver that should follow the files as they change is
+    /// [`Resolver::system`](super::Resolver::system).
     pub fn system() -> ResolverOptions {
-        let text = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-        let mut c = ResolverOptions::from_resolv_conf(&text);
-        if let Ok(h) = std::fs::read_to_string("/etc/hosts") {
-            c.hosts = Hosts::parse(&h);
-        }
-        c
+        super::follow::read(&super::SystemFiles::default())
     }
 
     /// Parses resolv.conf text (unknown lines are skipped, as the C library does).

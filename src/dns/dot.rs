@@ -106,7 +106,7 @@ impl<S: 'static> Resolver<S> {
         let Some(server) = g.pick(key, true) else {
             return Ok(Sent::Tls);
         };
-        let timeout = g.attempt_timeout(server, true);
+        let timeout = g.attempt_timeout(key, server, true);
         let connect_timeout = g.config.timeout;
         let Some(p) = g.queries.get_mut(&key) else {
             return Ok(Sent::Tls);

@@ -110,22 +110,33 @@ pub(super) fn order(
 // ----- the resolver's use of it ---------------------------------------------------------
 
 impl<S: 'static> super::resolver::Inner<S> {
-    /// The server lookup `key` asks in this attempt: an index into the TLS servers
-    /// (`tls`) or the plain ones, from the lookup's order (made afresh for each new
+    /// The server lookup `key` asks in this attempt: an index into its configuration's TLS
+    /// servers (`tls`) or plain ones, from the lookup's order (made afresh for each new
     /// question). Also notes that the attempt starts now.
     pub(super) fn pick(&mut self, key: u64, tls: bool) -> Option<usize> {
         let now = Instant::now();
-        let list = if tls {
-            &mut self.tls_health
-        } else {
-            &mut self.health
-        };
         let p = self.queries.get_mut(&key)?;
-        if list.is_empty() {
-            return None;
-        }
+        let retry = p.config.server_retry_delay;
         if p.order.is_empty() || p.over_tls != tls {
-            p.order = order(list, p.first, now, self.config.server_retry_delay);
+            p.order = if tls {
+                order(&mut self.tls_health, p.first, now, retry)
+            } else {
+                // The plain servers' health is kept by address: a configuration read
+                // again keeps what is known of the servers it still lists.
+                let addrs = &p.config.servers;
+                let mut hs: Vec<Health> = addrs
+                    .iter()
+                    .map(|a| self.health.get(a).copied().unwrap_or_default())
+                    .collect();
+                let o = order(&mut hs, p.first, now, retry);
+                for (a, h) in addrs.iter().zip(hs) {
+                    self.health.insert(*a, h);
+                }
+                o
+            };
+        }
+        if p.order.is_empty() {
+            return None;
         }
         p.over_tls = tls;
         p.index = p.order[p.tried % p.order.len()];
@@ -133,35 +144,47 @@ impl<S: 'static> super::resolver::Inner<S> {
         Some(p.index)
     }
 
-    /// The timeout of the attempt [`pick`](Self::pick) chose.
-    pub(super) fn attempt_timeout(&self, index: usize, tls: bool) -> Duration {
-        let list = if tls { &self.tls_health } else { &self.health };
-        list.get(index).map_or(self.config.timeout, |h| {
-            h.timeout(self.config.min_timeout, self.config.timeout)
+    /// Server `index`'s timeout for lookup `key` (see [`pick`](Self::pick)).
+    pub(super) fn attempt_timeout(&self, key: u64, index: usize, tls: bool) -> Duration {
+        let config = self.queries.get(&key).map_or(&self.config, |p| &p.config);
+        let h = if tls {
+            self.tls_health.get(index)
+        } else {
+            config.servers.get(index).and_then(|a| self.health.get(a))
+        };
+        h.map_or(config.timeout, |h| {
+            h.timeout(config.min_timeout, config.timeout)
         })
     }
 
     /// Lookup `key`'s attempt ended: its server answered (`None`) or failed (`Some`,
     /// with whether it timed out). Counted once per attempt.
     pub(super) fn attempt_over(&mut self, key: u64, failure: Option<bool>) {
-        let (max, retry) = (self.config.timeout, self.config.server_retry_delay);
         let Some(p) = self.queries.get_mut(&key) else {
             return;
         };
         let Some(sent) = p.sent_at.take() else {
             return;
         };
-        let list = if p.over_tls {
-            &mut self.tls_health
+        let h = if p.over_tls {
+            self.tls_health.get_mut(p.index)
         } else {
-            &mut self.health
+            p.config
+                .servers
+                .get(p.index)
+                .and_then(|a| self.health.get_mut(a))
         };
-        let Some(h) = list.get_mut(p.index) else {
+        let Some(h) = h else {
             return;
         };
         match failure {
             None => h.answered(sent.elapsed()),
-            Some(timed_out) => h.failed(Instant::now(), timed_out, max, retry),
+            Some(timed_out) => h.failed(
+                Instant::now(),
+                timed_out,
+                p.config.timeout,
+                p.config.server_retry_delay,
+            ),
         }
     }
 }

@@ -10,7 +10,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 
 use super::answer::Answer;
 use super::dot::DotSlot;
-use super::Error;
+use super::{Error, ResolverOptions};
 use crate::bufio::Stream;
 use crate::ev::{Ctx, WatcherId};
 
@@ -63,6 +63,9 @@ pub(super) struct Pending<S: 'static> {
     pub(super) clear: bool,
     /// Already sent again once after its TLS connection closed under it.
     pub(super) resent: bool,
+    /// The configuration this lookup started with: it keeps it to the end, whatever the
+    /// resolver reads meanwhile.
+    pub(super) config: Rc<ResolverOptions>,
     pub(super) done: Option<Done<S>>,
     /// Set by the [`Lookup`]'s drop: `done` must never run, whatever happens next.
     pub(super) cancelled: Rc<Cell<bool>>,
@@ -93,6 +96,7 @@ impl<S: 'static> Pending<S> {
             saw_nodata: false,
             clear: false,
             resent: false,
+            config: Rc::default(),
             done: Some(done),
             cancelled: Rc::default(),
         }

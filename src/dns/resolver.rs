@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use super::answer::Answer;
 use super::cache::Cache;
 use super::dot::{DotSlot, Sent};
+use super::follow::Follow;
 use super::health::Health;
 use super::lookup::Lookup;
 use super::pending::{Pending, Transport};
@@ -23,7 +24,8 @@ use super::{Error, Privacy, ResolverOptions};
 use crate::ev::{Ctx, Remover, WatcherId};
 
 pub(super) struct Inner<S: 'static> {
-    pub(super) config: ResolverOptions,
+    /// The configuration new lookups take (each keeps the one it started with).
+    pub(super) config: Rc<ResolverOptions>,
     pub(super) queries: HashMap<u64, Pending<S>>,
     pub(super) next_key: u64,
     pub(super) next_server: usize,
@@ -31,9 +33,12 @@ pub(super) struct Inner<S: 'static> {
     pub(super) cache: Cache,
     /// One slot per [`ResolverOptions::tls_servers`] entry.
     pub(super) dot: Vec<DotSlot<S>>,
-    /// The health of each server: the plain ones, and the TLS ones.
-    pub(super) health: Vec<Health>,
+    /// The health of each server: the plain ones by address, the TLS ones by index.
+    pub(super) health: HashMap<SocketAddr, Health>,
     pub(super) tls_health: Vec<Health>,
+    /// The files the configuration is read from again when they change
+    /// ([`Resolver::following`]); `None` for options given explicitly.
+    pub(super) follow: Option<Follow>,
 }
 
 impl<S: 'static> Inner<S> {
@@ -133,11 +138,11 @@ impl<S: 'static> Resolver<S> {
             .iter()
             .map(|_| DotSlot::default())
             .collect();
-        let health = vec![Health::default(); config.servers.len()];
+        let health = HashMap::new();
         let tls_health = vec![Health::default(); config.tls_servers.len()];
         Resolver {
             inner: Rc::new(RefCell::new(Inner {
-                config,
+                config: Rc::new(config),
                 queries: HashMap::new(),
                 next_key: 0,
                 next_server: 0,
@@ -145,6 +150,7 @@ impl<S: 'static> Resolver<S> {
                 dot,
                 health,
                 tls_health,
+                follow: None,
                 remover: cx.remover(),
             })),
         }
@@ -152,7 +158,7 @@ impl<S: 'static> Resolver<S> {
 
     /// The options in use.
     pub fn options(&self) -> ResolverOptions {
-        self.inner.borrow().config.clone()
+        ResolverOptions::clone(&self.inner.borrow().config)
     }
 
     /// Looks up `name`'s records of type `rtype`; `done` runs on the loop with the answer
@@ -164,6 +170,7 @@ impl<S: 'static> Resolver<S> {
         rtype: RecordType,
         done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>) + 'static,
     ) -> Lookup<S> {
+        self.refresh();
         let (candidates, hosts) = {
             let g = self.inner.borrow();
             let names: Result<Vec<Name>, Error> = g
@@ -217,6 +224,7 @@ impl<S: 'static> Resolver<S> {
             };
             let qname = candidates[0].clone();
             let edns = g.config.edns;
+            let config = g.config.clone();
             g.queries.insert(
                 key,
                 Pending {
@@ -226,6 +234,7 @@ impl<S: 'static> Resolver<S> {
                     qname,
                     first,
                     edns,
+                    config,
                     ..pending
                 },
             );
@@ -256,6 +265,7 @@ impl<S: 'static> Resolver<S> {
         addr: IpAddr,
         done: impl FnOnce(&mut S, &mut Ctx<S>, Result<Answer, Error>) + 'static,
     ) -> Lookup<S> {
+        self.refresh();
         let arpa = Name::from(addr);
         let known = self
             .inner
@@ -482,16 +492,15 @@ impl<S: 'static> Resolver<S> {
             let mut g = self.inner.borrow_mut();
             let g = &mut *g;
             g.attempt_over(key, Some(e == Error::Timeout));
-            let tls = g.config.tls_servers.len();
             let Some(p) = g.queries.get_mut(&key) else {
                 return;
             };
-            let n = if tls > 0 && !p.clear {
-                tls
+            let n = if !p.config.tls_servers.is_empty() && !p.clear {
+                p.config.tls_servers.len()
             } else {
-                g.config.servers.len()
+                p.config.servers.len()
             };
-            let budget = n * g.config.attempts.max(1) as usize;
+            let budget = n * p.config.attempts.max(1) as usize;
             p.tried += 1;
             // A timeout does not hide a clearer answer from an earlier server.
             if p.last_error.is_none() || e != Error::Timeout {

@@ -70,12 +70,10 @@ impl<S: 'static> Resolver<S> {
                 in_flight: slot.in_flight(),
                 ..state(spec.addr, true, h)
             });
-        let plain = g
-            .config
-            .servers
-            .iter()
-            .zip(&g.health)
-            .map(|(&addr, h)| state(addr, false, h));
+        let plain = g.config.servers.iter().map(|&addr| {
+            let h = g.health.get(&addr).copied().unwrap_or_default();
+            state(addr, false, &h)
+        });
         tls.chain(plain).collect()
     }
 }

@@ -26,10 +26,12 @@ impl<S: 'static> Resolver<S> {
                 false => Ok(()),
             };
         };
-        let timeout = g.attempt_timeout(index, false);
-        let server = g.config.servers[index];
+        let timeout = g.attempt_timeout(key, index, false);
         let Some(p) = g.queries.get_mut(&key) else {
             return Ok(());
+        };
+        let Some(&server) = p.config.servers.get(index) else {
+            return Err(Error::NoServers);
         };
         p.server = server;
         p.id = random_id();
