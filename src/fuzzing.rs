@@ -7,13 +7,13 @@ use std::str::FromStr;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::dns::wire;
+use crate::dns::{cookies, wire};
 use crate::ev::signal;
 use crate::ev::WatcherId;
 
 /// A UDP datagram from a name server, as the resolver takes it: checked against the
 /// question it asked (a fixed one, and the datagram's own, so that well-formed answers get
-/// past the check), then stepped through its CNAME chain.
+/// past the check), its DNS cookie checked, then stepped through its CNAME chain.
 pub fn dns_response(data: &[u8]) {
     let fixed = Name::from_str("www.example.test.").unwrap_or_else(|_| Name::root());
     let id = data
@@ -28,6 +28,10 @@ pub fn dns_response(data: &[u8]) {
     for (name, rtype) in questions {
         for exact in [false, true] {
             if let Some(m) = wire::check(data, id, &name, rtype, exact) {
+                let server = std::net::SocketAddr::from(([192, 0, 2, 1], 53));
+                let mut jar = cookies::Cookies::default();
+                let _ = jar.option(server);
+                let _ = jar.check(server, &m);
                 let mut chain = Vec::new();
                 let _ = wire::step(&m, &name, rtype, &mut chain, 8);
                 assert!(chain.len() <= 8, "a chain past the limit");

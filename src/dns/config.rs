@@ -47,6 +47,10 @@ pub struct ResolverOptions {
     /// echo it exactly (0x20): more bits for a forger to guess. Off by default (a few
     /// servers do not echo the case).
     pub case_randomization: bool,
+    /// Send DNS cookies with UDP queries (RFC 7873; needs `edns`) and check them in
+    /// answers: a forger must also guess 64 random bits. Servers without cookie support
+    /// answer as before. Default on.
+    pub cookies: bool,
     /// DNS-over-TLS servers (RFC 7858). When there are any, every query goes to them
     /// (in order, or in rotation), over one reused, pipelined connection each;
     /// [`servers`](Self::servers) is then asked only as the opportunistic profile's
@@ -76,6 +80,7 @@ impl Default for ResolverOptions {
             hosts: Hosts::default(),
             cache: 0,
             case_randomization: false,
+            cookies: true,
             tls_servers: Vec::new(),
             tls_profile: TlsProfile::Strict,
             tls_idle_timeout: Duration::from_secs(10),

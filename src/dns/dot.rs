@@ -200,7 +200,7 @@ impl<S: 'static> Resolver<S> {
         } else {
             p.qname.clone()
         };
-        let bytes = wire::encode(p.id, &p.wire_name, p.rtype, p.edns)?;
+        let bytes = wire::encode(p.id, &p.wire_name, p.rtype, p.edns, None)?;
         let mut framed = Vec::with_capacity(bytes.len() + 2);
         framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
         framed.extend_from_slice(&bytes);

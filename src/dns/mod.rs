@@ -41,6 +41,7 @@ mod cache;
 mod compound;
 mod config;
 mod connect;
+pub(crate) mod cookies;
 mod dot;
 mod error;
 mod follow;

@@ -63,6 +63,10 @@ pub(super) struct Pending<S: 'static> {
     pub(super) clear: bool,
     /// Already sent again once after its TLS connection closed under it.
     pub(super) resent: bool,
+    /// The current UDP query carried a DNS cookie; and the lookup was already asked
+    /// again once after a BADCOOKIE.
+    pub(super) sent_cookie: bool,
+    pub(super) cookie_retried: bool,
     /// The configuration this lookup started with: it keeps it to the end, whatever the
     /// resolver reads meanwhile.
     pub(super) config: Rc<ResolverOptions>,
@@ -96,6 +100,8 @@ impl<S: 'static> Pending<S> {
             saw_nodata: false,
             clear: false,
             resent: false,
+            sent_cookie: false,
+            cookie_retried: false,
             config: Rc::default(),
             done: Some(done),
             cancelled: Rc::default(),

@@ -14,6 +14,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::answer::Answer;
 use super::cache::Cache;
+use super::cookies::Cookies;
 use super::dot::{DotSlot, Sent};
 use super::follow::Follow;
 use super::health::Health;
@@ -36,6 +37,8 @@ pub(super) struct Inner<S: 'static> {
     /// The health of each server: the plain ones by address, the TLS ones by index.
     pub(super) health: HashMap<SocketAddr, Health>,
     pub(super) tls_health: Vec<Health>,
+    /// Each server's DNS cookies.
+    pub(super) cookies: Cookies,
     /// The files the configuration is read from again when they change
     /// ([`Resolver::following`]); `None` for options given explicitly.
     pub(super) follow: Option<Follow>,
@@ -151,6 +154,7 @@ impl<S: 'static> Resolver<S> {
                 health,
                 tls_health,
                 follow: None,
+                cookies: Cookies::default(),
                 remover: cx.remover(),
             })),
         }
@@ -492,6 +496,12 @@ impl<S: 'static> Resolver<S> {
             let mut g = self.inner.borrow_mut();
             let g = &mut *g;
             g.attempt_over(key, Some(e == Error::Timeout));
+            if e == Error::Timeout {
+                // A server that stopped sending cookies is not held to them forever.
+                if let Some(server) = g.queries.get(&key).map(|p| p.server) {
+                    g.cookies.forget_server_cookie(server);
+                }
+            }
             let Some(p) = g.queries.get_mut(&key) else {
                 return;
             };

@@ -28,6 +28,9 @@ pub struct ServerState {
     pub answered: u64,
     /// Failures over its life.
     pub failed: u64,
+    /// It has sent a valid DNS cookie (RFC 7873): its answers must carry one from now on
+    /// (one without is asked again over TCP) until it times out once.
+    pub cookie: bool,
     /// TLS only: whether its connection is open (or being made) now.
     pub connected: bool,
     /// TLS only: connections made to it so far.
@@ -52,6 +55,7 @@ impl<S: 'static> Resolver<S> {
             failures: h.failures,
             answered: h.answered,
             failed: h.failed,
+            cookie: false,
             connected: false,
             connections: 0,
             resumed: 0,
@@ -72,7 +76,10 @@ impl<S: 'static> Resolver<S> {
             });
         let plain = g.config.servers.iter().map(|&addr| {
             let h = g.health.get(&addr).copied().unwrap_or_default();
-            state(addr, false, &h)
+            ServerState {
+                cookie: g.cookies.has_server_cookie(addr),
+                ..state(addr, false, &h)
+            }
         });
         tls.chain(plain).collect()
     }

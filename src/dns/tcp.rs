@@ -25,7 +25,7 @@ impl<S: 'static> Resolver<S> {
                 return;
             };
             p.stop_io(cx, &mut g.dot);
-            let Ok(bytes) = wire::encode(p.id, &p.wire_name, p.rtype, p.edns) else {
+            let Ok(bytes) = wire::encode(p.id, &p.wire_name, p.rtype, p.edns, None) else {
                 return;
             };
             (p.server, bytes, timeout)

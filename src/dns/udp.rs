@@ -7,6 +7,9 @@ use std::rc::Rc;
 
 use super::pending::Transport;
 use super::resolver::Resolver;
+use hickory_proto::op::{Message, ResponseCode};
+
+use super::cookies::Verdict;
 use super::{wire, Error, Privacy};
 use crate::ev::{Ctx, IoInterest};
 
@@ -40,7 +43,10 @@ impl<S: 'static> Resolver<S> {
         } else {
             p.qname.clone()
         };
-        let bytes = wire::encode(p.id, &p.wire_name, p.rtype, p.edns)?;
+        // DNS cookies ride on EDNS (RFC 7873): ours, and the server's last one.
+        p.sent_cookie = p.edns && p.config.cookies;
+        let cookie = p.sent_cookie.then(|| g.cookies.option(server));
+        let bytes = wire::encode(p.id, &p.wire_name, p.rtype, p.edns, cookie)?;
         // A fresh socket per query, so a fresh source port: `connect` binds it to an
         // ephemeral port, which the kernel picks at random (as it does for a bind to port
         // 0). Made non-blocking by `socket` itself where the kernel can.
@@ -80,37 +86,79 @@ impl<S: 'static> Resolver<S> {
     fn on_udp(&self, st: &mut S, cx: &mut Ctx<S>, key: u64) {
         let mut buf = [0u8; 4096];
         for _ in 0..DATAGRAMS_PER_TURN {
-            let msg = {
-                let g = self.inner.borrow();
-                let Some(p) = g.queries.get(&key) else { return };
-                let Transport::Udp(sock, _) = &p.transport else {
-                    return;
-                };
-                let n = match sock.recv_from(&mut buf) {
-                    Ok((n, from)) if from == p.server => n,
-                    Ok(_) => continue, // another source: not ours
-                    Err(e) if is_transient(&e) => return, // drained
-                    Err(e) => {
-                        // An ICMP error on the connected socket (port unreachable, host
-                        // or network unreachable): a failed attempt for this server, at
-                        // once, as glibc and c-ares count it, not a wait for the timeout.
-                        drop(g);
-                        return self.server_failed(st, cx, key, Error::from(e));
-                    }
-                };
-                let exact = g.config.case_randomization;
-                match wire::check(&buf[..n], p.id, &p.wire_name, p.rtype, exact) {
-                    Some(m) => m,
-                    None => continue, // not our answer: keep waiting
+            match self.read_datagram(key, &mut buf) {
+                Datagram::Drained => return,
+                Datagram::NotOurs => continue,
+                // An ICMP error on the connected socket (port unreachable, host or network
+                // unreachable): a failed attempt for this server, at once, as glibc and
+                // c-ares count it, not a wait for the timeout.
+                Datagram::Refused(e) => return self.server_failed(st, cx, key, e),
+                // Our cookie came back with the server's new one: ask again with it.
+                Datagram::BadCookie => return self.send(st, cx, key),
+                // Never use a truncated answer, nor an answer without the cookie a server
+                // that does cookies must send (an off-path forger cannot reach TCP): the
+                // same question over TCP.
+                Datagram::AskOverTcp => return self.send_tcp(cx, key),
+                Datagram::Answer(m) => {
+                    return self.on_message(st, cx, key, &m, Privacy::Clear, true)
                 }
-            };
-            if msg.metadata.truncation {
-                // Never use a truncated answer: the same question over TCP.
-                return self.send_tcp(cx, key);
             }
-            return self.on_message(st, cx, key, &msg, Privacy::Clear, true);
         }
     }
+
+    /// Reads one datagram from lookup `key`'s socket and says what it is.
+    fn read_datagram(&self, key: u64, buf: &mut [u8]) -> Datagram {
+        let mut g = self.inner.borrow_mut();
+        let g = &mut *g;
+        let Some(p) = g.queries.get_mut(&key) else {
+            return Datagram::Drained;
+        };
+        let Transport::Udp(sock, _) = &p.transport else {
+            return Datagram::Drained;
+        };
+        let n = match sock.recv_from(buf) {
+            Ok((n, from)) if from == p.server => n,
+            Ok(_) => return Datagram::NotOurs, // another source
+            Err(e) if is_transient(&e) => return Datagram::Drained,
+            Err(e) => return Datagram::Refused(Error::from(e)),
+        };
+        let exact = p.config.case_randomization;
+        let Some(m) = wire::check(&buf[..n], p.id, &p.wire_name, p.rtype, exact) else {
+            return Datagram::NotOurs; // another id or question
+        };
+        let verdict = match p.sent_cookie {
+            true => g.cookies.check(p.server, &m),
+            false => Verdict::Good,
+        };
+        match verdict {
+            // The id and question matched, the cookie did not: forged.
+            Verdict::Forged => Datagram::NotOurs,
+            Verdict::Missing => Datagram::AskOverTcp,
+            Verdict::Good if m.metadata.truncation => Datagram::AskOverTcp,
+            Verdict::Good
+                if m.metadata.response_code == ResponseCode::BADCOOKIE && !p.cookie_retried =>
+            {
+                p.cookie_retried = true;
+                Datagram::BadCookie
+            }
+            Verdict::Good => Datagram::Answer(m),
+        }
+    }
+}
+
+/// What one datagram on a query's socket was.
+enum Datagram {
+    /// Nothing (more) to read now, or the lookup is gone.
+    Drained,
+    /// Not an answer to this query: from elsewhere, another id or question, or forged.
+    NotOurs,
+    /// The kernel reported the server unreachable.
+    Refused(Error),
+    /// BADCOOKIE with our cookie, the first time: ask again.
+    BadCookie,
+    /// Truncated, or without the cookie expected: the question again over TCP.
+    AskOverTcp,
+    Answer(Message),
 }
 
 /// A socket error that says "nothing now", not "this server failed".

@@ -16,6 +16,7 @@ pub(crate) fn encode(
     name: &Name,
     rtype: RecordType,
     edns: bool,
+    cookie: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, Error> {
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = true;
@@ -23,6 +24,10 @@ pub(crate) fn encode(
     if edns {
         let mut e = Edns::new();
         e.set_max_payload(EDNS_PAYLOAD);
+        if let Some(c) = cookie {
+            e.options_mut()
+                .insert(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(10, c));
+        }
         m.set_edns(e);
     }
     m.to_vec().map_err(|e| Error::BadName(e.to_string()))
@@ -198,7 +203,7 @@ mod tests {
             "another type"
         );
         assert!(check(&bytes, 7, &name("ww.example.test."), RecordType::A, false).is_none());
-        let query = encode(7, &q, RecordType::A, true).unwrap();
+        let query = encode(7, &q, RecordType::A, true, None).unwrap();
         assert!(
             check(&query, 7, &q, RecordType::A, false).is_none(),
             "a query is no answer"

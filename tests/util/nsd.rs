@@ -111,6 +111,12 @@ impl Nsd {
 
     /// As [`start`](Nsd::start), with `extra` records in example.test's zone.
     pub fn start_with(tag: &str, extra: &str) -> Nsd {
+        Nsd::start_full(tag, extra, "")
+    }
+
+    /// As [`start_with`](Nsd::start_with), with `server` lines (indented) in its `server:`
+    /// clause.
+    pub fn start_full(tag: &str, extra: &str, server: &str) -> Nsd {
         let dir = super::pki::temp_dir(&format!("nsd-{tag}"));
         let port = free_port();
         std::fs::write(
@@ -126,7 +132,7 @@ impl Nsd {
              chroot: \"\"\n  zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  \
              zonelistfile: \"{d}/zone.list\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  \
              logfile: \"{d}/nsd.log\"\n  verbosity: 1\n  server-count: 1\n  \
-             rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n\
+             rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n{server}\
              remote-control:\n  control-enable: no\n\
              zone:\n  name: example.test\n  zonefile: example.test.zone\n\
              zone:\n  name: 2.0.192.in-addr.arpa\n  zonefile: rev4.zone\n\

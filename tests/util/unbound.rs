@@ -44,6 +44,11 @@ impl Unbound {
     /// Unbound in front of `nsd`, its TLS certificate for `dns.example.test` signed by a
     /// CA of its own; `idle_ms` is its TCP/TLS idle timeout.
     pub fn start(tag: &str, nsd: &Nsd, idle_ms: u64) -> Unbound {
+        Unbound::start_with(tag, nsd, idle_ms, "")
+    }
+
+    /// As [`start`](Unbound::start), with `extra` lines (indented) in its `server:` clause.
+    pub fn start_with(tag: &str, nsd: &Nsd, idle_ms: u64, extra: &str) -> Unbound {
         let dir = super::pki::temp_dir(&format!("unbound-{tag}"));
         let name = "dns.example.test";
         let ca = Ca::new(&dir, "evnet unbound test", "unbound test CA");
@@ -69,7 +74,7 @@ impl Unbound {
              local-zone: \"2.0.192.in-addr.arpa.\" nodefault\n  \
              local-zone: \"8.b.d.0.1.0.0.2.ip6.arpa.\" nodefault\n  \
              incoming-num-tcp: 64\n  tcp-idle-timeout: {idle_ms}\n  \
-             ratelimit: 0\n  ip-ratelimit: 0\n  rrset-roundrobin: no\n\
+             ratelimit: 0\n  ip-ratelimit: 0\n  rrset-roundrobin: no\n{extra}\
              remote-control:\n  control-enable: no\n{}{}{}",
             stub("example.test"),
             stub("2.0.192.in-addr.arpa"),
