@@ -647,3 +647,26 @@ fn lookup_tls_prints_no_answer_and_fails_when_the_server_cannot_be_authenticated
     assert!(ok, "{err}");
     assert!(out.ends_with("IN A 192.0.2.1\n"), "{out}");
 }
+
+#[test]
+fn dropping_the_resolver_closes_its_tls_connection_and_lets_the_loop_end() {
+    let nsd = Nsd::start("dot-drop");
+    let u = Unbound::start("drop", &nsd, 30_000);
+    let _w = util::watchdog::watchdog(LIMIT, "run() after the resolver was dropped");
+    let mut ev = Loop::<Log>::new().unwrap();
+    let dns = Resolver::new(&ev, tls_options(unbound_server(&u)));
+    let l = dns.query(
+        &mut ev,
+        "www.example.test",
+        RecordType::A,
+        |log: &mut Log, _, r| log.push((0, r)),
+    );
+    let mut log = Log::new();
+    assert!(ev.run_until(&mut log, LIMIT, |l| l.len() == 1).unwrap());
+    assert!(dns.servers()[0].connected);
+    drop((l, dns));
+    // Nothing of the resolver is left on the loop: its connection and its idle check are
+    // gone, so `run` returns (the watchdog ends the test if it does not).
+    ev.run(&mut log).unwrap();
+    assert_eq!(log.len(), 1);
+}

@@ -67,6 +67,12 @@ impl<S: 'static> DotSlot<S> {
         self.conn.is_some()
     }
 
+    /// Drops its connection (which closes it) and gives back its idle check, for the
+    /// caller to take off the loop.
+    pub(super) fn close(&mut self) -> Option<WatcherId> {
+        self.conn.take().map(|c| c.idle)
+    }
+
     /// Forgets query `id` of connection `generation` (it timed out, was cancelled or
     /// moved on).
     pub(super) fn forget(&mut self, id: u16, generation: u64) {

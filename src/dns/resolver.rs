@@ -90,6 +90,13 @@ impl<S: 'static> Drop for Inner<S> {
         for k in keys {
             drop(self.cancel(k));
         }
+        // Its TLS connections close (their streams drop with the slots), and their idle
+        // checks leave the loop, which they would otherwise keep running.
+        for slot in &mut self.dot {
+            if let Some(idle) = slot.close() {
+                self.remover.remove(idle);
+            }
+        }
     }
 }
 
