@@ -111,7 +111,24 @@ fn answer(q: &Message, last: u8, cookie: Option<Vec<u8>>, rcode: ResponseCode) -
 fn fake(
     reply: impl Fn(usize, &Message) -> Vec<Vec<u8>> + Send + 'static,
 ) -> (SocketAddr, Arc<Mutex<Vec<Message>>>) {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    fake_on(UdpSocket::bind("127.0.0.1:0").unwrap(), reply)
+}
+
+/// A TCP listener and a UDP socket on the same loopback port.
+fn same_port() -> (TcpListener, UdpSocket) {
+    loop {
+        let t = TcpListener::bind("127.0.0.1:0").unwrap();
+        if let Ok(u) = UdpSocket::bind(t.local_addr().unwrap()) {
+            return (t, u);
+        }
+    }
+}
+
+/// As [`fake`], on `s`.
+fn fake_on(
+    s: UdpSocket,
+    reply: impl Fn(usize, &Message) -> Vec<Vec<u8>> + Send + 'static,
+) -> (SocketAddr, Arc<Mutex<Vec<Message>>>) {
     let addr = s.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
@@ -171,7 +188,8 @@ fn an_answer_with_another_client_cookie_is_ignored_as_forged() {
 fn a_server_that_did_cookies_and_answers_without_one_is_asked_again_over_tcp() {
     // Over UDP: the first answer carries the cookies; the second comes without any
     // (what an off-path forger who cannot see our cookie would send): 192.0.2.66.
-    let (addr, seen) = fake(|i, q| {
+    let (tcp, udp) = same_port();
+    let (addr, seen) = fake_on(udp, |i, q| {
         let mut c = cookie_of(q).unwrap();
         if i == 0 {
             c.extend_from_slice(&[3; 16]);
@@ -182,7 +200,6 @@ fn a_server_that_did_cookies_and_answers_without_one_is_asked_again_over_tcp() {
         }
     });
     // Over TCP on the same port, the real answer: 192.0.2.2.
-    let tcp = TcpListener::bind(addr).unwrap();
     std::thread::spawn(move || {
         for s in tcp.incoming() {
             let Ok(mut s) = s else { return };
