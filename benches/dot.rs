@@ -17,6 +17,8 @@ mod util;
 #[path = "../tests/util/pki.rs"]
 mod pki;
 
+#[path = "util/lookups.rs"]
+mod lookups;
 #[allow(dead_code)]
 #[path = "../tests/util/nsd.rs"]
 mod nsd;
@@ -27,18 +29,15 @@ mod provision;
 #[path = "../tests/util/unbound.rs"]
 mod unbound;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
-use evnet::dns::{RecordType, Resolver, ResolverOptions, TlsServer};
-use evnet::ev::{Ctx, Loop};
+use evnet::dns::{Resolver, ResolverOptions, TlsServer};
+use evnet::ev::Loop;
+use lookups::{Batch, IN_FLIGHT};
 use unbound::Unbound;
 
-const IN_FLIGHT: usize = 100;
 const LOOKUPS: usize = 10_000;
 
 #[derive(Clone)]
@@ -51,83 +50,24 @@ struct Row {
     connections: u64,
 }
 
-fn row(n: usize, wall: Duration, mut lat: Vec<f64>, cpu: u64, errors: usize, conns: u64) -> Row {
+fn row(mut b: Batch, conns: u64) -> Row {
+    let n = b.lat.len();
     Row {
-        per_s: n as f64 / wall.as_secs_f64(),
-        p50_us: util::percentile(&mut lat, 0.50),
-        p99_us: util::percentile(&mut lat, 0.99),
-        cpu_ns: cpu as f64 / n as f64,
-        errors,
+        per_s: n as f64 / b.wall.as_secs_f64(),
+        p50_us: util::percentile(&mut b.lat, 0.50),
+        p99_us: util::percentile(&mut b.lat, 0.99),
+        cpu_ns: b.cpu_ns as f64 / n as f64,
+        errors: b.errors,
         connections: conns,
     }
 }
 
-/// A fresh name prefix per run and side: Unbound has never seen the names.
-fn prefix() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("r{}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-// ----- evnet ---------------------------------------------------------------------------
-
-struct Bench {
-    prefix: String,
-    left: usize,
-    done: usize,
-    lat: Vec<f64>,
-    errors: usize,
-}
-
-type Keep = Rc<RefCell<Vec<evnet::dns::Lookup<Bench>>>>;
-
-fn evnet_start(dns: &Resolver<Bench>, cx: &mut Ctx<Bench>, st: &mut Bench, keep: &Keep) {
-    if st.left == 0 {
-        return;
-    }
-    st.left -= 1;
-    let t = Instant::now();
-    let (d2, k2) = (dns.clone(), keep.clone());
-    let name = format!("{}q{}.wild.example.test.", st.prefix, st.left);
-    let l = dns.query(cx, &name, RecordType::A, move |st, cx, r| {
-        st.lat.push(t.elapsed().as_nanos() as f64 / 1e3);
-        st.done += 1;
-        st.errors += usize::from(r.is_err());
-        if st.done == LOOKUPS {
-            cx.stop_loop();
-        }
-        evnet_start(&d2, cx, st, &k2);
-    });
-    let mut k = keep.borrow_mut();
-    if k.len() > 4 * IN_FLIGHT {
-        k.drain(..2 * IN_FLIGHT);
-    }
-    k.push(l);
-}
-
 fn evnet_run(options: ResolverOptions) -> Result<Row> {
-    let mut ev = Loop::<Bench>::new()?;
+    let mut ev = Loop::new()?;
     let dns = Resolver::new(&ev, options);
-    let keep: Keep = Rc::default();
-    let mut st = Bench {
-        prefix: prefix(),
-        left: LOOKUPS,
-        done: 0,
-        lat: Vec::with_capacity(LOOKUPS),
-        errors: 0,
-    };
-    let (d, k) = (dns.clone(), keep.clone());
-    ev.timer(Duration::ZERO, None, move |st, cx, _| {
-        for _ in 0..IN_FLIGHT {
-            evnet_start(&d, cx, st, &k);
-        }
-    });
-    let cpu0 = util::thread_cpu_ns();
-    let t0 = Instant::now();
-    ev.run(&mut st)?;
-    let wall = t0.elapsed();
-    let cpu = util::thread_cpu_ns() - cpu0;
+    let b = lookups::evnet_batch(&mut ev, &dns, LOOKUPS)?;
     let conns = dns.servers().iter().map(|s| s.connections).sum();
-    Ok(row(LOOKUPS, wall, st.lat, cpu, st.errors, conns))
+    Ok(row(b, conns))
 }
 
 fn evnet_dot(u: &Unbound) -> Result<Row> {
@@ -144,8 +84,6 @@ fn evnet_udp(u: &Unbound) -> Result<Row> {
     evnet_run(ResolverOptions::with_servers(&[u.plain]))
 }
 
-// ----- hickory-resolver ----------------------------------------------------------------
-
 fn hickory_dot(u: &Unbound) -> Result<Row> {
     use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
     use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -161,53 +99,10 @@ fn hickory_dot(u: &Unbound) -> Result<Row> {
     let mut builder =
         hickory_resolver::Resolver::builder_with_config(config, TokioRuntimeProvider::default())
             .with_tls_config((*client).clone());
-    // No cache: capacity 0 alone still serves entries until moka evicts them, so every
-    // TTL is clamped to zero too.
-    let opts = builder.options_mut();
-    opts.cache_size = 0;
-    opts.positive_max_ttl = Some(Duration::ZERO);
-    opts.negative_max_ttl = Some(Duration::ZERO);
+    lookups::hickory_no_cache(builder.options_mut(), Duration::from_secs(5));
     let resolver = builder.build()?;
-    let per_task = LOOKUPS / IN_FLIGHT;
-    let pre = prefix();
-    let cpu0 = util::thread_cpu_ns();
-    let t0 = Instant::now();
-    let results: Vec<(Vec<f64>, usize)> = rt.block_on(async {
-        let mut set = tokio::task::JoinSet::new();
-        for task in 0..IN_FLIGHT {
-            let r = resolver.clone();
-            let pre = pre.clone();
-            set.spawn(async move {
-                let mut lat = Vec::with_capacity(per_task);
-                let mut errors = 0;
-                for j in 0..per_task {
-                    let i = task * per_task + j;
-                    let t = Instant::now();
-                    let ok = r
-                        .lookup(
-                            format!("{pre}q{i}.wild.example.test."),
-                            hickory_resolver::proto::rr::RecordType::A,
-                        )
-                        .await
-                        .is_ok();
-                    lat.push(t.elapsed().as_nanos() as f64 / 1e3);
-                    errors += usize::from(!ok);
-                }
-                (lat, errors)
-            });
-        }
-        let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            out.push(r.unwrap_or_default());
-        }
-        out
-    });
-    let wall = t0.elapsed();
-    let cpu = util::thread_cpu_ns() - cpu0;
-    let errors = results.iter().map(|r| r.1).sum();
-    let lat = results.into_iter().flat_map(|r| r.0).collect();
     // hickory does not report its connections.
-    Ok(row(per_task * IN_FLIGHT, wall, lat, cpu, errors, 0))
+    Ok(row(lookups::hickory_batch(&rt, &resolver, LOOKUPS), 0))
 }
 
 fn main() -> Result<()> {

@@ -24,6 +24,8 @@ mod pki {
     }
 }
 
+#[path = "util/lookups.rs"]
+mod lookups;
 #[allow(dead_code)]
 #[path = "../tests/util/nsd.rs"]
 mod nsd;
@@ -31,18 +33,16 @@ mod nsd;
 #[path = "../tests/util/provision.rs"]
 mod provision;
 
-use std::cell::RefCell;
 use std::net::{SocketAddr, UdpSocket};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
-use evnet::dns::{RecordType, Resolver, ResolverOptions};
-use evnet::ev::{Ctx, Loop};
+use evnet::dns::{Resolver, ResolverOptions};
+use evnet::ev::Loop;
+use lookups::{Batch, IN_FLIGHT};
 
-const IN_FLIGHT: usize = 100;
 const WARM: usize = 200;
 const LOOKUPS: usize = 10_000;
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -55,6 +55,18 @@ struct Row {
     cpu_ns: f64,
     errors: usize,
     dead_queries: usize,
+}
+
+fn row(mut b: Batch, dead: usize) -> Row {
+    let n = b.lat.len();
+    Row {
+        per_s: n as f64 / b.wall.as_secs_f64(),
+        p50_us: util::percentile(&mut b.lat, 0.50),
+        p99_us: util::percentile(&mut b.lat, 0.99),
+        cpu_ns: b.cpu_ns as f64 / n as f64,
+        errors: b.errors,
+        dead_queries: dead,
+    }
 }
 
 /// A server that takes every datagram and answers none; counts them.
@@ -77,109 +89,24 @@ fn dead() -> Result<Dead> {
     Ok(Dead { addr, got })
 }
 
-fn prefix() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("h{}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-// ----- evnet ---------------------------------------------------------------------------
-
-struct Bench {
-    prefix: String,
-    left: usize,
-    done: usize,
-    total: usize,
-    lat: Vec<f64>,
-    errors: usize,
-}
-
-type Keep = Rc<RefCell<Vec<evnet::dns::Lookup<Bench>>>>;
-
-fn evnet_start(dns: &Resolver<Bench>, cx: &mut Ctx<Bench>, st: &mut Bench, keep: &Keep) {
-    if st.left == 0 {
-        return;
-    }
-    st.left -= 1;
-    let t = Instant::now();
-    let (d2, k2) = (dns.clone(), keep.clone());
-    let name = format!("{}q{}.wild.example.test.", st.prefix, st.left);
-    let l = dns.query(cx, &name, RecordType::A, move |st, cx, r| {
-        st.lat.push(t.elapsed().as_nanos() as f64 / 1e3);
-        st.done += 1;
-        st.errors += usize::from(r.is_err());
-        if st.done == st.total {
-            cx.stop_loop();
-        }
-        evnet_start(&d2, cx, st, &k2);
-    });
-    let mut k = keep.borrow_mut();
-    if k.len() > 4 * IN_FLIGHT {
-        k.drain(..2 * IN_FLIGHT);
-    }
-    k.push(l);
-}
-
-/// `n` lookups on `ev`/`dns`, 100 in flight: (latencies, errors, wall, CPU).
-fn evnet_batch(
-    ev: &mut Loop<Bench>,
-    dns: &Resolver<Bench>,
-    n: usize,
-) -> Result<(Vec<f64>, usize, Duration, u64)> {
-    let keep: Keep = Rc::default();
-    let mut st = Bench {
-        prefix: prefix(),
-        left: n,
-        done: 0,
-        total: n,
-        lat: Vec::with_capacity(n),
-        errors: 0,
-    };
-    let (d, k) = (dns.clone(), keep.clone());
-    ev.timer(Duration::ZERO, None, move |st, cx, _| {
-        for _ in 0..IN_FLIGHT {
-            evnet_start(&d, cx, st, &k);
-        }
-    });
-    let cpu0 = util::thread_cpu_ns();
-    let t0 = Instant::now();
-    ev.run(&mut st)?;
-    Ok((
-        st.lat,
-        st.errors,
-        t0.elapsed(),
-        util::thread_cpu_ns() - cpu0,
-    ))
+/// `WARM` lookups, then `LOOKUPS` measured, with what `dead` got meanwhile.
+fn measured(dead: Option<&Dead>, mut batch: impl FnMut(usize) -> Result<Batch>) -> Result<Row> {
+    batch(WARM)?;
+    let got = || dead.map_or(0, |d| d.got.load(Ordering::Relaxed));
+    let before = got();
+    let b = batch(LOOKUPS)?;
+    Ok(row(b, got() - before))
 }
 
 fn evnet_run(servers: &[SocketAddr], dead: Option<&Dead>) -> Result<Row> {
-    let mut ev = Loop::<Bench>::new()?;
-    let dns = Resolver::new(
-        &ev,
-        ResolverOptions {
-            timeout: TIMEOUT,
-            ..ResolverOptions::with_servers(servers)
-        },
-    );
-    evnet_batch(&mut ev, &dns, WARM)?;
-    let before = dead.map_or(0, |d| d.got.load(Ordering::Relaxed));
-    let (lat, errors, wall, cpu) = evnet_batch(&mut ev, &dns, LOOKUPS)?;
-    let after = dead.map_or(0, |d| d.got.load(Ordering::Relaxed));
-    Ok(row(lat, errors, wall, cpu, after - before))
+    let mut ev = Loop::new()?;
+    let options = ResolverOptions {
+        timeout: TIMEOUT,
+        ..ResolverOptions::with_servers(servers)
+    };
+    let dns = Resolver::new(&ev, options);
+    measured(dead, |n| lookups::evnet_batch(&mut ev, &dns, n))
 }
-
-fn row(mut lat: Vec<f64>, errors: usize, wall: Duration, cpu: u64, dead: usize) -> Row {
-    let n = lat.len();
-    Row {
-        per_s: n as f64 / wall.as_secs_f64(),
-        p50_us: util::percentile(&mut lat, 0.50),
-        p99_us: util::percentile(&mut lat, 0.99),
-        cpu_ns: cpu as f64 / n as f64,
-        errors,
-        dead_queries: dead,
-    }
-}
-
-// ----- hickory-resolver ----------------------------------------------------------------
 
 fn hickory_run(servers: &[SocketAddr], dead: Option<&Dead>) -> Result<Row> {
     use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
@@ -198,58 +125,9 @@ fn hickory_run(servers: &[SocketAddr], dead: Option<&Dead>) -> Result<Row> {
     let config = ResolverConfig::from_parts(None, Vec::new(), ns);
     let mut builder =
         hickory_resolver::Resolver::builder_with_config(config, TokioRuntimeProvider::default());
-    let opts = builder.options_mut();
-    opts.cache_size = 0;
-    opts.positive_max_ttl = Some(Duration::ZERO);
-    opts.negative_max_ttl = Some(Duration::ZERO);
-    opts.timeout = TIMEOUT;
+    lookups::hickory_no_cache(builder.options_mut(), TIMEOUT);
     let resolver = builder.build()?;
-    let batch = |n: usize| {
-        let pre = prefix();
-        let per_task = n / IN_FLIGHT;
-        let cpu0 = util::thread_cpu_ns();
-        let t0 = Instant::now();
-        let results: Vec<(Vec<f64>, usize)> = rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for task in 0..IN_FLIGHT {
-                let r = resolver.clone();
-                let pre = pre.clone();
-                set.spawn(async move {
-                    let mut lat = Vec::with_capacity(per_task);
-                    let mut errors = 0;
-                    for j in 0..per_task {
-                        let i = task * per_task + j;
-                        let t = Instant::now();
-                        let ok = r
-                            .lookup(
-                                format!("{pre}q{i}.wild.example.test."),
-                                hickory_resolver::proto::rr::RecordType::A,
-                            )
-                            .await
-                            .is_ok();
-                        lat.push(t.elapsed().as_nanos() as f64 / 1e3);
-                        errors += usize::from(!ok);
-                    }
-                    (lat, errors)
-                });
-            }
-            let mut out = Vec::new();
-            while let Some(r) = set.join_next().await {
-                out.push(r.unwrap_or_default());
-            }
-            out
-        });
-        let wall = t0.elapsed();
-        let cpu = util::thread_cpu_ns() - cpu0;
-        let errors: usize = results.iter().map(|r| r.1).sum();
-        let lat: Vec<f64> = results.into_iter().flat_map(|r| r.0).collect();
-        (lat, errors, wall, cpu)
-    };
-    batch(WARM);
-    let before = dead.map_or(0, |d| d.got.load(Ordering::Relaxed));
-    let (lat, errors, wall, cpu) = batch(LOOKUPS);
-    let after = dead.map_or(0, |d| d.got.load(Ordering::Relaxed));
-    Ok(row(lat, errors, wall, cpu, after - before))
+    measured(dead, |n| Ok(lookups::hickory_batch(&rt, &resolver, n)))
 }
 
 fn main() -> Result<()> {

@@ -1092,28 +1092,7 @@ fn dig(nsd: &Nsd, rtype: &str, name: &str) -> String {
 #[test]
 fn lookup_prints_what_dig_prints_for_every_record_type() {
     let nsd = Nsd::start("dig");
-    for (rtype, name) in [
-        ("A", "www.example.test"),
-        ("AAAA", "www.example.test"),
-        ("A", "c1.example.test"),
-        ("CNAME", "c1.example.test"),
-        ("NS", "example.test"),
-        ("MX", "example.test"),
-        ("MX", "nomail.example.test"),
-        ("SOA", "example.test"),
-        ("SRV", "_sip._tcp.example.test"),
-        ("SRV", "x.srv.example.test"),
-        ("TXT", "small.example.test"),
-        ("TXT", "esc.example.test"),
-        ("TXT", "big.example.test"),
-        ("HINFO", "info.example.test"),
-        ("CAA", "caa.example.test"),
-        ("NAPTR", "naptr.example.test"),
-        ("SSHFP", "ssh.example.test"),
-        ("TLSA", "tlsa.example.test"),
-        ("TYPE65534", "unk.example.test"),
-        ("PTR", "1.2.0.192.in-addr.arpa"),
-    ] {
+    for &(rtype, name) in util::nsd::EVERY_TYPE {
         let want = dig(&nsd, rtype, name);
         assert!(!want.is_empty(), "dig found no {rtype} for {name}");
         let (ok, got, err) = lookup(&nsd, &[rtype, name]);

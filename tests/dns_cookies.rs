@@ -6,7 +6,7 @@
 mod util;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use evnet::dns::proto::rr::rdata::A;
 use evnet::dns::proto::rr::{RData, Record};
 use evnet::dns::{Answer, Error, RecordType, Resolver, ResolverOptions};
 use evnet::ev::Loop;
+use util::dns_fake::last_octet;
 use util::nsd::Nsd;
 use util::unbound::Unbound;
 
@@ -42,13 +43,6 @@ fn options(server: SocketAddr) -> ResolverOptions {
     ResolverOptions {
         timeout: Duration::from_secs(2),
         ..ResolverOptions::with_servers(&[server])
-    }
-}
-
-fn last_octet(r: &Result<Answer, Error>) -> u8 {
-    match r.as_ref().map(Answer::addresses).as_deref() {
-        Ok([IpAddr::V4(v4), ..]) => v4.octets()[3],
-        other => panic!("no IPv4 address: {other:?}"),
     }
 }
 

@@ -6,17 +6,16 @@
 
 mod util;
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evnet::dns::proto::op::{Message, MessageType};
-use evnet::dns::proto::rr::rdata::A;
-use evnet::dns::proto::rr::{RData, Record};
+use evnet::dns::proto::op::Message;
 use evnet::dns::{Answer, Error, RecordType, Resolver, ResolverOptions, SystemFiles};
 use evnet::ev::Loop;
+use util::dns_fake::{a_answer, last_octet};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -38,20 +37,11 @@ fn server(ip: [u8; 4], last: u8) -> (SocketAddr, Arc<AtomicUsize>) {
         while let Ok((n, from)) = s.recv_from(&mut buf) {
             g.fetch_add(1, Ordering::SeqCst);
             let q = Message::from_vec(&buf[..n]).unwrap();
-            let mut m = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
-            let question = q.queries[0].clone();
-            let name = question.name().clone();
-            let lower = name.to_ascii().to_ascii_lowercase();
+            let lower = q.queries[0].name().to_ascii().to_ascii_lowercase();
             if lower.starts_with("slow") && dropped.insert(lower) {
                 continue;
             }
-            m.add_query(question);
-            m.add_answer(Record::from_rdata(
-                name,
-                60,
-                RData::A(A::new(192, 0, 2, last)),
-            ));
-            let _ = s.send_to(&m.to_vec().unwrap(), from);
+            let _ = s.send_to(&a_answer(&buf[..n], last), from);
         }
     });
     (addr, got)
@@ -62,13 +52,6 @@ fn replace(path: &Path, text: &str) {
     let tmp = path.with_extension("new");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
-}
-
-fn last_octet(r: &Result<Answer, Error>) -> u8 {
-    match r.as_ref().map(Answer::addresses).as_deref() {
-        Ok([IpAddr::V4(v4), ..]) => v4.octets()[3],
-        other => panic!("no IPv4 address: {other:?}"),
-    }
 }
 
 #[test]

@@ -10,11 +10,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evnet::dns::proto::op::{Message, MessageType};
-use evnet::dns::proto::rr::rdata::A;
-use evnet::dns::proto::rr::{RData, Record};
 use evnet::dns::{Answer, Error, RecordType, Resolver, ResolverOptions};
 use evnet::ev::Loop;
+use util::dns_fake::{a_answer, last_octet};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -58,22 +56,6 @@ fn fake(last: u8, delay_ms: u64) -> Fake {
     }
 }
 
-fn a_answer(query: &[u8], last: u8) -> Vec<u8> {
-    let q = Message::from_vec(query).unwrap();
-    let mut m = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
-    m.metadata.recursion_desired = true;
-    m.metadata.recursion_available = true;
-    let question = q.queries[0].clone();
-    let name = question.name().clone();
-    m.add_query(question);
-    m.add_answer(Record::from_rdata(
-        name,
-        60,
-        RData::A(A::new(192, 0, 2, last)),
-    ));
-    m.to_vec().unwrap()
-}
-
 /// Runs one lookup of `name` on `dns` to its end.
 fn ask(
     ev: &mut Loop<Vec<Result<Answer, Error>>>,
@@ -87,16 +69,6 @@ fn ask(
     assert!(ev.run_until(&mut log, LIMIT, |l| !l.is_empty()).unwrap());
     drop(l);
     log.pop().unwrap()
-}
-
-fn last_octet(r: &Result<Answer, Error>) -> u8 {
-    match r.as_ref().map(|a| a.addresses()) {
-        Ok(ips) => match ips.first() {
-            Some(std::net::IpAddr::V4(v4)) => v4.octets()[3],
-            _ => panic!("no address: {r:?}"),
-        },
-        Err(e) => panic!("lookup failed: {e}"),
-    }
 }
 
 #[test]

@@ -14,14 +14,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use evnet::dns::proto::op::{Message, MessageType};
-use evnet::dns::proto::rr::rdata::A;
-use evnet::dns::proto::rr::{RData, Record};
 use evnet::dns::{
     Answer, Error, Lookup, Privacy, RecordType, Resolver, ResolverOptions, TlsProfile, TlsServer,
 };
 use evnet::ev::Loop;
 use evnet::tls::rustls;
+use util::dns_fake::a_answer;
 use util::nsd::Nsd;
 use util::pki::{temp_dir, Ca};
 use util::unbound::Unbound;
@@ -375,23 +373,6 @@ fn read_query(s: &mut TlsStream) -> Option<Vec<u8>> {
     Some(q)
 }
 
-/// An answer to `query`: one A record, `192.0.2.<last>`.
-fn a_answer(query: &[u8], last: u8) -> Vec<u8> {
-    let q = Message::from_vec(query).unwrap();
-    let mut m = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
-    m.metadata.recursion_desired = true;
-    m.metadata.recursion_available = true;
-    let question = q.queries[0].clone();
-    let name = question.name().clone();
-    m.add_query(question);
-    m.add_answer(Record::from_rdata(
-        name,
-        60,
-        RData::A(A::new(192, 0, 2, last)),
-    ));
-    m.to_vec().unwrap()
-}
-
 fn write_framed(s: &mut TlsStream, msg: &[u8]) {
     let mut out = (msg.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(msg);
@@ -586,28 +567,7 @@ fn lookup_tls_prints_what_dig_tls_prints_for_every_record_type() {
     let nsd = Nsd::start("dot-dig");
     let u = Unbound::start("dig", &nsd, 30_000);
     let ca = u.ca.pem.display().to_string();
-    for (rtype, name) in [
-        ("A", "www.example.test"),
-        ("AAAA", "www.example.test"),
-        ("A", "c1.example.test"),
-        ("CNAME", "c1.example.test"),
-        ("NS", "example.test"),
-        ("MX", "example.test"),
-        ("MX", "nomail.example.test"),
-        ("SOA", "example.test"),
-        ("SRV", "_sip._tcp.example.test"),
-        ("SRV", "x.srv.example.test"),
-        ("TXT", "small.example.test"),
-        ("TXT", "esc.example.test"),
-        ("TXT", "big.example.test"),
-        ("HINFO", "info.example.test"),
-        ("CAA", "caa.example.test"),
-        ("NAPTR", "naptr.example.test"),
-        ("SSHFP", "ssh.example.test"),
-        ("TLSA", "tlsa.example.test"),
-        ("TYPE65534", "unk.example.test"),
-        ("PTR", "1.2.0.192.in-addr.arpa"),
-    ] {
+    for &(rtype, name) in util::nsd::EVERY_TYPE {
         let want = dig_tls(&u, rtype, name);
         assert!(!want.is_empty(), "dig +tls found no {rtype} for {name}");
         let (ok, got, err) = lookup_tls(&u, &["--servername", u.name, "--ca", &ca, rtype, name]);

@@ -207,10 +207,7 @@ impl<S: 'static> Resolver<S> {
             p.qname.clone()
         };
         let bytes = wire::encode(p.id, &p.wire_name, p.rtype, p.edns, None)?;
-        let mut framed = Vec::with_capacity(bytes.len() + 2);
-        framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&bytes);
-        conn.stream.write(cx, &framed);
+        conn.stream.write(cx, &wire::framed(&bytes));
         conn.in_flight.insert(id, key);
         conn.last_used = Instant::now();
         p.transport = Transport::Dot {
@@ -418,12 +415,12 @@ impl<S: 'static> bufio::StreamHandler<S> for DotAnswers<S> {
         };
         let r = Resolver { inner };
         match self.len.take() {
-            None => match data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) {
-                Some(n @ 12..) => {
-                    self.len = Some(usize::from(n));
-                    c.read_exact(cx, usize::from(n));
+            None => match wire::frame_length(&data) {
+                Some(n) => {
+                    self.len = Some(n);
+                    c.read_exact(cx, n);
                 }
-                _ => {
+                None => {
                     // Not a DNS message: the connection cannot be trusted to frame the
                     // next one either.
                     c.abort(cx);

@@ -44,10 +44,7 @@ impl<S: 'static> Resolver<S> {
             len: None,
         };
         let stream = Stream::connect(cx, &NoLookup, server, copts, opts, handler);
-        let mut framed = Vec::with_capacity(bytes.len() + 2);
-        framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&bytes);
-        stream.write(cx, &framed);
+        stream.write(cx, &wire::framed(&bytes));
         stream.read_exact(cx, 2);
         match self.inner.borrow_mut().queries.get_mut(&key) {
             Some(p) => p.transport = Transport::Tcp(stream),
@@ -70,12 +67,12 @@ impl<S: 'static> bufio::StreamHandler<S> for TcpAnswer<S> {
         };
         let r = Resolver { inner };
         match self.len {
-            None => match data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) {
-                Some(n @ 12..) => {
-                    self.len = Some(usize::from(n));
-                    c.read_exact(cx, usize::from(n));
+            None => match wire::frame_length(&data) {
+                Some(n) => {
+                    self.len = Some(n);
+                    c.read_exact(cx, n);
                 }
-                _ => {
+                None => {
                     let e = Error::Malformed("TCP answer shorter than a header".into());
                     r.server_failed(st, cx, self.key, e);
                 }

@@ -33,6 +33,22 @@ pub(crate) fn encode(
     m.to_vec().map_err(|e| Error::BadName(e.to_string()))
 }
 
+/// `msg` framed for a stream (TCP, TLS): its length in 2 bytes first (RFC 1035 §4.2.2).
+pub(crate) fn framed(msg: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(msg.len()).unwrap_or(u16::MAX);
+    let mut out = Vec::with_capacity(msg.len() + 2);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(msg);
+    out
+}
+
+/// The length a stream's 2-byte prefix announces, if it can hold a DNS message (at least
+/// a 12-byte header).
+pub(crate) fn frame_length(prefix: &[u8]) -> Option<usize> {
+    let n = usize::from(u16::from_be_bytes([*prefix.first()?, *prefix.get(1)?]));
+    (n >= 12).then_some(n)
+}
+
 /// The response in `bytes` if it answers this query: the same id, a response, and the
 /// same question (name case-insensitively, or letter for letter when `exact`: 0x20; type;
 /// class IN). A FORMERR without a question (a server refusing EDNS) counts too. Anything

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+pub mod dns_fake;
 pub mod hosts;
 pub mod nsd;
 pub mod openssl;

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use super::nsd::Nsd;
 use super::pki::{Ca, Leaf};
@@ -109,24 +108,10 @@ impl Unbound {
     /// Waits until it answers the SOA query of example.test (from NSD, over its plain
     /// port) and takes TCP on its TLS port.
     fn wait_ready(&self) {
-        let q = [
-            0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e',
-            4, b't', b'e', b's', b't', 0, 0, 6, 0, 1,
-        ];
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(20) {
-            let _ = s.send_to(&q, self.plain);
-            let mut buf = [0u8; 512];
-            if let Ok(n) = s.recv(&mut buf) {
-                if n > 12 && buf[3] & 0x0f == 0 && std::net::TcpStream::connect(self.tls).is_ok() {
-                    return;
-                }
-            }
+        let tls = self.tls;
+        if !super::nsd::answers_soa(self.plain, || std::net::TcpStream::connect(tls).is_ok()) {
+            let log = std::fs::read_to_string(self.dir.join("unbound.log")).unwrap_or_default();
+            panic!("unbound did not answer: {log}");
         }
-        let log = std::fs::read_to_string(self.dir.join("unbound.log")).unwrap_or_default();
-        panic!("unbound did not answer: {log}");
     }
 }
