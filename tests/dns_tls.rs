@@ -630,3 +630,35 @@ fn dropping_the_resolver_closes_its_tls_connection_and_lets_the_loop_end() {
     ev.run(&mut log).unwrap();
     assert_eq!(log.len(), 1);
 }
+
+#[test]
+fn a_stalled_connection_is_dropped_at_the_timeout_and_the_next_attempt_connects_again() {
+    // Connection 0 takes queries and never answers (but stays open); connection 1 answers.
+    let (addr, ca) = fake_dot(|i, s| {
+        while let Some(q) = read_query(s) {
+            if i > 0 {
+                write_framed(s, &a_answer(&q, 4));
+            }
+        }
+    });
+    let cfg = ResolverOptions {
+        timeout: Duration::from_millis(300),
+        attempts: 2,
+        ..tls_options(fake_server(addr, &ca))
+    };
+    let (got, dns) = ask_all(
+        cfg,
+        &[
+            ("a.fake.test", RecordType::A),
+            ("b.fake.test", RecordType::A),
+        ],
+    );
+    for r in &got {
+        assert_eq!(
+            texts(r.as_ref().expect("answered on the second connection")),
+            ["192.0.2.4"]
+        );
+    }
+    let s = &dns.servers()[0];
+    assert_eq!(s.connections, 2, "{s:?}");
+}

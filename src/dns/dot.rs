@@ -90,6 +90,8 @@ struct DotConn<S: 'static> {
     privacy: Option<Privacy>,
     in_flight: HashMap<u16, u64>,
     last_used: Instant,
+    /// When it last delivered a message (made: when it was made).
+    last_heard: Instant,
     idle: WatcherId,
 }
 
@@ -188,6 +190,7 @@ impl<S: 'static> Resolver<S> {
                 privacy: None,
                 in_flight: HashMap::new(),
                 last_used: Instant::now(),
+                last_heard: Instant::now(),
                 idle,
             });
         }
@@ -216,12 +219,41 @@ impl<S: 'static> Resolver<S> {
             generation: conn.generation,
         };
         let weak = Rc::downgrade(&self.inner);
+        let sent = Instant::now();
         p.timer = Some(cx.timer(timeout, None, move |st, cx, _| {
             if let Some(inner) = weak.upgrade() {
-                Resolver { inner }.server_failed(st, cx, key, Error::Timeout);
+                Resolver { inner }.on_tls_timeout(st, cx, key, sent);
             }
         }));
         Ok(Sent::Tls)
+    }
+
+    /// Lookup `key`'s query, written at `sent`, timed out. If its connection has
+    /// delivered nothing since, the connection is stalled: it is dropped, and every query
+    /// on it fails this attempt (the next one makes a new connection). Otherwise only this
+    /// query failed.
+    fn on_tls_timeout(&self, st: &mut S, cx: &mut Ctx<S>, key: u64, sent: Instant) {
+        let stalled = {
+            let g = self.inner.borrow();
+            let on = g.queries.get(&key).and_then(|p| match p.transport {
+                Transport::Dot {
+                    server, generation, ..
+                } => Some((server, generation)),
+                _ => None,
+            });
+            on.filter(|&(server, generation)| {
+                g.dot[server]
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| c.generation == generation && c.last_heard <= sent)
+            })
+        };
+        match stalled {
+            Some((server, generation)) => {
+                self.on_tls_lost(st, cx, server, generation, Error::Timeout);
+            }
+            None => self.server_failed(st, cx, key, Error::Timeout),
+        }
     }
 
     /// A whole message arrived on server `server`'s connection `generation`.
@@ -253,6 +285,7 @@ impl<S: 'static> Resolver<S> {
                 return;
             };
             conn.last_used = Instant::now();
+            conn.last_heard = conn.last_used;
             let privacy = conn.privacy.unwrap_or(Privacy::Encrypted);
             let Some(p) = g.queries.get(&key) else {
                 return;
@@ -332,7 +365,7 @@ impl<S: 'static> Resolver<S> {
             }
             let mut keys: Vec<u64> = conn.in_flight.values().copied().collect();
             keys.sort_unstable();
-            drop(conn); // its stream is over already
+            drop(conn); // closes its stream, if the server has not
             (keys, can_clear && !handshaken)
         };
         for key in keys {
