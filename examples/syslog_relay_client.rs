@@ -1,18 +1,28 @@
 //! The relay's client (see `syslog_relay_server`): connects over TLS with a client
-//! certificate, forwards every message it receives to a local syslog over UDP (one datagram
-//! each), and reconnects forever: connect and handshake timeouts, backoff from 0.5 s doubling
-//! to 30 s, reset after a session that lasted. SIGINT/SIGTERM: close_notify, exit 0.
+//! certificate, forwards every message it receives to a local syslog, and reconnects
+//! forever: connect and handshake timeouts, backoff from 0.5 s doubling to 30 s, reset
+//! after a session that lasted. SIGINT/SIGTERM: close_notify, exit 0.
+//!
+//! `--forward` takes three forms (`syslog_relay/forward.rs` has the details):
+//! `HOST:PORT` (UDP, one datagram per message; a receiver slower than a burst loses what
+//! its socket buffer cannot hold), `unix:PATH` (a Unix datagram socket such as `/dev/log`:
+//! nothing dropped, the client waits for room) and `tcp:HOST:PORT` (RFC 6587 octet
+//! counting, reconnecting, queued while down). With the last two, a full queue
+//! (`--queue-messages`, `--queue-bytes`) stops the client reading from the relay, whose
+//! own per-client queue then holds the rest.
 //!
 //! Try: `cargo run --example syslog_relay_client -- --server 127.0.0.1:6514 --cert c.pem
-//! --key c.key --ca ca.pem --servername relay.test --forward 127.0.0.1:514`.
+//! --key c.key --ca ca.pem --servername relay.test --forward unix:/dev/log`.
 
 #[macro_use]
 #[path = "util/out.rs"]
 mod out;
+#[path = "syslog_relay/forward.rs"]
+mod forward;
 #[path = "util/octet.rs"]
 mod octet;
 
-use std::net::{ToSocketAddrs, UdpSocket};
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,9 +32,10 @@ use evnet::bytes::{Bytes, BytesMut};
 use evnet::ev::{Ctx, Loop, WatcherId};
 use evnet::socket::{ConnectOptions, Endpoint, NoLookup};
 use evnet::tls::{self, ClientPem, Session, TlsConnector};
+use forward::{ForwardTo, Forwarder, Forwarding};
 
 #[derive(Parser)]
-#[command(about = "Receives the relay's syslog over TLS and forwards it over UDP")]
+#[command(about = "Receives the relay's syslog over TLS and forwards it to a local syslog")]
 struct Args {
     /// The relay, HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:6514")]
@@ -39,9 +50,17 @@ struct Args {
     /// Name to expect in the server's certificate (default: the host of --server).
     #[arg(long)]
     servername: Option<String>,
-    /// Where each message goes, as one UDP datagram.
+    /// Where each message goes: HOST:PORT (UDP), unix:PATH (Unix datagram, e.g.
+    /// unix:/dev/log; never drops) or tcp:HOST:PORT (RFC 6587 octet counting).
     #[arg(long, default_value = "127.0.0.1:514")]
-    forward: String,
+    forward: ForwardTo,
+    /// Most messages waiting for the forward target (unix: and tcp:) before the client
+    /// stops reading from the relay.
+    #[arg(long, default_value_t = 10_000)]
+    queue_messages: usize,
+    /// Most bytes waiting for the forward target (unix: and tcp:).
+    #[arg(long, default_value_t = 4 << 20)]
+    queue_bytes: usize,
     #[arg(long, value_enum, default_value = "line")]
     framing: Framing,
     /// Seconds for the TCP connect, and again for the TLS handshake.
@@ -65,7 +84,9 @@ const MAX_MESSAGE: usize = 64 * 1024;
 struct App {
     args: Args,
     config: Arc<rustls::ClientConfig>,
-    udp: UdpSocket,
+    fwd: Forwarder<App>,
+    /// Reading from the relay is paused: the forward queue is full.
+    paused: bool,
     stream: Option<Stream<App>>,
     connected_at: Option<Instant>,
     backoff: Duration,
@@ -75,6 +96,42 @@ struct App {
 
 fn log(what: std::fmt::Arguments<'_>) {
     eprintln!("syslog-relay-client: {what}");
+}
+
+impl Forwarding for App {
+    fn forwarder(&mut self) -> &mut Forwarder<App> {
+        &mut self.fwd
+    }
+
+    fn resume_reading(&mut self, cx: &mut Ctx<App>) {
+        if !std::mem::take(&mut self.paused) {
+            return;
+        }
+        if let Some(s) = &self.stream {
+            match self.args.framing {
+                Framing::Line => s.read_line(cx),
+                Framing::Octet => s.read_chunk(cx),
+            }
+        }
+    }
+
+    fn log(&self, what: std::fmt::Arguments<'_>) {
+        log(what);
+    }
+}
+
+/// Asks for the next message from the relay, unless the forward queue is full (then
+/// [`Forwarding::resume_reading`] asks once it has room).
+fn read_next(c: &Conn<App>, app: &mut App, cx: &mut Ctx<App>) {
+    if app.fwd.is_full() {
+        app.paused = true;
+        c.request(cx, None);
+        return;
+    }
+    match app.args.framing {
+        Framing::Line => c.read_line(cx),
+        Framing::Octet => c.read_chunk(cx),
+    }
 }
 
 /// The plain stream's handler until TLS takes it over.
@@ -90,9 +147,9 @@ struct Forward {
 }
 
 impl Forward {
-    fn octet_frames(&mut self, app: &App) -> Result<(), &'static str> {
+    fn octet_frames(&mut self, app: &mut App, cx: &mut Ctx<App>) -> Result<(), &'static str> {
         while let Some(msg) = octet::next_frame(&mut self.pending, MAX_MESSAGE)? {
-            let _ = app.udp.send(&msg);
+            forward::send(app, cx, msg.freeze());
         }
         Ok(())
     }
@@ -101,20 +158,17 @@ impl Forward {
 impl StreamHandler<App> for Forward {
     fn read(&mut self, c: &Conn<App>, data: Bytes, app: &mut App, cx: &mut Ctx<App>) {
         match app.args.framing {
-            Framing::Line => {
-                let _ = app.udp.send(&data);
-                c.read_line(cx);
-            }
+            Framing::Line => forward::send(app, cx, data),
             Framing::Octet => {
                 self.pending.extend_from_slice(&data);
-                if let Err(e) = self.octet_frames(app) {
+                if let Err(e) = self.octet_frames(app, cx) {
                     log(format_args!("bad frame from the server: {e}"));
                     c.abort(cx);
                     return ended(app, cx);
                 }
-                c.read_chunk(cx);
             }
         }
+        read_next(c, app, cx);
     }
 
     fn event(&mut self, c: &Conn<App>, e: StreamEvent, app: &mut App, cx: &mut Ctx<App>) {
@@ -237,8 +291,7 @@ fn main() -> anyhow::Result<()> {
     let config = ClientPem::new(&args.ca)
         .identity(&args.cert, &args.key)
         .build()?;
-    let udp = UdpSocket::bind(("127.0.0.1", 0))?;
-    udp.connect(&args.forward)?;
+    let fwd = Forwarder::new(args.forward.clone(), args.queue_messages, args.queue_bytes)?;
     let mut ev = Loop::<App>::new()?;
     for sig in [libc::SIGINT, libc::SIGTERM] {
         ev.signal(sig, |app: &mut App, cx, _| stop(app, cx))?;
@@ -246,7 +299,8 @@ fn main() -> anyhow::Result<()> {
     let mut app = App {
         args,
         config,
-        udp,
+        fwd,
+        paused: false,
         stream: None,
         connected_at: None,
         backoff: BACKOFF_MIN,

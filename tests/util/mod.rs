@@ -8,6 +8,8 @@ pub mod nsd;
 pub mod openssl;
 pub mod pki;
 pub mod provision;
+pub mod relay;
+pub mod rsyslog;
 pub mod unbound;
 pub mod watchdog;
 

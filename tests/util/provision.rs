@@ -1,4 +1,4 @@
-//! The real peers the tests run (NSD, Unbound, dig, openssl, logger, kill, pyzmq), found or
+//! The real peers the tests run (NSD, Unbound, rsyslogd, dig, openssl, logger, kill, pyzmq), found or
 //! installed on first use, so that `cargo test` passes on a fresh machine by itself.
 //!
 //! A tool is looked for on `PATH` and at the places Debian puts it. If it is missing and
@@ -31,6 +31,12 @@ const TOOLS: &[Tool] = &[
         package: "unbound",
         what: "NLnet Labs Unbound, the DNS-over-TLS server the DoT tests ask",
         paths: &["/usr/sbin/unbound"],
+    },
+    Tool {
+        name: "rsyslogd",
+        package: "rsyslog",
+        what: "rsyslogd, the syslog daemon the relay client forwards to",
+        paths: &["/usr/sbin/rsyslogd"],
     },
     Tool {
         name: "dig",
