@@ -63,6 +63,11 @@ struct Args {
     queue_bytes: usize,
     #[arg(long, value_enum, default_value = "line")]
     framing: Framing,
+    /// Seconds between stats lines on stderr (0: none; SIGUSR1 writes one at any time):
+    /// messages in from the relay, forwarded, queued for the target, skipped (too big for
+    /// a datagram), sessions with the relay, TCP connections to the target.
+    #[arg(long, default_value_t = 60)]
+    stats_interval: u64,
     /// Seconds for the TCP connect, and again for the TLS handshake.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
@@ -87,6 +92,9 @@ struct App {
     fwd: Forwarder<App>,
     /// Reading from the relay is paused: the forward queue is full.
     paused: bool,
+    /// Messages received from the relay, and sessions with it.
+    received: u64,
+    sessions: u64,
     stream: Option<Stream<App>>,
     connected_at: Option<Instant>,
     backoff: Duration,
@@ -149,6 +157,7 @@ struct Forward {
 impl Forward {
     fn octet_frames(&mut self, app: &mut App, cx: &mut Ctx<App>) -> Result<(), &'static str> {
         while let Some(msg) = octet::next_frame(&mut self.pending, MAX_MESSAGE)? {
+            app.received += 1;
             forward::send(app, cx, msg.freeze());
         }
         Ok(())
@@ -158,7 +167,10 @@ impl Forward {
 impl StreamHandler<App> for Forward {
     fn read(&mut self, c: &Conn<App>, data: Bytes, app: &mut App, cx: &mut Ctx<App>) {
         match app.args.framing {
-            Framing::Line => forward::send(app, cx, data),
+            Framing::Line => {
+                app.received += 1;
+                forward::send(app, cx, data)
+            }
             Framing::Octet => {
                 self.pending.extend_from_slice(&data);
                 if let Err(e) = self.octet_frames(app, cx) {
@@ -176,6 +188,7 @@ impl StreamHandler<App> for Forward {
             StreamEvent::Connected => {
                 log(format_args!("connected to {}", app.args.server));
                 app.connected_at = Some(cx.now());
+                app.sessions += 1;
                 return;
             }
             StreamEvent::Eof => log(format_args!("the server closed the connection")),
@@ -263,6 +276,20 @@ fn connect(app: &mut App, cx: &mut Ctx<App>) {
     }
 }
 
+/// The stats line (see `--stats-interval`).
+fn report(app: &mut App) {
+    let f = &app.fwd;
+    log(format_args!(
+        "stats: in {}, forwarded {}, queued {}, skipped {}, sessions {}, forward connections {}",
+        app.received,
+        f.sent,
+        f.queued(),
+        f.skipped,
+        app.sessions,
+        f.connections
+    ));
+}
+
 /// `Ctx::shutdown`'s recipe: no reconnect; the session (if any) sends close_notify, and
 /// `run` returns when that close is over, or after 5 s. A second signal stops at once.
 fn stop(app: &mut App, cx: &mut Ctx<App>) {
@@ -296,11 +323,18 @@ fn main() -> anyhow::Result<()> {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         ev.signal(sig, |app: &mut App, cx, _| stop(app, cx))?;
     }
+    ev.signal(libc::SIGUSR1, |app: &mut App, _, _| report(app))?;
+    if args.stats_interval > 0 {
+        let every = Duration::from_secs(args.stats_interval);
+        ev.timer(every, Some(every), |app: &mut App, _, _| report(app));
+    }
     let mut app = App {
         args,
         config,
         fwd,
         paused: false,
+        received: 0,
+        sessions: 0,
         stream: None,
         connected_at: None,
         backoff: BACKOFF_MIN,

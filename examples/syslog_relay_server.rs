@@ -20,6 +20,12 @@
 //! | bounded queues, disk-assisted queues      | bounded in-memory queue per client; no disk |
 //! | resume/retry of the forwarding action     | the client reconnects forever (backoff)     |
 //! | at-least-once with RELP                   | left out: a TLS write is not delivery       |
+//! | omfwd UDP/TCP or omuxsock to the local daemon | client `--forward HOST:PORT`, `tcp:` (RFC 6587, queued while down) or `unix:` (waits for room, never drops) |
+//! | impstats counters                         | a stats line every `--stats-interval` and on SIGUSR1, JSON on the tap (`syslog_relay/stats.rs`) |
+//! | one sender's slow action blocks the queue | a full forward queue stops the client reading; the relay drops the oldest for that client alone, counts it and tells it |
+//!
+//! The ZeroMQ tap (`--zmq-pub`) is clear text to whoever connects: keep it on `ipc://` or
+//! a loopback address (the server warns when it is not). `--zmq-stats` adds the stats.
 //!
 //! `--threads N` spreads the TLS clients over N loops (`evnet::loops`), each accepting on
 //! its own `SO_REUSEPORT` shard of `--listen`: what a relay with many clients spends its
@@ -37,23 +43,28 @@
 mod out;
 #[path = "syslog_relay/loops.rs"]
 mod on_loops;
+#[path = "syslog_relay/peers.rs"]
+mod peers;
+#[path = "syslog_relay/stats.rs"]
+mod stats;
 #[path = "util/until_signal.rs"]
 mod until_signal;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::UdpSocket;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use evnet::bufio::{Closed, Conn, Options, Stream, StreamEvent, StreamHandler};
+use evnet::bufio::{Closed, Stream};
 use evnet::bytes::{BufMut, Bytes, BytesMut};
 use evnet::ev::{Ctx, IoInterest, Loop, WatcherId};
 use evnet::fair::{Outbox, Sock, ZmqHandler, ZmqWatcher};
 use evnet::loops::{LoopSender, SendError};
-use evnet::socket::{bind_tcp_all, bind_tcp_shard, listen_addrs, Accept, Listener};
-use evnet::tls::{self, ServerPem, Session, TlsAcceptor};
+use evnet::socket::{bind_tcp_all, bind_tcp_shard, listen_addrs, Listener};
+use evnet::tls::ServerPem;
 use evnet::zmq;
+use peers::{accept, pump};
+use stats::{ClientStats, Stats};
 
 #[derive(Parser, Clone)]
 #[command(about = "Syslog over UDP in, a copy of every message to every TLS client")]
@@ -93,9 +104,17 @@ struct Args {
     /// what a stalled client can hold.
     #[arg(long, default_value_t = 64 * 1024)]
     sndbuf: usize,
-    /// Also publish every message on a ZeroMQ PUB socket bound here.
+    /// Also publish every message on a ZeroMQ PUB socket bound here: in clear text and
+    /// to anyone who connects, so keep it on ipc:// or a loopback address (a warning says
+    /// so when it is not).
     #[arg(long)]
     zmq_pub: Option<String>,
+    /// Also publish the stats as JSON on the --zmq-pub tap (topic `evnet-relay-stats`).
+    #[arg(long)]
+    zmq_stats: bool,
+    /// Seconds between stats lines on stderr (0: none; SIGUSR1 writes one at any time).
+    #[arg(long, default_value_t = 60)]
+    stats_interval: u64,
     /// Kernel receive buffer of the UDP socket (SO_RCVBUF): what a burst may queue before
     /// the kernel drops datagrams (capped by net.core.rmem_max).
     #[arg(long, default_value_t = 4 << 20)]
@@ -149,6 +168,8 @@ struct Client {
     bytes: usize,
     /// Dropped since the client last caught up.
     dropped: u64,
+    /// Messages written to it.
+    sent: u64,
 }
 
 struct Relay {
@@ -164,6 +185,7 @@ struct Relay {
     peers: Vec<LoopSender<Bytes>>,
     /// Messages another loop's full queue refused, since the last report.
     peer_dropped: u64,
+    stats: Stats,
 }
 
 /// A line on stderr, naming the loop when there are several (`relay-<i>`).
@@ -192,6 +214,29 @@ impl Relay {
             stopping: false,
             peers: Vec::new(),
             peer_dropped: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The stats line on stderr, and with `--zmq-stats` the JSON on the tap.
+    fn report(&mut self) {
+        let clients: Vec<ClientStats> = self
+            .clients
+            .values()
+            .filter(|c| c.connected)
+            .map(|c| ClientStats {
+                peer: c.peer.clone(),
+                sent: c.sent,
+                queued: c.queue.len(),
+            })
+            .collect();
+        log(format_args!("{}", self.stats.line(&clients)));
+        if let (true, Some((w, out))) = (self.args.zmq_stats, &mut self.publisher) {
+            out.push([
+                stats::TOPIC.as_bytes(),
+                self.stats.json(&clients).as_bytes(),
+            ]);
+            w.set_writable(true);
         }
     }
 
@@ -222,6 +267,7 @@ impl Relay {
                     ));
                 }
                 self.peer_dropped += 1;
+                self.stats.loop_dropped += 1;
             }
         }
         self.deliver(frame, cx);
@@ -229,6 +275,8 @@ impl Relay {
             if out.len() < PUB_QUEUE {
                 out.push([msg]);
                 w.set_writable(true);
+            } else {
+                self.stats.tap_dropped += 1;
             }
         }
     }
@@ -258,6 +306,7 @@ impl Relay {
         while c.queue.len() > limit_m || c.bytes > limit_b {
             if slow == Slow::Disconnect {
                 log(format_args!("{}: too slow, disconnecting", c.peer));
+                self.stats.slow_disconnected += 1;
                 c.stream.abort(cx);
                 self.clients.remove(&id);
                 return;
@@ -271,6 +320,7 @@ impl Relay {
                     ));
                 }
                 c.dropped += 1;
+                self.stats.slow_dropped += 1;
             }
         }
         if c.ready {
@@ -321,92 +371,6 @@ impl Relay {
     }
 }
 
-/// Writes the next batch of `c`'s queue; with nothing queued, `c` becomes ready (idle),
-/// after telling it how many messages it lost, if any.
-fn pump(c: &mut Client, args: &Args, cx: &mut Ctx<Relay>) {
-    if c.queue.is_empty() && c.dropped > 0 {
-        let notice = format!(
-            "<46>1 - - syslog-relay - - - dropped {} messages: this client was too slow",
-            c.dropped
-        );
-        log(format_args!("{}: caught up, {} dropped", c.peer, c.dropped));
-        c.dropped = 0;
-        let frame = match args.framing {
-            Framing::Line => format!("{notice}\n"),
-            Framing::Octet => format!("{} {notice}", notice.len()),
-        };
-        c.stream.write(cx, frame.as_bytes());
-        c.ready = false;
-        return;
-    }
-    let mut sent = 0;
-    while sent < WRITE_BATCH {
-        let Some(f) = c.queue.pop_front() else { break };
-        c.bytes -= f.len();
-        sent += f.len();
-        c.stream.write_bytes(cx, f);
-    }
-    c.ready = sent == 0;
-}
-
-/// One client's stream handler.
-struct Peer {
-    id: u64,
-    session: Session,
-}
-
-impl StreamHandler<Relay> for Peer {
-    fn read(&mut self, c: &Conn<Relay>, _: Bytes, _: &mut Relay, cx: &mut Ctx<Relay>) {
-        c.read_chunk(cx); // clients have nothing to say; their bytes are ignored
-    }
-
-    fn write(&mut self, _: &Conn<Relay>, relay: &mut Relay, cx: &mut Ctx<Relay>) {
-        // The previous write has drained: the only place (with an idle client) that writes.
-        let Relay { clients, args, .. } = relay;
-        if let Some(c) = clients.get_mut(&self.id) {
-            pump(c, args, cx);
-        }
-    }
-
-    fn event(&mut self, c: &Conn<Relay>, e: StreamEvent, relay: &mut Relay, cx: &mut Ctx<Relay>) {
-        let Some(client) = relay.clients.get_mut(&self.id) else {
-            return;
-        };
-        match e {
-            StreamEvent::Connected => {
-                let who = self
-                    .session
-                    .peer_names()
-                    .map(|n| n.subject)
-                    .unwrap_or_default();
-                client.peer = format!("{} ({who})", client.peer);
-                client.connected = true;
-                client.ready = true;
-                log(format_args!("{}: connected", client.peer));
-                return;
-            }
-            StreamEvent::Eof => log(format_args!("{}: disconnected", client.peer)),
-            StreamEvent::Error(err) => match tls::Error::of(&err) {
-                Some(t) => log(format_args!(
-                    "{}: refused or failed: {}",
-                    client.peer,
-                    out::Chain(t)
-                )),
-                None => log(format_args!(
-                    "{}: failed: {}",
-                    client.peer,
-                    out::Chain(&err)
-                )),
-            },
-            other => log(format_args!("{}: {other:?}", client.peer)),
-        }
-        c.abort(cx);
-        if let Some(gone) = relay.clients.remove(&self.id) {
-            gone.stream.detach();
-        }
-    }
-}
-
 /// Publishes queued messages through the fair adapter.
 struct Publisher;
 impl ZmqHandler<Ctx<Relay>> for Publisher {
@@ -424,7 +388,10 @@ fn on_udp(relay: &mut Relay, cx: &mut Ctx<Relay>) {
     for _ in 0..UDP_BATCH {
         let Some((sock, _)) = &relay.udp else { break };
         match sock.recv(&mut buf) {
-            Ok(n) => relay.fan_out(&buf[..n], cx),
+            Ok(n) => {
+                relay.stats.received += 1;
+                relay.fan_out(&buf[..n], cx)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(e) => {
                 log(format_args!("udp: {e}"));
@@ -433,54 +400,6 @@ fn on_udp(relay: &mut Relay, cx: &mut Ctx<Relay>) {
         }
     }
     relay.buf = buf;
-}
-
-fn accept(relay: &mut Relay, cx: &mut Ctx<Relay>, a: Accept, cfg: &Arc<rustls::ServerConfig>) {
-    let Accept::Conn(c) = a else { return };
-    let peer = c
-        .peer
-        .as_socket()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    if relay.stopping || relay.clients.len() >= relay.args.max_clients {
-        log(format_args!("{peer}: refused (client limit)"));
-        return;
-    }
-    let _ = c.socket.set_send_buffer_size(relay.args.sndbuf);
-    let _ = c.socket.set_nodelay(true); // a message goes out when written, not after an ACK
-    let id = relay.next_id;
-    relay.next_id += 1;
-    let session = Session::default();
-    let opts = Options {
-        handshake_timeout: Some(Duration::from_secs(relay.args.handshake_timeout)),
-        close_timeout: Some(Duration::from_secs(relay.args.shutdown_timeout)),
-        ..Options::default()
-    };
-    let handler = Peer {
-        id,
-        session: session.clone(),
-    };
-    match TlsAcceptor::new(cfg.clone())
-        .options(opts)
-        .accept(cx, c.socket, &session, handler)
-    {
-        Ok(stream) => {
-            stream.read_chunk(cx);
-            relay.clients.insert(
-                id,
-                Client {
-                    stream,
-                    peer,
-                    connected: false,
-                    ready: false,
-                    queue: VecDeque::new(),
-                    bytes: 0,
-                    dropped: 0,
-                },
-            );
-        }
-        Err(e) => log(format_args!("{peer}: {}", out::Chain(&e))),
-    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -540,10 +459,21 @@ fn main() -> anyhow::Result<()> {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         ev.signal(sig, |relay: &mut Relay, cx, _| relay.stop(cx))?;
     }
+    ev.signal(libc::SIGUSR1, |relay: &mut Relay, _, _| relay.report())?;
+    stats_timer(&mut ev, &args);
     let mut relay = Relay::new(args, listener, publisher, Some((udp, udp_w)));
     ev.run(&mut relay)?;
     log(format_args!("stopped"));
     Ok(())
+}
+
+/// The stats line every `--stats-interval` seconds (a repeating timer: it does not hold
+/// the loop during a shutdown).
+fn stats_timer(ev: &mut Loop<Relay>, args: &Args) {
+    if args.stats_interval > 0 {
+        let every = Duration::from_secs(args.stats_interval);
+        ev.timer(every, Some(every), |relay: &mut Relay, _, _| relay.report());
+    }
 }
 
 /// The PUB socket of `--zmq-pub`, on `ev`.
@@ -551,6 +481,12 @@ fn publisher(ev: &mut Loop<Relay>, args: &Args) -> anyhow::Result<Option<(ZmqWat
     let Some(ep) = &args.zmq_pub else {
         return Ok(None);
     };
+    if !stats::is_local_endpoint(ep) {
+        log(format_args!(
+            "warning: the ZeroMQ tap {ep} is reachable from other hosts, in clear text and \
+             without authentication; keep it on ipc:// or a loopback address"
+        ));
+    }
     let ctx = zmq::Context::new();
     let s = ctx.socket(zmq::PUB)?;
     s.set_linger(0)?;

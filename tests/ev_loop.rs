@@ -489,7 +489,12 @@ fn run_for_runs_timers_for_the_given_time_and_returns() {
     let t0 = std::time::Instant::now();
     ev.run_for(&mut n, Duration::from_millis(30)).unwrap();
     assert!(t0.elapsed() >= Duration::from_millis(30));
-    assert!(n >= 10, "a 1 ms timer fired {n} times in 30 ms");
+    // It ran (at least once), and never more often than its period allows; how often in
+    // between depends on how much of the 30 ms this thread got the CPU for.
+    assert!(
+        (1..=31).contains(&n),
+        "a 1 ms timer fired {n} times in 30 ms"
+    );
 }
 
 #[test]

@@ -89,6 +89,11 @@ pub struct Forwarder<S: 'static> {
     /// The io watcher waiting for room on the unix socket, or the timer of the next try.
     waiting: Option<WatcherId>,
     backoff: Duration,
+    /// Messages handed to the target (UDP: sent; unix: taken by the socket; tcp: written
+    /// to the connection), skipped (unix: too big for a datagram), and TCP connections made.
+    pub sent: u64,
+    pub skipped: u64,
+    pub connections: u64,
 }
 
 impl<S: Forwarding> Forwarder<S> {
@@ -107,6 +112,9 @@ impl<S: Forwarding> Forwarder<S> {
             max_bytes,
             waiting: None,
             backoff: BACKOFF_MIN,
+            sent: 0,
+            skipped: 0,
+            connections: 0,
         };
         match to {
             ForwardTo::Udp(hostport) => {
@@ -156,7 +164,7 @@ pub fn send<S: Forwarding>(st: &mut S, cx: &mut Ctx<S>, msg: Bytes) {
     match f.to.clone() {
         ForwardTo::Udp(_) => {
             if let Some(u) = &f.udp {
-                let _ = u.send(&msg);
+                f.sent += u64::from(u.send(&msg).is_ok());
             }
         }
         ForwardTo::Unix(_) => {
@@ -169,6 +177,7 @@ pub fn send<S: Forwarding>(st: &mut S, cx: &mut Ctx<S>, msg: Bytes) {
             if f.tcp_up {
                 if let Some(s) = &f.tcp {
                     s.write_bytes(cx, frame(&msg));
+                    f.sent += 1;
                 }
             } else {
                 f.push(msg);
@@ -201,6 +210,7 @@ fn flush_unix<S: Forwarding>(st: &mut S, cx: &mut Ctx<S>) {
     while let Some(msg) = f.queue.front() {
         match sock.send_to(msg, &path) {
             Ok(_) => {
+                f.sent += 1;
                 f.backoff = BACKOFF_MIN;
                 f.queued_bytes -= msg.len();
                 f.queue.pop_front();
@@ -216,6 +226,7 @@ fn flush_unix<S: Forwarding>(st: &mut S, cx: &mut Ctx<S>) {
             Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
                 // Never deliverable: said, and skipped (the one case a message goes).
                 let n = msg.len();
+                f.skipped += 1;
                 f.queued_bytes -= n;
                 f.queue.pop_front();
                 st.log(format_args!(
@@ -325,8 +336,10 @@ impl<S: Forwarding> StreamHandler<S> for TcpForward {
             let f = st.forwarder();
             f.tcp_up = true;
             f.backoff = BACKOFF_MIN;
+            f.connections += 1;
             let queued: Vec<Bytes> = f.queue.drain(..).collect();
             f.queued_bytes = 0;
+            f.sent += queued.len() as u64;
             for m in queued {
                 c.write_bytes(cx, frame(&m));
             }

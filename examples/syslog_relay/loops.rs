@@ -10,6 +10,8 @@ use evnet::tls::rustls;
 
 use super::until_signal::{run_until_signal, PerLoop};
 use super::{accept, log, on_udp, publisher, Args, Relay, LOOP_QUEUE};
+// SIGUSR1 goes to the waiting thread here, which does not report: the stats lines come
+// from each loop every --stats-interval.
 
 /// `--threads N`: loop 0 takes the UDP socket, the PUB socket and the shards bound here;
 /// loops 1.. bind shards beside them and get loop 0's messages through a channel each.
@@ -62,6 +64,7 @@ pub fn serve(
                 } else {
                     None
                 };
+                super::stats_timer(ev, &args);
                 let mut relay = Relay::new(args.clone(), listener, publisher, udp);
                 relay.peers = peers;
                 Ok(relay)

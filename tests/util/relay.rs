@@ -67,11 +67,22 @@ impl Proc {
     }
 
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends signal `name` (`TERM`, `USR1`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         Command::new(super::provision::tool("kill"))
-            .args(["-TERM", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
             .unwrap();
+    }
+
+    /// The stderr lines that contain `what`.
+    pub fn lines_with(&self, what: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(what)).cloned().collect()
     }
 
     /// The exit status within 20 s.
