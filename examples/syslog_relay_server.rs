@@ -41,6 +41,10 @@
 #[macro_use]
 #[path = "util/out.rs"]
 mod out;
+#[path = "syslog_relay/input.rs"]
+mod input;
+#[path = "util/octet.rs"]
+mod octet;
 #[path = "syslog_relay/loops.rs"]
 mod on_loops;
 #[path = "syslog_relay/peers.rs"]
@@ -104,6 +108,13 @@ struct Args {
     /// what a stalled client can hold.
     #[arg(long, default_value_t = 64 * 1024)]
     sndbuf: usize,
+    /// Also take syslog over TLS here (RFC 5425; senders need a certificate from --ca,
+    /// and --issuer's when given), octet-counted or LF-framed.
+    #[arg(long)]
+    syslog_tls: Option<String>,
+    /// Also take syslog over plain TCP here (RFC 6587), octet-counted or LF-framed.
+    #[arg(long)]
+    syslog_tcp: Option<String>,
     /// Also publish every message on a ZeroMQ PUB socket bound here: in clear text and
     /// to anyone who connects, so keep it on ipc:// or a loopback address (a warning says
     /// so when it is not).
@@ -177,6 +188,9 @@ struct Relay {
     clients: HashMap<u64, Client>,
     next_id: u64,
     listener: Option<Listener<Relay>>,
+    /// The stream inputs (`--syslog-tls`, `--syslog-tcp`), and their senders.
+    inputs: Vec<Listener<Relay>>,
+    senders: HashMap<u64, Stream<Relay>>,
     publisher: Option<(ZmqWatcher, Outbox)>,
     udp: Option<(UdpSocket, WatcherId)>,
     buf: Vec<u8>,
@@ -208,6 +222,8 @@ impl Relay {
             clients: HashMap::new(),
             next_id: 0,
             listener: Some(listener),
+            inputs: Vec::new(),
+            senders: HashMap::new(),
             publisher,
             udp,
             buf: vec![0; 64 * 1024],
@@ -349,6 +365,8 @@ impl Relay {
         }
         self.peers.clear(); // the other loops' queues end once drained
         self.listener = None;
+        self.inputs.clear();
+        self.senders.clear(); // no more input: the senders' connections close
         if let Some((_, w)) = self.udp.take() {
             cx.remove(w);
         }
@@ -445,6 +463,9 @@ fn main() -> anyhow::Result<()> {
         tls_addr.map(|a| a.to_string()).unwrap_or_default()
     );
     if args.threads > 1 {
+        if args.syslog_tls.is_some() || args.syslog_tcp.is_some() {
+            anyhow::bail!("--syslog-tls and --syslog-tcp take one loop (no --threads) for now");
+        }
         return on_loops::serve(args, cfg, udp, socks);
     }
 
@@ -452,6 +473,18 @@ fn main() -> anyhow::Result<()> {
     let udp_w = ev.io(udp.try_clone()?, IoInterest::READABLE, |relay, cx, _| {
         on_udp(relay, cx)
     });
+    let mut inputs = Vec::new();
+    for (addr, tls) in [
+        (&args.syslog_tls, Some(cfg.clone())),
+        (&args.syslog_tcp, None),
+    ] {
+        if let Some(addr) = addr {
+            let kind = if tls.is_some() { "tls" } else { "tcp" };
+            let (l, bound) = input::listen(&mut ev, addr, tls)?;
+            log(format_args!("syslog-{kind} input on {bound}"));
+            inputs.push(l);
+        }
+    }
     let listener = Listener::new(&mut ev, socks, move |relay: &mut Relay, cx, a| {
         accept(relay, cx, a, &cfg)
     });
@@ -462,6 +495,7 @@ fn main() -> anyhow::Result<()> {
     ev.signal(libc::SIGUSR1, |relay: &mut Relay, _, _| relay.report())?;
     stats_timer(&mut ev, &args);
     let mut relay = Relay::new(args, listener, publisher, Some((udp, udp_w)));
+    relay.inputs = inputs;
     ev.run(&mut relay)?;
     log(format_args!("stopped"));
     Ok(())

@@ -70,6 +70,27 @@ const TOOLS: &[Tool] = &[
     },
 ];
 
+/// A file a package puts in place (a plugin, not a command): `path`, installing `package`
+/// if it is missing.
+///
+/// # Panics
+/// With one line naming the package, when it is missing and cannot be installed here.
+pub fn file(path: &str, package: &str, what: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    if p.exists() {
+        return p;
+    }
+    let _g = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    if p.exists() {
+        return p;
+    }
+    match apt_install(package) {
+        Ok(()) if p.exists() => p,
+        Ok(()) => panic!("{what}: `apt-get install {package}` succeeded but {path} is not there"),
+        Err(why) => panic!("{what} ({path}) is missing and {why}: apt-get install {package}"),
+    }
+}
+
 /// Installs run one at a time (apt holds a lock of its own, and tests run in parallel).
 static INSTALL: Mutex<()> = Mutex::new(());
 

@@ -46,18 +46,7 @@ impl Rsyslog {
              template(name=\"text\" type=\"string\" string=\"%msg%\\n\")\n\
              action(type=\"omfile\" file=\"{d}/out.log\" template=\"text\")\n"
         );
-        let conf_path = dir.join("rsyslog.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new(super::provision::tool("rsyslogd"))
-            .arg("-n")
-            .arg("-f")
-            .arg(&conf_path)
-            .arg("-i")
-            .arg(dir.join("rsyslogd.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = spawn(&dir, &conf);
         let r = Rsyslog {
             child,
             socket: dir.join("log.sock"),
@@ -66,6 +55,56 @@ impl Rsyslog {
         };
         let t0 = Instant::now();
         while !(r.socket.exists() && std::net::TcpStream::connect(r.tcp).is_ok()) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "rsyslogd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    /// rsyslogd as a sender: what arrives at its socket (`socket`) goes to `target` over
+    /// TLS with its `ossl` stream driver (RFC 5425, octet-counted), presenting `cert` and
+    /// `key`, requiring the server to prove `name` with a certificate from `ca`.
+    pub fn tls_sender(
+        dir: &std::path::Path,
+        target: SocketAddr,
+        name: &str,
+        ca: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Rsyslog {
+        super::provision::file(
+            "/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so",
+            "rsyslog-openssl",
+            "rsyslog's OpenSSL stream driver",
+        );
+        let d = dir.display();
+        let conf = format!(
+            "global(workDirectory=\"{d}\" DefaultNetstreamDriver=\"ossl\"\n\
+             DefaultNetstreamDriverCAFile=\"{}\" DefaultNetstreamDriverCertFile=\"{}\"\n\
+             DefaultNetstreamDriverKeyFile=\"{}\")\n\
+             module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+             input(type=\"imuxsock\" Socket=\"{d}/log.sock\")\n\
+             action(type=\"omfwd\" target=\"{}\" port=\"{}\" protocol=\"tcp\"\n\
+               StreamDriver=\"ossl\" StreamDriverMode=\"1\" StreamDriverAuthMode=\"x509/name\"\n\
+               StreamDriverPermittedPeers=\"{name}\" TCP_Framing=\"octet-counted\")\n",
+            ca.display(),
+            cert.display(),
+            key.display(),
+            target.ip(),
+            target.port()
+        );
+        let child = spawn(dir, &conf);
+        let r = Rsyslog {
+            child,
+            socket: dir.join("log.sock"),
+            tcp: target,
+            dir: dir.to_path_buf(),
+        };
+        let t0 = Instant::now();
+        while !r.socket.exists() {
             assert!(
                 t0.elapsed() < Duration::from_secs(20),
                 "rsyslogd did not start"
@@ -85,4 +124,20 @@ impl Rsyslog {
             .map(|l| l.trim().to_owned())
             .collect()
     }
+}
+
+/// rsyslogd in the foreground with `conf`, its files in `dir`.
+fn spawn(dir: &std::path::Path, conf: &str) -> Child {
+    let conf_path = dir.join("rsyslog.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    Command::new(super::provision::tool("rsyslogd"))
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf_path)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
