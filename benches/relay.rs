@@ -5,8 +5,12 @@
 //! then a tenth of that at 1,000/s. Every client forwards each one to a single UDP sink in
 //! this process. Reported: messages/s in (offered) and deliveries/s out, deliveries the
 //! relay dropped by its slow-client policy (drop oldest) and deliveries lost otherwise
-//! (UDP), UDP-in → UDP-out latency (p50, p99), and the relay loop's CPU per message in. Then the server's resident memory while one client
-//! never reads and 100,000 messages of 300 B go by: it stays flat, at the stated bound.
+//! (UDP), in → UDP-out latency (p50, p99), and the relay loop's CPU per message in. The
+//! same loads come in twice: over UDP, and over TLS (`--syslog-tls`, RFC 5425 octet
+//! counting, one sender with a client certificate, a burst of 100 per write in the flood
+//! and one message per write at 1,000/s). Then the server's resident memory while one
+//! client never reads and 100,000 messages of 300 B go by: it stays flat, at the stated
+//! bound.
 //!
 //! ```text
 //! cargo build --release --examples && cargo bench --bench relay -- [--messages M]
@@ -181,6 +185,71 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// How the messages come into the relay.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    Udp,
+    Tls,
+}
+
+/// Sends messages into the relay: a UDP socket, or a TLS connection to `--syslog-tls`
+/// that writes what `send` gathered at each `flush`.
+enum Sender {
+    Udp(UdpSocket, String),
+    Tls(
+        Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
+        Vec<u8>,
+    ),
+}
+
+impl Sender {
+    fn new(input: Input, f: &Files, udp: &str, log: &Log) -> Result<Sender> {
+        if input == Input::Udp {
+            return Ok(Sender::Udp(UdpSocket::bind("127.0.0.1:0")?, udp.to_owned()));
+        }
+        wait_for(log, "syslog-tls input on ", 1)?;
+        let addr = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|l| l.split("syslog-tls input on ").nth(1).map(str::to_owned))
+            .context("the TLS input's address")?;
+        let cfg = evnet::tls::ClientPem::new(&f.ca)
+            .identity(&f.ccert, &f.ckey)
+            .build()?;
+        let name = rustls::pki_types::ServerName::try_from("relay.test")?;
+        let tcp = TcpStream::connect(addr.trim())?;
+        tcp.set_nodelay(true)?;
+        let conn = rustls::ClientConnection::new(cfg, name)?;
+        Ok(Sender::Tls(
+            Box::new(rustls::StreamOwned::new(conn, tcp)),
+            Vec::new(),
+        ))
+    }
+
+    fn send(&mut self, m: &[u8]) -> Result<()> {
+        match self {
+            Sender::Udp(s, to) => {
+                s.send_to(m, &*to)?;
+            }
+            Sender::Tls(_, out) => {
+                out.extend_from_slice(format!("{} ", m.len()).as_bytes());
+                out.extend_from_slice(m);
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if let Sender::Tls(s, out) = self {
+            std::io::Write::write_all(s, out)?;
+            std::io::Write::flush(s)?;
+            out.clear();
+        }
+        Ok(())
+    }
+}
+
 struct Row {
     clients: usize,
     in_per_s: f64,
@@ -193,9 +262,14 @@ struct Row {
     cpu_ns: f64,
 }
 
-/// `messages` in, at `rate` per second (or as fast as bursts of 100 go), to `clients`.
-fn run(f: &Files, clients: usize, messages: u64, rate: Option<u64>) -> Result<Row> {
-    let (srv, udp, tls, log) = server(f, &[])?;
+/// `messages` in over `input`, at `rate` per second (or as fast as bursts of 100 go), to
+/// `clients`.
+fn run(f: &Files, input: Input, clients: usize, messages: u64, rate: Option<u64>) -> Result<Row> {
+    let extra: &[&str] = match input {
+        Input::Udp => &[],
+        Input::Tls => &["--syslog-tls", "127.0.0.1:0"],
+    };
+    let (srv, udp, tls, log) = server(f, extra)?;
     // One sink for every client's datagrams; each carries its send time.
     let sink = UdpSocket::bind("127.0.0.1:0")?;
     evnet::socket2::SockRef::from(&sink).set_recv_buffer_size(32 << 20)?;
@@ -248,24 +322,29 @@ fn run(f: &Files, clients: usize, messages: u64, rate: Option<u64>) -> Result<Ro
     });
     let cpu0 = loop_cpu_ns(srv.0.id());
     let udp0 = udp_rcvbuf_errors();
-    let tx = UdpSocket::bind("127.0.0.1:0")?;
+    let mut tx = Sender::new(input, f, &udp, &log)?;
     let pad = "p".repeat(60);
     let start = Instant::now();
     for i in 0..messages {
         let t = t0.elapsed().as_nanos();
         let m = format!("<13>1 - bench relay - - - seq={i} t={t} {pad}");
-        tx.send_to(m.as_bytes(), &udp)?;
+        tx.send(m.as_bytes())?;
         match rate {
             Some(r) => {
+                tx.flush()?;
                 let due = start + Duration::from_secs_f64((i + 1) as f64 / r as f64);
                 if let Some(d) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(d);
                 }
             }
-            None if i % 100 == 99 => std::thread::sleep(Duration::from_micros(500)),
+            None if i % 100 == 99 => {
+                tx.flush()?;
+                std::thread::sleep(Duration::from_micros(500))
+            }
             None => {}
         }
     }
+    tx.flush()?;
     let offered = start.elapsed();
     let (mut lat, last) = receiver.join().map_err(|_| anyhow::anyhow!("sink"))?;
     let cpu = loop_cpu_ns(srv.0.id()) - cpu0;
@@ -323,11 +402,12 @@ fn main() -> Result<()> {
     let args = util::Args::parse(20_000)?;
     let f = files()?;
     println!(
-        "relay: {} messages of ~120 B over UDP; every client forwards to one UDP sink",
+        "relay: {} messages of ~120 B over UDP, then over TLS; every client forwards to one UDP sink",
         args.messages
     );
     println!(
-        "{:<9} {:>8} {:>10} {:>12} {:>9} {:>8} {:>9} {:>9} {:>9} {:>11}",
+        "{:<5} {:<9} {:>8} {:>10} {:>12} {:>9} {:>8} {:>9} {:>9} {:>9} {:>11}",
+        "in",
         "load",
         "clients",
         "in msg/s",
@@ -339,16 +419,17 @@ fn main() -> Result<()> {
         "p99 us",
         "loop ns/in"
     );
-    for (label, rate) in [("flood", None), ("1000/s", Some(1000))] {
-        for clients in [1, 10, 100] {
-            let n = if rate.is_some() {
-                args.messages / 10
-            } else {
-                args.messages
-            };
-            let r = run(&f, clients, n, rate)?;
-            println!(
-                "{label:<9} {:>8} {:>10.0} {:>12.0} {:>9} {:>8} {:>9} {:>9.0} {:>9.0} {:>11.0}",
+    for (input, name) in [(Input::Udp, "udp"), (Input::Tls, "tls")] {
+        for (label, rate) in [("flood", None), ("1000/s", Some(1000))] {
+            for clients in [1, 10, 100] {
+                let n = if rate.is_some() {
+                    args.messages / 10
+                } else {
+                    args.messages
+                };
+                let r = run(&f, input, clients, n, rate)?;
+                println!(
+                "{name:<5} {label:<9} {:>8} {:>10.0} {:>12.0} {:>9} {:>8} {:>9} {:>9.0} {:>9.0} {:>11.0}",
                 r.clients,
                 r.in_per_s,
                 r.out_per_s,
@@ -359,6 +440,7 @@ fn main() -> Result<()> {
                 r.p99_us,
                 r.cpu_ns
             );
+            }
         }
     }
     println!("\nserver RSS with one client that never reads (300 B messages):");
