@@ -34,6 +34,24 @@ pub enum ForwardTo {
     Tcp(String),
 }
 
+/// Which of the three a target is (a copy, for matching without borrowing the target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Udp,
+    Unix,
+    Tcp,
+}
+
+impl ForwardTo {
+    fn form(&self) -> Form {
+        match self {
+            ForwardTo::Udp(_) => Form::Udp,
+            ForwardTo::Unix(_) => Form::Unix,
+            ForwardTo::Tcp(_) => Form::Tcp,
+        }
+    }
+}
+
 impl FromStr for ForwardTo {
     type Err = String;
 
@@ -161,19 +179,19 @@ impl<S: Forwarding> Forwarder<S> {
 /// Hands `msg` to `st`'s forwarder (or queues it).
 pub fn send<S: Forwarding>(st: &mut S, cx: &mut Ctx<S>, msg: Bytes) {
     let f = st.forwarder();
-    match f.to.clone() {
-        ForwardTo::Udp(_) => {
+    match f.to.form() {
+        Form::Udp => {
             if let Some(u) = &f.udp {
                 f.sent += u64::from(u.send(&msg).is_ok());
             }
         }
-        ForwardTo::Unix(_) => {
+        Form::Unix => {
             f.push(msg);
             if f.waiting.is_none() {
                 flush_unix(st, cx);
             }
         }
-        ForwardTo::Tcp(_) => {
+        Form::Tcp => {
             if f.tcp_up {
                 if let Some(s) = &f.tcp {
                     s.write_bytes(cx, frame(&msg));
