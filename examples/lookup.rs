@@ -72,28 +72,14 @@ enum Out {
     Targets(Vec<ServiceHost>),
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 fn record_json(r: &Record) -> String {
     format!(
         "{{\"name\":{},\"ttl\":{},\"class\":{},\"type\":{},\"data\":{}}}",
-        json_str(&r.name.to_string()),
+        out::json_str(&r.name.to_string()),
         r.ttl,
-        json_str(&r.dns_class.to_string()),
-        json_str(&TypeText(r.record_type()).to_string()),
-        json_str(&RDataText(&r.data).to_string())
+        out::json_str(&r.dns_class.to_string()),
+        out::json_str(&TypeText(r.record_type()).to_string()),
+        out::json_str(&RDataText(&r.data).to_string())
     )
 }
 
@@ -138,12 +124,12 @@ fn print(out: &Out, json: bool) {
                     let ips: Vec<String> = t
                         .addresses
                         .iter()
-                        .map(|i| json_str(&i.to_string()))
+                        .map(|i| out::json_str(&i.to_string()))
                         .collect();
                     format!(
                         "{{\"record\":{},\"host\":{},\"port\":{},\"addresses\":[{}]}}",
                         record_json(&t.record),
-                        json_str(&t.host.to_string()),
+                        out::json_str(&t.host.to_string()),
                         t.port,
                         ips.join(",")
                     )
@@ -221,8 +207,8 @@ fn main() -> anyhow::Result<()> {
             if args.json {
                 outln!(
                     "{{\"status\":{},\"error\":{}}}",
-                    json_str(e.status()),
-                    json_str(&out::Chain(&e).to_string())
+                    out::json_str(e.status()),
+                    out::json_str(&out::Chain(&e).to_string())
                 );
             }
             eprintln!("status: {}", e.status());

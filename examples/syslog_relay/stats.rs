@@ -45,8 +45,7 @@ pub const TOPIC: &str = "evnet-relay-stats";
 impl Stats {
     /// The one-line summary.
     pub fn line(&self, clients: &[ClientStats]) -> String {
-        let out: u64 = clients.iter().map(|c| c.sent).sum();
-        let queued: usize = clients.iter().map(|c| c.queued).sum();
+        let (out, queued) = totals(clients);
         let mut per = String::new();
         for c in clients {
             let _ = write!(
@@ -73,11 +72,10 @@ impl Stats {
 
     /// The same as JSON.
     pub fn json(&self, clients: &[ClientStats]) -> String {
-        let out: u64 = clients.iter().map(|c| c.sent).sum();
-        let queued: usize = clients.iter().map(|c| c.queued).sum();
+        let (out, queued) = totals(clients);
         let per: Vec<String> = clients
             .iter()
-            .map(|c| format!("{}:{}", json_str(&c.peer), c.sent))
+            .map(|c| format!("{}:{}", super::out::json_str(&c.peer), c.sent))
             .collect();
         format!(
             "{{\"in\":{},\"out\":{{\"total\":{out},\"clients\":{{{}}}}},\"queued\":{queued},\
@@ -96,20 +94,11 @@ impl Stats {
     }
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+/// Messages written to the clients, and queued for them.
+fn totals(clients: &[ClientStats]) -> (u64, usize) {
+    let out = clients.iter().map(|c| c.sent).sum();
+    let queued = clients.iter().map(|c| c.queued).sum();
+    (out, queued)
 }
 
 /// Whether a ZeroMQ endpoint stays on this machine: `ipc://`, `inproc://`, or TCP on a

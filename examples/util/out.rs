@@ -51,3 +51,20 @@ impl std::fmt::Display for Chain<'_> {
         Ok(())
     }
 }
+
+/// `s` as a JSON string, quotes and escapes included (for the examples' `--json` and
+/// stats output).
+#[allow(dead_code)]
+pub fn json_str(s: &str) -> String {
+    let mut o = String::from('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
