@@ -1,6 +1,7 @@
 //! The relay's client (see `syslog_relay_server`): connects over TLS with a client
 //! certificate, forwards every message it receives to a local syslog, and reconnects
-//! forever: connect and handshake timeouts, backoff from 0.5 s doubling to 30 s, reset
+//! forever: connect and handshake timeouts, a full-jitter backoff (a random delay up to
+//! 0.5 s, the window doubling to 30 s; `syslog_relay/backoff.rs`), reset
 //! after a session that lasted. SIGINT/SIGTERM: close_notify, exit 0.
 //!
 //! `--forward` takes three forms (`syslog_relay/forward.rs` has the details):
@@ -17,6 +18,8 @@
 #[macro_use]
 #[path = "util/out.rs"]
 mod out;
+#[path = "syslog_relay/backoff.rs"]
+mod backoff;
 #[path = "syslog_relay/forward.rs"]
 mod forward;
 #[path = "util/octet.rs"]
@@ -26,6 +29,7 @@ use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backoff::Backoff;
 use clap::{Parser, ValueEnum};
 use evnet::bufio::{Closed, Conn, Options, Stream, StreamEvent, StreamHandler};
 use evnet::bytes::{Bytes, BytesMut};
@@ -97,7 +101,7 @@ struct App {
     sessions: u64,
     stream: Option<Stream<App>>,
     connected_at: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
     retry: Option<WatcherId>,
     stopping: bool,
 }
@@ -217,15 +221,15 @@ fn ended(app: &mut App, cx: &mut Ctx<App>) {
         .take()
         .is_some_and(|t| cx.now().duration_since(t) >= LASTED)
     {
-        app.backoff = BACKOFF_MIN;
+        app.backoff.reset();
     }
-    log(format_args!("reconnecting in {:?}", app.backoff));
-    let t = cx.timer(app.backoff, None, |app: &mut App, cx, _| {
+    let delay = app.backoff.next_delay();
+    log(format_args!("reconnecting in {delay:?}"));
+    let t = cx.timer(delay, None, |app: &mut App, cx, _| {
         app.retry = None;
         connect(app, cx)
     });
     app.retry = Some(t);
-    app.backoff = (app.backoff * 2).min(BACKOFF_MAX);
 }
 
 fn connect(app: &mut App, cx: &mut Ctx<App>) {
@@ -337,7 +341,7 @@ fn main() -> anyhow::Result<()> {
         sessions: 0,
         stream: None,
         connected_at: None,
-        backoff: BACKOFF_MIN,
+        backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
         retry: None,
         stopping: false,
     };
