@@ -24,6 +24,8 @@ mod backoff;
 mod forward;
 #[path = "util/octet.rs"]
 mod octet;
+#[path = "syslog_relay/resume.rs"]
+mod resume;
 
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
@@ -67,6 +69,10 @@ struct Args {
     queue_bytes: usize,
     #[arg(long, value_enum, default_value = "line")]
     framing: Framing,
+    /// Resume after a reconnect or a restart: the last sequence forwarded is kept in this
+    /// file, and the server (started with --replay-messages) sends what came meanwhile.
+    #[arg(long)]
+    state: Option<std::path::PathBuf>,
     /// Seconds between stats lines on stderr (0: none; SIGUSR1 writes one at any time):
     /// messages in from the relay, forwarded, queued for the target, skipped (too big for
     /// a datagram), sessions with the relay, TCP connections to the target.
@@ -96,6 +102,8 @@ struct App {
     fwd: Forwarder<App>,
     /// Reading from the relay is paused: the forward queue is full.
     paused: bool,
+    /// The resume protocol's state (with `--state`).
+    resume: Option<resume::Resume>,
     /// Messages received from the relay, and sessions with it.
     received: u64,
     sessions: u64,
@@ -120,9 +128,9 @@ impl Forwarding for App {
             return;
         }
         if let Some(s) = &self.stream {
-            match self.args.framing {
-                Framing::Line => s.read_line(cx),
-                Framing::Octet => s.read_chunk(cx),
+            match (&self.resume, self.args.framing) {
+                (None, Framing::Line) => s.read_line(cx),
+                _ => s.read_chunk(cx),
             }
         }
     }
@@ -140,9 +148,9 @@ fn read_next(c: &Conn<App>, app: &mut App, cx: &mut Ctx<App>) {
         c.request(cx, None);
         return;
     }
-    match app.args.framing {
-        Framing::Line => c.read_line(cx),
-        Framing::Octet => c.read_chunk(cx),
+    match (&app.resume, app.args.framing) {
+        (None, Framing::Line) => c.read_line(cx),
+        _ => c.read_chunk(cx),
     }
 }
 
@@ -168,8 +176,70 @@ impl Forward {
     }
 }
 
+impl Forward {
+    /// With the resume protocol: the server's answer, then `<seq> <len> <msg>` frames.
+    fn resume_frames(&mut self, app: &mut App, cx: &mut Ctx<App>) -> Result<(), &'static str> {
+        let Some(r) = &mut app.resume else {
+            return Ok(());
+        };
+        if r.awaiting {
+            match r.answer(&mut self.pending)? {
+                None => return Ok(()),
+                Some(resume::Answer::Resumed(missed)) => {
+                    log(format_args!("resumed after {} ({missed} missed)", r.last));
+                }
+                Some(resume::Answer::Plain) => {
+                    log(format_args!(
+                        "the server does not resume (no --replay-messages)"
+                    ));
+                    app.resume = None;
+                    return self.plain_frames(app, cx);
+                }
+            }
+        }
+        while let Some((seq, msg)) = resume::next_frame(&mut self.pending, MAX_MESSAGE)? {
+            let Some(r) = &app.resume else { break };
+            if r.seen(seq) {
+                continue;
+            }
+            app.received += 1;
+            forward::send(app, cx, msg.freeze());
+            if let Some(r) = &mut app.resume {
+                if let Err(e) = r.record(seq) {
+                    log(format_args!("--state: {e}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What is pending, in the configured framing (a server that did not resume).
+    fn plain_frames(&mut self, app: &mut App, cx: &mut Ctx<App>) -> Result<(), &'static str> {
+        match app.args.framing {
+            Framing::Octet => self.octet_frames(app, cx),
+            Framing::Line => {
+                while let Some(lf) = self.pending.iter().position(|&b| b == b'\n') {
+                    let line = self.pending.split_to(lf + 1);
+                    app.received += 1;
+                    forward::send(app, cx, line.freeze());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl StreamHandler<App> for Forward {
     fn read(&mut self, c: &Conn<App>, data: Bytes, app: &mut App, cx: &mut Ctx<App>) {
+        if app.resume.is_some() {
+            self.pending.extend_from_slice(&data);
+            if let Err(e) = self.resume_frames(app, cx) {
+                log(format_args!("bad frame from the server: {e}"));
+                c.abort(cx);
+                return ended(app, cx);
+            }
+            return read_next(c, app, cx);
+        }
         match app.args.framing {
             Framing::Line => {
                 app.received += 1;
@@ -267,9 +337,13 @@ fn connect(app: &mut App, cx: &mut Ctx<App>) {
     let connector = TlsConnector::new(app.config.clone()).options(opts);
     match connector.wrap(cx, under, &name, &Session::default(), handler) {
         Ok(s) => {
-            match app.args.framing {
-                Framing::Line => s.read_line(cx),
-                Framing::Octet => s.read_chunk(cx),
+            match (&mut app.resume, app.args.framing) {
+                (Some(r), _) => {
+                    s.write(cx, r.hello().as_bytes()); // goes out after the handshake
+                    s.read_chunk(cx);
+                }
+                (None, Framing::Line) => s.read_line(cx),
+                (None, Framing::Octet) => s.read_chunk(cx),
             }
             app.stream = Some(s);
         }
@@ -332,11 +406,13 @@ fn main() -> anyhow::Result<()> {
         let every = Duration::from_secs(args.stats_interval);
         ev.timer(every, Some(every), |app: &mut App, _, _| report(app));
     }
+    let resume = args.state.clone().map(resume::Resume::load);
     let mut app = App {
         args,
         config,
         fwd,
         paused: false,
+        resume,
         received: 0,
         sessions: 0,
         stream: None,

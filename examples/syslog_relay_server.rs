@@ -49,6 +49,8 @@ mod octet;
 mod on_loops;
 #[path = "syslog_relay/peers.rs"]
 mod peers;
+#[path = "syslog_relay/replay.rs"]
+mod replay;
 #[path = "syslog_relay/stats.rs"]
 mod stats;
 #[path = "util/until_signal.rs"]
@@ -68,6 +70,7 @@ use evnet::socket::{bind_tcp_all, bind_tcp_shard, listen_addrs, Listener};
 use evnet::tls::ServerPem;
 use evnet::zmq;
 use peers::{accept, pump};
+use replay::Ring;
 use stats::{ClientStats, Stats};
 
 #[derive(Parser, Clone)]
@@ -115,6 +118,17 @@ struct Args {
     /// Also take syslog over plain TCP here (RFC 6587), octet-counted or LF-framed.
     #[arg(long)]
     syslog_tcp: Option<String>,
+    /// Keep the last this many messages for clients that reconnect (0: no ring; see
+    /// `syslog_relay/replay.rs` for the resume protocol). One loop only.
+    #[arg(long, default_value_t = 0)]
+    replay_messages: usize,
+    /// ... and at most this many bytes of them.
+    #[arg(long, default_value_t = 4 << 20)]
+    replay_bytes: usize,
+    /// With a ring: how long a new client has to send its resume hello before it is
+    /// served as a plain client (what it missed meanwhile is sent to it either way).
+    #[arg(long, default_value_t = 200)]
+    hello_wait_ms: u64,
     /// Also publish every message on a ZeroMQ PUB socket bound here: in clear text and
     /// to anyone who connects, so keep it on ipc:// or a loopback address (a warning says
     /// so when it is not).
@@ -181,6 +195,10 @@ struct Client {
     dropped: u64,
     /// Messages written to it.
     sent: u64,
+    /// It resumed (the resume protocol): it gets `<seq> <len> <msg>` frames.
+    resume: bool,
+    /// Waiting for its hello: the first sequence it is owed, the deadline, its bytes.
+    hello: Option<(u64, WatcherId, BytesMut)>,
 }
 
 struct Relay {
@@ -200,6 +218,7 @@ struct Relay {
     /// Messages another loop's full queue refused, since the last report.
     peer_dropped: u64,
     stats: Stats,
+    ring: Option<Ring>,
 }
 
 /// A line on stderr, naming the loop when there are several (`relay-<i>`).
@@ -231,6 +250,7 @@ impl Relay {
             peers: Vec::new(),
             peer_dropped: 0,
             stats: Stats::default(),
+            ring: None,
         }
     }
 
@@ -275,6 +295,10 @@ impl Relay {
     fn fan_out(&mut self, msg: &[u8], cx: &mut Ctx<Relay>) {
         let msg = msg.strip_suffix(b"\n").unwrap_or(msg);
         let frame = self.frame(msg);
+        let seq_frame = self.ring.as_mut().map(|r| {
+            let seq = r.push(Bytes::copy_from_slice(msg));
+            replay::seq_frame(seq, msg)
+        });
         for peer in &self.peers {
             if let Err(SendError::Full(_)) = peer.try_send(frame.clone()) {
                 if self.peer_dropped == 0 {
@@ -286,7 +310,7 @@ impl Relay {
                 self.stats.loop_dropped += 1;
             }
         }
-        self.deliver(frame, cx);
+        self.deliver(frame, seq_frame, cx);
         if let Some((w, out)) = &mut self.publisher {
             if out.len() < PUB_QUEUE {
                 out.push([msg]);
@@ -297,11 +321,17 @@ impl Relay {
         }
     }
 
-    /// One framed message to every client of this loop.
-    fn deliver(&mut self, frame: Bytes, cx: &mut Ctx<Relay>) {
+    /// One framed message to every client of this loop (resuming clients get
+    /// `seq_frame`, the same message with its sequence number).
+    fn deliver(&mut self, frame: Bytes, seq_frame: Option<Bytes>, cx: &mut Ctx<Relay>) {
         let ids: Vec<u64> = self.clients.keys().copied().collect();
         for id in ids {
-            self.enqueue(id, frame.clone(), cx);
+            let resume = self.clients.get(&id).is_some_and(|c| c.resume);
+            let f = match (&seq_frame, resume) {
+                (Some(s), true) => s.clone(),
+                _ => frame.clone(),
+            };
+            self.enqueue(id, f, cx);
         }
     }
 
@@ -463,8 +493,10 @@ fn main() -> anyhow::Result<()> {
         tls_addr.map(|a| a.to_string()).unwrap_or_default()
     );
     if args.threads > 1 {
-        if args.syslog_tls.is_some() || args.syslog_tcp.is_some() {
-            anyhow::bail!("--syslog-tls and --syslog-tcp take one loop (no --threads) for now");
+        if args.syslog_tls.is_some() || args.syslog_tcp.is_some() || args.replay_messages > 0 {
+            anyhow::bail!(
+                "--syslog-tls, --syslog-tcp and --replay-messages take one loop (no --threads) for now"
+            );
         }
         return on_loops::serve(args, cfg, udp, socks);
     }
@@ -494,8 +526,11 @@ fn main() -> anyhow::Result<()> {
     }
     ev.signal(libc::SIGUSR1, |relay: &mut Relay, _, _| relay.report())?;
     stats_timer(&mut ev, &args);
+    let ring =
+        (args.replay_messages > 0).then(|| Ring::new(args.replay_messages, args.replay_bytes));
     let mut relay = Relay::new(args, listener, publisher, Some((udp, udp_w)));
     relay.inputs = inputs;
+    relay.ring = ring;
     ev.run(&mut relay)?;
     log(format_args!("stopped"));
     Ok(())

@@ -53,7 +53,9 @@ pub fn serve(
                     }
                 };
                 if let Some(rx) = receivers.take(i) {
-                    rx.attach(ev, |relay: &mut Relay, cx, frame| relay.deliver(frame, cx))?;
+                    rx.attach(ev, |relay: &mut Relay, cx, frame| {
+                        relay.deliver(frame, None, cx)
+                    })?;
                 }
                 let cfg = cfg.clone();
                 let listener = Listener::new(ev, socks, move |relay: &mut Relay, cx, a| {

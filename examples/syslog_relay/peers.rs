@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use evnet::bufio::{Conn, Options, StreamEvent, StreamHandler};
-use evnet::bytes::Bytes;
+use evnet::bytes::{Bytes, BytesMut};
 use evnet::ev::Ctx;
 use evnet::socket::Accept;
 use evnet::tls::{self, rustls, Session, TlsAcceptor};
 
+use super::replay::{self, Hello};
 use super::{log, out, Args, Client, Framing, Relay, WRITE_BATCH};
 
 /// Writes the next batch of `c`'s queue; with nothing queued, `c` becomes ready (idle),
@@ -23,11 +24,13 @@ pub fn pump(c: &mut Client, args: &Args, cx: &mut Ctx<Relay>) {
         );
         log(format_args!("{}: caught up, {} dropped", c.peer, c.dropped));
         c.dropped = 0;
-        let frame = match args.framing {
-            Framing::Line => format!("{notice}\n"),
-            Framing::Octet => format!("{} {notice}", notice.len()),
+        let frame = match (c.resume, args.framing) {
+            // Sequence 0: a notice, not a message (a resuming client does not record it).
+            (true, _) => replay::seq_frame(0, notice.as_bytes()),
+            (false, Framing::Line) => Bytes::from(format!("{notice}\n")),
+            (false, Framing::Octet) => Bytes::from(format!("{} {notice}", notice.len())),
         };
-        c.stream.write(cx, frame.as_bytes());
+        c.stream.write_bytes(cx, frame);
         c.ready = false;
         return;
     }
@@ -49,8 +52,21 @@ struct Peer {
 }
 
 impl StreamHandler<Relay> for Peer {
-    fn read(&mut self, c: &Conn<Relay>, _: Bytes, _: &mut Relay, cx: &mut Ctx<Relay>) {
-        c.read_chunk(cx); // clients have nothing to say; their bytes are ignored
+    fn read(&mut self, c: &Conn<Relay>, data: Bytes, relay: &mut Relay, cx: &mut Ctx<Relay>) {
+        // Clients have nothing to say but a resume hello; other bytes are ignored.
+        c.read_chunk(cx);
+        let Some(client) = relay.clients.get_mut(&self.id) else {
+            return;
+        };
+        let Some((_, _, buf)) = &mut client.hello else {
+            return;
+        };
+        buf.extend_from_slice(&data);
+        match replay::parse_hello(buf) {
+            Hello::Incomplete => {}
+            Hello::Other => start_serving(relay, cx, self.id, None),
+            Hello::Resume(epoch, seq) => start_serving(relay, cx, self.id, Some((epoch, seq))),
+        }
     }
 
     fn write(&mut self, _: &Conn<Relay>, relay: &mut Relay, cx: &mut Ctx<Relay>) {
@@ -73,10 +89,23 @@ impl StreamHandler<Relay> for Peer {
                     .map(|n| n.subject)
                     .unwrap_or_default();
                 client.peer = format!("{} ({who})", client.peer);
-                client.connected = true;
-                client.ready = true;
                 log(format_args!("{}: connected", client.peer));
                 relay.stats.connections += 1;
+                match &relay.ring {
+                    // With a ring: served once its hello comes, or its wait is over.
+                    Some(ring) => {
+                        let id = self.id;
+                        let wait = Duration::from_millis(relay.args.hello_wait_ms);
+                        let t = cx.timer(wait, None, move |relay: &mut Relay, cx, _| {
+                            start_serving(relay, cx, id, None)
+                        });
+                        client.hello = Some((ring.next_seq, t, BytesMut::new()));
+                    }
+                    None => {
+                        client.connected = true;
+                        client.ready = true;
+                    }
+                }
                 return;
             }
             StreamEvent::Eof => log(format_args!("{}: disconnected", client.peer)),
@@ -104,8 +133,57 @@ impl StreamHandler<Relay> for Peer {
         }
         c.abort(cx);
         if let Some(gone) = relay.clients.remove(&self.id) {
+            if let Some((_, t, _)) = gone.hello {
+                cx.remove(t);
+            }
             gone.stream.detach();
         }
+    }
+}
+
+/// The hello wait of client `id` is over: serve it, resuming after `(epoch, last_seq)`
+/// when it sent a hello, else as a plain client from where it connected. What the ring
+/// holds of that goes first, then the live stream.
+fn start_serving(relay: &mut Relay, cx: &mut Ctx<Relay>, id: u64, hello: Option<(u64, u64)>) {
+    let Some(client) = relay.clients.get_mut(&id) else {
+        return;
+    };
+    let Some((since, timer, _)) = client.hello.take() else {
+        return;
+    };
+    cx.remove(timer);
+    let Some(ring) = &relay.ring else { return };
+    let from = match hello {
+        Some((epoch, last)) if epoch == ring.epoch => last + 1,
+        Some(_) => 1, // another server's history: everything this one holds
+        None => since,
+    };
+    let (backlog, missed) = ring.since(from);
+    let epoch = ring.epoch;
+    client.connected = true;
+    client.resume = hello.is_some();
+    if client.resume {
+        log(format_args!(
+            "{}: resumes after {from}: {} to replay, {missed} missed",
+            client.peer,
+            backlog.len()
+        ));
+        client.stream.write(
+            cx,
+            format!("{}{epoch} {missed}\n", replay::MAGIC).as_bytes(),
+        );
+        client.ready = false; // the answer is the write in progress
+    } else {
+        client.ready = true;
+    }
+    relay.stats.replayed += backlog.len() as u64;
+    for (seq, msg) in backlog {
+        let frame = if hello.is_some() {
+            replay::seq_frame(seq, &msg)
+        } else {
+            relay.frame(&msg)
+        };
+        relay.enqueue(id, frame, cx);
     }
 }
 
@@ -152,6 +230,8 @@ pub fn accept(relay: &mut Relay, cx: &mut Ctx<Relay>, a: Accept, cfg: &Arc<rustl
                     bytes: 0,
                     dropped: 0,
                     sent: 0,
+                    resume: false,
+                    hello: None,
                 },
             );
         }

@@ -9,6 +9,7 @@
 //! | `dropped slow` | oldest messages dropped for clients too slow for the flow (`--slow drop`) |
 //! | `dropped loops` | messages a loop a whole channel behind could not take (`--threads`) |
 //! | `dropped tap` | messages not published because the tap's queue was full |
+//! | `replayed` | messages sent again from the replay ring to clients that reconnected (and, with a ring, to new clients for the moments before they were served) |
 //! | `disconnected slow` | clients dropped for being too slow (`--slow disconnect`) |
 //! | `clients` | TLS clients connected now |
 //! | `connections` | TLS handshakes completed since the start (reconnects included) |
@@ -27,6 +28,7 @@ pub struct Stats {
     pub slow_dropped: u64,
     pub loop_dropped: u64,
     pub tap_dropped: u64,
+    pub replayed: u64,
     pub slow_disconnected: u64,
     pub connections: u64,
     pub refused: u64,
@@ -58,11 +60,12 @@ impl Stats {
         }
         format!(
             "stats: in {}, out {out} ({per}), queued {queued}, dropped slow {} loops {} tap {}, \
-             disconnected slow {}, clients {}, connections {}, refused {}",
+             replayed {}, disconnected slow {}, clients {}, connections {}, refused {}",
             self.received,
             self.slow_dropped,
             self.loop_dropped,
             self.tap_dropped,
+            self.replayed,
             self.slow_disconnected,
             clients.len(),
             self.connections,
@@ -79,13 +82,14 @@ impl Stats {
             .collect();
         format!(
             "{{\"in\":{},\"out\":{{\"total\":{out},\"clients\":{{{}}}}},\"queued\":{queued},\
-             \"dropped\":{{\"slow\":{},\"loops\":{},\"tap\":{}}},\"disconnected_slow\":{},\
+             \"dropped\":{{\"slow\":{},\"loops\":{},\"tap\":{}}},\"replayed\":{},\"disconnected_slow\":{},\
              \"clients\":{},\"connections\":{},\"refused\":{}}}",
             self.received,
             per.join(","),
             self.slow_dropped,
             self.loop_dropped,
             self.tap_dropped,
+            self.replayed,
             self.slow_disconnected,
             clients.len(),
             self.connections,
