@@ -88,3 +88,33 @@ fn killed_and_restarted_the_client_forwards_every_message_exactly_once_in_order(
     // The plain client, connected all along, got everything too.
     assert!(wait(|| plain_sink.len() >= TOTAL), "{}", plain_sink.len());
 }
+
+#[test]
+fn a_client_away_longer_than_the_ring_reaches_is_told_how_many_it_missed() {
+    let p = pki();
+    let (srv, udp, tls) = server(&p, "127.0.0.1:0", &["--replay-messages", "100"]);
+    let state = util::pki::temp_dir("resume-missed").join("client.state");
+    let state_arg = state.to_string_lossy().into_owned();
+    let sink = Sink::new();
+    let start = || client_with(&p, &p.clients[0], &tls, &sink, &["--state", &state_arg]);
+    let mut cli = start();
+    srv.wait_log(": connected", 1);
+    let first: Vec<String> = (0..10).map(|i| format!("before {i}")).collect();
+    logger(&udp, &first);
+    assert!(wait(|| sink.len() == 10));
+    cli.child.kill().unwrap();
+    let _ = cli.child.wait();
+    // 500 messages while it is away; the ring keeps the last 100.
+    let away: Vec<String> = (0..500).map(|i| format!("away {i:03}")).collect();
+    logger(&udp, &away);
+    cli = start();
+    cli.wait_log("resumed after 10 (400 missed)", 1);
+    assert!(wait(|| sink.len() == 110), "{}", sink.len());
+    let got: Vec<String> = sink
+        .take()
+        .iter()
+        .map(|d| String::from_utf8_lossy(d).trim_end().to_owned())
+        .collect();
+    assert!(got[10].ends_with("away 400"), "{}", got[10]);
+    assert!(got[109].ends_with("away 499"), "{}", got[109]);
+}
