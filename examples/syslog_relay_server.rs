@@ -20,7 +20,7 @@
 //! | bounded queues, disk-assisted queues      | bounded in-memory queue per client; no disk |
 //! | imtcp / imudp, imtcp with StreamDriver    | `--syslog` (UDP), `--syslog-tcp` (RFC 6587), `--syslog-tls` (RFC 5425, client certificates) |
 //! | resume/retry of the forwarding action     | the client reconnects forever (full-jitter backoff) |
-//! | disk-assisted queues keep what a down peer misses | the replay ring (`--replay-messages`): a client with `--state` gets what it missed after a reconnect or a restart, exactly once, and is told what the ring no longer held; not on disk on the server |
+//! | disk-assisted queues keep what a down peer misses | the replay ring (`--replay-messages`): a client with `--state` gets what it missed after a reconnect or a restart, in order and without gaps (a kill between forwarding a message and recording it repeats that one), and is told what the ring no longer held; not on disk on the server |
 //! | at-least-once with RELP                   | between RELP and plain TLS: sequence numbers and a resume hello (`syslog_relay/replay.rs`), no acknowledgements |
 //! | omfwd UDP/TCP or omuxsock to the local daemon | client `--forward HOST:PORT`, `tcp:` (RFC 6587, queued while down) or `unix:` (waits for room, never drops) |
 //! | impstats counters                         | a stats line every `--stats-interval` and on SIGUSR1, JSON on the tap (`syslog_relay/stats.rs`) |
