@@ -35,39 +35,17 @@ use std::time::Duration;
 use anyhow::Result;
 use evnet::dns::{Resolver, ResolverOptions, TlsServer};
 use evnet::ev::Loop;
-use lookups::{Batch, IN_FLIGHT};
+use lookups::{Row, IN_FLIGHT};
 use unbound::Unbound;
 
 const LOOKUPS: usize = 10_000;
-
-#[derive(Clone)]
-struct Row {
-    per_s: f64,
-    p50_us: f64,
-    p99_us: f64,
-    cpu_ns: f64,
-    errors: usize,
-    connections: u64,
-}
-
-fn row(mut b: Batch, conns: u64) -> Row {
-    let n = b.lat.len();
-    Row {
-        per_s: n as f64 / b.wall.as_secs_f64(),
-        p50_us: util::percentile(&mut b.lat, 0.50),
-        p99_us: util::percentile(&mut b.lat, 0.99),
-        cpu_ns: b.cpu_ns as f64 / n as f64,
-        errors: b.errors,
-        connections: conns,
-    }
-}
 
 fn evnet_run(options: ResolverOptions) -> Result<Row> {
     let mut ev = Loop::new()?;
     let dns = Resolver::new(&ev, options);
     let b = lookups::evnet_batch(&mut ev, &dns, LOOKUPS)?;
     let conns = dns.servers().iter().map(|s| s.connections).sum();
-    Ok(row(b, conns))
+    Ok(b.row(conns))
 }
 
 fn evnet_dot(u: &Unbound) -> Result<Row> {
@@ -102,7 +80,7 @@ fn hickory_dot(u: &Unbound) -> Result<Row> {
     lookups::hickory_no_cache(builder.options_mut(), Duration::from_secs(5));
     let resolver = builder.build()?;
     // hickory does not report its connections.
-    Ok(row(lookups::hickory_batch(&rt, &resolver, LOOKUPS), 0))
+    Ok(lookups::hickory_batch(&rt, &resolver, LOOKUPS).row(0))
 }
 
 fn main() -> Result<()> {
@@ -168,7 +146,7 @@ fn main() -> Result<()> {
             med(&rows[i], |r| r.cpu_ns),
         );
         let errors: usize = rows[i].iter().map(|r| r.errors).sum();
-        let conns = med(&rows[i], |r| r.connections as f64);
+        let conns = med(&rows[i], |r| r.counted as f64);
         let conns = if i == 0 {
             "?".to_owned()
         } else {

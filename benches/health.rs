@@ -41,33 +41,11 @@ use std::time::Duration;
 use anyhow::Result;
 use evnet::dns::{Resolver, ResolverOptions};
 use evnet::ev::Loop;
-use lookups::{Batch, IN_FLIGHT};
+use lookups::{Batch, Row, IN_FLIGHT};
 
 const WARM: usize = 200;
 const LOOKUPS: usize = 10_000;
 const TIMEOUT: Duration = Duration::from_secs(1);
-
-#[derive(Clone)]
-struct Row {
-    per_s: f64,
-    p50_us: f64,
-    p99_us: f64,
-    cpu_ns: f64,
-    errors: usize,
-    dead_queries: usize,
-}
-
-fn row(mut b: Batch, dead: usize) -> Row {
-    let n = b.lat.len();
-    Row {
-        per_s: n as f64 / b.wall.as_secs_f64(),
-        p50_us: util::percentile(&mut b.lat, 0.50),
-        p99_us: util::percentile(&mut b.lat, 0.99),
-        cpu_ns: b.cpu_ns as f64 / n as f64,
-        errors: b.errors,
-        dead_queries: dead,
-    }
-}
 
 /// A server that takes every datagram and answers none; counts them.
 struct Dead {
@@ -95,7 +73,7 @@ fn measured(dead: Option<&Dead>, mut batch: impl FnMut(usize) -> Result<Batch>) 
     let got = || dead.map_or(0, |d| d.got.load(Ordering::Relaxed));
     let before = got();
     let b = batch(LOOKUPS)?;
-    Ok(row(b, got() - before))
+    Ok(b.row((got() - before) as u64))
 }
 
 fn evnet_run(servers: &[SocketAddr], dead: Option<&Dead>) -> Result<Row> {
@@ -179,7 +157,7 @@ fn main() -> Result<()> {
                 med(rows, |r| r.p99_us),
                 med(rows, |r| r.p99_us) / base,
                 med(rows, |r| r.cpu_ns),
-                med(rows, |r| r.dead_queries as f64),
+                med(rows, |r| r.counted as f64),
                 rows.iter().map(|r| r.errors).sum::<usize>(),
             );
         }

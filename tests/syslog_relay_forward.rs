@@ -8,6 +8,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
+use util::nsd::free_port;
 use util::relay::*;
 use util::rsyslog::Rsyslog;
 
@@ -90,11 +91,6 @@ fn over_unix_messages_wait_while_rsyslog_is_down_and_arrive_when_it_is_back() {
     // rsyslog comes up on that path: everything arrives, in order.
     let rsyslog = Rsyslog::start_at(&dir, free_port());
     assert_arrives(&rsyslog, &lines, &cli);
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 #[test]

@@ -25,6 +25,33 @@ pub struct Batch {
     pub cpu_ns: u64,
 }
 
+/// One side's result: lookups/s, latency, CPU per lookup, errors, and a count of the
+/// bench's own (TLS connections made, queries a dead server got).
+#[derive(Clone)]
+pub struct Row {
+    pub per_s: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub cpu_ns: f64,
+    pub errors: usize,
+    pub counted: u64,
+}
+
+impl Batch {
+    /// The row of this batch, with the bench's own `counted`.
+    pub fn row(mut self, counted: u64) -> Row {
+        let n = self.lat.len();
+        Row {
+            per_s: n as f64 / self.wall.as_secs_f64(),
+            p50_us: crate::util::percentile(&mut self.lat, 0.50),
+            p99_us: crate::util::percentile(&mut self.lat, 0.99),
+            cpu_ns: self.cpu_ns as f64 / n as f64,
+            errors: self.errors,
+            counted,
+        }
+    }
+}
+
 /// A name prefix never used before in this process: a server has not seen the names.
 pub fn prefix() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);

@@ -118,8 +118,8 @@ fn big_txt(n: usize) -> String {
     )
 }
 
-fn free_port() -> u16 {
-    // A port free for both TCP and UDP at the time of asking.
+/// A loopback port free for both TCP and UDP at the time of asking.
+pub fn free_port() -> u16 {
     loop {
         let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = t.local_addr().unwrap().port();
